@@ -1,0 +1,154 @@
+"""Speech-emotion inference: waveforms (16 kHz mono float32) -> EmotionReading.
+
+Models load from a local directory holding ``hparams.yaml`` and ``model.ckpt``
+(the SpeechBrain ``from_hparams(source=local_dir)`` pattern, without a hub).
+``classify_batch`` takes waveforms of different lengths and runs one forward pass.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+import yaml
+
+from audio_models.trim import trim_silence
+
+SAMPLE_RATE = 16000
+MIN_SECONDS = 0.5
+MAX_SECONDS = 30.0
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models" / "emotion-ecapa"
+
+# Circumplex anchors (arousal, valence) per class; the reading's arousal and
+# valence are the posterior-weighted mean of these. Editable in hparams.yaml.
+DEFAULT_AFFECT_ANCHORS: dict[str, list[float]] = {
+    "angry": [0.8, -0.7],
+    "happy": [0.5, 0.8],
+    "neutral": [-0.2, 0.05],
+    "sad": [-0.6, -0.6],
+}
+
+
+class ModelLoadError(RuntimeError):
+    """A model directory is missing, incomplete or unreadable."""
+
+
+@dataclass(frozen=True)
+class EmotionReading:
+    """One emotion estimate for one stretch of speech."""
+
+    probs: dict[str, float]
+    arousal: float
+    valence: float
+    model: str
+
+    @property
+    def label(self) -> str:
+        """Return the most probable class."""
+        return max(self.probs, key=lambda k: self.probs[k])
+
+
+class EmotionModel(Protocol):
+    """What the live pipeline and the CLI need from any emotion backend."""
+
+    name: str
+    labels: tuple[str, ...]
+
+    def classify_batch(self, waves: Sequence[np.ndarray]) -> list[EmotionReading]:
+        """Return one reading per waveform (16 kHz mono float32)."""
+        ...
+
+
+def affect_from_probs(
+    probs: dict[str, float], anchors: dict[str, list[float]]
+) -> tuple[float, float]:
+    """Return (arousal, valence) in [-1, 1] as the posterior-weighted anchor mean."""
+    arousal = sum(p * anchors[k][0] for k, p in probs.items() if k in anchors)
+    valence = sum(p * anchors[k][1] for k, p in probs.items() if k in anchors)
+    return float(np.clip(arousal, -1, 1)), float(np.clip(valence, -1, 1))
+
+
+def prepare_waveform(wave: np.ndarray) -> np.ndarray:
+    """Validate and condition one waveform: trim edge silence, pad to 0.5 s, cap at 30 s."""
+    arr = np.asarray(wave, dtype=np.float32)
+    if arr.ndim != 1:
+        raise ValueError(f"expected a mono 1-D waveform, got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError("empty waveform")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("waveform contains NaN or infinite samples")
+    arr = trim_silence(arr[: int(MAX_SECONDS * SAMPLE_RATE)])
+    min_len = int(MIN_SECONDS * SAMPLE_RATE)
+    if arr.size < min_len:
+        arr = np.pad(arr, (0, min_len - arr.size))
+    return arr
+
+
+class EcapaEmotionModel:
+    """The shipped model: SpeechBrain Fbank + ECAPA-TDNN trained on telephone-band speech."""
+
+    def __init__(self, net: torch.nn.Module, hparams: dict[str, object], source: Path) -> None:
+        """Wrap a loaded network; use :meth:`from_dir` to build one."""
+        self.net = net.eval()
+        self.hparams = hparams
+        self.source = source
+        self.labels: tuple[str, ...] = tuple(hparams["labels"])  # type: ignore[arg-type]
+        self.anchors: dict[str, list[float]] = dict(hparams["affect_anchors"])  # type: ignore[call-overload]
+        self.name = f"{hparams['name']}@{hparams['version']}"
+        self.load_seconds = 0.0
+
+    @classmethod
+    def from_dir(cls, source: str | Path = DEFAULT_MODEL_DIR) -> EcapaEmotionModel:
+        """Load the model from ``source`` (hparams.yaml + model.ckpt)."""
+        from audio_models.nets import EmotionNet
+
+        started = time.perf_counter()
+        src = Path(source)
+        hp_file, ckpt = src / "hparams.yaml", src / "model.ckpt"
+        for needed in (hp_file, ckpt):
+            if not needed.is_file():
+                raise ModelLoadError(
+                    f"emotion model file {needed} is missing; train one with "
+                    f"`emoroute train-emotion --data ../shared/data --out {src}`"
+                )
+        try:
+            hparams = yaml.safe_load(hp_file.read_text())
+            net = EmotionNet(**hparams["model"])
+            net.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=True))
+        except (yaml.YAMLError, KeyError, TypeError, RuntimeError) as exc:
+            raise ModelLoadError(f"cannot load emotion model from {src}: {exc}") from exc
+        model = cls(net, hparams, src)
+        model.load_seconds = time.perf_counter() - started
+        return model
+
+    def _readings(self, probs: np.ndarray) -> list[EmotionReading]:
+        out = []
+        for row in probs:
+            p = {lab: round(float(v), 4) for lab, v in zip(self.labels, row, strict=True)}
+            arousal, valence = affect_from_probs(p, self.anchors)
+            out.append(EmotionReading(p, round(arousal, 4), round(valence, 4), self.name))
+        return out
+
+    def classify_batch(self, waves: Sequence[np.ndarray]) -> list[EmotionReading]:
+        """Return one reading per waveform; all waveforms go through one forward pass."""
+        if not waves:
+            return []
+        prepared = [prepare_waveform(w) for w in waves]
+        longest = max(len(w) for w in prepared)
+        batch = np.zeros((len(prepared), longest), dtype=np.float32)
+        for i, w in enumerate(prepared):
+            batch[i, : len(w)] = w
+        lens = torch.tensor([len(w) / longest for w in prepared], dtype=torch.float32)
+        with torch.inference_mode():
+            logits = self.net(torch.from_numpy(batch), lens)
+            probs = torch.softmax(logits, dim=-1).numpy()
+        return self._readings(probs)
+
+    def classify(self, wave: np.ndarray) -> EmotionReading:
+        """Return the reading for one waveform."""
+        return self.classify_batch([wave])[0]

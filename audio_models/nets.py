@@ -1,0 +1,68 @@
+"""The speech-emotion network: SpeechBrain Fbank features into an ECAPA-TDNN encoder."""
+
+from __future__ import annotations
+
+import torch
+from speechbrain.lobes.features import Fbank
+from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
+from torch import nn
+
+
+def length_mask(lens: torch.Tensor, max_len: int) -> torch.Tensor:
+    """Return a (batch, max_len) float mask from relative lengths in (0, 1]."""
+    abs_lens = torch.clamp((lens * max_len).round().long(), min=1)
+    steps = torch.arange(max_len, device=lens.device)[None, :]
+    return (steps < abs_lens[:, None]).float()
+
+
+def utterance_mean_norm(feats: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
+    """Subtract each utterance's own mean log-mel vector (CMN over its valid frames).
+
+    Per-utterance normalisation removes the phone line's and the handset's
+    colouring and the caller's loudness setting, and uses no statistics from any
+    other utterance of the same speaker.
+    """
+    mask = length_mask(lens, feats.shape[1])[:, :, None]
+    mean = (feats * mask).sum(dim=1, keepdim=True) / mask.sum(dim=1, keepdim=True)
+    return (feats - mean) * mask
+
+
+class EmotionNet(nn.Module):
+    """Waveform (16 kHz) -> class logits."""
+
+    def __init__(
+        self,
+        *,
+        n_classes: int,
+        n_mels: int = 40,
+        f_min: float = 50.0,
+        f_max: float = 4000.0,
+        channels: int = 192,
+        emb_dim: int = 128,
+        dropout: float = 0.2,
+    ) -> None:
+        super().__init__()
+        self.fbank = Fbank(sample_rate=16000, n_mels=n_mels, f_min=f_min, f_max=f_max)
+        self.encoder = ECAPA_TDNN(
+            input_size=n_mels,
+            channels=[channels, channels, channels, channels, channels * 3],
+            kernel_sizes=[5, 3, 3, 3, 1],
+            dilations=[1, 2, 3, 4, 1],
+            attention_channels=64,
+            lin_neurons=emb_dim,
+        )
+        self.head = nn.Sequential(nn.ReLU(), nn.Dropout(dropout), nn.Linear(emb_dim, n_classes))
+
+    def features(self, wavs: torch.Tensor) -> torch.Tensor:
+        """Return log-mel filterbank features (batch, frames, n_mels)."""
+        return self.fbank(wavs)
+
+    def forward_features(self, feats: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
+        """Return logits for precomputed features with relative lengths ``lens``."""
+        normed = utterance_mean_norm(feats, lens)
+        emb = self.encoder(normed, lens).squeeze(1)
+        return self.head(emb)
+
+    def forward(self, wavs: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
+        """Return logits for a padded batch of waveforms with relative lengths."""
+        return self.forward_features(self.features(wavs), lens)

@@ -1,0 +1,1 @@
+"""Training and evaluation of the speech-emotion model (reads corpora from a path)."""

@@ -1,0 +1,41 @@
+"""Telephone-realistic augmentation: gain, band-limiting, noise, speed, then 8 kHz mu-law."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.signal import butter, sosfilt
+
+from audio_models.g711 import resample, telephone_round_trip
+
+_BANDPASS = butter(4, [300, 3400], btype="bandpass", fs=16000, output="sos")
+
+
+def coloured_noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Return unit-RMS white, pink or brown noise of ``n`` samples."""
+    white = rng.standard_normal(n)
+    kind = rng.integers(3)
+    if kind == 0:
+        noise = white
+    else:
+        spectrum = np.fft.rfft(white)
+        freqs = np.arange(1, len(spectrum) + 1, dtype=np.float64)
+        spectrum /= freqs ** (0.5 if kind == 1 else 1.0)
+        noise = np.fft.irfft(spectrum, n)
+    return noise / (np.sqrt(np.mean(noise**2)) + 1e-12)
+
+
+def augment(wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Return one random telephone-band variant of a clean 16 kHz clip."""
+    out = wave.astype(np.float64)
+    if rng.random() < 0.5:
+        out = resample(out, 16000, int(16000 * rng.choice([0.9, 0.95, 1.05, 1.1]))).astype(np.float64)
+    if rng.random() < 0.5:
+        out = sosfilt(_BANDPASS, out)
+    if rng.random() < 0.7:
+        snr_db = rng.uniform(5.0, 30.0)
+        speech_rms = np.sqrt(np.mean(out**2)) + 1e-9
+        out = out + coloured_noise(len(out), rng) * speech_rms / (10 ** (snr_db / 20))
+    peak = np.max(np.abs(out)) + 1e-9
+    gain_db = rng.uniform(-18.0, 6.0)
+    out = out / peak * 0.7 * 10 ** (gain_db / 20)
+    return telephone_round_trip(np.clip(out, -1.0, 1.0).astype(np.float32))

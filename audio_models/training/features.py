@@ -1,0 +1,87 @@
+"""Computing and caching Fbank features of every clip and its augmented variants.
+
+Features are computed once (2 CPU cores) and stored as float16 in one ``.npz``
+per (clip list, variant count, feature settings) so retraining costs seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from audio_models.audio_io import load_audio
+from audio_models.g711 import telephone_round_trip
+from audio_models.trim import trim_silence
+from audio_models.training.augment import augment
+from audio_models.training.corpora import Clip
+
+_FBANK: dict[str, torch.nn.Module] = {}
+
+
+def _fbank(feature_cfg: dict[str, float]) -> torch.nn.Module:
+    key = json.dumps(feature_cfg, sort_keys=True)
+    if key not in _FBANK:
+        from speechbrain.lobes.features import Fbank
+
+        torch.set_num_threads(1)
+        _FBANK[key] = Fbank(sample_rate=16000, **feature_cfg)
+    return _FBANK[key]
+
+
+def clip_variants(wave: np.ndarray, n_variants: int, seed: int) -> list[np.ndarray]:
+    """Return the clean telephone round trip followed by ``n_variants - 1`` augmented ones."""
+    rng = np.random.default_rng(seed)
+    variants = [telephone_round_trip(wave)]
+    variants += [augment(wave, rng) for _ in range(n_variants - 1)]
+    return [trim_silence(v) for v in variants]
+
+
+def _clip_features(args: tuple[str, int, int, dict[str, float]]) -> list[np.ndarray]:
+    path, n_variants, seed, feature_cfg = args
+    wave = load_audio(path)
+    fbank = _fbank(feature_cfg)
+    out = []
+    with torch.no_grad():
+        for variant in clip_variants(wave, n_variants, seed):
+            feats = fbank(torch.from_numpy(variant)[None, :])[0]
+            out.append(feats.numpy().astype(np.float16))
+    return out
+
+
+def cached_features(
+    clips: list[Clip],
+    *,
+    cache_dir: Path,
+    n_variants: int,
+    feature_cfg: dict[str, float],
+    seed: int,
+    workers: int = 2,
+) -> dict[str, list[np.ndarray]]:
+    """Return {clip key: [features of variant 0..n-1]}, computing what is not cached."""
+    ident = json.dumps(
+        {"clips": [c.key for c in clips], "n": n_variants, "cfg": feature_cfg, "seed": seed, "v": 2},
+        sort_keys=True,
+    )
+    digest = hashlib.sha256(ident.encode()).hexdigest()[:16]
+    cache_file = cache_dir / f"features-{digest}.npz"
+    if cache_file.exists():
+        with np.load(cache_file) as data:
+            return {c.key: [data[f"{i}::{c.key}"] for i in range(n_variants)] for c in clips}
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    jobs = [(str(c.path), n_variants, seed + i, feature_cfg) for i, c in enumerate(clips)]
+    result: dict[str, list[np.ndarray]] = {}
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        progress = tqdm(pool.map(_clip_features, jobs, chunksize=8), total=len(jobs), desc="features")
+        for clip, feats in zip(clips, progress, strict=True):
+            result[clip.key] = feats
+    flat = {f"{i}::{k}": f for k, fs in result.items() for i, f in enumerate(fs)}
+    tmp = cache_file.with_suffix(".tmp.npz")
+    np.savez(tmp, **flat)
+    tmp.rename(cache_file)
+    return result
