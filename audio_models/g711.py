@@ -9,7 +9,7 @@ library in Python 3.13).
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import resample_poly
+from scipy.signal import firwin, lfilter, resample_poly
 
 _BIAS = 0x84
 _BIAS14 = 0x21
@@ -71,3 +71,24 @@ def telephone_round_trip(samples_16k: np.ndarray) -> np.ndarray:
     narrow = resample(samples_16k, 16000, 8000)
     decoded = mulaw_decode(mulaw_encode(narrow))
     return resample(decoded, 8000, 16000)
+
+
+class StreamingUpsampler:
+    """8 kHz -> 16 kHz upsampler that keeps filter state across 20 ms chunks.
+
+    Resampling each chunk on its own would click at every chunk edge; this one
+    zero-stuffs and low-passes with a carried FIR state, so a stream of chunks
+    gives the same samples as resampling the whole call at once.
+    """
+
+    _TAPS = firwin(63, 0.5) * 2.0
+
+    def __init__(self) -> None:
+        self._state = np.zeros(len(self._TAPS) - 1)
+
+    def process(self, samples_8k: np.ndarray) -> np.ndarray:
+        """Return the 16 kHz samples for the next chunk of 8 kHz samples."""
+        stuffed = np.zeros(len(samples_8k) * 2)
+        stuffed[::2] = samples_8k
+        out, self._state = lfilter(self._TAPS, 1.0, stuffed, zi=self._state)
+        return out.astype(np.float32)

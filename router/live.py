@@ -1,0 +1,236 @@
+"""Live calls: from typed stream events to emotion readings, a decision, a queue, a timeline.
+
+One :class:`CallCoordinator` serves all calls. Per call it keeps a VAD
+segmenter and the trajectory; segments are scored by the shared batching
+scorer; the first finished utterance (or ``max_listen_seconds`` of audio)
+triggers the routing decision, which is stored and sent to Twilio. One call's
+failure is logged with its SID and never touches another call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from audio_models.pipeline import BatchingScorer, Segment, SegmenterConfig, StreamSegmenter
+from emoroute.metrics import Metrics
+from router.policy import Decision, Policy, TrajectoryPoint, decide, reprioritise
+from router.store import CallStore, ReadingRecord
+from telephony.actions import CallActions, RouteSpec
+from telephony.events import AudioChunk, CallEnded, CallStarted, StreamEvent
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CallState:
+    """What the coordinator knows about one live call."""
+
+    call_sid: str
+    caller: str
+    started_wall: float
+    segmenter: StreamSegmenter
+    points: list[TrajectoryPoint] = field(default_factory=list)
+    decision: Decision | None = None
+    deciding: bool = False
+    arrival: float = 0.0
+    ended: bool = False
+    timer: asyncio.Task[Any] | None = None
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+
+
+class CallCoordinator:
+    """Routes every live call; feed it the serializer's events with :meth:`handle`."""
+
+    def __init__(
+        self,
+        *,
+        policy: Policy,
+        store: CallStore,
+        scorer: BatchingScorer,
+        actions: CallActions,
+        vad_factory: Callable[[], Callable[[np.ndarray], float]],
+        metrics: Metrics,
+        segmenter_cfg: SegmenterConfig | None = None,
+    ) -> None:
+        """Wire the coordinator to its collaborators."""
+        self.policy = policy
+        self.store = store
+        self.scorer = scorer
+        self.actions = actions
+        self.vad_factory = vad_factory
+        self.metrics = metrics
+        self.segmenter_cfg = segmenter_cfg or SegmenterConfig()
+        self.calls: dict[str, CallState] = {}
+        self.decision_latencies_ms: list[float] = []
+
+    async def handle(self, event: StreamEvent) -> None:
+        """Process one event from a call's Media Stream."""
+        match event:
+            case CallStarted():
+                await self._start(event)
+            case AudioChunk():
+                await self._audio(event)
+            case CallEnded():
+                await self.end_call(event.call_sid, event.reason)
+            case _:
+                log.debug("ignored %s", type(event).__name__)
+
+    async def _start(self, event: CallStarted) -> None:
+        vad = await asyncio.to_thread(self.vad_factory)
+        state = CallState(
+            call_sid=event.call_sid,
+            caller=event.custom_parameters.get("caller", ""),
+            started_wall=time.time(),
+            segmenter=StreamSegmenter(vad, self.segmenter_cfg),
+        )
+        self.calls[event.call_sid] = state
+        self.metrics.calls.inc()
+        self.metrics.live_calls.inc()
+        await self.store.call_started(call_sid=event.call_sid, stream_sid=event.stream_sid,
+                                      caller=state.caller, started_at=state.started_wall)
+        state.timer = self._spawn(state, self._listen_timeout(state))
+        log.info("call %s started (stream %s)", event.call_sid, event.stream_sid)
+
+    async def _audio(self, event: AudioChunk) -> None:
+        state = self.calls.get(event.call_sid)
+        if state is None or state.ended:
+            return
+        received = time.perf_counter()
+        segments = await asyncio.to_thread(state.segmenter.feed, event.samples)
+        for seg in segments:
+            self._spawn(state, self._score(state, seg, received))
+        if state.decision is None and not state.deciding and (
+            state.segmenter.seconds >= self.policy.decision.max_listen_seconds
+        ):
+            self._spawn(state, self._decide(state, None, "listening time reached"))
+
+    def _spawn(self, state: CallState, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(coro)
+        state.tasks.add(task)
+
+        def _done(t: asyncio.Task[Any]) -> None:
+            state.tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                self.metrics.errors.labels("call_task").inc()
+                log.error("call %s: task failed: %r", state.call_sid, t.exception(),
+                          exc_info=t.exception())
+
+        task.add_done_callback(_done)
+        return task
+
+    async def _listen_timeout(self, state: CallState) -> None:
+        # Wall-clock guard for streams that stall: audio time normally decides first.
+        await asyncio.sleep(self.policy.decision.max_listen_seconds + 1.0)
+        if state.decision is None and not state.deciding and not state.ended:
+            await self._decide(state, None, "listening time reached (wall clock)")
+
+    async def _score(self, state: CallState, seg: Segment, received: float) -> None:
+        try:
+            reading = await self.scorer.score(seg.audio)
+        except Exception:  # noqa: BLE001 - a model failure must still route the call
+            self.metrics.errors.labels("emotion_model").inc()
+            log.exception("call %s: emotion model failed on %s %.1f-%.1fs", state.call_sid, seg.kind,
+                          seg.start_s, seg.end_s)
+            if seg.kind == "utterance" and state.decision is None:
+                await self._decide(state, received, "emotion model failed")
+            return
+        self.metrics.readings.labels(seg.kind).inc()
+        point = TrajectoryPoint(t=seg.end_s, probs=reading.probs, arousal=reading.arousal,
+                                valence=reading.valence, kind=seg.kind)
+        state.points.append(point)
+        state.points.sort(key=lambda p: p.t)
+        await self.store.add_reading(call_sid=state.call_sid, reading=ReadingRecord(
+            t=seg.end_s, kind=seg.kind, start_s=seg.start_s, end_s=seg.end_s, label=reading.label,
+            probs=reading.probs, arousal=reading.arousal, valence=reading.valence, model=reading.model))
+        if state.decision is None:
+            if seg.kind == "utterance":
+                await self._decide(state, received, "first utterance")
+        elif not state.ended:
+            await self._maybe_reprioritise(state)
+
+    async def _decide(self, state: CallState, closed_at: float | None, trigger: str) -> None:
+        if state.decision is not None or state.deciding:
+            return
+        state.deciding = True
+        decision = decide(state.points, None, self.policy)
+        state.arrival = time.time()
+        t = state.segmenter.seconds
+        latency_ms = (time.perf_counter() - closed_at) * 1000 if closed_at is not None else None
+        stored = await self.store.record_decision(call_sid=state.call_sid, decision=decision, t=t,
+                                                  arrival=state.arrival, latency_ms=latency_ms)
+        if not stored:
+            decision = Decision(self.policy.default_queue, self.policy.default_priority,
+                                f"{decision.reason}; Redis unavailable: safe default queue", "redis_down")
+            await self.store.record_decision(call_sid=state.call_sid, decision=decision, t=t,
+                                             arrival=state.arrival, latency_ms=latency_ms)
+        state.decision = decision
+        if state.ended:
+            log.info("call %s: caller hung up before routing; decision stored, no redirect", state.call_sid)
+        else:
+            await self._send_route(state, decision)
+        if latency_ms is not None:
+            latency_ms = (time.perf_counter() - closed_at) * 1000 if closed_at is not None else latency_ms
+            self.metrics.decision_latency.observe(latency_ms / 1000)
+            self.decision_latencies_ms.append(latency_ms)
+        self.metrics.decisions.labels(decision.queue, decision.rule).inc()
+        log.info("call %s -> %s priority %d (%s; %s)", state.call_sid, decision.queue, decision.priority,
+                 decision.reason, trigger)
+
+    async def _send_route(self, state: CallState, decision: Decision) -> None:
+        last = state.points[-1] if state.points else None
+        spec = RouteSpec(
+            twilio_queue=self.policy.queues[decision.queue].twilio_queue,
+            priority=decision.priority,
+            attributes={"call_sid": state.call_sid, "reason": decision.reason,
+                        "emotion": max(last.probs, key=lambda k: last.probs[k]) if last else "unknown"},
+            hold_prompt=self.policy.prompts.hold,
+            voice=self.policy.prompts.voice,
+        )
+        try:
+            await self.actions.route_call(state.call_sid, spec)
+        except Exception:  # noqa: BLE001 - the TwiML <Redirect> fallback still enqueues the caller
+            self.metrics.errors.labels("twilio_rest").inc()
+            log.exception("call %s: Twilio redirect failed; the call falls back to the default queue",
+                          state.call_sid)
+
+    async def _maybe_reprioritise(self, state: CallState) -> None:
+        assert state.decision is not None
+        new_priority = reprioritise(state.decision.priority, state.points, self.policy)
+        if new_priority <= state.decision.priority:
+            return
+        state.decision = Decision(state.decision.queue, new_priority,
+                                  f"{state.decision.reason}; anger rising while waiting", state.decision.rule)
+        await self.store.record_decision(call_sid=state.call_sid, decision=state.decision,
+                                         t=state.segmenter.seconds, arrival=state.arrival, latency_ms=None,
+                                         kind="reprioritise")
+        log.info("call %s: priority raised to %d", state.call_sid, new_priority)
+
+    async def end_call(self, call_sid: str, reason: str) -> None:
+        """Finish a call (stream stop, socket closed, or status callback); idempotent."""
+        state = self.calls.get(call_sid)
+        if state is None or state.ended:
+            return
+        state.ended = True
+        for seg in state.segmenter.flush():
+            self._spawn(state, self._score(state, seg, time.perf_counter()))
+        if state.timer is not None:
+            state.timer.cancel()
+        pending = [t for t in state.tasks if t is not asyncio.current_task()]
+        if pending:
+            await asyncio.wait(pending, timeout=10)
+        await self.store.call_ended(call_sid=call_sid, t=state.segmenter.seconds, reason=reason)
+        self.metrics.live_calls.dec()
+        del self.calls[call_sid]
+        log.info("call %s ended (%s)", call_sid, reason)
+
+    async def shutdown(self) -> None:
+        """End every live call (server stopping)."""
+        for sid in list(self.calls):
+            await self.end_call(sid, "server_shutdown")

@@ -1,0 +1,272 @@
+"""The routing policy: a pure function from an emotion trajectory (and text) to a Decision.
+
+Loaded from a YAML file (``router/policy.yaml`` by default) and validated at
+start-up; nothing here touches Redis, Twilio or audio.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+DEFAULT_POLICY_FILE = Path(__file__).resolve().parent / "policy.yaml"
+Priority = Field(ge=1, le=10)
+Probability = Field(ge=0.0, le=1.0)
+Affect = Field(ge=-1.0, le=1.0)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class QueueSpec(_Strict):
+    """One destination queue."""
+
+    twilio_queue: str = Field(min_length=1, max_length=64)
+    description: str = ""
+
+
+class DecisionRules(_Strict):
+    """When to decide."""
+
+    max_listen_seconds: float = Field(gt=0, le=60)
+    window_readings: int = Field(ge=1, le=20)
+
+
+class AngerRules(_Strict):
+    """Sustained anger or frustration."""
+
+    queue: str
+    min_probability: float = Probability
+    frustration_arousal_min: float = Affect
+    frustration_valence_max: float = Affect
+    priority_min: int = Priority
+    priority_max: int = Priority
+
+
+class PositiveRules(_Strict):
+    """Clear positive affect."""
+
+    queue: str
+    min_probability: float = Probability
+    valence_min: float = Affect
+    priority_min: int = Priority
+    priority_max: int = Priority
+
+
+class SadnessRules(_Strict):
+    """Distress without anger."""
+
+    min_probability: float = Probability
+    priority: int = Priority
+
+
+class IntentRoute(_Strict):
+    """Where one intent sends a call."""
+
+    queue: str
+    priority: int = Priority
+
+
+class TextRules(_Strict):
+    """Routing by what the caller said."""
+
+    intent_routes: dict[str, IntentRoute] = {}
+    angry_purchase_queue: str
+
+
+class ReprioritiseRules(_Strict):
+    """Raising a waiting call's priority when anger rises."""
+
+    rising_delta: float = Field(gt=0, le=1)
+    trend_seconds: float = Field(gt=0)
+    step: int = Field(ge=1, le=9)
+
+
+class AgeingRules(_Strict):
+    """How waiting time turns into priority."""
+
+    seconds_per_priority_point: float = Field(gt=0)
+
+
+class Prompts(_Strict):
+    """What the caller hears."""
+
+    disclosure: str = Field(min_length=1)
+    question: str = Field(min_length=1)
+    hold: str = Field(min_length=1)
+    voice: str = Field(min_length=1)
+
+
+class Policy(_Strict):
+    """The whole routing policy file."""
+
+    queues: dict[str, QueueSpec]
+    default_queue: str
+    default_priority: int = Priority
+    decision: DecisionRules
+    anger: AngerRules
+    positive: PositiveRules
+    sadness: SadnessRules
+    text: TextRules
+    reprioritise: ReprioritiseRules
+    ageing: AgeingRules
+    retention_days: float = Field(gt=0)
+    prompts: Prompts
+
+    @model_validator(mode="after")
+    def _queues_exist(self) -> Policy:
+        named = {
+            "default_queue": self.default_queue,
+            "anger.queue": self.anger.queue,
+            "positive.queue": self.positive.queue,
+            "text.angry_purchase_queue": self.text.angry_purchase_queue,
+            **{f"text.intent_routes.{k}.queue": v.queue for k, v in self.text.intent_routes.items()},
+        }
+        for where, queue in named.items():
+            if queue not in self.queues:
+                raise ValueError(f"{where} names queue {queue!r}, which is not under 'queues' "
+                                 f"({', '.join(sorted(self.queues))})")
+        for rules in (self.anger, self.positive):
+            if rules.priority_min > rules.priority_max:
+                raise ValueError(f"priority_min {rules.priority_min} > priority_max {rules.priority_max}")
+        return self
+
+
+class PolicyError(ValueError):
+    """The policy file is missing, not YAML, or fails validation."""
+
+
+def load_policy(path: Path | None = None) -> Policy:
+    """Return the validated policy from ``path`` (default: the shipped policy.yaml)."""
+    src = path or DEFAULT_POLICY_FILE
+    try:
+        raw = yaml.safe_load(src.read_text())
+    except OSError as exc:
+        raise PolicyError(f"cannot read policy file {src}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"policy file {src} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise PolicyError(f"policy file {src} must hold a mapping at the top level")
+    try:
+        return Policy.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors()
+        )
+        raise PolicyError(f"policy file {src} is invalid: {problems}") from exc
+
+
+@dataclass(frozen=True)
+class TrajectoryPoint:
+    """One emotion reading placed in the call's time line (seconds since call start)."""
+
+    t: float
+    probs: dict[str, float]
+    arousal: float
+    valence: float
+    kind: str = "utterance"
+
+
+@dataclass(frozen=True)
+class TextSignals:
+    """What the caller said, analysed: sentiment in [-1, 1] and intents found."""
+
+    sentiment: float | None = None
+    intents: frozenset[str] = field(default_factory=frozenset)
+    snippet: str = ""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Where a call goes, how urgently, and why (in words a supervisor can read)."""
+
+    queue: str
+    priority: int
+    reason: str
+    rule: str
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def _scale(value: float, low: float, lo_pri: int, hi_pri: int) -> int:
+    """Map value in [low, 1] linearly onto [lo_pri, hi_pri]."""
+    frac = 0.0 if low >= 1 else max(0.0, min(1.0, (value - low) / (1.0 - low)))
+    return lo_pri + round(frac * (hi_pri - lo_pri))
+
+
+def anger_trend(points: Sequence[TrajectoryPoint], seconds: float) -> float:
+    """Return the change in P(angry) over the last ``seconds``: late-half mean minus early-half mean."""
+    if not points:
+        return 0.0
+    recent = [p for p in points if p.t >= points[-1].t - seconds]
+    if len(recent) < 2:
+        return 0.0
+    half = len(recent) // 2
+    early = _mean([p.probs.get("angry", 0.0) for p in recent[:half]])
+    late = _mean([p.probs.get("angry", 0.0) for p in recent[half:]])
+    return late - early
+
+
+def decide(points: Sequence[TrajectoryPoint], text: TextSignals | None, policy: Policy) -> Decision:
+    """Return the routing decision for a call's trajectory so far and what the caller said."""
+    recent = list(points)[-policy.decision.window_readings :]
+    intents = text.intents if text else frozenset()
+    intent_hits = [name for name in policy.text.intent_routes if name in intents]
+    said = f"; said {', '.join(repr(i) for i in intent_hits)}" if intent_hits else ""
+    if not recent and not intent_hits:
+        return Decision(policy.default_queue, policy.default_priority, "no speech heard yet", "default")
+    p_angry = _mean([p.probs.get("angry", 0.0) for p in recent])
+    p_happy = _mean([p.probs.get("happy", 0.0) for p in recent])
+    p_sad = _mean([p.probs.get("sad", 0.0) for p in recent])
+    arousal = _mean([p.arousal for p in recent])
+    valence = _mean([p.valence for p in recent])
+    trend = anger_trend(points, policy.reprioritise.trend_seconds)
+    rising = " rising" if trend >= policy.reprioritise.rising_delta else ""
+    a = policy.anger
+    angry = p_angry >= a.min_probability
+    frustrated = arousal >= a.frustration_arousal_min and valence <= a.frustration_valence_max
+    if text is not None and text.sentiment is not None and text.sentiment <= -0.5 and arousal > 0:
+        frustrated = True
+    anger_priority = _scale(max(p_angry, (arousal + 1) / 2 if frustrated else 0.0),
+                            a.min_probability, a.priority_min, a.priority_max)
+    if rising:
+        anger_priority = min(a.priority_max, anger_priority + policy.reprioritise.step)
+
+    if intent_hits:
+        top = policy.text.intent_routes[intent_hits[0]]
+        if top.queue == policy.positive.queue and (angry or frustrated):
+            queue = policy.text.angry_purchase_queue
+            priority = max(top.priority, anger_priority if queue == a.queue else top.priority + 1)
+            return Decision(queue, min(priority, 10), f"angry tone{rising}{said}", "text+anger")
+        if top.queue == a.queue and (angry or frustrated):
+            return Decision(a.queue, max(top.priority, anger_priority),
+                            f"{'angry' if angry else 'frustrated'} tone{rising}{said}", "text+anger")
+        tone = "happy tone; " if p_happy >= policy.positive.min_probability else ""
+        bump = 1 if tone and top.queue == policy.positive.queue else 0
+        return Decision(top.queue, min(top.priority + bump, 10), f"{tone}{said[2:]}", "text")
+    if angry or frustrated:
+        what = f"angry tone (P={p_angry:.2f})" if angry else (
+            f"frustrated tone (arousal {arousal:+.2f}, valence {valence:+.2f})")
+        return Decision(a.queue, anger_priority, f"{what}{rising}", "anger")
+    pos = policy.positive
+    if p_happy >= pos.min_probability and valence >= pos.valence_min:
+        priority = _scale(p_happy, pos.min_probability, pos.priority_min, pos.priority_max)
+        return Decision(pos.queue, priority, f"happy tone (P={p_happy:.2f})", "positive")
+    if p_sad >= policy.sadness.min_probability:
+        return Decision(policy.default_queue, policy.sadness.priority,
+                        f"sad tone (P={p_sad:.2f})", "sadness")
+    return Decision(policy.default_queue, policy.default_priority, "neutral tone", "neutral")
+
+
+def reprioritise(current: int, points: Sequence[TrajectoryPoint], policy: Policy) -> int:
+    """Return the priority for a waiting call: raised by a step while anger is rising."""
+    if anger_trend(points, policy.reprioritise.trend_seconds) >= policy.reprioritise.rising_delta:
+        return min(policy.anger.priority_max, current + policy.reprioritise.step)
+    return current

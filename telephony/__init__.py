@@ -1,0 +1,1 @@
+"""Telephony: everything that speaks Twilio (webhooks, Media Streams, REST actions)."""
