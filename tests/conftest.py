@@ -1,0 +1,125 @@
+"""Shared fixtures: a real redis-server, the shipped emotion model, real corpora, a real uvicorn server."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import redis
+import uvicorn
+
+from audio_models.audio_io import load_audio
+from audio_models.emotion import EcapaEmotionModel
+from emoroute.app import create_app
+from emoroute.redis_server import EmbeddedRedis, free_port
+from emoroute.settings import Settings
+from telephony.actions import DryRunActions
+
+REPO = Path(__file__).resolve().parents[1]
+CORPORA = Path(os.environ.get("EMOROUTE_CORPORA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def corpora() -> Path:
+    if not (CORPORA / "ravdess").is_dir():
+        pytest.fail(f"real emotional speech not found at {CORPORA}; set EMOROUTE_CORPORA to the corpora root")
+    return CORPORA
+
+
+def ravdess_clip(root: Path, actor: int, emotion: str, intensity: str = "02", statement: str = "01",
+                 repetition: str = "01") -> Path:
+    """Return the path of one RAVDESS clip (emotion code 01-08)."""
+    return root / "ravdess" / f"Actor_{actor:02d}" / f"03-01-{emotion}-{intensity}-{statement}-{repetition}-{actor:02d}.flac"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), persist=False)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: EmbeddedRedis) -> str:
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    client.close()
+    return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def emotion_model() -> EcapaEmotionModel:
+    return EcapaEmotionModel.from_dir()
+
+
+@pytest.fixture(scope="session")
+def angry_audio(corpora: Path) -> np.ndarray:
+    return load_audio(ravdess_clip(corpora, 1, "05"))
+
+
+@pytest.fixture(scope="session")
+def neutral_audio(corpora: Path) -> np.ndarray:
+    return load_audio(ravdess_clip(corpora, 23, "01", intensity="01"))
+
+
+@dataclass
+class LiveServer:
+    url: str
+    settings: Settings
+    actions: DryRunActions
+    app: object
+
+
+class _ServerThread:
+    def __init__(self, app: object, port: int) -> None:
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",  # type: ignore[arg-type]
+                                                    ws_max_size=1 << 20, lifespan="on"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> _ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+def make_settings(redis_url: str | None, port: int, data_dir: Path, **overrides: object) -> Settings:
+    return Settings(public_url=f"http://127.0.0.1:{port}", redis_url=redis_url, data_dir=data_dir,
+                    **overrides)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def live_server(redis_url: str, emotion_model: EcapaEmotionModel, tmp_path: Path) -> Iterator[LiveServer]:
+    port = free_port()
+    settings = make_settings(redis_url, port, tmp_path)
+    actions = DryRunActions(account_sid=settings.twilio_account_sid)
+    app = create_app(settings, emotion_model=emotion_model, actions=actions)
+    with _ServerThread(app, port):
+        yield LiveServer(f"http://127.0.0.1:{port}", settings, actions, app)
+
+
+@pytest.fixture
+def server_factory(emotion_model: EcapaEmotionModel, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Start a server against any Redis URL (used by the Redis-outage test)."""
+    def start(redis_url: str) -> tuple[_ServerThread, LiveServer]:
+        port = free_port()
+        settings = make_settings(redis_url, port, tmp_path)
+        actions = DryRunActions(account_sid=settings.twilio_account_sid)
+        app = create_app(settings, emotion_model=emotion_model, actions=actions)
+        thread = _ServerThread(app, port)
+        return thread, LiveServer(f"http://127.0.0.1:{port}", settings, actions, app)
+    return start

@@ -1,0 +1,72 @@
+"""Driving a live server the way Twilio does, with hooks to misbehave."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+import httpx
+import numpy as np
+import websockets
+from twilio.request_validator import RequestValidator
+
+from emoroute.simulate import FRAME_BYTES, SILENCE_BYTE, mulaw_frames
+from telephony.media_stream import CONNECTED_MESSAGE, media_message, start_message, stop_message
+
+ACCOUNT = "AC00000000000000000000000000000000"
+
+
+def signed_post(url: str, public_url: str, path: str, form: dict[str, str], token: str = "dev-auth-token",
+                signature: str | None = None) -> httpx.Response:
+    sig = signature if signature is not None else RequestValidator(token).compute_signature(public_url + path, form)
+    headers = {"X-Twilio-Signature": sig} if sig else {}
+    return httpx.post(url + path, data=form, headers=headers, timeout=30)
+
+
+async def stream_call(
+    ws_url: str,
+    audio: np.ndarray,
+    *,
+    call_sid: str | None = None,
+    token: str = "dev-auth-token",
+    hold_seconds: float = 0.0,
+    inject: Callable[[websockets.ClientConnection, int], Awaitable[None]] | None = None,
+    send_stop: bool = True,
+    stop_after_frames: int | None = None,
+) -> str:
+    """Stream ``audio`` as Twilio would; ``inject(ws, n)`` runs before frame n. Return the CallSid."""
+    call_sid = call_sid or "CA" + uuid.uuid4().hex
+    stream_sid = "MZ" + uuid.uuid4().hex
+    headers = {"X-Twilio-Signature": RequestValidator(token).compute_signature(ws_url, {})}
+    frames = mulaw_frames(audio) + [SILENCE_BYTE * FRAME_BYTES] * int(hold_seconds * 50)
+    if stop_after_frames is not None:
+        frames = frames[:stop_after_frames]
+    async with websockets.connect(ws_url, additional_headers=headers, max_size=2**22) as ws:
+        await ws.send(CONNECTED_MESSAGE)
+        await ws.send(start_message(call_sid=call_sid, stream_sid=stream_sid, account_sid=ACCOUNT,
+                                    custom_parameters={"caller": "+15550001111"}))
+        seq = 1
+        for n, payload in enumerate(frames):
+            if inject is not None:
+                await inject(ws, n)
+            seq += 1
+            await ws.send(media_message(stream_sid=stream_sid, sequence=seq, chunk=n + 1, timestamp_ms=n * 20,
+                                        payload=payload))
+            if n % 25 == 0:
+                await asyncio.sleep(0.02)
+        if send_stop:
+            await ws.send(stop_message(call_sid=call_sid, stream_sid=stream_sid, account_sid=ACCOUNT,
+                                       sequence=seq + 1))
+    return call_sid
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 20.0, what: str = "condition") -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -1,0 +1,176 @@
+"""End to end: real uvicorn, real WebSocket frames in Twilio's format, real audio, real model, real Redis."""
+
+import asyncio
+import json
+import xml.etree.ElementTree as ET
+
+import httpx
+import numpy as np
+import pytest
+import redis
+import websockets
+
+from emoroute.redis_server import EmbeddedRedis, free_port
+from emoroute.simulate import SimTarget, simulate_call
+from router import keys
+from tests.helpers import signed_post, stream_call, wait_for
+
+SUPERVISOR = {"Authorization": "Bearer dev-supervisor-token"}
+AGENT = {"Authorization": "Bearer dev-agent-token"}
+
+
+def target(server) -> SimTarget:
+    return SimTarget(url=server.url, public_url=server.url, auth_token="dev-auth-token",
+                     api_token="dev-supervisor-token")
+
+
+def ws_url(server) -> str:
+    return server.url.replace("http://", "ws://") + "/twilio/stream"
+
+
+async def test_angry_caller_is_routed_to_retention_end_to_end(live_server, angry_audio, redis_url):
+    summary = await simulate_call(target(live_server), angry_audio)
+    sid = summary["call_sid"]
+    assert summary["queue"] == "retention", summary
+    assert 6 <= int(summary["priority"]) <= 10
+    assert "angry" in summary["reason"] or "frustrated" in summary["reason"]
+    assert float(summary["decision_latency_ms"]) > 0
+
+    (request,) = [r for r in live_server.actions.requests if r.call_sid == sid]
+    assert request.method == "POST"
+    assert request.url == f"https://api.twilio.com/2010-04-01/Accounts/{live_server.settings.twilio_account_sid}/Calls/{sid}.json"
+    twiml = ET.fromstring(request.form["Twiml"])
+    assert twiml.find("Enqueue").text == "retention"
+
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    entries = [fields for _, fields in r.xrange(keys.timeline(sid))]
+    readings = [e for e in entries if e["type"] == "reading"]
+    assert readings and {"t", "kind", "label", "probs", "arousal", "valence", "model"} <= set(readings[0])
+    assert set(json.loads(readings[0]["probs"])) == {"angry", "happy", "neutral", "sad"}
+    decisions = [e for e in entries if e["type"] == "decision"]
+    assert decisions[0]["queue"] == "retention"
+    wait_for(lambda: r.hget(keys.call(sid), "status") == "ended", what="call end")
+    r.close()
+
+
+async def test_neutral_caller_goes_to_general(live_server, neutral_audio):
+    summary = await simulate_call(target(live_server), neutral_audio)
+    assert summary["queue"] == "general", summary
+
+
+def test_voice_webhook_answers_disclosure_stream_prompt_and_hold(live_server):
+    form = {"CallSid": "CA" + "0" * 32, "From": "+15550001111", "To": "+15550100000", "AccountSid": "AC" + "0" * 32}
+    resp = signed_post(live_server.url, live_server.url, "/twilio/voice", form)
+    assert resp.status_code == 200 and resp.headers["content-type"].startswith("application/xml")
+    root = ET.fromstring(resp.text)
+    verbs = [child.tag for child in root]
+    assert verbs == ["Say", "Start", "Say", "Pause", "Redirect"]
+    assert "analysed" in root[0].text
+    stream = root.find("./Start/Stream")
+    assert stream.get("url") == ws_url(live_server) and stream.get("track") == "inbound_track"
+    assert stream.find("Parameter").get("value") == "+15550001111"
+    assert root.find("Redirect").text == live_server.url + "/twilio/fallback"
+
+
+@pytest.mark.parametrize("path", ["/twilio/voice", "/twilio/status", "/twilio/fallback"])
+def test_forged_or_missing_signature_is_refused(live_server, path):
+    form = {"CallSid": "CA" + "0" * 32, "CallStatus": "completed"}
+    assert signed_post(live_server.url, live_server.url, path, form, token="wrong-token").status_code == 403
+    assert signed_post(live_server.url, live_server.url, path, form, signature="").status_code == 403
+    tampered = signed_post(live_server.url, live_server.url, path, form, signature="AAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+    assert tampered.status_code == 403
+    metrics = httpx.get(live_server.url + "/metrics").text
+    assert f'emoroute_signature_failures_total{{endpoint="{path}"}} 3.0' in metrics
+
+
+async def test_media_stream_with_forged_signature_is_refused(live_server, angry_audio):
+    with pytest.raises(websockets.InvalidStatus) as exc:
+        await stream_call(ws_url(live_server), angry_audio[:16000], token="wrong-token")
+    assert exc.value.response.status_code == 403
+
+
+async def test_bad_frames_mid_call_are_counted_and_the_call_still_routes(live_server, angry_audio):
+    async def misbehave(ws, n):
+        if n == 10:
+            await ws.send('{"event": "media", "sequenceNumber": "11", "media": {"payload": "%%%"}}')
+            await ws.send('{"event": "hangup"}')
+            await ws.send("not json at all")
+            await ws.send("x" * (70 * 1024))
+            await ws.send(b"\x00\x01binary")
+            await ws.send('{"event": "media", "sequenceNumber": "2", "media": {"payload": "AAAA"}}')
+
+    sid = await stream_call(ws_url(live_server), angry_audio, inject=misbehave, hold_seconds=2.0)
+    call = wait_for(lambda: httpx.get(f"{live_server.url}/api/calls/{sid}", headers=SUPERVISOR).json(),
+                    what="call summary")
+    assert call["queue"] == "retention"
+    metrics = httpx.get(live_server.url + "/metrics").text
+    for reason in ("bad_base64", "unknown_event", "not_json", "oversize", "out_of_order"):
+        assert f'emoroute_stream_rejected_total{{reason="{reason}"}}' in metrics, reason
+
+
+async def test_socket_drop_mid_call_keeps_what_was_logged(live_server, angry_audio, redis_url):
+    long_call = np.concatenate([angry_audio, angry_audio])
+    sid = await stream_call(ws_url(live_server), long_call, send_stop=False, stop_after_frames=int(len(long_call) / 320 * 0.8))
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    wait_for(lambda: r.hget(keys.call(sid), "status") == "ended", what="call ended after socket drop")
+    assert r.hget(keys.call(sid), "end_reason") == "socket_closed"
+    types = [f["type"] for _, f in r.xrange(keys.timeline(sid))]
+    assert "reading" in types and "decision" in types and types[-1] == "ended"
+    r.close()
+
+
+def test_status_callback_ends_a_live_call(live_server, angry_audio, redis_url):
+    async def hold_open():
+        return await stream_call(ws_url(live_server), angry_audio[:8000], send_stop=False, hold_seconds=0)
+
+    sid = asyncio.run(hold_open())
+    resp = signed_post(live_server.url, live_server.url, "/twilio/status", {"CallSid": sid, "CallStatus": "completed"})
+    assert resp.status_code == 204
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    assert wait_for(lambda: r.hget(keys.call(sid), "status") == "ended", what="ended")
+    r.close()
+
+
+async def test_api_enforces_tokens_and_roles(live_server, neutral_audio):
+    summary = await simulate_call(target(live_server), neutral_audio)
+    sid = summary["call_sid"]
+    async with httpx.AsyncClient(base_url=live_server.url) as client:
+        assert (await client.get("/api/calls")).status_code == 401
+        assert (await client.get("/api/calls", headers={"Authorization": "Bearer nope"})).status_code == 401
+        assert [c["call_sid"] for c in (await client.get("/api/calls", headers=SUPERVISOR)).json()] == [sid]
+        assert (await client.get("/api/calls", headers=AGENT)).json() == []  # not this agent's call
+        assert (await client.get(f"/api/calls/{sid}", headers=AGENT)).status_code == 404
+        assert (await client.put("/api/agents/agent-1", json={"name": "A", "skills": ["general"]},
+                                 headers=AGENT)).status_code == 403
+        assert (await client.put("/api/agents/agent-1", json={"name": "A", "skills": ["general"]},
+                                 headers=SUPERVISOR)).status_code == 204
+        assert (await client.post("/api/agents/agent-2/next", headers=AGENT)).status_code == 403
+        queues = (await client.get("/api/queues", headers=AGENT)).json()
+        assert set(queues) == {"retention", "sales", "general"}
+        health = (await client.get("/healthz")).json()
+        assert health["redis"] is True and health["status"] == "ok"
+
+
+async def test_redis_down_call_still_routed_to_default_then_trajectory_written(server_factory, angry_audio, tmp_path):
+    port = free_port()
+    rs = EmbeddedRedis(tmp_path / "redis-outage", port=port)
+    rs.start()
+    thread, server = server_factory(rs.url)
+    with thread:
+        rs.stop()
+        sid = await stream_call(ws_url(server), angry_audio, hold_seconds=2.0)
+        request = wait_for(lambda: [r for r in server.actions.requests if r.call_sid == sid], what="redirect")[0]
+        assert ET.fromstring(request.form["Twiml"]).find("Enqueue").text == "general"
+        assert httpx.get(server.url + "/healthz").json()["status"] == "degraded"
+        assert httpx.get(server.url + "/api/calls", headers=SUPERVISOR).status_code == 503
+        rs = EmbeddedRedis(tmp_path / "redis-outage", port=port)
+        rs.start()
+        r = redis.Redis.from_url(rs.url, decode_responses=True)
+        wait_for(lambda: r.hget(keys.call(sid), "status") == "ended", what="outbox replayed")
+        entries = [f for _, f in r.xrange(keys.timeline(sid))]
+        decisions = [e for e in entries if e["type"] == "decision"]
+        assert [d["queue"] for d in decisions] == ["retention", "general"]
+        assert "Redis unavailable" in decisions[-1]["reason"]
+        assert any(e["type"] == "reading" for e in entries)
+        r.close()
+    rs.stop()

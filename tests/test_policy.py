@@ -1,0 +1,111 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from router.policy import (
+    DEFAULT_POLICY_FILE,
+    PolicyError,
+    TextSignals,
+    TrajectoryPoint,
+    anger_trend,
+    decide,
+    load_policy,
+    reprioritise,
+)
+
+POLICY = load_policy()
+
+
+def point(t=1.0, angry=0.0, happy=0.0, neutral=0.0, sad=0.0, arousal=0.0, valence=0.0):
+    rest = max(0.0, 1 - angry - happy - neutral - sad)
+    probs = {"angry": angry, "happy": happy, "neutral": neutral + rest, "sad": sad}
+    return TrajectoryPoint(t, probs, arousal, valence)
+
+
+def test_angry_caller_goes_to_retention_with_priority_rising_with_intensity():
+    mild = decide([point(angry=0.5, arousal=0.3, valence=-0.3)], None, POLICY)
+    strong = decide([point(angry=0.95, arousal=0.8, valence=-0.7)], None, POLICY)
+    assert mild.queue == strong.queue == "retention"
+    assert 6 <= mild.priority < strong.priority <= 10
+    assert "angry" in strong.reason
+
+
+def test_frustration_without_anger_label_goes_to_retention():
+    d = decide([point(angry=0.3, neutral=0.4, arousal=0.35, valence=-0.4)], None, POLICY)
+    assert d.queue == "retention" and d.rule == "anger" and "frustrated" in d.reason
+
+
+def test_happy_caller_goes_to_sales():
+    d = decide([point(happy=0.85, arousal=0.4, valence=0.7)], None, POLICY)
+    assert (d.queue, d.rule) == ("sales", "positive")
+    assert 4 <= d.priority <= 7
+
+
+def test_neutral_and_silent_callers_go_to_general():
+    assert decide([point(neutral=0.9)], None, POLICY).queue == "general"
+    silent = decide([], None, POLICY)
+    assert (silent.queue, silent.priority, silent.rule) == ("general", 3, "default")
+
+
+def test_sad_caller_stays_general_but_sooner():
+    d = decide([point(sad=0.7, arousal=-0.5, valence=-0.5)], None, POLICY)
+    assert d.queue == "general" and d.priority > POLICY.default_priority
+
+
+def test_rising_anger_raises_priority():
+    calm_start = [point(t=t, angry=0.2, neutral=0.7) for t in (1, 2, 3)]
+    rising = calm_start + [point(t=t, angry=0.7, arousal=0.5, valence=-0.5) for t in (4, 5, 6)]
+    assert anger_trend(rising, 30) > 0.4
+    flat = [point(t=t, angry=0.7, arousal=0.5, valence=-0.5) for t in range(1, 7)]
+    assert decide(rising, None, POLICY).priority >= decide(flat, None, POLICY).priority
+    assert "rising" in decide(rising, None, POLICY).reason
+    assert reprioritise(6, rising, POLICY) == 7
+    assert reprioritise(6, flat, POLICY) == 6
+    assert reprioritise(10, rising, POLICY) == 10
+
+
+def test_text_fusion_examples_from_the_design():
+    calm = [point(neutral=0.9, arousal=-0.2)]
+    assert decide(calm, TextSignals(intents=frozenset({"cancel"})), POLICY).queue == "retention"
+    angry = [point(angry=0.9, arousal=0.7, valence=-0.7)]
+    buy = decide(angry, TextSignals(intents=frozenset({"purchase"})), POLICY)
+    assert buy.queue == POLICY.text.angry_purchase_queue == "sales"
+    happy = [point(happy=0.8, valence=0.6, arousal=0.4)]
+    up = decide(happy, TextSignals(intents=frozenset({"upgrade"})), POLICY)
+    assert up.queue == "sales" and up.priority >= 7
+
+
+def write_policy(tmp_path: Path, mutate) -> Path:
+    raw = yaml.safe_load(DEFAULT_POLICY_FILE.read_text())
+    mutate(raw)
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_policy_naming_an_unknown_queue_is_rejected(tmp_path):
+    path = write_policy(tmp_path, lambda p: p["anger"].__setitem__("queue", "vip"))
+    with pytest.raises(PolicyError, match="anger.queue names queue 'vip'"):
+        load_policy(path)
+
+
+def test_policy_threshold_out_of_range_is_rejected(tmp_path):
+    path = write_policy(tmp_path, lambda p: p["positive"].__setitem__("min_probability", 1.5))
+    with pytest.raises(PolicyError, match=r"positive\.min_probability"):
+        load_policy(path)
+
+
+def test_policy_unknown_key_is_rejected(tmp_path):
+    path = write_policy(tmp_path, lambda p: p["anger"].__setitem__("min_probabilty", 0.5))
+    with pytest.raises(PolicyError, match="min_probabilty"):
+        load_policy(path)
+
+
+def test_policy_not_yaml_or_missing(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("queues: [unclosed")
+    with pytest.raises(PolicyError, match="not valid YAML"):
+        load_policy(bad)
+    with pytest.raises(PolicyError, match="cannot read"):
+        load_policy(tmp_path / "missing.yaml")

@@ -1,0 +1,50 @@
+import numpy as np
+
+from audio_models.pipeline import StreamSegmenter
+from audio_models.trim import trim_silence
+from audio_models.vad import SileroVAD
+
+
+def feed_in_frames(seg: StreamSegmenter, audio: np.ndarray, frame: int = 320):
+    out = []
+    for i in range(0, len(audio), frame):
+        out += seg.feed(audio[i : i + frame])
+    return out
+
+
+def test_two_utterances_separated_by_silence_are_found(angry_audio, neutral_audio):
+    gap = np.zeros(16000, dtype=np.float32)
+    call = np.concatenate([gap, angry_audio, gap, neutral_audio, gap])
+    segments = feed_in_frames(StreamSegmenter(SileroVAD().speech_probability), call)
+    utterances = [s for s in segments if s.kind == "utterance"]
+    assert len(utterances) == 2
+    first, second = utterances
+    assert 1.0 <= first.start_s < first.end_s <= 1.0 + len(angry_audio) / 16000 + 0.2
+    assert second.start_s > first.end_s
+    assert all(0.7 < (s.end_s - s.start_s) < 4.5 for s in utterances)
+
+
+def test_silence_and_noise_give_no_utterance():
+    rng = np.random.default_rng(0)
+    quiet = (rng.standard_normal(16000 * 3) * 0.002).astype(np.float32)
+    seg = StreamSegmenter(SileroVAD().speech_probability)
+    assert feed_in_frames(seg, np.zeros(16000 * 3, dtype=np.float32)) == []
+    assert feed_in_frames(seg, quiet) == []
+    assert seg.flush() == []
+
+
+def test_long_speech_yields_sliding_windows_then_a_capped_utterance(angry_audio, neutral_audio):
+    speech = np.concatenate([trim_silence(angry_audio, threshold_db=25), trim_silence(neutral_audio, threshold_db=25)] * 3)
+    segments = feed_in_frames(StreamSegmenter(SileroVAD().speech_probability), speech)
+    windows = [s for s in segments if s.kind == "window"]
+    assert windows, "no sliding windows during continuous speech"
+    assert all(abs((w.end_s - w.start_s) - 3.0) < 0.05 for w in windows)
+    assert all(len(s.audio) <= 10 * 16000 + 512 for s in segments)
+
+
+def test_flush_returns_the_open_utterance(angry_audio):
+    seg = StreamSegmenter(SileroVAD().speech_probability)
+    feed_in_frames(seg, angry_audio[: int(len(angry_audio) * 0.6)])
+    assert seg.in_speech
+    (last,) = seg.flush()
+    assert last.kind == "utterance"

@@ -1,0 +1,112 @@
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from emoroute.redis_server import EmbeddedRedis, free_port
+from router import keys
+from router.policy import Decision
+from router.store import CallStore, Outbox, ReadingRecord, queue_score
+
+QUEUES = ("retention", "sales", "general")
+
+
+def make_store(url: str, spool: Path | None = None) -> CallStore:
+    client = aioredis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=0.3, socket_timeout=1)
+    return CallStore(client, outbox=Outbox(spool), retention_s=3600, seconds_per_point=60, queues=QUEUES)
+
+
+def reading(t: float, label: str = "angry") -> ReadingRecord:
+    probs = {"angry": 0.7, "happy": 0.1, "neutral": 0.1, "sad": 0.1}
+    return ReadingRecord(t=t, kind="utterance", start_s=t - 1, end_s=t, label=label, probs=probs, arousal=0.5,
+                         valence=-0.5, model="test@1")
+
+
+async def test_call_lifecycle_is_stored_in_streams_and_hashes(redis_url):
+    store = make_store(redis_url)
+    await store.call_started(call_sid="CA1", stream_sid="MZ1", caller="+1555", started_at=1000.0)
+    await store.add_reading(call_sid="CA1", reading=reading(1.5))
+    await store.record_decision(call_sid="CA1", decision=Decision("retention", 8, "angry tone", "anger"),
+                                t=1.6, arrival=1001.0, latency_ms=42.0)
+    assert (await store.get_call("CA1"))["status"] == "queued"
+    await store.call_ended(call_sid="CA1", t=5.0, reason="stop")
+    call = await store.get_call("CA1")
+    assert call["status"] == "ended" and call["queue"] == "retention" and call["decision_latency_ms"] == "42.0"
+    timeline = await store.get_timeline("CA1")
+    assert [e["type"] for e in timeline] == ["started", "reading", "decision", "ended"]
+    assert timeline[1]["probs"]["angry"] == 0.7 and timeline[1]["model"] == "test@1"
+    assert 0 < await store.redis.ttl(keys.timeline("CA1")) <= 3600
+    assert await store.redis.zcard(keys.queue("retention")) == 0  # left the queue when the call ended
+    assert await store.redis.sismember(keys.calls_live(), "CA1") == 0
+    await store.redis.aclose()
+
+
+async def test_queue_orders_by_priority_then_arrival_and_ages(redis_url):
+    store = make_store(redis_url)
+    await store.register_agent(agent_id="a1", name="Ann", skills=["retention", "general"])
+    for sid, queue, priority, arrival in [("CA_old_low", "general", 3, 1000.0), ("CA_new_high", "retention", 9, 1300.0),
+                                          ("CA_new_low", "general", 3, 1310.0)]:
+        await store.record_decision(call_sid=sid, decision=Decision(queue, priority, "r", "x"), t=1, arrival=arrival,
+                                    latency_ms=None)
+    # priority 9 arriving 300 s later still beats priority 3 (300 s < 6 points * 60 s) ...
+    assert await store.take_next(agent_id="a1") == "CA_new_high"
+    # ... and among equal priorities the earlier caller goes first.
+    assert await store.take_next(agent_id="a1") == "CA_old_low"
+    assert (await store.get_call("CA_old_low"))["agent"] == "a1"
+    assert await store.take_next(agent_id="a1") == "CA_new_low"
+    assert await store.take_next(agent_id="a1") is None
+    # ageing: a low-priority call that waited long enough outranks a fresh high one
+    assert queue_score(3, 0.0, 60) < queue_score(9, 400.0, 60)
+    await store.redis.aclose()
+
+
+async def test_two_agents_never_take_the_same_call(redis_url):
+    store = make_store(redis_url)
+    for a in ("a1", "a2", "a3"):
+        await store.register_agent(agent_id=a, name=a, skills=["general"])
+    for i in range(10):
+        await store.record_decision(call_sid=f"CA{i}", decision=Decision("general", 3, "r", "x"), t=1,
+                                    arrival=1000.0 + i, latency_ms=None)
+    taken = await asyncio.gather(*(store.take_next(agent_id=f"a{1 + i % 3}") for i in range(12)))
+    got = [t for t in taken if t]
+    assert sorted(got) == sorted(f"CA{i}" for i in range(10))
+    await store.redis.aclose()
+
+
+async def test_unknown_skill_is_rejected(redis_url):
+    store = make_store(redis_url)
+    with pytest.raises(ValueError, match="unknown queues"):
+        await store.register_agent(agent_id="a", name="a", skills=["vip"])
+    await store.redis.aclose()
+
+
+async def test_redis_outage_loses_nothing_and_replays_in_order(tmp_path):
+    port = free_port()
+    server = EmbeddedRedis(tmp_path / "redis", port=port)
+    server.start()
+    spool = tmp_path / "outbox.jsonl"
+    store = make_store(server.url, spool)
+    assert await store.call_started(call_sid="CA9", stream_sid="MZ9", caller="", started_at=1.0)
+    server.stop()
+    assert not await store.add_reading(call_sid="CA9", reading=reading(1.0))
+    assert not await store.add_reading(call_sid="CA9", reading=reading(2.0, "happy"))
+    assert not store.redis_up and len(store.outbox) == 2
+    assert len(spool.read_text().splitlines()) == 2
+    # a restart of our process while Redis is down keeps the spool
+    assert len(Outbox(spool)) == 2
+    server = EmbeddedRedis(tmp_path / "redis", port=port)
+    server.start()
+    assert await store.flush_outbox() == 2
+    labels = [e.get("label") for e in await store.get_timeline("CA9") if e["type"] == "reading"]
+    assert labels == ["angry", "happy"]
+    assert not spool.exists()
+    await store.redis.aclose()
+    server.stop()
+
+
+def test_outbox_spool_is_json_lines(tmp_path):
+    box = Outbox(tmp_path / "o.jsonl")
+    box.add([("hset", ["k"], {"mapping": {"a": 1}})])
+    assert json.loads((tmp_path / "o.jsonl").read_text()) == [["hset", ["k"], {"mapping": {"a": 1}}]]
