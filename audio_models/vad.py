@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
@@ -15,7 +17,10 @@ class SileroVAD:
         """Load a fresh silero-vad model from the installed wheel (no network)."""
         from silero_vad import load_silero_vad
 
-        self._model = load_silero_vad(onnx=False)
+        with warnings.catch_warnings():
+            # silero-vad ships a TorchScript file; torch 2.11 flags jit.load as deprecated.
+            warnings.filterwarnings("ignore", message=r"`torch\.jit\.load` is deprecated", category=DeprecationWarning)
+            self._model = load_silero_vad(onnx=False)
 
     def speech_probability(self, chunk: np.ndarray) -> float:
         """Return P(speech) for exactly 512 samples of 16 kHz audio."""

@@ -56,8 +56,8 @@ def _stream_from_twiml(twiml: str) -> tuple[str, dict[str, str]]:
 
 
 async def _wait_for_decision(client: httpx.AsyncClient, target: SimTarget, call_sid: str,
-                             timeout: float) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
+                             within_s: float) -> dict[str, Any]:
+    deadline = time.monotonic() + within_s
     headers = {"Authorization": f"Bearer {target.api_token}"}
     while time.monotonic() < deadline:
         resp = await client.get(f"{target.url}/api/calls/{call_sid}", headers=headers)

@@ -35,7 +35,8 @@ def corpora() -> Path:
 def ravdess_clip(root: Path, actor: int, emotion: str, intensity: str = "02", statement: str = "01",
                  repetition: str = "01") -> Path:
     """Return the path of one RAVDESS clip (emotion code 01-08)."""
-    return root / "ravdess" / f"Actor_{actor:02d}" / f"03-01-{emotion}-{intensity}-{statement}-{repetition}-{actor:02d}.flac"
+    name = f"03-01-{emotion}-{intensity}-{statement}-{repetition}-{actor:02d}.flac"
+    return root / "ravdess" / f"Actor_{actor:02d}" / name
 
 
 @pytest.fixture(scope="session")

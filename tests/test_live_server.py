@@ -110,7 +110,8 @@ async def test_bad_frames_mid_call_are_counted_and_the_call_still_routes(live_se
 
 async def test_socket_drop_mid_call_keeps_what_was_logged(live_server, angry_audio, redis_url):
     long_call = np.concatenate([angry_audio, angry_audio])
-    sid = await stream_call(ws_url(live_server), long_call, send_stop=False, stop_after_frames=int(len(long_call) / 320 * 0.8))
+    frames = int(len(long_call) / 320 * 0.8)
+    sid = await stream_call(ws_url(live_server), long_call, send_stop=False, stop_after_frames=frames)
     r = redis.Redis.from_url(redis_url, decode_responses=True)
     wait_for(lambda: r.hget(keys.call(sid), "status") == "ended", what="call ended after socket drop")
     assert r.hget(keys.call(sid), "end_reason") == "socket_closed"

@@ -34,7 +34,8 @@ def test_silence_and_noise_give_no_utterance():
 
 
 def test_long_speech_yields_sliding_windows_then_a_capped_utterance(angry_audio, neutral_audio):
-    speech = np.concatenate([trim_silence(angry_audio, threshold_db=25), trim_silence(neutral_audio, threshold_db=25)] * 3)
+    pieces = [trim_silence(angry_audio, threshold_db=25), trim_silence(neutral_audio, threshold_db=25)]
+    speech = np.concatenate(pieces * 3)
     segments = feed_in_frames(StreamSegmenter(SileroVAD().speech_probability), speech)
     windows = [s for s in segments if s.kind == "window"]
     assert windows, "no sliding windows during continuous speech"

@@ -1,0 +1,99 @@
+"""Decision latency under load: 50 simulated calls, 10 at a time, real-time 20 ms frames.
+
+Latency is measured by the server: from receipt of the frame that closes the
+caller's first utterance (the VAD's end-of-speech point, 400 ms after the last
+voiced frame) to the routing redirect being issued. Server in its own process
+with the embedded Redis, as in production. Prints one JSON line.
+
+    python -m benchmarks.latency_benchmark --data ../shared/data
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from audio_models.audio_io import load_audio
+from emoroute.redis_server import free_port
+from emoroute.simulate import SimTarget, simulate_call
+
+HELD_OUT = (1, 2, 23, 24)
+EMOTIONS = ("01", "03", "04", "05")
+
+
+def _clips(data: Path) -> list[tuple[str, np.ndarray]]:
+    paths = [data / "ravdess" / f"Actor_{a:02d}" / f"03-01-{e}-{'01' if e == '01' else '02'}-01-01-{a:02d}.flac"
+             for a in HELD_OUT for e in EMOTIONS]
+    return [(p.name, load_audio(p)) for p in paths]
+
+
+async def _run(target: SimTarget, clips: list[tuple[str, np.ndarray]], calls: int, concurrency: int,
+               realtime: bool) -> list[dict[str, object]]:
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(i: int) -> dict[str, object]:
+        async with gate:
+            name, audio = clips[i % len(clips)]
+            return {"file": name, **await simulate_call(target, audio, realtime=realtime)}
+
+    return list(await asyncio.gather(*(one(i) for i in range(calls))))
+
+
+def main() -> None:
+    """Start a server, run the load, print the JSON line."""
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    ap.add_argument("--calls", type=int, default=50)
+    ap.add_argument("--concurrency", type=int, default=10)
+    ap.add_argument("--fast", action="store_true", help="stream faster than real time")
+    args = ap.parse_args()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "EMOROUTE_PUBLIC_URL": url, "EMOROUTE_DATA_DIR": tmp}
+        env.pop("REDIS_URL", None)
+        server = subprocess.Popen([sys.executable, "-m", "emoroute.cli", "serve", "--port", str(port)], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise SystemExit("server did not start")
+                time.sleep(0.2)
+            target = SimTarget(url=url, public_url=url, auth_token="dev-auth-token", api_token="dev-supervisor-token")
+            started = time.perf_counter()
+            results = asyncio.run(_run(target, _clips(args.data), args.calls, args.concurrency, not args.fast))
+            wall = time.perf_counter() - started
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    lat = np.array([float(r["decision_latency_ms"]) for r in results if r.get("decision_latency_ms")])
+    routed = sum(1 for r in results if r.get("queue"))
+    print(json.dumps({
+        "benchmark": "decision_latency", "calls": args.calls, "concurrency": args.concurrency,
+        "pace": "fast" if args.fast else "realtime", "routed": routed, "measured": int(lat.size),
+        "p50_ms": round(float(np.percentile(lat, 50)), 1) if lat.size else None,
+        "p95_ms": round(float(np.percentile(lat, 95)), 1) if lat.size else None,
+        "max_ms": round(float(lat.max()), 1) if lat.size else None,
+        "wall_s": round(wall, 1), "cpu_cores": os.cpu_count(),
+        "queues": {q: sum(1 for r in results if r.get("queue") == q) for q in ("retention", "sales", "general")},
+    }))
+
+
+if __name__ == "__main__":
+    main()
