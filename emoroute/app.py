@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from audio_models.emotion import DEFAULT_MODEL_DIR, EcapaEmotionModel, EmotionModel
 from audio_models.pipeline import BatchingScorer
+from audio_models.transcribe import Transcriber, TranscriptSegment, load_transcriber
 from audio_models.vad import SileroVAD
 from emoroute.metrics import Metrics
 from emoroute.redis_server import EmbeddedRedis
@@ -25,6 +27,7 @@ from emoroute.settings import Settings
 from router.live import CallCoordinator
 from router.policy import Policy, load_policy
 from router.store import CallStore, Outbox
+from router.text import TextAnalyser
 from telephony.actions import CallActions, DryRunActions, TwilioRestActions
 
 log = logging.getLogger(__name__)
@@ -63,6 +66,15 @@ async def _flush_outbox_forever(services: Services, every_s: float = 1.0) -> Non
         services.metrics.outbox.set(len(services.store.outbox))
 
 
+def _async_transcribe(
+    transcriber: Transcriber, pool: ThreadPoolExecutor
+) -> Callable[[object], Awaitable[TranscriptSegment]]:
+    async def transcribe(audio: object) -> TranscriptSegment:
+        return await asyncio.get_running_loop().run_in_executor(pool, transcriber.transcribe, audio)
+
+    return transcribe
+
+
 @contextlib.asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
@@ -83,13 +95,21 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     scorer = BatchingScorer(model, max_batch=settings.batch_max, max_wait_ms=settings.batch_wait_ms)
     await scorer.start()
     actions = app.state.actions or build_actions(settings)
+    transcriber: Transcriber | None = app.state.transcriber
+    if transcriber is None and settings.transcriber != "none":
+        transcriber = await asyncio.to_thread(load_transcriber, settings.transcriber)
+    asr_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asr")
+    transcribe = _async_transcribe(transcriber, asr_pool) if transcriber is not None else None
     coordinator = CallCoordinator(policy=policy, store=store, scorer=scorer, actions=actions,
-                                  vad_factory=lambda: SileroVAD().speech_probability, metrics=metrics)
+                                  vad_factory=lambda: SileroVAD().speech_probability, metrics=metrics,
+                                  text_analyser=TextAnalyser(policy.text), transcribe=transcribe,
+                                  transcript_wait_s=settings.transcript_wait_ms / 1000)
     services = Services(settings, policy, client, store, model, scorer, actions, coordinator, metrics, embedded)
     services.background.append(asyncio.create_task(_flush_outbox_forever(services)))
     app.state.services = services
-    log.info("EmoRoute ready: model %s, policy queues %s, Twilio %s", getattr(model, "name", "?"),
-             ", ".join(policy.queues), "dry-run" if settings.twilio_dry_run else "live")
+    log.info("EmoRoute ready: model %s, transcriber %s, queues %s, Twilio %s", getattr(model, "name", "?"),
+             getattr(transcriber, "name", "none"), ", ".join(policy.queues),
+             "dry-run" if settings.twilio_dry_run else "live")
     try:
         yield
     finally:
@@ -98,6 +118,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             task.cancel()
         await asyncio.gather(*services.background, return_exceptions=True)
         await scorer.stop()
+        asr_pool.shutdown(wait=False, cancel_futures=True)
         await client.aclose()
         if embedded:
             await asyncio.to_thread(embedded.stop)
@@ -108,6 +129,7 @@ def create_app(
     *,
     emotion_model: EmotionModel | None = None,
     actions: CallActions | None = None,
+    transcriber: Transcriber | None = None,
 ) -> FastAPI:
     """Return the EmoRoute FastAPI app (tests pass their own settings, model or actions)."""
     from router.api import router as api_router
@@ -118,6 +140,7 @@ def create_app(
     app.state.settings = settings or Settings()
     app.state.emotion_model = emotion_model
     app.state.actions = actions
+    app.state.transcriber = transcriber
     app.include_router(telephony_router)
     app.include_router(api_router)
 

@@ -77,9 +77,19 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _cmd_classify(args: argparse.Namespace) -> int:
     from audio_models.audio_io import AudioLoadError, load_audio
+    from audio_models.emotion import ModelLoadError
     from audio_models.g711 import telephone_round_trip
 
-    model = _load_model(args.model)
+    if args.backend == "speechbrain-hub":
+        from audio_models.hub import SpeechBrainHubEmotionModel
+
+        try:
+            model = SpeechBrainHubEmotionModel.from_dir(args.hub_dir)
+        except ModelLoadError as exc:
+            log.error("%s", exc)
+            return 2
+    else:
+        model = _load_model(args.model)
     if model is None:
         return 2
     failed = 0
@@ -88,7 +98,7 @@ def _cmd_classify(args: argparse.Namespace) -> int:
             wave = load_audio(path)
             if args.telephone:
                 wave = telephone_round_trip(wave)
-            reading = model.classify(wave)
+            reading = model.classify_batch([wave])[0]
         except (AudioLoadError, ValueError) as exc:
             _err(f"error: {exc}")
             failed += 1
@@ -191,6 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", type=Path, nargs="+")
     p.add_argument("--telephone", action="store_true", help="pass through 8 kHz mu-law first")
     p.add_argument("--model", type=Path, help="model directory (default: shipped model)")
+    p.add_argument("--backend", choices=("ecapa", "speechbrain-hub"), default="ecapa",
+                   help="ecapa: the shipped model (default); speechbrain-hub: optional wav2vec2 IEMOCAP model")
+    p.add_argument("--hub-dir", type=Path, default=Path("models/emotion-recognition-wav2vec2-IEMOCAP"),
+                   help="local copy of the speechbrain-hub model (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="one JSON object per file")
     p.set_defaults(func=_cmd_classify)
 

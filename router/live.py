@@ -12,16 +12,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from audio_models.pipeline import BatchingScorer, Segment, SegmenterConfig, StreamSegmenter
+from audio_models.transcribe import TranscriptSegment
 from emoroute.metrics import Metrics
-from router.policy import Decision, Policy, TrajectoryPoint, decide, reprioritise
+from router.policy import Decision, Policy, TextSignals, TrajectoryPoint, decide, reprioritise
 from router.store import CallStore, ReadingRecord
+from router.text import TextAnalyser
 from telephony.actions import CallActions, RouteSpec
 from telephony.events import AudioChunk, CallEnded, CallStarted, StreamEvent
 
@@ -37,6 +39,7 @@ class CallState:
     started_wall: float
     segmenter: StreamSegmenter
     points: list[TrajectoryPoint] = field(default_factory=list)
+    texts: list[TextSignals] = field(default_factory=list)
     decision: Decision | None = None
     deciding: bool = False
     arrival: float = 0.0
@@ -57,9 +60,12 @@ class CallCoordinator:
         actions: CallActions,
         vad_factory: Callable[[], Callable[[np.ndarray], float]],
         metrics: Metrics,
+        text_analyser: TextAnalyser,
+        transcribe: Callable[[np.ndarray], Awaitable[TranscriptSegment]] | None = None,
+        transcript_wait_s: float = 1.5,
         segmenter_cfg: SegmenterConfig | None = None,
     ) -> None:
-        """Wire the coordinator to its collaborators."""
+        """Wire the coordinator to its collaborators (``transcribe`` None = no ASR)."""
         self.policy = policy
         self.store = store
         self.scorer = scorer
@@ -67,6 +73,9 @@ class CallCoordinator:
         self.vad_factory = vad_factory
         self.metrics = metrics
         self.segmenter_cfg = segmenter_cfg or SegmenterConfig()
+        self.text_analyser = text_analyser
+        self.transcribe = transcribe
+        self.transcript_wait_s = transcript_wait_s
         self.calls: dict[str, CallState] = {}
         self.decision_latencies_ms: list[float] = []
 
@@ -132,15 +141,20 @@ class CallCoordinator:
             await self._decide(state, None, "listening time reached (wall clock)")
 
     async def _score(self, state: CallState, seg: Segment, received: float) -> None:
+        asr = (asyncio.create_task(self.transcribe(seg.audio))
+               if self.transcribe is not None and seg.kind == "utterance" else None)
         try:
             reading = await self.scorer.score(seg.audio)
         except Exception:  # noqa: BLE001 - a model failure must still route the call
             self.metrics.errors.labels("emotion_model").inc()
             log.exception("call %s: emotion model failed on %s %.1f-%.1fs", state.call_sid, seg.kind,
                           seg.start_s, seg.end_s)
+            if asr is not None:
+                await self._await_text(state, asr)
             if seg.kind == "utterance" and state.decision is None:
                 await self._decide(state, received, "emotion model failed")
             return
+        text = await self._await_text(state, asr) if asr is not None else None
         self.metrics.readings.labels(seg.kind).inc()
         point = TrajectoryPoint(t=seg.end_s, probs=reading.probs, arousal=reading.arousal,
                                 valence=reading.valence, kind=seg.kind)
@@ -148,18 +162,53 @@ class CallCoordinator:
         state.points.sort(key=lambda p: p.t)
         await self.store.add_reading(call_sid=state.call_sid, reading=ReadingRecord(
             t=seg.end_s, kind=seg.kind, start_s=seg.start_s, end_s=seg.end_s, label=reading.label,
-            probs=reading.probs, arousal=reading.arousal, valence=reading.valence, model=reading.model))
+            probs=reading.probs, arousal=reading.arousal, valence=reading.valence, model=reading.model,
+            transcript=text.snippet if text else "", sentiment=text.sentiment if text else None,
+            intents=tuple(sorted(text.intents)) if text else ()))
         if state.decision is None:
             if seg.kind == "utterance":
                 await self._decide(state, received, "first utterance")
         elif not state.ended:
-            await self._maybe_reprioritise(state)
+            await self._after_decision(state)
+
+    async def _await_text(self, state: CallState, task: asyncio.Task[TranscriptSegment]) -> TextSignals | None:
+        """Return the analysed transcript; the first decision waits at most transcript_wait_s for it."""
+        try:
+            if state.decision is None:
+                segment = await asyncio.wait_for(asyncio.shield(task), self.transcript_wait_s)
+            else:
+                segment = await task
+        except TimeoutError:
+            self.metrics.errors.labels("transcript_timeout").inc()
+            log.warning("call %s: transcript not ready within %.1fs; deciding on tone alone", state.call_sid,
+                        self.transcript_wait_s)
+            return None
+        except Exception:  # noqa: BLE001 - ASR trouble must not stop routing
+            self.metrics.errors.labels("transcriber").inc()
+            log.exception("call %s: transcription failed", state.call_sid)
+            return None
+        if segment.empty:
+            return None
+        signals = self.text_analyser.analyse(segment.text)
+        state.texts.append(signals)
+        return signals
+
+    @staticmethod
+    def _text(state: CallState) -> TextSignals | None:
+        if not state.texts:
+            return None
+        sentiments = [t.sentiment for t in state.texts if t.sentiment is not None]
+        return TextSignals(
+            sentiment=sum(sentiments) / len(sentiments) if sentiments else None,
+            intents=frozenset().union(*(t.intents for t in state.texts)),
+            snippet=state.texts[-1].snippet,
+        )
 
     async def _decide(self, state: CallState, closed_at: float | None, trigger: str) -> None:
         if state.decision is not None or state.deciding:
             return
         state.deciding = True
-        decision = decide(state.points, None, self.policy)
+        decision = decide(state.points, self._text(state), self.policy)
         state.arrival = time.time()
         t = state.segmenter.seconds
         latency_ms = (time.perf_counter() - closed_at) * 1000 if closed_at is not None else None
@@ -200,8 +249,17 @@ class CallCoordinator:
             log.exception("call %s: Twilio redirect failed; the call falls back to the default queue",
                           state.call_sid)
 
-    async def _maybe_reprioritise(self, state: CallState) -> None:
+    async def _after_decision(self, state: CallState) -> None:
+        """Re-route when the caller later says something that routes elsewhere; else maybe raise priority."""
         assert state.decision is not None
+        fresh = decide(state.points, self._text(state), self.policy)
+        if fresh.queue != state.decision.queue and fresh.rule.startswith("text"):
+            state.decision = fresh
+            await self.store.record_decision(call_sid=state.call_sid, decision=fresh, t=state.segmenter.seconds,
+                                             arrival=state.arrival, latency_ms=None, kind="reroute")
+            await self._send_route(state, fresh)
+            log.info("call %s re-routed to %s (%s)", state.call_sid, fresh.queue, fresh.reason)
+            return
         new_priority = reprioritise(state.decision.priority, state.points, self.policy)
         if new_priority <= state.decision.priority:
             return

@@ -75,8 +75,21 @@ class IntentRoute(_Strict):
 class TextRules(_Strict):
     """Routing by what the caller said."""
 
+    intents: dict[str, list[str]] = {}
+    negation_words: list[str] = []
+    negation_window: int = Field(3, ge=0, le=10)
     intent_routes: dict[str, IntentRoute] = {}
     angry_purchase_queue: str
+
+    @model_validator(mode="after")
+    def _routes_name_known_intents(self) -> TextRules:
+        unknown = set(self.intent_routes) - set(self.intents)
+        if unknown:
+            raise ValueError(f"intent_routes names intents with no phrases under text.intents: {sorted(unknown)}")
+        for name, phrases in self.intents.items():
+            if not phrases or any(not p.strip() for p in phrases):
+                raise ValueError(f"text.intents.{name} needs at least one non-empty phrase")
+        return self
 
 
 class ReprioritiseRules(_Strict):

@@ -88,6 +88,9 @@ class ReadingRecord:
     arousal: float
     valence: float
     model: str
+    transcript: str = ""
+    sentiment: float | None = None
+    intents: tuple[str, ...] = ()
 
 
 def queue_score(priority: int, arrival: float, seconds_per_point: float) -> float:
@@ -185,11 +188,20 @@ class CallStore:
             "label": reading.label, "probs": json.dumps(reading.probs),
             "arousal": reading.arousal, "valence": reading.valence, "model": reading.model,
         }
+        summary: dict[str, Any] = {"emotion": reading.label, "model": reading.model}
+        if reading.transcript:
+            fields.update({"transcript": reading.transcript, "intents": ",".join(reading.intents)})
+            summary.update({"transcript": reading.transcript})
+            if reading.intents:
+                summary["intents"] = ",".join(reading.intents)
+        if reading.sentiment is not None:
+            fields["sentiment"] = reading.sentiment
         ops: list[Op] = [
             ("xadd", [keys.timeline(call_sid), fields], {}),
-            ("hset", [keys.call(call_sid)], {"mapping": {"emotion": reading.label, "model": reading.model}}),
+            ("hset", [keys.call(call_sid)], {"mapping": summary}),
             self._event("reading", call_sid, label=reading.label, probs=reading.probs,
-                        arousal=reading.arousal, valence=reading.valence, t=reading.t),
+                        arousal=reading.arousal, valence=reading.valence, t=reading.t,
+                        transcript=reading.transcript, intents=list(reading.intents)),
         ]
         return await self.write(ops)
 

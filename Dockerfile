@@ -1,0 +1,13 @@
+FROM python:3.11-slim
+RUN apt-get update && apt-get install -y --no-install-recommends libsndfile1 gcc && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY emoroute emoroute
+COPY router router
+COPY audio_models audio_models
+COPY telephony telephony
+COPY dashboards dashboards
+RUN pip install --no-cache-dir .
+ENV EMOROUTE_DATA_DIR=/data
+EXPOSE 8000
+CMD ["emoroute", "serve", "--host", "0.0.0.0", "--port", "8000"]

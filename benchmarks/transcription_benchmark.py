@@ -1,0 +1,93 @@
+"""Transcription and intent figures on telephone-band audio.
+
+Word error rate and real-time factor on real speech; intent accuracy on the
+labelled caller utterances (espeak-ng) and on real corpus speech.
+
+WER: RAVDESS held-out actors (1, 2, 23, 24; sentences "kids/dogs ... by the door") and a
+fixed sample of TESS ("say the word X"), all through an 8 kHz mu-law round trip. RTF: CPU
+seconds per second of audio on one thread. Intent accuracy: the primary intent (first match
+in the policy's intent_routes order, else "general") against the label.
+
+    python -m benchmarks.transcription_benchmark --data ../shared/data
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from audio_models.audio_io import load_audio
+from audio_models.g711 import telephone_round_trip
+from audio_models.training.corpora import list_ravdess, list_tess
+from audio_models.transcribe import PocketSphinxTranscriber, Transcriber, WhisperTranscriber, word_error_rate
+from router.policy import load_policy
+from router.text import TextAnalyser
+
+INTENTS = Path(__file__).resolve().parent / "data" / "intents"
+HELD_OUT = {"ravdess-01", "ravdess-02", "ravdess-23", "ravdess-24"}
+
+
+def primary_intent(analyser: TextAnalyser, text: str, order: list[str]) -> str:
+    """Return the routing-order first intent found in ``text``, else 'general'."""
+    found = analyser.intents(text)
+    return next((name for name in order if name in found), "general")
+
+
+def _measure(engine: Transcriber, waves: list, refs: list[str]) -> dict[str, float]:
+    hyps, audio_s = [], 0.0
+    start = time.process_time()
+    for wave in waves:
+        hyps.append(engine.transcribe(wave).text)
+        audio_s += len(wave) / 16000
+    cpu = time.process_time() - start
+    return {"wer": round(word_error_rate(refs, hyps), 4), "rtf_cpu_1thread": round(cpu / audio_s, 4),
+            "audio_s": round(audio_s, 1), "n": len(waves)}
+
+
+def main() -> None:
+    """Run and print the JSON line."""
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    ap.add_argument("--tess-every", type=int, default=16, help="take every Nth TESS clip")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    rav = [c for c in list_ravdess(args.data) if c.speaker in HELD_OUT]
+    tess = list_tess(args.data)[:: args.tess_every]
+    corpora = {"ravdess_heldout": rav, "tess_sample": tess}
+    waves = {k: [telephone_round_trip(load_audio(c.path)) for c in v] for k, v in corpora.items()}
+    engines: dict[str, Transcriber] = {"whisper": WhisperTranscriber(threads=1),
+                                       "pocketsphinx": PocketSphinxTranscriber()}
+    wer = {name: {k: _measure(eng, waves[k], [c.transcript for c in corpora[k]]) for k in corpora}
+           for name, eng in engines.items()}
+
+    policy = load_policy()
+    analyser = TextAnalyser(policy.text)
+    order = list(policy.text.intent_routes)
+    with (INTENTS / "labels.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    whisper = engines["whisper"]
+    labelled = []
+    for row in rows:
+        text = whisper.transcribe(load_audio(INTENTS / f"{row['id']}.wav")).text
+        labelled.append({"id": row["id"], "label": row["intent"], "pred": primary_intent(analyser, text, order),
+                         "from_text": primary_intent(analyser, row["text"], order), "heard": text})
+    real = [primary_intent(analyser, whisper.transcribe(w).text, order) for w in waves["ravdess_heldout"]]
+    acc = sum(r["pred"] == r["label"] for r in labelled) / len(labelled)
+    print(json.dumps({
+        "benchmark": "transcription", "default_engine": whisper.name, "wer": wer,
+        "intent_accuracy_espeak_audio": round(acc, 4),
+        "intent_accuracy_espeak_reference_text": round(
+            sum(r["from_text"] == r["label"] for r in labelled) / len(labelled), 4),
+        "intent_accuracy_real_speech_general": round(real.count("general") / len(real), 4),
+        "n_labelled": len(labelled), "n_real": len(real),
+        "errors": [r for r in labelled if r["pred"] != r["label"]],
+    }))
+
+
+if __name__ == "__main__":
+    main()

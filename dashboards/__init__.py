@@ -1,0 +1,1 @@
+"""Dashboards: agent cues, supervisor wallboard, call timelines and analytics."""

@@ -1,0 +1,56 @@
+"""The ``emoroute`` command as a user runs it."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import soundfile as sf
+
+from audio_models.audio_io import load_audio
+from tests.conftest import REPO, ravdess_clip
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "emoroute.cli", *args], capture_output=True, text=True, cwd=REPO,
+                          timeout=120)
+
+
+def test_classify_reports_each_file_and_errors_without_stopping(tmp_path, corpora):
+    angry = ravdess_clip(corpora, 24, "05")
+    stereo = tmp_path / "stereo_44k.wav"
+    wave = load_audio(ravdess_clip(corpora, 2, "05"), target_sr=44100)
+    sf.write(stereo, np.stack([wave, wave * 0.5], axis=1), 44100)
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    text = tmp_path / "notes.wav"
+    text.write_text("this is not audio")
+    truncated = tmp_path / "truncated.wav"
+    sf.write(tmp_path / "full.wav", wave, 44100, subtype="PCM_16")
+    truncated.write_bytes((tmp_path / "full.wav").read_bytes()[:20000])
+    missing = tmp_path / "missing.wav"
+
+    proc = run_cli("classify", str(angry), str(missing), str(stereo), str(empty), str(text), str(truncated),
+                   "--telephone", "--json")
+    assert proc.returncode == 1
+    results = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["file"] for r in results] == [str(angry), str(stereo)]
+    for r in results:
+        assert set(r) == {"file", "label", "probs", "arousal", "valence", "model"}
+        assert r["label"] == "angry"
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 4
+    assert "no such file" in errors[0] and "empty" in errors[1]
+    assert "not a readable audio file" in errors[2] and "truncated" in errors[3]
+
+
+def test_help_lists_the_commands():
+    proc = run_cli("--help")
+    assert proc.returncode == 0
+    for cmd in ("demo", "serve", "simulate", "classify", "evaluate-emotion", "train-emotion"):
+        assert cmd in proc.stdout
+
+
+def test_bad_actor_list_is_refused():
+    proc = run_cli("train-emotion", "--data", ".", "--out", "x", "--test-actors", "1,99")
+    assert proc.returncode == 2 and "numbered 1 to 24" in proc.stderr

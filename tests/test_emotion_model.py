@@ -1,0 +1,88 @@
+"""The shipped model on real held-out speech, through the telephone band."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from audio_models.audio_io import load_audio
+from audio_models.emotion import DEFAULT_MODEL_DIR, EcapaEmotionModel, ModelLoadError
+from audio_models.g711 import telephone_round_trip
+from audio_models.hub import SpeechBrainHubEmotionModel
+from tests.conftest import ravdess_clip
+
+HELD_OUT = (1, 2, 23, 24)
+
+
+def phone(path: Path) -> np.ndarray:
+    return telephone_round_trip(load_audio(path))
+
+
+def test_shipped_model_is_small_and_speaker_independent(emotion_model):
+    assert set(emotion_model.labels) >= {"angry", "happy", "neutral", "sad"}
+    size = sum(p.stat().st_size for p in DEFAULT_MODEL_DIR.iterdir())
+    assert size < 20e6
+    trained = set(emotion_model.hparams["training"]["train_speakers"])
+    tested = set(emotion_model.hparams["split"]["test_speakers"]["ravdess"])
+    assert tested == {f"ravdess-{a:02d}" for a in HELD_OUT}
+    assert not trained & tested
+
+
+def test_strong_anger_and_neutral_of_unseen_speakers(emotion_model, corpora):
+    pairs = [(a, s) for a in HELD_OUT for s in ("01", "02")]
+    angry = [phone(ravdess_clip(corpora, a, "05", statement=s)) for a, s in pairs]
+    neutral = [phone(ravdess_clip(corpora, a, "01", intensity="01", statement=s)) for a, s in pairs]
+    readings = emotion_model.classify_batch(angry + neutral)
+    angry_r, neutral_r = readings[:8], readings[8:]
+    assert sum(r.label == "angry" for r in angry_r) >= 6, [r.label for r in angry_r]
+    assert sum(r.label in ("neutral", "sad") for r in neutral_r) >= 6, [r.label for r in neutral_r]
+    # per speaker, anger scores higher on P(angry) and arousal than the same speaker's neutral
+    for a, n in zip(angry_r, neutral_r, strict=True):
+        assert a.probs["angry"] > n.probs["angry"]
+        assert a.arousal > n.arousal
+
+
+def test_reading_shape_and_ranges(emotion_model, angry_audio):
+    r = emotion_model.classify(angry_audio)
+    assert abs(sum(r.probs.values()) - 1) < 1e-3
+    assert -1 <= r.arousal <= 1 and -1 <= r.valence <= 1
+    assert r.model.startswith("emoroute-ecapa-emotion@")
+
+
+def test_batch_of_different_lengths_matches_single_calls(emotion_model, angry_audio, neutral_audio):
+    waves = [angry_audio, neutral_audio[: 16000 * 1], np.concatenate([neutral_audio, neutral_audio])]
+    batch = emotion_model.classify_batch(waves)
+    for wave, b in zip(waves, batch, strict=True):
+        single = emotion_model.classify(wave)
+        assert single.label == b.label
+        for k in single.probs:
+            assert abs(single.probs[k] - b.probs[k]) < 0.05
+
+
+def test_short_and_long_inputs_are_accepted(emotion_model, angry_audio):
+    assert emotion_model.classify(angry_audio[:3200]).label in emotion_model.labels  # 0.2 s, padded
+    long = np.tile(angry_audio, 10)  # ~40 s, capped at 30 s
+    assert emotion_model.classify(long).label in emotion_model.labels
+
+
+@pytest.mark.parametrize(
+    ("wave", "message"),
+    [
+        (np.zeros(0, dtype=np.float32), "empty"),
+        (np.full(16000, np.nan, dtype=np.float32), "NaN"),
+        (np.zeros((2, 16000), dtype=np.float32), "mono"),
+    ],
+)
+def test_malformed_waveforms_raise_clear_errors(emotion_model, wave, message):
+    with pytest.raises(ValueError, match=message):
+        emotion_model.classify(wave)
+
+
+def test_missing_model_directory_says_how_to_train(tmp_path):
+    with pytest.raises(ModelLoadError, match="emoroute train-emotion"):
+        EcapaEmotionModel.from_dir(tmp_path)
+
+
+def test_hub_backend_offline_names_what_to_download(tmp_path):
+    with pytest.raises(ModelLoadError, match="huggingface.co/speechbrain/emotion-recognition-wav2vec2-IEMOCAP"):
+        SpeechBrainHubEmotionModel.from_dir(tmp_path)

@@ -1,0 +1,67 @@
+import pytest
+
+from router.policy import load_policy
+from router.redact import luhn_valid, redact
+from router.text import TextAnalyser, tokens
+
+ANALYSER = TextAnalyser(load_policy().text)
+
+
+@pytest.mark.parametrize(
+    ("text", "intents"),
+    [
+        ("I want to cancel my account", {"cancel"}),
+        ("I'd like to CANCEL!!! my subscription.", {"cancel"}),
+        ("Please process the cancellation today", {"cancel"}),
+        ("I don't want to cancel, I just have a question", set()),
+        ("I do not want to terminate the contract", set()),
+        ("I never want to switch providers", set()),
+        ("It's not working and I want to cancel", {"cancel", "complaint"}),
+        ("This is the third time I'm calling about this", {"complaint"}),
+        ("I was charged twice and I want a refund", {"billing_dispute"}),
+        ("I'd like to upgrade to the premium plan", {"upgrade", "purchase"}),
+        ("Can I buy a new phone?", {"purchase"}),
+        ("What are your opening hours?", set()),
+    ],
+)
+def test_intents_with_synonyms_negation_case_and_punctuation(text, intents):
+    assert ANALYSER.intents(text) == frozenset(intents)
+
+
+def test_sentiment_sign():
+    assert ANALYSER.sentiment("This is terrible, I am furious") < -0.5
+    assert ANALYSER.sentiment("Great, thank you so much, I love it") > 0.5
+
+
+def test_tokens_expand_contractions():
+    assert tokens("I don't, it's") == ["i", "do", "not", "it", "is"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("my card is 4111 1111 1111 1111 thanks", "my card is [CARD] thanks"),
+        ("card four one one one one one one one one one one one one one one one", "card [CARD]"),
+        ("call me on +44 20 7946 0958", "call me on [PHONE]"),
+        ("it's john.doe@example.com", "it's [EMAIL]"),
+        ("it's john at example dot com", "it's [EMAIL]"),
+        ("my ssn is 123-45-6789", "my ssn is [ID]"),
+        ("NI number QQ 12 34 56 C", "NI number [ID]"),
+        ("account double seven three four five nine one two", "account [NUMBER]"),
+        ("I have one question about two bills", "I have one question about two bills"),
+        ("order 12345 arrived", "order 12345 arrived"),
+    ],
+)
+def test_pii_is_redacted(text, expected):
+    assert redact(text) == expected
+
+
+def test_luhn():
+    assert luhn_valid("4111111111111111") and not luhn_valid("4111111111111112")
+
+
+def test_analyse_redacts_before_anything_else():
+    signals = ANALYSER.analyse("Cancel it, my card is 4111 1111 1111 1111")
+    assert "4111" not in signals.snippet and "[CARD]" in signals.snippet
+    assert signals.intents == frozenset({"cancel"})
+    assert ANALYSER.analyse("   ").snippet == ""

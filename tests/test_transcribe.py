@@ -1,0 +1,76 @@
+"""Real audio through the real ASR engines."""
+
+import numpy as np
+import pytest
+
+from audio_models.audio_io import load_audio
+from audio_models.g711 import telephone_round_trip
+from audio_models.transcribe import (
+    IncrementalTranscript,
+    PocketSphinxTranscriber,
+    WhisperTranscriber,
+    word_error_rate,
+)
+from tests.conftest import ravdess_clip
+
+
+@pytest.fixture(scope="session")
+def whisper() -> WhisperTranscriber:
+    return WhisperTranscriber()
+
+
+def test_whisper_transcribes_telephone_band_speech_of_unseen_speakers(whisper, corpora):
+    refs = {"01": "kids are talking by the door", "02": "dogs are sitting by the door"}
+    clips = [(actor, emo, st) for actor in (1, 24) for emo in ("01", "05") for st in ("01", "02")]
+    hyps, want = [], []
+    for actor, emo, st in clips:
+        wave = telephone_round_trip(load_audio(ravdess_clip(corpora, actor, emo, "01" if emo == "01" else "02", st)))
+        seg = whisper.transcribe(wave)
+        hyps.append(seg.text)
+        want.append(refs[st])
+        assert seg.is_final and 0 < seg.confidence <= 1
+        assert all(0 <= w.start <= w.end <= len(wave) / 16000 + 0.5 for w in seg.words)
+    assert word_error_rate(want, hyps) <= 0.25, hyps
+
+
+def _music(seconds: float = 3.0) -> np.ndarray:
+    t = np.arange(int(16000 * seconds)) / 16000
+    chord = sum(np.sin(2 * np.pi * f * t) for f in (261.6, 329.6, 392.0))
+    return (0.2 * chord * np.sin(2 * np.pi * 2 * t) ** 2).astype(np.float32)
+
+
+@pytest.mark.parametrize("engine", ["whisper", "pocketsphinx"])
+@pytest.mark.parametrize(
+    "wave",
+    [
+        np.zeros(0, dtype=np.float32),
+        np.zeros(32000, dtype=np.float32),
+        (np.random.default_rng(0).standard_normal(48000) * 0.1).astype(np.float32),
+        _music(),
+        np.full(16000, np.nan, dtype=np.float32),
+    ],
+    ids=["empty", "silence", "noise", "music", "nan"],
+)
+def test_bad_inputs_give_empty_transcripts_never_exceptions(engine, wave, whisper):
+    transcriber = whisper if engine == "whisper" else PocketSphinxTranscriber()
+    seg = transcriber.transcribe(wave)
+    assert seg.text == "" or seg.confidence < 0.5
+
+
+def test_clipped_speech_still_transcribes(whisper, angry_audio):
+    seg = whisper.transcribe(np.clip(telephone_round_trip(angry_audio) * 30, -1, 1))
+    assert "door" in seg.text.lower()
+
+
+def test_incremental_partials_then_final(whisper, angry_audio):
+    inc = IncrementalTranscript(whisper, partial_every_s=1.5)
+    partials = [p for i in range(0, len(angry_audio), 3200) if (p := inc.feed(angry_audio[i : i + 3200]))]
+    assert partials and not partials[0].is_final
+    final = inc.finish()
+    assert final.is_final and "door" in final.text.lower()
+    assert inc.finish().text == ""
+
+
+def test_word_error_rate():
+    assert word_error_rate(["a b c d"], ["a x c"]) == 0.5
+    assert word_error_rate(["Kids are talking."], ["kids are talking"]) == 0.0
