@@ -21,6 +21,8 @@ import numpy as np
 
 SAMPLE_RATE = 16000
 MIN_RMS = 0.003  # below this a segment is treated as silence without running the engine
+TOKENS_PER_SECOND = 6  # fast speech is ~4 words/s; Whisper needs ~1.3 tokens a word
+MAX_TOKENS = 220
 
 
 @dataclass(frozen=True)
@@ -95,9 +97,12 @@ class WhisperTranscriber:
         if audio is None:
             return TranscriptSegment("", engine=self.name)
         with self._lock:
+            # Greedy decoding with no temperature fallback and a token cap: a repetitive
+            # utterance (a read-out card number) must not cost several decoding passes.
             segments, _ = self._model.transcribe(
                 audio, language="en", beam_size=1, vad_filter=False, word_timestamps=True,
-                condition_on_previous_text=False, without_timestamps=False)
+                condition_on_previous_text=False, without_timestamps=False, temperature=0.0,
+                max_new_tokens=min(MAX_TOKENS, int(TOKENS_PER_SECOND * len(audio) / SAMPLE_RATE) + 8))
             segments = list(segments)
         words: list[Word] = []
         kept_logprobs: list[float] = []

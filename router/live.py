@@ -10,6 +10,7 @@ failure is logged with its SID and never touches another call.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -42,6 +43,8 @@ class CallState:
     texts: list[TextSignals] = field(default_factory=list)
     decision: Decision | None = None
     deciding: bool = False
+    utterances_in_flight: int = 0
+    settled: asyncio.Event = field(default_factory=asyncio.Event)
     arrival: float = 0.0
     ended: bool = False
     timer: asyncio.Task[Any] | None = None
@@ -115,7 +118,9 @@ class CallCoordinator:
         segments = await asyncio.to_thread(state.segmenter.feed, event.samples)
         for seg in segments:
             self._spawn(state, self._score(state, seg, received))
-        if state.decision is None and not state.deciding and (
+        # An utterance that already closed decides as soon as it is scored; the
+        # listening limit only covers callers who have not finished one.
+        if state.decision is None and not state.deciding and state.utterances_in_flight == 0 and (
             state.segmenter.seconds >= self.policy.decision.max_listen_seconds
         ):
             self._spawn(state, self._decide(state, None, "listening time reached"))
@@ -137,10 +142,26 @@ class CallCoordinator:
     async def _listen_timeout(self, state: CallState) -> None:
         # Wall-clock guard for streams that stall: audio time normally decides first.
         await asyncio.sleep(self.policy.decision.max_listen_seconds + 1.0)
+        if state.utterances_in_flight:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(state.settled.wait(), self.transcript_wait_s + 1.0)
         if state.decision is None and not state.deciding and not state.ended:
             await self._decide(state, None, "listening time reached (wall clock)")
 
     async def _score(self, state: CallState, seg: Segment, received: float) -> None:
+        if seg.kind != "utterance":
+            await self._score_segment(state, seg, received)
+            return
+        state.utterances_in_flight += 1
+        state.settled.clear()
+        try:
+            await self._score_segment(state, seg, received)
+        finally:
+            state.utterances_in_flight -= 1
+            if state.utterances_in_flight == 0:
+                state.settled.set()
+
+    async def _score_segment(self, state: CallState, seg: Segment, received: float) -> None:
         asr = (asyncio.create_task(self.transcribe(seg.audio))
                if self.transcribe is not None and seg.kind == "utterance" else None)
         try:
@@ -182,6 +203,7 @@ class CallCoordinator:
             self.metrics.errors.labels("transcript_timeout").inc()
             log.warning("call %s: transcript not ready within %.1fs; deciding on tone alone", state.call_sid,
                         self.transcript_wait_s)
+            self._spawn(state, self._late_transcript(state, task))
             return None
         except Exception:  # noqa: BLE001 - ASR trouble must not stop routing
             self.metrics.errors.labels("transcriber").inc()
@@ -192,6 +214,16 @@ class CallCoordinator:
         signals = self.text_analyser.analyse(segment.text)
         state.texts.append(signals)
         return signals
+
+    async def _late_transcript(self, state: CallState, task: asyncio.Task[TranscriptSegment]) -> None:
+        """Store a transcript that missed the first decision, and let it re-route the call."""
+        signals = await self._await_text(state, task)
+        if signals is None:
+            return
+        await self.store.add_transcript(call_sid=state.call_sid, t=state.segmenter.seconds, text=signals.snippet,
+                                        sentiment=signals.sentiment, intents=tuple(sorted(signals.intents)))
+        if state.decision is not None and not state.ended:
+            await self._after_decision(state)
 
     @staticmethod
     def _text(state: CallState) -> TextSignals | None:

@@ -22,7 +22,7 @@ _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 _SPOKEN_EMAIL = re.compile(r"\b[\w.+-]+\s+at\s+[\w-]+(?:\s+dot\s+[\w-]+)+\b", re.I)
 _SSN = re.compile(r"\b\d{3}[-\s]?\d{2}[-\s]?\d{4}\b")
 _NINO = re.compile(r"\b[A-Z]{2}\s?\d{2}\s?\d{2}\s?\d{2}\s?[A-D]\b", re.I)
-_DIGIT_RUN = re.compile(r"(?<![\w])\+?\d(?:[\s().-]*\d){5,}(?![\w])")
+_DIGIT_RUN = re.compile(r"(?<![\w])\+?\d(?:[\s().,-]*\d){5,}(?![\w])")
 
 
 def luhn_valid(digits: str) -> bool:

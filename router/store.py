@@ -205,6 +205,24 @@ class CallStore:
         ]
         return await self.write(ops)
 
+    async def add_transcript(
+        self, *, call_sid: str, t: float, text: str, sentiment: float | None, intents: tuple[str, ...]
+    ) -> bool:
+        """Append a (redacted) transcript that arrived after its emotion reading."""
+        fields: dict[str, Any] = {"type": "transcript", "t": round(t, 3), "transcript": text,
+                                  "intents": ",".join(intents)}
+        summary: dict[str, Any] = {"transcript": text}
+        if sentiment is not None:
+            fields["sentiment"] = sentiment
+        if intents:
+            summary["intents"] = ",".join(intents)
+        ops: list[Op] = [
+            ("xadd", [keys.timeline(call_sid), fields], {}),
+            ("hset", [keys.call(call_sid)], {"mapping": summary}),
+            self._event("transcript", call_sid, transcript=text, intents=list(intents), t=t),
+        ]
+        return await self.write(ops)
+
     async def record_decision(
         self,
         *,

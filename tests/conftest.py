@@ -16,6 +16,7 @@ import uvicorn
 
 from audio_models.audio_io import load_audio
 from audio_models.emotion import EcapaEmotionModel
+from audio_models.transcribe import WhisperTranscriber
 from emoroute.app import create_app
 from emoroute.redis_server import EmbeddedRedis, free_port
 from emoroute.settings import Settings
@@ -70,6 +71,11 @@ def neutral_audio(corpora: Path) -> np.ndarray:
     return load_audio(ravdess_clip(corpora, 23, "01", intensity="01"))
 
 
+@pytest.fixture(scope="session")
+def whisper() -> WhisperTranscriber:
+    return WhisperTranscriber()
+
+
 @dataclass
 class LiveServer:
     url: str
@@ -104,23 +110,25 @@ def make_settings(redis_url: str | None, port: int, data_dir: Path, **overrides:
 
 
 @pytest.fixture
-def live_server(redis_url: str, emotion_model: EcapaEmotionModel, tmp_path: Path) -> Iterator[LiveServer]:
+def live_server(redis_url: str, emotion_model: EcapaEmotionModel, whisper: WhisperTranscriber,
+                tmp_path: Path) -> Iterator[LiveServer]:
     port = free_port()
     settings = make_settings(redis_url, port, tmp_path)
     actions = DryRunActions(account_sid=settings.twilio_account_sid)
-    app = create_app(settings, emotion_model=emotion_model, actions=actions)
+    app = create_app(settings, emotion_model=emotion_model, actions=actions, transcriber=whisper)
     with _ServerThread(app, port):
         yield LiveServer(f"http://127.0.0.1:{port}", settings, actions, app)
 
 
 @pytest.fixture
-def server_factory(emotion_model: EcapaEmotionModel, tmp_path: Path):  # type: ignore[no-untyped-def]
+def server_factory(emotion_model: EcapaEmotionModel, whisper: WhisperTranscriber,
+                   tmp_path: Path):  # type: ignore[no-untyped-def]
     """Start a server against any Redis URL (used by the Redis-outage test)."""
     def start(redis_url: str) -> tuple[_ServerThread, LiveServer]:
         port = free_port()
         settings = make_settings(redis_url, port, tmp_path)
         actions = DryRunActions(account_sid=settings.twilio_account_sid)
-        app = create_app(settings, emotion_model=emotion_model, actions=actions)
+        app = create_app(settings, emotion_model=emotion_model, actions=actions, transcriber=whisper)
         thread = _ServerThread(app, port)
         return thread, LiveServer(f"http://127.0.0.1:{port}", settings, actions, app)
     return start

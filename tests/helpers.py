@@ -35,8 +35,13 @@ async def stream_call(
     inject: Callable[[websockets.ClientConnection, int], Awaitable[None]] | None = None,
     send_stop: bool = True,
     stop_after_frames: int | None = None,
+    hold_until: Callable[[str], object] | None = None,
+    max_hold_seconds: float = 20.0,
 ) -> str:
-    """Stream ``audio`` as Twilio would; ``inject(ws, n)`` runs before frame n. Return the CallSid."""
+    """Stream ``audio`` as Twilio would; ``inject(ws, n)`` runs before frame n. Return the CallSid.
+
+    With ``hold_until(call_sid)``, the caller then stays on the line (silence) until it is true.
+    """
     call_sid = call_sid or "CA" + uuid.uuid4().hex
     stream_sid = "MZ" + uuid.uuid4().hex
     headers = {"X-Twilio-Signature": RequestValidator(token).compute_signature(ws_url, {})}
@@ -56,6 +61,16 @@ async def stream_call(
                                         payload=payload))
             if n % 25 == 0:
                 await asyncio.sleep(0.02)
+        if hold_until is not None:
+            deadline = time.monotonic() + max_hold_seconds
+            n = len(frames)
+            while not hold_until(call_sid) and time.monotonic() < deadline:
+                for _ in range(5):
+                    seq += 1
+                    n += 1
+                    await ws.send(media_message(stream_sid=stream_sid, sequence=seq, chunk=n, timestamp_ms=n * 20,
+                                                payload=SILENCE_BYTE * FRAME_BYTES))
+                await asyncio.sleep(0.1)
         if send_stop:
             await ws.send(stop_message(call_sid=call_sid, stream_sid=stream_sid, account_sid=ACCOUNT,
                                        sequence=seq + 1))

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import re
 import xml.etree.ElementTree as ET
 
 import httpx
@@ -10,6 +11,8 @@ import pytest
 import redis
 import websockets
 
+from audio_models.audio_io import load_audio
+from benchmarks.transcription_benchmark import INTENTS
 from emoroute.redis_server import EmbeddedRedis, free_port
 from emoroute.simulate import SimTarget, simulate_call
 from router import keys
@@ -53,6 +56,35 @@ async def test_angry_caller_is_routed_to_retention_end_to_end(live_server, angry
     r.close()
 
 
+async def test_calm_voice_saying_cancel_goes_to_retention_with_transcript_stored(live_server, redis_url):
+    audio = load_audio(INTENTS / "u01.wav")  # espeak-ng, flat voice: "I want to cancel my account."
+    summary = await simulate_call(target(live_server), audio)
+    assert summary["queue"] == "retention", summary
+    assert "said 'cancel'" in summary["reason"]
+    assert "cancel" in summary["intents"].split(",")
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    utterances = [f for _, f in r.xrange(keys.timeline(summary["call_sid"]))
+                  if f["type"] == "reading" and f["kind"] == "utterance"]
+    assert "cancel" in utterances[0]["transcript"].lower() and "cancel" in utterances[0]["intents"]
+    assert -1 <= float(utterances[0]["sentiment"]) <= 1
+    r.close()
+
+
+async def test_spoken_card_number_is_never_stored(live_server, redis_url):
+    audio = load_audio(INTENTS / "u49.wav")  # "My card number is 4 1 1 1, 1 1 1 1, ... my email is john at ..."
+    summary = await simulate_call(target(live_server), audio)
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    wait_for(lambda: r.hget(keys.call(summary["call_sid"]), "status") == "ended", what="call end")
+    summary = r.hgetall(keys.call(summary["call_sid"]))
+    entries = [f for _, f in r.xrange(keys.timeline(summary["call_sid"]))]
+    transcripts = [e["transcript"] for e in entries if e.get("transcript")] + [summary.get("transcript", "")]
+    stored = " | ".join(transcripts)
+    assert "[CARD]" in stored or "[NUMBER]" in stored, stored  # the number was heard, and masked
+    assert not re.search(r"\d(?:[\s,.-]*\d){5,}", stored), stored
+    assert "1 1 1 1" not in stored and "one one one one" not in stored.lower()
+    r.close()
+
+
 async def test_neutral_caller_goes_to_general(live_server, neutral_audio):
     summary = await simulate_call(target(live_server), neutral_audio)
     assert summary["queue"] == "general", summary
@@ -92,7 +124,7 @@ async def test_media_stream_with_forged_signature_is_refused(live_server, angry_
 async def test_bad_frames_mid_call_are_counted_and_the_call_still_routes(live_server, angry_audio):
     async def misbehave(ws, n):
         if n == 10:
-            await ws.send('{"event": "media", "sequenceNumber": "11", "media": {"payload": "%%%"}}')
+            await ws.send('{"event": "media", "media": {"payload": "%%%"}}')
             await ws.send('{"event": "hangup"}')
             await ws.send("not json at all")
             await ws.send("x" * (70 * 1024))
@@ -100,8 +132,11 @@ async def test_bad_frames_mid_call_are_counted_and_the_call_still_routes(live_se
             await ws.send('{"event": "media", "sequenceNumber": "2", "media": {"payload": "AAAA"}}')
 
     sid = await stream_call(ws_url(live_server), angry_audio, inject=misbehave, hold_seconds=2.0)
-    call = wait_for(lambda: httpx.get(f"{live_server.url}/api/calls/{sid}", headers=SUPERVISOR).json(),
-                    what="call summary")
+    def decided():
+        call = httpx.get(f"{live_server.url}/api/calls/{sid}", headers=SUPERVISOR).json()
+        return call if call.get("queue") else None
+
+    call = wait_for(decided, what="routing decision")
     assert call["queue"] == "retention"
     metrics = httpx.get(live_server.url + "/metrics").text
     for reason in ("bad_base64", "unknown_event", "not_json", "oversize", "out_of_order"):
@@ -159,8 +194,11 @@ async def test_redis_down_call_still_routed_to_default_then_trajectory_written(s
     thread, server = server_factory(rs.url)
     with thread:
         rs.stop()
-        sid = await stream_call(ws_url(server), angry_audio, hold_seconds=2.0)
-        request = wait_for(lambda: [r for r in server.actions.requests if r.call_sid == sid], what="redirect")[0]
+        def redirected(sid):
+            return [r for r in server.actions.requests if r.call_sid == sid]
+
+        sid = await stream_call(ws_url(server), angry_audio, hold_until=redirected)
+        (request,) = redirected(sid)
         assert ET.fromstring(request.form["Twiml"]).find("Enqueue").text == "general"
         assert httpx.get(server.url + "/healthz").json()["status"] == "degraded"
         assert httpx.get(server.url + "/api/calls", headers=SUPERVISOR).status_code == 503

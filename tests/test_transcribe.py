@@ -8,15 +8,9 @@ from audio_models.g711 import telephone_round_trip
 from audio_models.transcribe import (
     IncrementalTranscript,
     PocketSphinxTranscriber,
-    WhisperTranscriber,
     word_error_rate,
 )
 from tests.conftest import ravdess_clip
-
-
-@pytest.fixture(scope="session")
-def whisper() -> WhisperTranscriber:
-    return WhisperTranscriber()
 
 
 def test_whisper_transcribes_telephone_band_speech_of_unseen_speakers(whisper, corpora):
