@@ -113,6 +113,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        app.state.stopping.set()
         await coordinator.shutdown()
         for task in services.background:
             task.cancel()
@@ -132,6 +133,7 @@ def create_app(
     transcriber: Transcriber | None = None,
 ) -> FastAPI:
     """Return the EmoRoute FastAPI app (tests pass their own settings, model or actions)."""
+    from dashboards.routes import router as dashboards_router
     from router.api import router as api_router
     from telephony.routes import router as telephony_router
 
@@ -141,8 +143,10 @@ def create_app(
     app.state.emotion_model = emotion_model
     app.state.actions = actions
     app.state.transcriber = transcriber
+    app.state.stopping = asyncio.Event()
     app.include_router(telephony_router)
     app.include_router(api_router)
+    app.include_router(dashboards_router)
 
     @app.exception_handler(RedisConnectionError)
     @app.exception_handler(RedisTimeoutError)

@@ -35,7 +35,8 @@ class Principal:
     agent_id: str | None = None
 
 
-def _token_from(request: HTTPConnection) -> str | None:
+def token_from(request: HTTPConnection) -> str | None:
+    """Return the bearer token, else the dashboard cookie, else a ?token= query parameter."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() == "bearer" and token:
@@ -43,17 +44,25 @@ def _token_from(request: HTTPConnection) -> str | None:
     return request.cookies.get("emoroute_token") or request.query_params.get("token")
 
 
+def principal_for_token(token: str | None, settings: Settings) -> Principal | None:
+    """Return the principal a bearer token stands for, or None."""
+    if not token:
+        return None
+    if hmac.compare_digest(token, settings.api_token):
+        return Principal("supervisor")
+    for agent_id, agent_token in settings.agent_token_map().items():
+        if hmac.compare_digest(token, agent_token):
+            return Principal("agent", agent_id)
+    return None
+
+
 def get_principal(request: HTTPConnection, settings: SettingsDep) -> Principal:
-    """Return the principal for the request's bearer token; 401 without a valid one."""
-    token = _token_from(request)
-    if token:
-        if hmac.compare_digest(token, settings.api_token):
-            return Principal("supervisor")
-        for agent_id, agent_token in settings.agent_token_map().items():
-            if hmac.compare_digest(token, agent_token):
-                return Principal("agent", agent_id)
-    raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or invalid bearer token",
-                        headers={"WWW-Authenticate": "Bearer"})
+    """Return the principal for the request's bearer token (or dashboard cookie); 401 without one."""
+    principal = principal_for_token(token_from(request), settings)
+    if principal is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or invalid bearer token",
+                            headers={"WWW-Authenticate": "Bearer"})
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

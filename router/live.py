@@ -171,11 +171,11 @@ class CallCoordinator:
             log.exception("call %s: emotion model failed on %s %.1f-%.1fs", state.call_sid, seg.kind,
                           seg.start_s, seg.end_s)
             if asr is not None:
-                await self._await_text(state, asr)
+                await self._await_text(state, asr, seg.end_s)
             if seg.kind == "utterance" and state.decision is None:
-                await self._decide(state, received, "emotion model failed")
+                await self._decide(state, received, "emotion model failed", at=seg.end_s)
             return
-        text = await self._await_text(state, asr) if asr is not None else None
+        text = await self._await_text(state, asr, seg.end_s) if asr is not None else None
         self.metrics.readings.labels(seg.kind).inc()
         point = TrajectoryPoint(t=seg.end_s, probs=reading.probs, arousal=reading.arousal,
                                 valence=reading.valence, kind=seg.kind)
@@ -188,11 +188,13 @@ class CallCoordinator:
             intents=tuple(sorted(text.intents)) if text else ()))
         if state.decision is None:
             if seg.kind == "utterance":
-                await self._decide(state, received, "first utterance")
+                await self._decide(state, received, "first utterance", at=seg.end_s)
         elif not state.ended:
             await self._after_decision(state)
 
-    async def _await_text(self, state: CallState, task: asyncio.Task[TranscriptSegment]) -> TextSignals | None:
+    async def _await_text(
+        self, state: CallState, task: asyncio.Task[TranscriptSegment], at: float
+    ) -> TextSignals | None:
         """Return the analysed transcript; the first decision waits at most transcript_wait_s for it."""
         try:
             if state.decision is None:
@@ -203,7 +205,7 @@ class CallCoordinator:
             self.metrics.errors.labels("transcript_timeout").inc()
             log.warning("call %s: transcript not ready within %.1fs; deciding on tone alone", state.call_sid,
                         self.transcript_wait_s)
-            self._spawn(state, self._late_transcript(state, task))
+            self._spawn(state, self._late_transcript(state, task, at))
             return None
         except Exception:  # noqa: BLE001 - ASR trouble must not stop routing
             self.metrics.errors.labels("transcriber").inc()
@@ -215,12 +217,12 @@ class CallCoordinator:
         state.texts.append(signals)
         return signals
 
-    async def _late_transcript(self, state: CallState, task: asyncio.Task[TranscriptSegment]) -> None:
-        """Store a transcript that missed the first decision, and let it re-route the call."""
-        signals = await self._await_text(state, task)
+    async def _late_transcript(self, state: CallState, task: asyncio.Task[TranscriptSegment], at: float) -> None:
+        """Store a transcript that missed the first decision (at its utterance's end), and let it re-route."""
+        signals = await self._await_text(state, task, at)
         if signals is None:
             return
-        await self.store.add_transcript(call_sid=state.call_sid, t=state.segmenter.seconds, text=signals.snippet,
+        await self.store.add_transcript(call_sid=state.call_sid, t=at, text=signals.snippet,
                                         sentiment=signals.sentiment, intents=tuple(sorted(signals.intents)))
         if state.decision is not None and not state.ended:
             await self._after_decision(state)
@@ -236,13 +238,14 @@ class CallCoordinator:
             snippet=state.texts[-1].snippet,
         )
 
-    async def _decide(self, state: CallState, closed_at: float | None, trigger: str) -> None:
+    async def _decide(self, state: CallState, closed_at: float | None, trigger: str, at: float | None = None) -> None:
+        """Route the call; ``at`` is the call time (s) of what triggered it, default the audio heard so far."""
         if state.decision is not None or state.deciding:
             return
         state.deciding = True
         decision = decide(state.points, self._text(state), self.policy)
         state.arrival = time.time()
-        t = state.segmenter.seconds
+        t = at if at is not None else state.segmenter.seconds
         latency_ms = (time.perf_counter() - closed_at) * 1000 if closed_at is not None else None
         stored = await self.store.record_decision(call_sid=state.call_sid, decision=decision, t=t,
                                                   arrival=state.arrival, latency_ms=latency_ms)

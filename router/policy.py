@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -106,6 +107,23 @@ class AgeingRules(_Strict):
     seconds_per_priority_point: float = Field(gt=0)
 
 
+class AlertRules(_Strict):
+    """When the supervisor wallboard raises an alert."""
+
+    anger_probability: float = Probability
+    anger_seconds: float = Field(gt=0)
+    max_wait_seconds: float = Field(gt=0)
+
+
+class CueRule(_Strict):
+    """One suggested opening line and when it applies."""
+
+    emotion: str | None = None
+    trend: Literal["rising", "falling", "steady"] | None = None
+    intent: str | None = None
+    say: str = Field(min_length=1, max_length=300)
+
+
 class Prompts(_Strict):
     """What the caller hears."""
 
@@ -128,6 +146,8 @@ class Policy(_Strict):
     text: TextRules
     reprioritise: ReprioritiseRules
     ageing: AgeingRules
+    alerts: AlertRules
+    cues: list[CueRule] = Field(min_length=1)
     retention_days: float = Field(gt=0)
     prompts: Prompts
 

@@ -188,7 +188,8 @@ class CallStore:
             "label": reading.label, "probs": json.dumps(reading.probs),
             "arousal": reading.arousal, "valence": reading.valence, "model": reading.model,
         }
-        summary: dict[str, Any] = {"emotion": reading.label, "model": reading.model}
+        summary: dict[str, Any] = {"emotion": reading.label, "model": reading.model,
+                                   "last_valence": reading.valence, "last_t": round(reading.t, 3)}
         if reading.transcript:
             fields.update({"transcript": reading.transcript, "intents": ",".join(reading.intents)})
             summary.update({"transcript": reading.transcript})
@@ -198,6 +199,8 @@ class CallStore:
             fields["sentiment"] = reading.sentiment
         ops: list[Op] = [
             ("xadd", [keys.timeline(call_sid), fields], {}),
+            ("hsetnx", [keys.call(call_sid), "first_emotion", reading.label], {}),
+            ("hsetnx", [keys.call(call_sid), "first_valence", reading.valence], {}),
             ("hset", [keys.call(call_sid)], {"mapping": summary}),
             self._event("reading", call_sid, label=reading.label, probs=reading.probs,
                         arousal=reading.arousal, valence=reading.valence, t=reading.t,
@@ -237,6 +240,8 @@ class CallStore:
         summary: dict[str, Any] = {"status": "queued", "queue": decision.queue,
                                    "priority": decision.priority, "reason": decision.reason,
                                    "rule": decision.rule}
+        if kind != "decision":
+            summary["escalated"] = 1
         if kind == "decision":
             summary["decided_at"] = time.time()
             summary["enqueued_at"] = arrival
@@ -354,14 +359,18 @@ class CallStore:
                         await pipe.unwatch()
                         return None
                     _, sid, qk = best
+                    started = await pipe.hget(keys.call(sid), "started_at")
+                    now = time.time()
                     pipe.multi()
                     pipe.zrem(qk, sid)
-                    pipe.hset(keys.call(sid), mapping={"status": "with_agent", "agent": agent_id})
+                    pipe.hset(keys.call(sid), mapping={"status": "with_agent", "agent": agent_id,
+                                                       "picked_at": now})
                     pipe.hset(keys.agent(agent_id), mapping={"current_call": sid})
-                    pipe.xadd(keys.timeline(sid), {"type": "pickup", "agent": agent_id})
+                    # t: seconds since the call started, like the other timeline entries
+                    t = round(now - float(started), 3) if started else 0.0
+                    pipe.xadd(keys.timeline(sid), {"type": "pickup", "agent": agent_id, "t": t})
                     pipe.publish(keys.events_channel(),
-                                 json.dumps({"type": "pickup", "call_sid": sid, "agent": agent_id,
-                                             "ts": time.time()}))
+                                 json.dumps({"type": "pickup", "call_sid": sid, "agent": agent_id, "ts": now}))
                     await pipe.execute()
                     return sid
                 except aioredis.WatchError:

@@ -30,6 +30,7 @@ async def stream_call(
     audio: np.ndarray,
     *,
     call_sid: str | None = None,
+    caller: str = "+15550001111",
     token: str = "dev-auth-token",
     hold_seconds: float = 0.0,
     inject: Callable[[websockets.ClientConnection, int], Awaitable[None]] | None = None,
@@ -51,7 +52,7 @@ async def stream_call(
     async with websockets.connect(ws_url, additional_headers=headers, max_size=2**22) as ws:
         await ws.send(CONNECTED_MESSAGE)
         await ws.send(start_message(call_sid=call_sid, stream_sid=stream_sid, account_sid=ACCOUNT,
-                                    custom_parameters={"caller": "+15550001111"}))
+                                    custom_parameters={"caller": caller}))
         seq = 1
         for n, payload in enumerate(frames):
             if inject is not None:

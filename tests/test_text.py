@@ -65,3 +65,17 @@ def test_analyse_redacts_before_anything_else():
     assert "4111" not in signals.snippet and "[CARD]" in signals.snippet
     assert signals.intents == frozenset({"cancel"})
     assert ANALYSER.analyse("   ").snippet == ""
+
+
+def test_csv_export_neutralises_spreadsheet_formulas():
+    import csv
+    import io
+
+    from dashboards.state import calls_csv
+
+    out = calls_csv([{"call_sid": "CA1", "caller": '=HYPERLINK("http://x")', "started_at": "1", "priority": "-3",
+                      "reason": "+cmd"}])
+    (row,) = list(csv.DictReader(io.StringIO(out)))
+    assert row["caller"] == "'=HYPERLINK(\"http://x\")"
+    assert row["reason"] == "'+cmd"
+    assert row["priority"] == "-3"  # numbers stay numbers

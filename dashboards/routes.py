@@ -1,0 +1,236 @@
+"""Dashboards: agent cues, supervisor wallboard, call timeline, analytics; live over server-sent events.
+
+Pages are server-rendered shells (Jinja2, autoescaped) whose scripts read JSON
+from the endpoints below and listen to ``/dashboard/events``. Every value that
+came from a caller (customParameters, transcripts) is inserted with
+``textContent`` in the browser, never as HTML. Plotly's JavaScript is served
+from the plotly wheel: no CDN, nothing pasted into this repository.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import plotly
+from fastapi import APIRouter, Form, HTTPException, Query, Request, status
+from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from starlette.responses import StreamingResponse
+
+from dashboards.state import agent_state, analytics_of, calls_csv, summaries_between, wallboard
+from emoroute.deps import Principal, ServicesDep, SettingsDep, get_principal, principal_for_token, token_from
+from router import keys
+
+HERE = Path(__file__).resolve().parent
+PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
+STATIC = {"app.js": "text/javascript", "style.css": "text/css"}
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+router = APIRouter(prefix="/dashboard", tags=["dashboards"])
+
+
+def _principal_or_none(request: Request, settings: SettingsDep) -> Principal | None:
+    return principal_for_token(token_from(request), settings)
+
+
+def _page(request: Request, settings: SettingsDep, template: str, **context: Any) -> Response:
+    """Render a page for an authenticated user; a ?token= is moved into an HttpOnly cookie."""
+    principal = _principal_or_none(request, settings)
+    if principal is None:
+        return templates.TemplateResponse(request, "login.html", {"next": request.url.path + (
+            "?" + request.url.query if request.url.query else "")}, status_code=status.HTTP_401_UNAUTHORIZED)
+    token = request.query_params.get("token")
+    if token:
+        params = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
+        clean = request.url.path + ("?" + "&".join(f"{k}={v}" for k, v in params) if params else "")
+        redirect = RedirectResponse(clean, status_code=status.HTTP_303_SEE_OTHER)
+        redirect.set_cookie("emoroute_token", token, httponly=True, samesite="strict",
+                            secure=request.url.scheme == "https")
+        return redirect
+    return templates.TemplateResponse(request, template, {"role": principal.role, "me": principal.agent_id or "",
+                                                          **context})
+
+
+@router.post("/login", include_in_schema=False)
+async def login(request: Request, settings: SettingsDep, token: str = Form(...),
+                next: str = Form("/dashboard")) -> Response:
+    """Check a token and keep it in an HttpOnly cookie."""
+    target = next if next.startswith("/dashboard") else "/dashboard"
+    if principal_for_token(token, settings) is None:
+        return templates.TemplateResponse(request, "login.html", {"next": target, "error": "Unknown token"},
+                                          status_code=status.HTTP_401_UNAUTHORIZED)
+    redirect = RedirectResponse(target, status_code=status.HTTP_303_SEE_OTHER)
+    redirect.set_cookie("emoroute_token", token, httponly=True, samesite="strict",
+                        secure=request.url.scheme == "https")
+    return redirect
+
+
+@router.get("", include_in_schema=False)
+async def home(request: Request, settings: SettingsDep) -> Response:
+    """Send supervisors to the wallboard and agents to their own view."""
+    principal = _principal_or_none(request, settings)
+    if principal is None:
+        return _page(request, settings, "login.html")
+    if principal.role == "agent":
+        return RedirectResponse(f"/dashboard/agent?agent={principal.agent_id}")
+    return RedirectResponse("/dashboard/supervisor")
+
+
+@router.get("/static/plotly.min.js", include_in_schema=False)
+async def plotly_js() -> FileResponse:
+    """Serve plotly.js from the installed plotly package."""
+    return FileResponse(PLOTLY_JS, media_type="text/javascript", headers={"Cache-Control": "max-age=86400"})
+
+
+@router.get("/static/{name}", include_in_schema=False)
+async def static(name: str) -> FileResponse:
+    """Serve the dashboards' own script and stylesheet."""
+    if name not in STATIC:
+        raise HTTPException(status.HTTP_404_NOT_FOUND)
+    return FileResponse(HERE / "static" / name, media_type=STATIC[name])
+
+
+@router.get("/agent", response_class=HTMLResponse)
+async def agent_page(request: Request, settings: SettingsDep, agent: str = Query(..., max_length=64)) -> Response:
+    """The agent's live cue card."""
+    principal = _principal_or_none(request, settings)
+    if principal and principal.role == "agent" and principal.agent_id != agent:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "agents see only their own view")
+    return _page(request, settings, "agent.html", agent=agent, page="agent")
+
+
+@router.get("/supervisor", response_class=HTMLResponse)
+async def supervisor_page(request: Request, settings: SettingsDep) -> Response:
+    """The supervisor wallboard."""
+    _forbid_agents(request, settings)
+    return _page(request, settings, "supervisor.html", page="supervisor")
+
+
+@router.get("/calls/{call_sid}", response_class=HTMLResponse)
+async def call_page(call_sid: str, request: Request, settings: SettingsDep) -> Response:
+    """One call's emotion timeline (live or finished)."""
+    return _page(request, settings, "call.html", call_sid=call_sid, page="call")
+
+
+@router.get("/analytics", response_class=HTMLResponse)
+async def analytics_page(request: Request, settings: SettingsDep) -> Response:
+    """Aggregate analytics over a time range."""
+    _forbid_agents(request, settings)
+    return _page(request, settings, "analytics.html", page="analytics")
+
+
+def _forbid_agents(request: Request, settings: SettingsDep) -> None:
+    principal = _principal_or_none(request, settings)
+    if principal and principal.role != "supervisor":
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "supervisor role required")
+
+
+def _require(request: Request, settings: SettingsDep, *, supervisor: bool = False) -> Principal:
+    principal = get_principal(request, settings)
+    if supervisor and principal.role != "supervisor":
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "supervisor role required")
+    return principal
+
+
+@router.get("/api/agent/{agent_id}")
+async def agent_json(agent_id: str, request: Request, services: ServicesDep) -> dict[str, Any]:
+    """The agent view's data: connected or next caller with cues."""
+    principal = _require(request, services.settings)
+    if principal.role == "agent" and principal.agent_id != agent_id:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "agents see only their own view")
+    return await agent_state(services.store, services.policy, agent_id)
+
+
+@router.get("/api/wallboard")
+async def wallboard_json(request: Request, services: ServicesDep) -> dict[str, Any]:
+    """Live calls, queues and alerts."""
+    _require(request, services.settings, supervisor=True)
+    return await wallboard(services.store, services.policy)
+
+
+def _range(start: str | None, end: str | None) -> tuple[float, float]:
+    now = time.time()
+    try:
+        lo = datetime.fromisoformat(start).replace(tzinfo=UTC).timestamp() if start else now - 86400
+        hi = datetime.fromisoformat(end).replace(tzinfo=UTC).timestamp() if end else now
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"bad time (use ISO 8601): {exc}") from exc
+    if hi < lo:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "end is before start")
+    return lo, hi
+
+
+@router.get("/api/analytics")
+async def analytics_json(request: Request, services: ServicesDep, start: str | None = None,
+                         end: str | None = None) -> dict[str, Any]:
+    """Aggregates over calls that started in [start, end] (UTC, ISO 8601; default: last 24 h)."""
+    _require(request, services.settings, supervisor=True)
+    lo, hi = _range(start, end)
+    rows = await summaries_between(services.store, lo, hi)
+    return {"start": lo, "end": hi, **analytics_of(rows, list(services.policy.queues))}
+
+
+@router.get("/api/analytics.csv", response_class=PlainTextResponse)
+async def analytics_csv(request: Request, services: ServicesDep, start: str | None = None,
+                        end: str | None = None) -> Response:
+    """The call summaries in the range as CSV."""
+    _require(request, services.settings, supervisor=True)
+    lo, hi = _range(start, end)
+    rows = await summaries_between(services.store, lo, hi)
+    return Response(calls_csv(rows), media_type="text/csv",
+                    headers={"Content-Disposition": 'attachment; filename="emoroute-calls.csv"'})
+
+
+@router.get("/events")
+async def events(request: Request, services: ServicesDep, scope: str = Query("all", pattern="^(all|agent|call)$"),
+                 id: str = Query("", max_length=64)) -> StreamingResponse:
+    """Server-sent events: every call event (supervisor), one call's events, or an agent's own state."""
+    principal = _require(request, services.settings)
+    if scope == "all" and principal.role != "supervisor":
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "supervisor role required")
+    if scope == "agent" and principal.role == "agent" and principal.agent_id != id:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "agents see only their own view")
+    if scope == "call" and principal.role == "agent":
+        call = await services.store.get_call(id)
+        if not call or call.get("agent") != principal.agent_id:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no call {id} visible to you")
+    return StreamingResponse(_event_stream(request, services, scope, id), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+async def _event_stream(request: Request, services: ServicesDep, scope: str, target: str) -> AsyncIterator[str]:
+    pubsub = services.redis.pubsub()
+    await pubsub.subscribe(keys.events_channel())
+    stopping: asyncio.Event = request.app.state.stopping
+    last_sent = time.monotonic()
+    try:
+        yield "retry: 2000\n\n"
+        if scope == "agent":
+            yield _sse("agent", await agent_state(services.store, services.policy, target))
+        while not stopping.is_set() and not await request.is_disconnected():
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
+            if message is None:
+                if time.monotonic() - last_sent > 15:
+                    last_sent = time.monotonic()
+                    yield ": keep-alive\n\n"
+                continue
+            event = json.loads(message["data"])
+            if scope == "call" and event.get("call_sid") != target:
+                continue
+            last_sent = time.monotonic()
+            if scope == "agent":
+                yield _sse("agent", await agent_state(services.store, services.policy, target))
+            else:
+                yield _sse(str(event.get("type", "event")), event)
+    finally:
+        await pubsub.unsubscribe()
+        await pubsub.aclose()
+
+
+def _sse(kind: str, data: object) -> str:
+    return f"event: {kind}\ndata: {json.dumps(data)}\n\n"

@@ -1,0 +1,147 @@
+"""Read models for the dashboards, computed from what router/ stored in Redis."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from collections import Counter, defaultdict
+from datetime import UTC, datetime
+from typing import Any
+
+from dashboards.cues import anger_duration, caller_cues, readings_of
+from router import keys
+from router.policy import Policy
+from router.store import CallStore
+
+CSV_FIELDS = ("call_sid", "caller", "started_at", "ended_at", "status", "queue", "priority", "reason", "rule",
+              "first_emotion", "emotion", "first_valence", "last_valence", "intents", "escalated",
+              "enqueued_at", "picked_at", "agent", "decision_latency_ms", "end_reason", "model")
+
+
+async def agent_state(store: CallStore, policy: Policy, agent_id: str) -> dict[str, Any]:
+    """Return the caller connected to the agent, else the next one in their queues, with cues."""
+    agent = await store.get_agent(agent_id)
+    if agent is None:
+        return {"agent": agent_id, "registered": False, "mode": "none", "cues": None}
+    sid = agent.get("current_call", "")
+    mode = "connected"
+    if sid:
+        call = await store.get_call(sid)
+        if not call or call.get("status") == "ended" or call.get("agent") != agent_id:
+            sid = ""
+    if not sid:
+        mode = "next"
+        best: tuple[float, str] | None = None
+        for q in filter(None, agent.get("skills", "").split(",")):
+            head = await store.redis.zrange(keys.queue(q), 0, 0, withscores=True)
+            if head and (best is None or head[0][1] < best[0]):
+                best = (head[0][1], head[0][0])
+        sid = best[1] if best else ""
+    if not sid:
+        return {"agent": agent_id, "registered": True, "name": agent.get("name", ""), "mode": "none", "cues": None}
+    summary = await store.get_call(sid) or {}
+    timeline = await store.get_timeline(sid)
+    return {"agent": agent_id, "registered": True, "name": agent.get("name", ""), "mode": mode,
+            "cues": caller_cues(summary, timeline, policy.cues)}
+
+
+async def wallboard(store: CallStore, policy: Policy, now: float | None = None) -> dict[str, Any]:
+    """Return live calls (emotion, queue, priority, wait, anger duration), queue figures and alerts."""
+    now = now or time.time()
+    calls = await store.list_calls(live_only=True, limit=1000)
+    rows, alerts = [], []
+    for call in calls:
+        sid = call["call_sid"]
+        entries = await store.get_timeline(sid, count=400)
+        anger_s = anger_duration(readings_of(entries), policy.alerts.anger_probability)
+        waiting = call.get("status") == "queued" and call.get("enqueued_at")
+        wait_s = round(now - float(call["enqueued_at"]), 1) if waiting else None
+        row = {
+            "call_sid": sid, "caller": call.get("caller", ""), "status": call.get("status", ""),
+            "emotion": call.get("emotion", ""), "queue": call.get("queue", ""),
+            "priority": int(call["priority"]) if call.get("priority") else None, "wait_s": wait_s,
+            "anger_s": anger_s, "reason": call.get("reason", ""), "agent": call.get("agent", ""),
+            "started_at": float(call.get("started_at", now)),
+        }
+        row["alerts"] = []
+        if anger_s >= policy.alerts.anger_seconds:
+            row["alerts"].append(f"anger high for {anger_s:.0f} s")
+        if wait_s is not None and wait_s >= policy.alerts.max_wait_seconds:
+            row["alerts"].append(f"waiting {wait_s:.0f} s")
+        alerts += [{"call_sid": sid, "alert": a} for a in row["alerts"]]
+        rows.append(row)
+    rows.sort(key=lambda r: (-(r["priority"] or 0), r["started_at"]))
+    queues = await store.queue_stats(now)
+    return {"now": now, "calls": rows, "alerts": alerts,
+            "queues": {q: {k: v for k, v in s.items() if k != "calls"} for q, s in queues.items()}}
+
+
+async def summaries_between(store: CallStore, start: float, end: float) -> list[dict[str, str]]:
+    """Return the summaries of calls that started in [start, end]."""
+    sids = await store.redis.zrangebyscore(keys.calls_index(), start, end)
+    rows: list[dict[str, str]] = []
+    for i in range(0, len(sids), 1000):
+        async with store.redis.pipeline(transaction=False) as pipe:
+            for sid in sids[i : i + 1000]:
+                pipe.hgetall(keys.call(sid))
+            rows += [r for r in await pipe.execute() if r]
+    return rows
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(sum(values) / len(values), 2) if values else None
+
+
+def analytics_of(rows: list[dict[str, str]], queues: list[str], *, improve_delta: float = 0.2) -> dict[str, Any]:
+    """Return aggregate figures of call summaries (pure; see summaries_between)."""
+    per_queue = Counter(r.get("queue", "undecided") or "undecided" for r in rows)
+    emotion_by_queue: dict[str, Counter[str]] = defaultdict(Counter)
+    emotion_by_hour: dict[str, Counter[str]] = defaultdict(Counter)
+    evolution = Counter()
+    for r in rows:
+        first = r.get("first_emotion", "")
+        if first:
+            emotion_by_queue[r.get("queue", "undecided") or "undecided"][first] += 1
+            hour = datetime.fromtimestamp(float(r["started_at"]), UTC).strftime("%Y-%m-%d %H:00")
+            emotion_by_hour[hour][first] += 1
+        if r.get("first_valence") and r.get("last_valence"):
+            delta = float(r["last_valence"]) - float(r["first_valence"])
+            evolution["improved" if delta > improve_delta else "worsened" if delta < -improve_delta
+                      else "unchanged"] += 1
+    waits = [float(r["picked_at"]) - float(r["enqueued_at"]) for r in rows if r.get("picked_at") and
+             r.get("enqueued_at")]
+    return {
+        "calls": len(rows),
+        "calls_per_queue": {q: per_queue.get(q, 0) for q in [*queues, "undecided"] if per_queue.get(q, 0) or
+                            q in queues},
+        "emotion_by_queue": {q: dict(c) for q, c in emotion_by_queue.items()},
+        "emotion_by_hour": {h: dict(emotion_by_hour[h]) for h in sorted(emotion_by_hour)},
+        "share_escalated": round(sum(1 for r in rows if r.get("escalated") == "1") / len(rows), 3) if rows else 0.0,
+        "average_priority": _mean([float(r["priority"]) for r in rows if r.get("priority")]),
+        "average_wait_s": _mean(waits),
+        "emotion_evolution": {k: evolution.get(k, 0) for k in ("improved", "unchanged", "worsened")},
+    }
+
+
+def calls_csv(rows: list[dict[str, str]]) -> str:
+    """Return the call summaries as CSV (one row per call, fixed columns)."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    for r in sorted(rows, key=lambda r: float(r.get("started_at", 0))):
+        writer.writerow({k: _csv_safe(r.get(k, "")) for k in CSV_FIELDS})
+    return out.getvalue()
+
+
+def _csv_safe(value: str) -> str:
+    # A cell starting with = + - @ would run as a formula in a spreadsheet.
+    return "'" + value if value[:1] in ("=", "+", "-", "@") and not _is_number(value) else value
+
+
+def _is_number(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True

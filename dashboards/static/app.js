@@ -1,0 +1,195 @@
+// EmoRoute dashboards. Every value that came from a caller is inserted with
+// textContent (via el()), never as HTML.
+"use strict";
+
+const STYLE = {
+  angry: { colour: "#c62828", icon: "😠" }, happy: { colour: "#2e7d32", icon: "🙂" },
+  neutral: { colour: "#607d8b", icon: "😐" }, sad: { colour: "#1565c0", icon: "😢" },
+};
+const LABELS = ["angry", "happy", "neutral", "sad"];
+const $ = (sel) => document.querySelector(sel);
+
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (key === "class") node.className = value;
+    else if (key === "style") node.style.cssText = value;
+    else if (key === "href") node.setAttribute("href", value);
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) node.append(child instanceof Node ? child : document.createTextNode(String(child ?? "")));
+  return node;
+}
+
+function setText(sel, value) { const node = $(sel); if (node) node.textContent = value ?? "–"; }
+function fmt(x, digits = 2) { return x === null || x === undefined || Number.isNaN(x) ? "–" : Number(x).toFixed(digits); }
+function secs(x) { return x === null || x === undefined ? "–" : `${Math.round(x)} s`; }
+
+async function getJSON(url) {
+  const response = await fetch(url, { credentials: "same-origin" });
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+  return response.json();
+}
+
+function listen(url, kinds, onEvent) {
+  const source = new EventSource(url, { withCredentials: true });
+  source.onopen = () => $("#live")?.classList.add("on");
+  source.onerror = () => $("#live")?.classList.remove("on");
+  for (const kind of kinds) source.addEventListener(kind, (ev) => onEvent(kind, JSON.parse(ev.data)));
+  return source;
+}
+
+function debounce(fn, ms) {
+  let timer = null;
+  return () => { clearTimeout(timer); timer = setTimeout(fn, ms); };
+}
+
+function markUpdated() {
+  window.emoroute.updates += 1;
+  window.emoroute.lastUpdate = Date.now();
+  setText("#updated", new Date().toLocaleTimeString());
+}
+
+// ---- agent view -----------------------------------------------------------
+function renderAgent(state) {
+  const cues = state.cues;
+  const modes = { connected: "Connected caller", next: "Next caller in your queue", none: "No caller waiting" };
+  setText("#mode", state.registered === false ? `Agent ${state.agent} is not registered` : modes[state.mode]);
+  const style = STYLE[cues?.emotion] || { colour: "#9e9e9e", icon: "…" };
+  $("#card").style.borderLeftColor = style.colour;
+  $("#label").style.color = style.colour;
+  setText("#icon", style.icon);
+  setText("#label", cues ? cues.emotion : "no caller");
+  setText("#trend", cues ? `anger ${cues.trend}` : "–");
+  setText("#trend-delta", cues ? `(${cues.trend_delta >= 0 ? "+" : ""}${fmt(cues.trend_delta)} over 30 s)` : "");
+  setText("#arousal", cues ? fmt(cues.arousal) : "–");
+  setText("#valence", cues ? fmt(cues.valence) : "–");
+  setText("#queue", cues?.queue || "–");
+  setText("#priority", cues?.priority || "–");
+  setText("#reason", cues?.reason || "–");
+  const chips = $("#intents");
+  chips.replaceChildren(...(cues?.intents.length ? cues.intents.map((i) => el("span", {}, i)) : [el("em", { class: "muted" }, "nothing routed yet")]));
+  setText("#suggestion", cues?.suggestion || "–");
+  $("#snippets").replaceChildren(...(cues?.snippets || []).map((s) => el("li", {}, `${fmt(s.t, 1)} s: “${s.text}”`)));
+  $("#card").dataset.emotion = cues?.emotion || "";
+  $("#card").dataset.call = cues?.call_sid || "";
+  markUpdated();
+}
+
+function initAgent() {
+  const agent = document.body.dataset.agent;
+  getJSON(`/dashboard/api/agent/${encodeURIComponent(agent)}`).then(renderAgent);
+  listen(`/dashboard/events?scope=agent&id=${encodeURIComponent(agent)}`, ["agent"], (_, state) => renderAgent(state));
+}
+
+// ---- supervisor wallboard --------------------------------------------------
+function renderWallboard(board) {
+  $("#queues").replaceChildren(...Object.entries(board.queues).map(([name, q]) =>
+    el("div", { class: "tile", "data-queue": name }, el("div", { class: "muted" }, name),
+      el("div", { class: "big" }, String(q.depth)), el("div", {}, `oldest wait ${secs(q.oldest_wait_s)}`))));
+  $("#alerts").replaceChildren(...(board.alerts.length ? board.alerts.map((a) =>
+    el("li", {}, el("a", { href: `/dashboard/calls/${encodeURIComponent(a.call_sid)}` }, a.call_sid), ` ${a.alert}`))
+    : [el("li", { class: "muted" }, "none")]));
+  const rows = board.calls.map((c) => {
+    const style = STYLE[c.emotion] || { colour: "#9e9e9e", icon: "…" };
+    const row = el("tr", { class: `row${c.alerts.length ? " alert" : ""}`, "data-call": c.call_sid },
+      el("td", {}, c.call_sid.slice(0, 12) + "…"), el("td", {}, c.caller), el("td", {}, c.status),
+      el("td", { class: "emo", style: `color:${style.colour}` }, `${style.icon} ${c.emotion || "–"}`),
+      el("td", {}, c.queue || "–"), el("td", {}, c.priority ?? "–"), el("td", {}, secs(c.wait_s)),
+      el("td", {}, c.anger_s ? secs(c.anger_s) : "–"), el("td", {}, c.reason || "–"));
+    row.addEventListener("click", () => { window.location.href = `/dashboard/calls/${encodeURIComponent(c.call_sid)}`; });
+    return row;
+  });
+  $("#calls tbody").replaceChildren(...rows);
+  markUpdated();
+}
+
+function initSupervisor() {
+  const refresh = () => getJSON("/dashboard/api/wallboard").then(renderWallboard).catch(console.error);
+  const soon = debounce(refresh, 150);
+  refresh();
+  listen("/dashboard/events?scope=all", ["started", "reading", "transcript", "decision", "reprioritise", "reroute", "pickup", "ended"], soon);
+  setInterval(refresh, 3000);
+}
+
+// ---- call timeline ---------------------------------------------------------
+function drawTimeline(data) {
+  const summary = data.call;
+  const fields = ["caller", "status", "queue", "priority", "reason", "agent", "decision_latency_ms", "model"];
+  $("#summary").replaceChildren(...fields.flatMap((f) => [el("dt", {}, f), el("dd", {}, summary[f] ?? "–")]));
+  const readings = data.timeline.filter((e) => e.type === "reading");
+  const t = readings.map((r) => Number(r.t));
+  const traces = LABELS.map((label) => ({
+    x: t, y: readings.map((r) => r.probs[label] ?? 0), name: `P(${label})`, type: "scatter",
+    stackgroup: "probs", mode: "lines+markers", marker: { size: 5 }, line: { color: STYLE[label].colour, width: 0.5 },
+  }));
+  traces.push({ x: t, y: readings.map((r) => Number(r.arousal)), name: "arousal", yaxis: "y2", mode: "lines+markers", line: { color: "#ff9800" } });
+  traces.push({ x: t, y: readings.map((r) => Number(r.valence)), name: "valence", yaxis: "y2", mode: "lines+markers", line: { color: "#6a1b9a", dash: "dot" } });
+  const said = data.timeline.filter((e) => e.transcript);
+  traces.push({ x: said.map((e) => Number(e.t)), y: said.map(() => 1.04), name: "said", mode: "markers", marker: { symbol: "diamond", size: 11, color: "#263238" },
+    hovertext: said.map((e) => e.transcript + (e.intents ? `  [${e.intents}]` : "")), hoverinfo: "text+x" });
+  const marks = data.timeline.filter((e) => ["decision", "reprioritise", "reroute", "pickup"].includes(e.type));
+  let lastT = t.length ? t[t.length - 1] : 0;
+  const shapes = marks.map((m) => {
+    const x = m.t !== undefined ? Number(m.t) : lastT;
+    return { type: "line", x0: x, x1: x, yref: "paper", y0: 0, y1: 1, line: { color: m.type === "pickup" ? "#00897b" : "#212121", dash: "dash", width: 1.5 } };
+  });
+  const annotations = marks.map((m) => ({ x: m.t !== undefined ? Number(m.t) : lastT, yref: "paper", y: 1.08, showarrow: false,
+    text: m.type === "pickup" ? `agent ${m.agent}` : `${m.type}: ${m.queue} P${m.priority}`, font: { size: 11 } }));
+  const layout = { margin: { t: 40, r: 60, l: 50, b: 40 }, xaxis: { title: { text: "seconds into the call" } },
+    yaxis: { title: { text: "class probability" }, range: [0, 1.1] },
+    yaxis2: { title: { text: "arousal / valence" }, overlaying: "y", side: "right", range: [-1, 1.2],
+      tickvals: [-1, -0.5, 0, 0.5, 1], showgrid: false },
+    shapes, annotations, legend: { orientation: "h", y: -0.2 } };
+  Plotly.react("chart", traces, layout, { displaylogo: false, responsive: true });
+  markUpdated();
+}
+
+function initCall() {
+  const sid = document.body.dataset.call;
+  const refresh = () => getJSON(`/api/calls/${encodeURIComponent(sid)}/timeline`).then(drawTimeline).catch((err) => setText("#summary", String(err)));
+  refresh();
+  listen(`/dashboard/events?scope=call&id=${encodeURIComponent(sid)}`, ["reading", "transcript", "decision", "reprioritise", "reroute", "pickup", "ended"], debounce(refresh, 100));
+}
+
+// ---- analytics --------------------------------------------------------------
+const SMALL_CHART = { displayModeBar: false, responsive: true };
+
+function isoInput(date) { return date.toISOString().slice(0, 16); }
+
+function stacked(target, byKey, title) {
+  const keys = Object.keys(byKey);
+  const traces = LABELS.map((label) => ({ x: keys, y: keys.map((k) => byKey[k][label] || 0), name: label, type: "bar", marker: { color: STYLE[label].colour } }));
+  Plotly.react(target, traces, { barmode: "stack", title: { text: title }, margin: { t: 40, b: 60 } }, SMALL_CHART);
+}
+
+async function loadAnalytics() {
+  const qs = `start=${encodeURIComponent($("#start").value)}&end=${encodeURIComponent($("#end").value)}`;
+  $("#csv").setAttribute("href", `/dashboard/api/analytics.csv?${qs}`);
+  const a = await getJSON(`/dashboard/api/analytics?${qs}`);
+  const tile = (label, value) => el("div", { class: "tile" }, el("div", { class: "muted" }, label), el("div", { class: "big" }, value));
+  $("#kpis").replaceChildren(tile("calls", String(a.calls)), tile("escalated", `${Math.round(a.share_escalated * 100)} %`),
+    tile("average priority", fmt(a.average_priority, 1)), tile("average wait", secs(a.average_wait_s)),
+    tile("improved / worsened", `${a.emotion_evolution.improved} / ${a.emotion_evolution.worsened}`));
+  const queues = Object.keys(a.calls_per_queue);
+  Plotly.react("per-queue", [{ x: queues, y: queues.map((q) => a.calls_per_queue[q]), type: "bar", marker: { color: "#455a64" } }],
+    { title: { text: "Calls per queue" }, margin: { t: 40, b: 60 } }, SMALL_CHART);
+  stacked("emotion-queue", a.emotion_by_queue, "First emotion heard, per queue");
+  stacked("emotion-hour", a.emotion_by_hour, "First emotion heard, per hour (UTC)");
+  const ev = a.emotion_evolution;
+  Plotly.react("evolution", [{ labels: Object.keys(ev), values: Object.values(ev), type: "pie", hole: 0.45,
+    marker: { colors: ["#2e7d32", "#90a4ae", "#c62828"] } }], { title: { text: "Valence, start to end of call" }, margin: { t: 40 } }, SMALL_CHART);
+  markUpdated();
+}
+
+function initAnalytics() {
+  const now = new Date();
+  $("#end").value = isoInput(new Date(now.getTime() + 60000));
+  $("#start").value = isoInput(new Date(now.getTime() - 86400000));
+  $("#range").addEventListener("submit", (ev) => { ev.preventDefault(); loadAnalytics(); });
+  loadAnalytics();
+}
+
+window.emoroute = { updates: 0, lastUpdate: 0 };
+const PAGES = { agent: initAgent, supervisor: initSupervisor, call: initCall, analytics: initAnalytics };
+PAGES[document.body.dataset.page]?.();

@@ -1,0 +1,197 @@
+"""Dashboards in a real headless Chromium against a real server fed real audio."""
+
+from __future__ import annotations
+
+import asyncio
+import csv as csv_module
+import io
+import json
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import redis
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+
+from router import keys
+from tests.helpers import stream_call, wait_for
+
+SUPERVISOR = {"Authorization": "Bearer dev-supervisor-token"}
+AGENT = {"Authorization": "Bearer dev-agent-token"}
+XSS = '<img src=x onerror="window.__xss=1">'
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("CI") != "true" and not (CHROMIUM and CHROMEDRIVER),
+    reason="needs Debian's chromium and chromium-driver (.ci/run installs them; CI always runs this)",
+)
+
+
+@pytest.fixture
+def browser(tmp_path):
+    assert CHROMIUM and CHROMEDRIVER, "install Debian's chromium and chromium-driver"
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--window-size=1280,900", f"--user-data-dir={tmp_path / 'chrome'}"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def shots(tmp_path) -> Path:
+    path = Path(os.environ.get("EMOROUTE_SCREENSHOT_DIR", tmp_path / "shots"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+class HeldCall:
+    """A call that streams real audio and then stays on the line until released."""
+
+    def __init__(self, ws_url: str, audio, caller: str = "+15550001111") -> None:
+        self.release = threading.Event()
+        self.sid = "CA" + os.urandom(16).hex()
+        self.thread = threading.Thread(target=lambda: asyncio.run(stream_call(
+            ws_url, audio, call_sid=self.sid, caller=caller, hold_until=lambda _: self.release.is_set(),
+            max_hold_seconds=90)), daemon=True)
+
+    def __enter__(self) -> HeldCall:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release.set()
+        self.thread.join(timeout=30)
+
+
+def js(driver, script: str):
+    return driver.execute_script(f"return {script};")
+
+
+def wait_js(driver, script: str, timeout: float = 20.0, what: str = ""):
+    return wait_for(lambda: js(driver, script), timeout=timeout, what=what or script)
+
+
+class EventClock:
+    """Records when the server published each event (server clock) per call."""
+
+    def __init__(self, redis_url: str) -> None:
+        self.client = redis.Redis.from_url(redis_url, decode_responses=True)
+        self.pubsub = self.client.pubsub()
+        self.pubsub.subscribe(keys.events_channel())
+        self.events: list[dict] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            msg = self.pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
+            if msg:
+                self.events.append(json.loads(msg["data"]))
+
+    def last(self, sid: str, kinds: tuple[str, ...]) -> dict:
+        return [e for e in self.events if e["call_sid"] == sid and e["type"] in kinds][-1]
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.pubsub.close()
+        self.client.close()
+
+
+def test_pages_require_a_token_and_respect_roles(live_server):
+    base = live_server.url
+    pages = ("/dashboard/supervisor", "/dashboard/analytics", "/dashboard/agent?agent=agent-1", "/dashboard/calls/CA1")
+    for path in pages:
+        resp = httpx.get(base + path)
+        assert resp.status_code == 401 and "Sign in" in resp.text
+    assert httpx.get(base + "/dashboard/supervisor", headers=AGENT).status_code == 403
+    assert httpx.get(base + "/dashboard/analytics", headers=AGENT).status_code == 403
+    assert httpx.get(base + "/dashboard/agent?agent=agent-2", headers=AGENT).status_code == 403
+    assert httpx.get(base + "/dashboard/api/wallboard", headers=AGENT).status_code == 403
+    assert httpx.get(base + "/dashboard/api/agent/agent-2", headers=AGENT).status_code == 403
+    assert httpx.get(base + "/dashboard/events?scope=all", headers=AGENT).status_code == 403
+    assert httpx.get(base + "/dashboard/api/analytics?start=yesterday", headers=SUPERVISOR).status_code == 422
+    bad = httpx.post(base + "/dashboard/login", data={"token": "nope", "next": "/dashboard"})
+    assert bad.status_code == 401 and "Unknown token" in bad.text
+    plotly_js = httpx.get(base + "/dashboard/static/plotly.min.js")
+    assert plotly_js.status_code == 200 and len(plotly_js.content) > 1_000_000
+
+
+def test_supervisor_agent_timeline_and_analytics_in_a_real_browser(live_server, browser, angry_audio, neutral_audio,
+                                                                    redis_url, shots):
+    base, ws_url = live_server.url, live_server.url.replace("http://", "ws://") + "/twilio/stream"
+    assert httpx.put(f"{base}/api/agents/agent-1", json={"name": "Ann", "skills": ["retention", "general"]},
+                     headers=SUPERVISOR).status_code == 204
+    clock = EventClock(redis_url)
+    try:
+        browser.get(f"{base}/dashboard/supervisor?token=dev-supervisor-token")
+        assert "token=" not in browser.current_url  # the token moved into an HttpOnly cookie
+        wait_js(browser, "window.emoroute && window.emoroute.updates > 0", what="first wallboard render")
+        # an angry caller, calmer for a moment, then angry again: a trajectory worth drawing
+        audio = np.concatenate([angry_audio, neutral_audio, angry_audio])
+        with HeldCall(ws_url, audio, caller=XSS) as call:
+            row = f"document.querySelector('tr[data-call=\"{call.sid}\"]')"
+            wait_js(browser, f"{row} && {row}.textContent.includes('retention')", what="live call on the wallboard")
+            assert js(browser, "window.__xss") is None
+            assert XSS in js(browser, f"{row}.textContent")  # shown as text, not markup
+            assert js(browser, "document.querySelector('[data-queue=retention] .big').textContent") == "1"
+            browser.save_screenshot(str(shots / "supervisor.png"))
+
+            # the agent whose queue holds the caller sees the cues, live
+            agent = browser
+            agent.delete_all_cookies()
+            agent.get(f"{base}/dashboard/agent?agent=agent-1&token=dev-agent-token")
+            wait_js(agent, f"document.querySelector('#card').dataset.call === '{call.sid}'", what="agent cue card")
+            def readings():
+                return [e for e in clock.events if e["call_sid"] == call.sid and e["type"] == "reading"]
+
+            wait_for(lambda: len(readings()) >= 3, what="all three utterances scored")
+            assert js(agent, "document.querySelector('#label').textContent") == "angry"
+            assert "Next caller" in js(agent, "document.querySelector('#mode').textContent")
+            assert js(agent, "document.querySelector('#suggestion').textContent").startswith("Caller sounds")
+            assert js(agent, "window.__xss") is None
+            before = js(agent, "window.emoroute.updates")
+            assert httpx.post(f"{base}/api/agents/agent-1/next", headers=AGENT).json()["call_sid"] == call.sid
+            wait_js(agent, "document.querySelector('#mode').textContent === 'Connected caller'", timeout=5,
+                    what="pickup shown live")
+            assert js(agent, "window.emoroute.updates") > before
+            pickup = clock.last(call.sid, ("pickup",))
+            delay = js(agent, "window.emoroute.lastUpdate") / 1000 - pickup["ts"]
+            assert 0 <= delay < 1.0, f"agent view updated {delay:.2f} s after the event"
+            agent.save_screenshot(str(shots / "agent.png"))
+
+            # the call's timeline: a chart with points, decision and pickup markers
+            agent.delete_all_cookies()
+            agent.get(f"{base}/dashboard/calls/{call.sid}?token=dev-supervisor-token")
+            chart = "document.getElementById('chart')"
+            wait_js(agent, f"{chart}.data && {chart}.data[0].x.length > 0", what="timeline chart points")
+            assert js(agent, "document.querySelectorAll('#chart .scatterlayer .trace').length") >= 6
+            assert js(agent, "document.getElementById('chart').layout.shapes.length") >= 2  # decision + pickup
+            agent.save_screenshot(str(shots / "call-timeline.png"))
+        r = redis.Redis.from_url(redis_url, decode_responses=True)
+        wait_for(lambda: r.hget(keys.call(call.sid), "status") == "ended", what="call end")
+        r.close()
+
+        browser.get(f"{base}/dashboard/analytics")
+        wait_js(browser, "window.emoroute.updates > 0", what="analytics render")
+        assert js(browser, "document.querySelector('#kpis .big').textContent") == "1"
+        assert js(browser, "document.getElementById('per-queue').data[0].y.reduce((a, b) => a + b, 0)") == 1
+        browser.save_screenshot(str(shots / "analytics.png"))
+        csv = httpx.get(f"{base}/dashboard/api/analytics.csv", headers=SUPERVISOR)
+        rows = list(csv_module.DictReader(io.StringIO(csv.text)))
+        assert len(rows) == 1 and rows[0]["call_sid"] == call.sid and rows[0]["caller"] == XSS
+        assert rows[0]["queue"] == "retention" and rows[0]["agent"] == "agent-1" and rows[0]["first_emotion"]
+    finally:
+        clock.close()
