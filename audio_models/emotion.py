@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -92,13 +92,13 @@ def prepare_waveform(wave: np.ndarray) -> np.ndarray:
 class EcapaEmotionModel:
     """The shipped model: SpeechBrain Fbank + ECAPA-TDNN trained on telephone-band speech."""
 
-    def __init__(self, net: torch.nn.Module, hparams: dict[str, object], source: Path) -> None:
+    def __init__(self, net: torch.nn.Module, hparams: dict[str, Any], source: Path) -> None:
         """Wrap a loaded network; use :meth:`from_dir` to build one."""
         self.net = net.eval()
         self.hparams = hparams
         self.source = source
-        self.labels: tuple[str, ...] = tuple(hparams["labels"])  # type: ignore[arg-type]
-        self.anchors: dict[str, list[float]] = dict(hparams["affect_anchors"])  # type: ignore[call-overload]
+        self.labels: tuple[str, ...] = tuple(hparams["labels"])
+        self.anchors: dict[str, list[float]] = dict(hparams["affect_anchors"])
         self.name = f"{hparams['name']}@{hparams['version']}"
         self.load_seconds = 0.0
 

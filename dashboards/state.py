@@ -57,7 +57,7 @@ async def wallboard(store: CallStore, policy: Policy, now: float | None = None) 
         anger_s = anger_duration(readings_of(entries), policy.alerts.anger_probability)
         waiting = call.get("status") == "queued" and call.get("enqueued_at")
         wait_s = round(now - float(call["enqueued_at"]), 1) if waiting else None
-        row = {
+        row: dict[str, Any] = {
             "call_sid": sid, "caller": call.get("caller", ""), "status": call.get("status", ""),
             "emotion": call.get("emotion", ""), "queue": call.get("queue", ""),
             "priority": int(call["priority"]) if call.get("priority") else None, "wait_s": wait_s,
@@ -98,7 +98,7 @@ def analytics_of(rows: list[dict[str, str]], queues: list[str], *, improve_delta
     per_queue = Counter(r.get("queue", "undecided") or "undecided" for r in rows)
     emotion_by_queue: dict[str, Counter[str]] = defaultdict(Counter)
     emotion_by_hour: dict[str, Counter[str]] = defaultdict(Counter)
-    evolution = Counter()
+    evolution: Counter[str] = Counter()
     for r in rows:
         first = r.get("first_emotion", "")
         if first:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import redis.asyncio as aioredis
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -68,8 +69,8 @@ async def _flush_outbox_forever(services: Services, every_s: float = 1.0) -> Non
 
 def _async_transcribe(
     transcriber: Transcriber, pool: ThreadPoolExecutor
-) -> Callable[[object], Awaitable[TranscriptSegment]]:
-    async def transcribe(audio: object) -> TranscriptSegment:
+) -> Callable[[np.ndarray], Coroutine[Any, Any, TranscriptSegment]]:
+    async def transcribe(audio: np.ndarray) -> TranscriptSegment:
         return await asyncio.get_running_loop().run_in_executor(pool, transcriber.transcribe, audio)
 
     return transcribe

@@ -6,6 +6,8 @@ import asyncio
 import logging
 from pathlib import Path
 
+import httpx
+import numpy as np
 import uvicorn
 
 from audio_models.audio_io import load_audio
@@ -28,7 +30,7 @@ DEMO_CLIPS = (
 )
 
 
-def demo_audio(data: Path) -> list[tuple[str, object]]:
+def demo_audio(data: Path) -> list[tuple[str, np.ndarray]]:
     """Return (name, 16 kHz waveform) for the demo clips found under ``data``."""
     found = [(rel, load_audio(data / rel)) for rel in DEMO_CLIPS if (data / rel).exists()]
     if not found:
@@ -58,9 +60,10 @@ async def run_demo(*, data: Path, port: int, exit_after: bool, realtime: bool, d
         await asyncio.sleep(0.05)
     target = SimTarget(url=url, public_url=url, auth_token=settings.twilio_auth_token,
                        api_token=settings.api_token)
+    await _register_demo_agent(url, settings)
     _say(f"EmoRoute demo: server {url}, embedded Redis under {data_dir}/redis, "
          f"{len(audios)} simulated calls ({'real time' if realtime else 'fast'})")
-    results = await simulate_many(target, audios, calls=len(audios), realtime=realtime)  # type: ignore[arg-type]
+    results = await simulate_many(target, audios, calls=len(audios), realtime=realtime)
     for r in results:
         label = Path(r["file"]).name
         if "error" in r or not r.get("queue"):
@@ -69,16 +72,26 @@ async def run_demo(*, data: Path, port: int, exit_after: bool, realtime: bool, d
         _say(f"  {label}: -> {r['queue']:<9} priority {r['priority']:>2}  {r['reason']}  "
              f"[emotion {r.get('emotion', '?')}, decided in {r.get('decision_latency_ms', '?')} ms]")
     token = settings.api_token
-    _say(f"API:        {url}/api/calls   (Authorization: Bearer {token})")
-    _say(f"Queues:     {url}/api/queues")
-    _say(f"Timeline:   {url}/api/calls/{results[0].get('call_sid', 'CA...')}/timeline")
-    _say(f"Metrics:    {url}/metrics     Docs: {url}/docs")
+    agent_id, agent_token = next(iter(settings.agent_token_map().items()))
+    _say(f"Dashboards: {url}/dashboard/supervisor?token={token}")
+    _say(f"Agent view: {url}/dashboard/agent?agent={agent_id}&token={agent_token}")
+    _say(f"Analytics:  {url}/dashboard/analytics?token={token}")
+    _say(f"API:        {url}/api/calls   (Authorization: Bearer {token})   Metrics: {url}/metrics   Docs: {url}/docs")
     if exit_after:
         server.should_exit = True
     else:
         _say("Serving; press Ctrl-C to stop.")
     await serving
     return 0 if all(r.get("queue") for r in results) else 1
+
+
+async def _register_demo_agent(url: str, settings: Settings) -> None:
+    agent_id = next(iter(settings.agent_token_map()))
+    async with httpx.AsyncClient() as client:
+        resp = await client.put(f"{url}/api/agents/{agent_id}",
+                                json={"name": "Demo agent", "skills": ["retention", "sales", "general"]},
+                                headers={"Authorization": f"Bearer {settings.api_token}"})
+        resp.raise_for_status()
 
 
 async def _serve(server: uvicorn.Server) -> None:

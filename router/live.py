@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,7 +64,7 @@ class CallCoordinator:
         vad_factory: Callable[[], Callable[[np.ndarray], float]],
         metrics: Metrics,
         text_analyser: TextAnalyser,
-        transcribe: Callable[[np.ndarray], Awaitable[TranscriptSegment]] | None = None,
+        transcribe: Callable[[np.ndarray], Coroutine[Any, Any, TranscriptSegment]] | None = None,
         transcript_wait_s: float = 1.5,
         segmenter_cfg: SegmenterConfig | None = None,
     ) -> None:
@@ -162,7 +162,7 @@ class CallCoordinator:
                 state.settled.set()
 
     async def _score_segment(self, state: CallState, seg: Segment, received: float) -> None:
-        asr = (asyncio.create_task(self.transcribe(seg.audio))
+        asr: asyncio.Task[TranscriptSegment] | None = (asyncio.create_task(self.transcribe(seg.audio))
                if self.transcribe is not None and seg.kind == "utterance" else None)
         try:
             reading = await self.scorer.score(seg.audio)

@@ -111,7 +111,8 @@ class CallStore:
         queues: Sequence[str],
     ) -> None:
         """Use ``client`` (decode_responses=True) and ``outbox`` for writes Redis misses."""
-        self.redis = client
+        # decode_responses=True makes every reply str; redis-py's stubs cannot say so.
+        self.redis: Any = client
         self.outbox = outbox
         self.retention_s = retention_s
         self.seconds_per_point = seconds_per_point

@@ -125,7 +125,7 @@ class TwilioStreamParser:
         if not isinstance(params, dict):
             raise StreamProtocolError("bad_start", "customParameters is not an object")
         self.call_sid, self.stream_sid = call_sid, stream_sid
-        self.last_sequence = _int(msg.get("sequenceNumber"), "sequenceNumber", default=0)
+        self.last_sequence = _int(msg.get("sequenceNumber"), "sequenceNumber", default=0) or 0
         return CallStarted(
             call_sid=call_sid,
             stream_sid=stream_sid,

@@ -8,7 +8,7 @@ the training feature cache.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from audio_models.audio_io import load_audio
 from audio_models.emotion import EcapaEmotionModel
@@ -19,8 +19,8 @@ from audio_models.training.metrics import classification_summary
 
 def held_out_clips(model: EcapaEmotionModel, data: Path) -> dict[str, list[Clip]]:
     """Return {corpus: clips of the speakers the model's hparams list as test speakers}."""
-    split = model.hparams.get("split", {})
-    test_speakers: dict[str, list[str]] = split.get("test_speakers", {})  # type: ignore[union-attr]
+    split = cast(dict[str, Any], model.hparams.get("split", {}))
+    test_speakers: dict[str, list[str]] = split.get("test_speakers", {})
     corpora = tuple(test_speakers) or ("ravdess",)
     clips = list_corpora(data, corpora)
     return {

@@ -82,6 +82,6 @@ def cached_features(
             result[clip.key] = feats
     flat = {f"{i}::{k}": f for k, fs in result.items() for i, f in enumerate(fs)}
     tmp = cache_file.with_suffix(".tmp.npz")
-    np.savez(tmp, **flat)
+    np.savez(tmp, **flat)  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
     tmp.rename(cache_file)
     return result

@@ -14,6 +14,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -94,7 +95,8 @@ def predict_features(
 ) -> np.ndarray:
     """Return class posteriors for full-length features, batched by similar length."""
     order = np.argsort([len(f) for f in feats])
-    probs = np.zeros((len(feats), model.head[-1].out_features), dtype=np.float32)
+    n_classes = int(model.head[-1].out_features)  # type: ignore[arg-type]
+    probs = np.zeros((len(feats), n_classes), dtype=np.float32)
     model.eval()
     with torch.no_grad():
         for start in range(0, len(order), batch_size):
@@ -160,8 +162,8 @@ def _train(data: Path, out: Path, cfg: TrainConfig, cache_dir: Path) -> dict[str
         clips, cache_dir=cache_dir, n_variants=cfg.n_variants,
         feature_cfg=cfg.feature_cfg, seed=cfg.seed,
     )
-    model_cfg = {"n_classes": len(LABELS), "channels": cfg.channels, "emb_dim": cfg.emb_dim,
-                 **cfg.feature_cfg}
+    model_cfg: dict[str, Any] = {"n_classes": len(LABELS), "channels": cfg.channels, "emb_dim": cfg.emb_dim,
+                                 **cfg.feature_cfg}
     model = EmotionNet(**model_cfg)
     y = np.array([LABELS.index(c.label) for c in train])
     counts = np.bincount(y, minlength=len(LABELS)).astype(np.float32)
@@ -208,7 +210,7 @@ def _train(data: Path, out: Path, cfg: TrainConfig, cache_dir: Path) -> dict[str
         history.append(entry)
         log.info("epoch %(epoch)d loss %(loss).4f train_acc %(train_acc).3f val_uar %(val_uar)s "
                  "(%(elapsed_s)ss)", entry)
-    results = {corpus: _evaluate(model, test, feats) for corpus, test in tests.items()}
+    results: dict[str, object] = {corpus: _evaluate(model, test, feats) for corpus, test in tests.items()}
     if val:
         results["validation"] = _evaluate(model, val, feats)
     log.info("held-out results: %s", json.dumps(results))
