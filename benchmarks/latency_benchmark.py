@@ -38,11 +38,14 @@ def _clips(data: Path) -> list[tuple[str, np.ndarray]]:
 
 
 async def _run(target: SimTarget, clips: list[tuple[str, np.ndarray]], calls: int, concurrency: int,
-               realtime: bool) -> list[dict[str, object]]:
+               realtime: bool, spread_s: float) -> list[dict[str, object]]:
     gate = asyncio.Semaphore(concurrency)
+    rng = np.random.default_rng(0)
+    offsets = rng.uniform(0, spread_s, calls)
 
     async def one(i: int) -> dict[str, object]:
         async with gate:
+            await asyncio.sleep(offsets[i])
             name, audio = clips[i % len(clips)]
             return {"file": name, **await simulate_call(target, audio, realtime=realtime)}
 
@@ -56,6 +59,8 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=50)
     ap.add_argument("--concurrency", type=int, default=10)
     ap.add_argument("--fast", action="store_true", help="stream faster than real time")
+    ap.add_argument("--arrival-spread-s", type=float, default=0.0,
+                    help="each call dials after a random 0..N s wait in its slot (0 = synchronized bursts)")
     args = ap.parse_args()
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -77,7 +82,8 @@ def main() -> None:
                 time.sleep(0.2)
             target = SimTarget(url=url, public_url=url, auth_token="dev-auth-token", api_token="dev-supervisor-token")
             started = time.perf_counter()
-            results = asyncio.run(_run(target, _clips(args.data), args.calls, args.concurrency, not args.fast))
+            results = asyncio.run(_run(target, _clips(args.data), args.calls, args.concurrency, not args.fast,
+                                       args.arrival_spread_s))
             wall = time.perf_counter() - started
         finally:
             server.terminate()
@@ -86,7 +92,8 @@ def main() -> None:
     routed = sum(1 for r in results if r.get("queue"))
     print(json.dumps({
         "benchmark": "decision_latency", "calls": args.calls, "concurrency": args.concurrency,
-        "pace": "fast" if args.fast else "realtime", "routed": routed, "measured": int(lat.size),
+        "pace": "fast" if args.fast else "realtime", "arrival_spread_s": args.arrival_spread_s,
+        "transcriber": os.environ.get("EMOROUTE_TRANSCRIBER", "whisper"), "routed": routed, "measured": int(lat.size),
         "p50_ms": round(float(np.percentile(lat, 50)), 1) if lat.size else None,
         "p95_ms": round(float(np.percentile(lat, 95)), 1) if lat.size else None,
         "max_ms": round(float(lat.max()), 1) if lat.size else None,

@@ -65,7 +65,7 @@ class CallCoordinator:
         metrics: Metrics,
         text_analyser: TextAnalyser,
         transcribe: Callable[[np.ndarray], Coroutine[Any, Any, TranscriptSegment]] | None = None,
-        transcript_wait_s: float = 1.5,
+        transcript_wait_s: float = 0.5,
         segmenter_cfg: SegmenterConfig | None = None,
     ) -> None:
         """Wire the coordinator to its collaborators (``transcribe`` None = no ASR)."""
