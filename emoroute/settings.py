@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     transcriber: Literal["whisper", "pocketsphinx", "none"] = Field(
         "whisper", description="ASR backend for intents and transcript snippets.")
     transcript_wait_ms: float = Field(
-        500.0, description="How long the first decision waits for the utterance's transcript.")
+        1000.0, description="How long the first decision waits for the utterance's transcript.")
     max_message_bytes: int = 64 * 1024
     batch_max: int = 16
     batch_wait_ms: float = 8.0

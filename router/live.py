@@ -65,7 +65,7 @@ class CallCoordinator:
         metrics: Metrics,
         text_analyser: TextAnalyser,
         transcribe: Callable[[np.ndarray], Coroutine[Any, Any, TranscriptSegment]] | None = None,
-        transcript_wait_s: float = 0.5,
+        transcript_wait_s: float = 1.0,
         segmenter_cfg: SegmenterConfig | None = None,
     ) -> None:
         """Wire the coordinator to its collaborators (``transcribe`` None = no ASR)."""
@@ -115,7 +115,8 @@ class CallCoordinator:
         if state is None or state.ended:
             return
         received = time.perf_counter()
-        segments = await asyncio.to_thread(state.segmenter.feed, event.samples)
+        # silero's ONNX VAD costs ~0.25 ms per 32 ms of audio: cheaper inline than a thread hop.
+        segments = state.segmenter.feed(event.samples)
         for seg in segments:
             self._spawn(state, self._score(state, seg, received))
         # An utterance that already closed decides as soon as it is scored; the

@@ -79,6 +79,7 @@ class TextRules(_Strict):
     intents: dict[str, list[str]] = {}
     negation_words: list[str] = []
     negation_window: int = Field(3, ge=0, le=10)
+    asr_vocabulary: str = Field("", max_length=800)
     intent_routes: dict[str, IntentRoute] = {}
     angry_purchase_queue: str
 

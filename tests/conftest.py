@@ -73,7 +73,10 @@ def neutral_audio(corpora: Path) -> np.ndarray:
 
 @pytest.fixture(scope="session")
 def whisper() -> WhisperTranscriber:
-    return WhisperTranscriber()
+    from router.policy import load_policy
+
+    # the live service's settings (see audio_models.transcribe.load_transcriber)
+    return WhisperTranscriber(vocabulary=load_policy().text.asr_vocabulary, word_timestamps=False)
 
 
 @dataclass

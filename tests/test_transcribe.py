@@ -8,6 +8,7 @@ from audio_models.g711 import telephone_round_trip
 from audio_models.transcribe import (
     IncrementalTranscript,
     PocketSphinxTranscriber,
+    WhisperTranscriber,
     word_error_rate,
 )
 from tests.conftest import ravdess_clip
@@ -63,6 +64,15 @@ def test_incremental_partials_then_final(whisper, angry_audio):
     final = inc.finish()
     assert final.is_final and "door" in final.text.lower()
     assert inc.finish().text == ""
+
+
+def test_aligned_word_timestamps_offline(angry_audio):
+    aligned = WhisperTranscriber(word_timestamps=True)
+    seg = aligned.transcribe(telephone_round_trip(angry_audio))
+    words = [w.text.strip(".,!").lower() for w in seg.words]
+    assert words[-2:] == ["the", "door"]
+    starts = [w.start for w in seg.words]
+    assert starts == sorted(starts) and seg.words[-1].end <= len(angry_audio) / 16000 + 0.5
 
 
 def test_word_error_rate():
