@@ -54,9 +54,10 @@ class Services:
 def build_actions(settings: Settings) -> CallActions:
     """Return dry-run actions, or real Twilio REST actions when configured so."""
     if settings.twilio_dry_run:
-        return DryRunActions(account_sid=settings.twilio_account_sid, workflow_sid=settings.twilio_workflow_sid)
+        return DryRunActions(account_sid=settings.twilio_account_sid, workflow_sid=settings.twilio_workflow_sid,
+                             workspace_sid=settings.twilio_workspace_sid)
     return TwilioRestActions(account_sid=settings.twilio_account_sid, auth_token=settings.twilio_auth_token,
-                             workflow_sid=settings.twilio_workflow_sid)
+                             workflow_sid=settings.twilio_workflow_sid, workspace_sid=settings.twilio_workspace_sid)
 
 
 async def _flush_outbox_forever(services: Services, every_s: float = 1.0) -> None:

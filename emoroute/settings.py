@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     twilio_auth_token: str = "dev-auth-token"
     twilio_dry_run: bool = Field(True, description="Record Twilio REST requests instead of sending them.")
     twilio_workflow_sid: str | None = Field(None, description="TaskRouter workflow SID for <Enqueue>.")
+    twilio_workspace_sid: str | None = Field(
+        None, description="TaskRouter workspace SID: lets re-prioritisation update the queued task.")
     validate_signatures: bool = True
     api_token: str = Field("dev-supervisor-token", description="Bearer token of the supervisor role.")
     agent_tokens: str = Field(

@@ -291,7 +291,7 @@ class CallCoordinator:
         fresh = decide(state.points, self._text(state), self.policy)
         if fresh.queue != state.decision.queue and fresh.rule.startswith("text"):
             state.decision = fresh
-            await self.store.record_decision(call_sid=state.call_sid, decision=fresh, t=state.segmenter.seconds,
+            await self.store.record_decision(call_sid=state.call_sid, decision=fresh, t=state.points[-1].t,
                                              arrival=state.arrival, latency_ms=None, kind="reroute")
             await self._send_route(state, fresh)
             log.info("call %s re-routed to %s (%s)", state.call_sid, fresh.queue, fresh.reason)
@@ -302,8 +302,13 @@ class CallCoordinator:
         state.decision = Decision(state.decision.queue, new_priority,
                                   f"{state.decision.reason}; anger rising while waiting", state.decision.rule)
         await self.store.record_decision(call_sid=state.call_sid, decision=state.decision,
-                                         t=state.segmenter.seconds, arrival=state.arrival, latency_ms=None,
+                                         t=state.points[-1].t, arrival=state.arrival, latency_ms=None,
                                          kind="reprioritise")
+        try:
+            await self.actions.update_priority(state.call_sid, new_priority)
+        except Exception:  # noqa: BLE001 - our own queue already holds the new priority
+            self.metrics.errors.labels("twilio_rest").inc()
+            log.exception("call %s: TaskRouter priority update failed", state.call_sid)
         log.info("call %s: priority raised to %d", state.call_sid, new_priority)
 
     async def end_call(self, call_sid: str, reason: str) -> None:

@@ -213,3 +213,31 @@ async def test_redis_down_call_still_routed_to_default_then_trajectory_written(s
         assert any(e["type"] == "reading" for e in entries)
         r.close()
     rs.stop()
+
+
+async def test_rising_anger_while_waiting_raises_priority_and_the_taskrouter_task(server_factory, redis_url,
+                                                                                   neutral_audio, angry_audio):
+    workflow, workspace = "WW" + "1" * 32, "WS" + "2" * 32
+    thread, server = server_factory(redis_url, twilio_workflow_sid=workflow, twilio_workspace_sid=workspace)
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+
+    def reprioritised(sid):
+        return [f for _, f in r.xrange(keys.timeline(sid)) if f["type"] == "reprioritise"]
+
+    calm_then_angry = np.concatenate([neutral_audio, angry_audio, angry_audio, angry_audio])
+    with thread:
+        sid = await stream_call(ws_url(server), calm_then_angry, hold_until=reprioritised)
+        first = [f for _, f in r.xrange(keys.timeline(sid)) if f["type"] == "decision"][0]
+        raised = reprioritised(sid)
+        assert raised and int(raised[0]["priority"]) > int(first["priority"])
+        assert "anger rising while waiting" in raised[0]["reason"]
+        wait_for(lambda: r.hget(keys.call(sid), "status") == "ended", what="call end")
+        assert r.hget(keys.call(sid), "escalated") == "1"
+        enqueue = ET.fromstring(server.actions.requests[0].form["Twiml"]).find("Enqueue")
+        assert enqueue.get("workflowSid") == workflow
+        assert enqueue.find("Task").get("priority") == first["priority"]
+        lookup, update = [q for q in server.actions.requests if q.call_sid == sid][1:3]
+        assert (lookup.method, lookup.url) == ("GET", f"https://taskrouter.twilio.com/v1/Workspaces/{workspace}/Tasks")
+        assert lookup.form["EvaluateTaskAttributes"] == f'call_sid == "{sid}"'
+        assert update.method == "POST" and update.form == {"Priority": raised[0]["priority"]}
+    r.close()
