@@ -87,6 +87,9 @@ def main() -> None:
         "intent_accuracy_espeak_reference_text": round(
             sum(r["from_text"] == r["label"] for r in labelled) / len(labelled), 4),
         "intent_accuracy_real_speech_general": round(real.count("general") / len(real), 4),
+        # the "labelled set": the espeak-ng utterances and the real-speech clips together
+        "intent_accuracy_combined": round((sum(r["pred"] == r["label"] for r in labelled) + real.count("general"))
+                                          / (len(labelled) + len(real)), 4),
         "n_labelled": len(labelled), "n_real": len(real),
         "errors": [r for r in labelled if r["pred"] != r["label"]],
     }))
