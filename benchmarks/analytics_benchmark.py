@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import redis.asyncio as aioredis
 
-from dashboards.state import analytics_of, calls_csv, summaries_between
+from dashboards.state import ANALYTICS_FIELDS, analytics_of, calls_csv, summaries_between
 from emoroute.redis_server import EmbeddedRedis
 from router import keys
 from router.store import CallStore, Outbox
@@ -47,15 +47,15 @@ async def _run(n: int, url: str) -> dict[str, float]:
             pipe.zadd(keys.calls_index(), {sid: started})
         await pipe.execute()
     t0 = time.perf_counter()
-    rows = await summaries_between(store, now - 8 * 86400, now)
+    rows = await summaries_between(store, now - 8 * 86400, now, ANALYTICS_FIELDS)
     t1 = time.perf_counter()
     figures = analytics_of(rows, list(QUEUES))
     t2 = time.perf_counter()
-    csv = calls_csv(rows)
+    csv = calls_csv(await summaries_between(store, now - 8 * 86400, now))
     t3 = time.perf_counter()
     await client.aclose()
     return {"calls": figures["calls"], "read_ms": round((t1 - t0) * 1000, 1),
-            "aggregate_ms": round((t2 - t1) * 1000, 1), "csv_ms": round((t3 - t2) * 1000, 1),
+            "aggregate_ms": round((t2 - t1) * 1000, 1), "csv_with_full_read_ms": round((t3 - t2) * 1000, 1),
             "total_ms": round((t3 - t0) * 1000, 1), "csv_bytes": len(csv)}
 
 

@@ -23,7 +23,7 @@ from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Red
 from fastapi.templating import Jinja2Templates
 from starlette.responses import StreamingResponse
 
-from dashboards.state import agent_state, analytics_of, calls_csv, summaries_between, wallboard
+from dashboards.state import ANALYTICS_FIELDS, agent_state, analytics_of, calls_csv, summaries_between, wallboard
 from emoroute.deps import Principal, ServicesDep, SettingsDep, get_principal, principal_for_token, token_from
 from router import keys
 
@@ -171,7 +171,7 @@ async def analytics_json(request: Request, services: ServicesDep, start: str | N
     """Aggregates over calls that started in [start, end] (UTC, ISO 8601; default: last 24 h)."""
     _require(request, services.settings, supervisor=True)
     lo, hi = _range(start, end)
-    rows = await summaries_between(services.store, lo, hi)
+    rows = await summaries_between(services.store, lo, hi, ANALYTICS_FIELDS)
     return {"start": lo, "end": hi, **analytics_of(rows, list(services.policy.queues))}
 
 

@@ -77,15 +77,28 @@ async def wallboard(store: CallStore, policy: Policy, now: float | None = None) 
             "queues": {q: {k: v for k, v in s.items() if k != "calls"} for q, s in queues.items()}}
 
 
-async def summaries_between(store: CallStore, start: float, end: float) -> list[dict[str, str]]:
-    """Return the summaries of calls that started in [start, end]."""
+ANALYTICS_FIELDS = ("queue", "first_emotion", "started_at", "first_valence", "last_valence", "picked_at",
+                    "enqueued_at", "escalated", "priority")
+
+
+async def summaries_between(
+    store: CallStore, start: float, end: float, fields: tuple[str, ...] | None = None
+) -> list[dict[str, str]]:
+    """Return the summaries (all fields, or only ``fields``) of calls that started in [start, end]."""
     sids = await store.redis.zrangebyscore(keys.calls_index(), start, end)
     rows: list[dict[str, str]] = []
-    for i in range(0, len(sids), 1000):
+    for i in range(0, len(sids), 5000):
         async with store.redis.pipeline(transaction=False) as pipe:
-            for sid in sids[i : i + 1000]:
-                pipe.hgetall(keys.call(sid))
-            rows += [r for r in await pipe.execute() if r]
+            for sid in sids[i : i + 5000]:
+                if fields:
+                    pipe.hmget(keys.call(sid), *fields)
+                else:
+                    pipe.hgetall(keys.call(sid))
+            replies = await pipe.execute()
+        if fields:
+            rows += [{k: v for k, v in zip(fields, r, strict=True) if v is not None} for r in replies if any(r)]
+        else:
+            rows += [r for r in replies if r]
     return rows
 
 

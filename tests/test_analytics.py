@@ -40,6 +40,8 @@ async def test_summaries_between_reads_only_the_range(redis_url):
         await store.call_started(call_sid=sid, stream_sid="MZ", caller="", started_at=started)
     rows = await summaries_between(store, now - 86400, now)
     assert [r["call_sid"] for r in rows] == ["CA_new"]
+    slim = await summaries_between(store, now - 86400, now, ("started_at", "queue"))
+    assert slim == [{"started_at": rows[0]["started_at"]}]  # only the asked fields, absent ones left out
     await client.aclose()
 
 
