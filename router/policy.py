@@ -38,25 +38,32 @@ class DecisionRules(_Strict):
     window_readings: int = Field(ge=1, le=20)
 
 
-class AngerRules(_Strict):
+class _EmotionRoute(_Strict):
+    """What every emotion rule has: its queue, its probability threshold and its priority range."""
+
+    queue: str
+    min_probability: float = Probability
+    priority_min: int = Priority
+    priority_max: int = Priority
+
+    @model_validator(mode="after")
+    def _priority_range(self) -> _EmotionRoute:
+        if self.priority_min > self.priority_max:
+            raise ValueError(f"priority_min {self.priority_min} > priority_max {self.priority_max}")
+        return self
+
+
+class AngerRules(_EmotionRoute):
     """Sustained anger or frustration."""
 
-    queue: str
-    min_probability: float = Probability
     frustration_arousal_min: float = Affect
     frustration_valence_max: float = Affect
-    priority_min: int = Priority
-    priority_max: int = Priority
 
 
-class PositiveRules(_Strict):
+class PositiveRules(_EmotionRoute):
     """Clear positive affect."""
 
-    queue: str
-    min_probability: float = Probability
     valence_min: float = Affect
-    priority_min: int = Priority
-    priority_max: int = Priority
 
 
 class SadnessRules(_Strict):
@@ -165,9 +172,6 @@ class Policy(_Strict):
             if queue not in self.queues:
                 raise ValueError(f"{where} names queue {queue!r}, which is not under 'queues' "
                                  f"({', '.join(sorted(self.queues))})")
-        for rules in (self.anger, self.positive):
-            if rules.priority_min > rules.priority_max:
-                raise ValueError(f"priority_min {rules.priority_min} > priority_max {rules.priority_max}")
         return self
 
 

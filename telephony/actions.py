@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from telephony.twiml import enqueue_twiml
@@ -34,8 +34,7 @@ class RestRequest:
 
     def as_dict(self) -> dict[str, Any]:
         """Return a JSON-ready view."""
-        return {"method": self.method, "url": self.url, "form": self.form, "call_sid": self.call_sid,
-                "at": self.at}
+        return asdict(self)
 
 
 @dataclass(frozen=True)

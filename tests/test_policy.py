@@ -109,3 +109,9 @@ def test_policy_not_yaml_or_missing(tmp_path):
         load_policy(bad)
     with pytest.raises(PolicyError, match="cannot read"):
         load_policy(tmp_path / "missing.yaml")
+
+
+def test_policy_inverted_priority_range_is_rejected(tmp_path):
+    path = write_policy(tmp_path, lambda p: p["anger"].update(priority_min=9, priority_max=6))
+    with pytest.raises(PolicyError, match="priority_min 9 > priority_max 6"):
+        load_policy(path)
