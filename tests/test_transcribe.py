@@ -5,6 +5,7 @@ import pytest
 
 from audio_models.audio_io import load_audio
 from audio_models.g711 import telephone_round_trip
+from audio_models.training.corpora import list_tess
 from audio_models.transcribe import (
     IncrementalTranscript,
     PocketSphinxTranscriber,
@@ -78,3 +79,21 @@ def test_aligned_word_timestamps_offline(angry_audio):
 def test_word_error_rate():
     assert word_error_rate(["a b c d"], ["a x c"]) == 0.5
     assert word_error_rate(["Kids are talking."], ["kids are talking"]) == 0.0
+
+
+def test_window_decoding_matches_full_window_and_handles_long_audio(whisper, corpora):
+    # The live path's short encoder window must hear what Whisper's full 30 s window hears ...
+    full = WhisperTranscriber(vocabulary=whisper.vocabulary or "", word_timestamps=False, window_s=30)
+    wave = telephone_round_trip(load_audio(ravdess_clip(corpora, 23, "05", "02", "02")))
+    assert whisper.window_frames < full.window_frames
+    assert whisper.transcribe(wave).text.lower().strip(".") == full.transcribe(wave).text.lower().strip(".")
+    # ... and audio longer than the window goes through the long-form path, nothing dropped.
+    tess = [c for c in list_tess(corpora) if c.speaker == "tess-YAF" and c.label == "neutral"][:6]
+    kids = telephone_round_trip(load_audio(ravdess_clip(corpora, 3, "01", "01", "01")))
+    long = np.concatenate([kids, *(telephone_round_trip(load_audio(c.path)) for c in tess), wave])
+    assert len(long) > whisper.window_frames * 160
+    seg = whisper.transcribe(long)
+    text = seg.text.lower()
+    assert "kids" in text and "dogs" in text, text
+    assert text.count("say the word") >= 5, text
+    assert seg.words[-1].start >= 10.0
