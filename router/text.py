@@ -39,21 +39,36 @@ def _phrase_words(phrase: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+# Negation does not reach across these: "I'm switching, so cancel everything" is not negated.
+_CLAUSE_BREAK = re.compile(r"[.,;:!?]+|\b(?:but|so|because|although|though|however)\b")
+# A recogniser may split a word ("un subscribe", "over charged"): two tokens joined may match
+# one phrase word, but a wildcard may then add at most this many letters ("can cellular" is not "cancel*").
+_JOINED_SUFFIX = 3
+
+
+def _word_matches(pattern: str, tok: str, *, joined: bool = False) -> bool:
+    if not pattern.endswith("*"):
+        return tok == pattern
+    stem = pattern[:-1]
+    return tok.startswith(stem) and (not joined or len(tok) <= len(stem) + _JOINED_SUFFIX)
+
+
 @dataclass(frozen=True)
 class _Phrase:
     intent: str
     words: tuple[str, ...]
 
-    def matches_at(self, toks: list[str], i: int) -> bool:
-        if i + len(self.words) > len(toks):
-            return False
-        for pattern, tok in zip(self.words, toks[i : i + len(self.words)], strict=True):
-            if pattern.endswith("*"):
-                if not tok.startswith(pattern[:-1]):
-                    return False
-            elif tok != pattern:
-                return False
-        return True
+    def match_length(self, toks: list[str], i: int) -> int:
+        """Return how many tokens the phrase covers starting at ``toks[i]`` (0: no match)."""
+        j = i
+        for pattern in self.words:
+            if j < len(toks) and _word_matches(pattern, toks[j]):
+                j += 1
+            elif j + 1 < len(toks) and _word_matches(pattern, toks[j] + toks[j + 1], joined=True):
+                j += 2
+            else:
+                return 0
+        return j - i
 
 
 class TextAnalyser:
@@ -68,16 +83,30 @@ class TextAnalyser:
         self._vader = SentimentIntensityAnalyzer()
 
     def intents(self, text: str) -> frozenset[str]:
-        """Return the intents whose phrases occur un-negated in ``text``."""
-        toks = tokens(text)
+        """Return the intents whose phrases occur un-negated in ``text``.
+
+        Within each clause, the longest phrase starting at a word wins and its words are consumed
+        ("buying the premium plan" is a purchase, not also an upgrade for "premium"); a phrase is
+        negated by a negation word at most ``negation_window`` words before it in the same clause.
+        """
         found: set[str] = set()
-        for i in range(len(toks)):
-            for phrase in self._phrases:
-                if phrase.intent in found or not phrase.matches_at(toks, i):
+        for clause in _CLAUSE_BREAK.split(text.lower().replace("’", "'")):
+            toks = tokens(clause)
+            i = 0
+            while i < len(toks):
+                best: _Phrase | None = None
+                length = 0
+                for phrase in self._phrases:
+                    n = phrase.match_length(toks, i)
+                    if n > length:
+                        best, length = phrase, n
+                if best is None:
+                    i += 1
                     continue
                 window = toks[max(0, i - self.rules.negation_window) : i]
-                if phrase.words[0] in self._negations or not self._negations & set(window):
-                    found.add(phrase.intent)
+                if best.words[0] in self._negations or not self._negations & set(window):
+                    found.add(best.intent)
+                i += length
         return frozenset(found)
 
     def sentiment(self, text: str) -> float:

@@ -79,3 +79,24 @@ def test_csv_export_neutralises_spreadsheet_formulas():
     assert row["caller"] == "'=HYPERLINK(\"http://x\")"
     assert row["reason"] == "'+cmd"
     assert row["priority"] == "-3"  # numbers stay numbers
+
+
+@pytest.mark.parametrize(
+    ("text", "intents"),
+    [
+        # negation stops at a clause break
+        ("I'm switching from I don't so cancel everything", {"cancel"}),
+        ("No, cancel it please", {"cancel"}),
+        ("I won't be cancelling, I just want some information", set()),
+        # a recogniser's split words are joined, but a wildcard does not swallow a longer word
+        ("I'd like to un subscribe from the plan", {"cancel"}),
+        ("I was over charged", {"billing_dispute"}),
+        ("you can cellular data roam", set()),
+        # the longest phrase wins where phrases overlap
+        ("I'm interested in buying the premium plan", {"purchase"}),
+        ("I'd like to move to premium", {"upgrade"}),
+        ("I want double charges for the same thing", {"billing_dispute"}),
+    ],
+)
+def test_clause_scoped_negation_joined_words_and_longest_match(text, intents):
+    assert ANALYSER.intents(text) == frozenset(intents)
