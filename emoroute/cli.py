@@ -45,11 +45,27 @@ def _cmd_train_emotion(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_model(model_dir: Path | None):  # type: ignore[no-untyped-def]
-    from audio_models.emotion import DEFAULT_MODEL_DIR, EcapaEmotionModel, ModelLoadError
+def _cmd_train_head(args: argparse.Namespace) -> int:
+    from audio_models.emotion import ModelLoadError
+    from audio_models.training.whisper_head import train_whisper_head
+
+    if not args.data.is_dir():
+        log.error("--data %s is not a directory", args.data)
+        return 2
+    try:
+        _out(train_whisper_head(args.data, args.model_dir, cache_dir=args.cache_dir, n_variants=args.variants,
+                                seed=args.seed))
+    except (ModelLoadError, ValueError) as exc:
+        log.error("%s", exc)
+        return 2
+    return 0
+
+
+def _load_model(model_dir: Path | None, backend: str = "ecapa"):  # type: ignore[no-untyped-def]
+    from audio_models.emotion import DEFAULT_MODEL_DIR, ModelLoadError, load_emotion_model
 
     try:
-        return EcapaEmotionModel.from_dir(model_dir or DEFAULT_MODEL_DIR)
+        return load_emotion_model(backend, model_dir or DEFAULT_MODEL_DIR)
     except ModelLoadError as exc:
         log.error("%s", exc)
         return None
@@ -58,7 +74,7 @@ def _load_model(model_dir: Path | None):  # type: ignore[no-untyped-def]
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from audio_models.training.evaluate import evaluate_model
 
-    model = _load_model(args.model)
+    model = _load_model(args.model, args.backend)
     if model is None:
         return 2
     if not args.data.is_dir():
@@ -89,7 +105,7 @@ def _cmd_classify(args: argparse.Namespace) -> int:
             log.error("%s", exc)
             return 2
     else:
-        model = _load_model(args.model)
+        model = _load_model(args.model, args.backend)
     if model is None:
         return 2
     failed = 0
@@ -201,8 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", type=Path, nargs="+")
     p.add_argument("--telephone", action="store_true", help="pass through 8 kHz mu-law first")
     p.add_argument("--model", type=Path, help="model directory (default: shipped model)")
-    p.add_argument("--backend", choices=("ecapa", "speechbrain-hub"), default="ecapa",
-                   help="ecapa: the shipped model (default); speechbrain-hub: optional wav2vec2 IEMOCAP model")
+    p.add_argument("--backend", choices=("ecapa", "ecapa-whisper", "speechbrain-hub"), default="ecapa",
+                   help="ecapa: the shipped model (default); ecapa-whisper: fused with the Whisper-embedding head "
+                        "(better across corpora, slower); speechbrain-hub: optional wav2vec2 IEMOCAP model")
     p.add_argument("--hub-dir", type=Path, default=Path("models/emotion-recognition-wav2vec2-IEMOCAP"),
                    help="local copy of the speechbrain-hub model (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="one JSON object per file")
@@ -212,8 +229,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="corpora root (default: %(default)s)")
     p.add_argument("--model", type=Path, help="model directory (default: shipped model)")
     p.add_argument("--telephone", action="store_true", help="8 kHz mu-law round trip first")
+    p.add_argument("--backend", choices=("ecapa", "ecapa-whisper"), default="ecapa",
+                   help="ecapa: the shipped model (default); ecapa-whisper: fused with the Whisper-embedding head")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("train-emotion-head",
+                       help="fit the ecapa-whisper backend's head for an ECAPA model directory")
+    p.add_argument("--data", type=Path, required=True, help="corpora root (ravdess/, tess/)")
+    p.add_argument("--model-dir", type=Path, default=Path("audio_models/models/emotion-ecapa"),
+                   help="ECAPA model directory; whisper_head.npz is written there (default: %(default)s)")
+    p.add_argument("--cache-dir", type=Path, default=Path(".cache/whisper-embeddings"),
+                   help="where embeddings are cached (default: %(default)s)")
+    p.add_argument("--variants", type=int, default=1,
+                   help="1: the telephone round trip only; more adds augmented variants (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=1234)
+    p.set_defaults(func=_cmd_train_head)
 
     p = sub.add_parser("train-emotion", help="train the speech-emotion model")
     p.add_argument("--data", type=Path, required=True, help="corpora root (ravdess/, tess/)")

@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("var")
     policy_file: Path | None = Field(None, description="Routing policy YAML (default: the shipped one).")
     emotion_model_dir: Path | None = Field(None, description="Emotion model directory (default: shipped).")
+    emotion_backend: Literal["ecapa", "ecapa-whisper"] = Field(
+        "ecapa", description="ecapa: the shipped ECAPA model; ecapa-whisper: fused with the Whisper-embedding "
+                             "head (better on unseen corpora, ~2x the scoring cost).")
     twilio_account_sid: str = "AC00000000000000000000000000000000"
     twilio_auth_token: str = "dev-auth-token"
     twilio_dry_run: bool = Field(True, description="Record Twilio REST requests instead of sending them.")

@@ -30,3 +30,9 @@ def test_environment_overrides(monkeypatch):
     monkeypatch.setenv("EMOROUTE_TRANSCRIBER", "klingon")
     with pytest.raises(ValidationError, match="transcriber"):
         Settings()
+
+
+def test_emotion_backend_is_validated():
+    assert Settings(emotion_backend="ecapa-whisper").emotion_backend == "ecapa-whisper"
+    with pytest.raises(ValidationError, match="emotion_backend"):
+        Settings(emotion_backend="wav2vec")

@@ -1,0 +1,65 @@
+"""The optional ecapa-whisper backend: shipped ECAPA fused with the Whisper-embedding head."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from audio_models.emotion import DEFAULT_MODEL_DIR, ModelLoadError, load_emotion_model, prepare_waveform
+from audio_models.whisper_head import HEAD_FILE, FusedEmotionModel, LinearHead
+from emoroute.cli import main
+from tests.conftest import ravdess_clip
+from tests.test_emotion_model import HELD_OUT, phone
+
+
+@pytest.fixture(scope="module")
+def fused() -> FusedEmotionModel:
+    model = load_emotion_model("ecapa-whisper")
+    assert isinstance(model, FusedEmotionModel)
+    return model
+
+
+def test_head_ships_small_and_was_fitted_on_the_models_training_speakers():
+    head_file = DEFAULT_MODEL_DIR / HEAD_FILE
+    assert head_file.stat().st_size < 100_000
+    metrics = json.loads((DEFAULT_MODEL_DIR / "whisper_head_metrics.json").read_text())
+    assert metrics["test"]["ravdess"]["fused"]["n"] == 144
+
+
+def test_fused_backend_separates_anger_from_neutral_of_unseen_speakers(fused, corpora):
+    pairs = [(a, s) for a in HELD_OUT for s in ("01", "02")]
+    angry = [phone(ravdess_clip(corpora, a, "05", statement=s)) for a, s in pairs]
+    neutral = [phone(ravdess_clip(corpora, a, "01", intensity="01", statement=s)) for a, s in pairs]
+    readings = fused.classify_batch(angry + neutral)
+    assert sum(r.label == "angry" for r in readings[:8]) >= 6, [r.label for r in readings[:8]]
+    assert sum(r.label in ("neutral", "sad") for r in readings[8:]) >= 6, [r.label for r in readings[8:]]
+    for r in readings:
+        assert abs(sum(r.probs.values()) - 1) < 1e-3 and -1 <= r.arousal <= 1 and -1 <= r.valence <= 1
+        assert r.model.endswith("+whisper-head")
+    # the fused posterior lies between its two parts
+    ecapa = fused.ecapa.classify_batch(angry[:1])[0].probs["angry"]
+    head = float(fused.head.probs(fused.embedder.embed(prepare_waveform(angry[0]))[None])[0, 0])
+    assert min(ecapa, head) - 1e-3 <= readings[0].probs["angry"] <= max(ecapa, head) + 1e-3
+
+
+def test_head_round_trips_through_its_file(tmp_path):
+    head = LinearHead.load(DEFAULT_MODEL_DIR / HEAD_FILE)
+    head.save(tmp_path / HEAD_FILE)
+    again = LinearHead.load(tmp_path / HEAD_FILE)
+    x = np.random.default_rng(0).standard_normal((5, head.mean.size)).astype(np.float32)
+    assert again.labels == head.labels and np.allclose(again.probs(x), head.probs(x))
+
+
+def test_missing_head_says_how_to_fit_it(tmp_path):
+    for name in ("hparams.yaml", "model.ckpt"):
+        shutil.copy(DEFAULT_MODEL_DIR / name, tmp_path / name)
+    with pytest.raises(ModelLoadError, match="emoroute train-emotion-head"):
+        FusedEmotionModel.from_dir(tmp_path)
+
+
+def test_classify_cli_with_the_fused_backend(corpora, capsys):
+    path = ravdess_clip(corpora, 24, "05")
+    assert main(["classify", "--backend", "ecapa-whisper", "--telephone", "--json", str(path)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["label"] == "angry" and result["model"].endswith("+whisper-head")
