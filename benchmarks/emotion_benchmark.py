@@ -17,14 +17,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from audio_models.emotion import DEFAULT_MODEL_DIR, EcapaEmotionModel
+from audio_models.emotion import DEFAULT_MODEL_DIR, EcapaEmotionModel, EmotionModel, load_emotion_model
 from audio_models.training.corpora import list_corpora
 from audio_models.training.evaluate import evaluate_model
 from audio_models.training.metrics import classification_summary
 from benchmarks.baseline_features import baseline_features, train_svm
 
 
-def _speed(model: EcapaEmotionModel) -> dict[str, float]:
+def _speed(model: EmotionModel) -> dict[str, float]:
     rng = np.random.default_rng(0)
     one = (rng.standard_normal(48000) * 0.1).astype(np.float32)
     batch = [(rng.standard_normal(int(16000 * s)) * 0.1).astype(np.float32) for s in rng.uniform(1.5, 4.5, 32)]
@@ -86,14 +86,22 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)
     ap.add_argument("--cache-dir", type=Path, default=Path(".cache/benchmark"))
+    ap.add_argument("--backend", choices=("ecapa", "ecapa-whisper"), default="ecapa",
+                    help="ecapa: the shipped model; ecapa-whisper: fused with the Whisper-embedding head")
     args = ap.parse_args()
     t = time.perf_counter()
-    model = EcapaEmotionModel.from_dir(args.model)
+    model = load_emotion_model(args.backend, args.model)
     load_s = time.perf_counter() - t
-    ours = evaluate_model(model, args.data, telephone=True)
-    base = _baseline(args.data, model, args.cache_dir)
+    ecapa = model if isinstance(model, EcapaEmotionModel) else model.ecapa  # type: ignore[attr-defined]
+    ours = evaluate_model(model, args.data, telephone=True)  # type: ignore[arg-type]
+    base = _baseline(args.data, ecapa, args.cache_dir)
     cross_file = args.model / "cross_corpus.json"
     cross = json.loads(cross_file.read_text()) if cross_file.exists() else {}
+    if args.backend == "ecapa-whisper":
+        # the same recipe per direction: the cross-corpus ECAPA runs, each with its own head
+        logs = args.model / "cross-corpus-logs"
+        cross = {f"train_{name}_only": json.loads((logs / f"whisper_head_{name}_only.json").read_text())["test"]
+                 for name in ("ravdess", "tess") if (logs / f"whisper_head_{name}_only.json").exists()}
     size_mb = sum(p.stat().st_size for p in args.model.iterdir()) / 1e6
     line = {
         "benchmark": "emotion", "model": model.name, "condition": "8 kHz mu-law round trip, held-out speakers",
