@@ -73,6 +73,20 @@ class StreamSegmenter:
         """Return whether an utterance is open."""
         return bool(self._utterance)
 
+    @property
+    def open_start_s(self) -> float:
+        """Return where the open utterance started (seconds into the stream)."""
+        return self._utt_start / SAMPLE_RATE
+
+    @property
+    def open_seconds(self) -> float:
+        """Return how long the open utterance is so far (0 when none is open)."""
+        return (self._consumed - self._utt_start) / SAMPLE_RATE if self._utterance else 0.0
+
+    def open_audio(self) -> np.ndarray:
+        """Return a copy of the open utterance's audio so far (empty when none is open)."""
+        return np.concatenate(self._utterance) if self._utterance else np.zeros(0, dtype=np.float32)
+
     def feed(self, samples: np.ndarray) -> list[Segment]:
         """Return the segments completed by these samples."""
         self._pending = np.concatenate([self._pending, samples.astype(np.float32)])

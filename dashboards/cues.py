@@ -90,6 +90,7 @@ def caller_cues(
         "trend_delta": round(delta, 3),
         "intents": sorted(intents),
         "snippets": snippets[-3:],
+        "hearing": summary.get("partial_transcript", ""),
         "suggestion": pick_cue(rules, emotion=emotion, trend=trend, intents=intents),
         "updated_t": float(latest["t"]) if latest else None,
     }

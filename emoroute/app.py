@@ -106,7 +106,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     coordinator = CallCoordinator(policy=policy, store=store, scorer=scorer, actions=actions,
                                   vad_factory=lambda: SileroVAD().speech_probability, metrics=metrics,
                                   text_analyser=TextAnalyser(policy.text), transcribe=transcribe,
-                                  transcript_wait_s=settings.transcript_wait_ms / 1000)
+                                  transcript_wait_s=settings.transcript_wait_ms / 1000,
+                                  partial_every_s=settings.partial_transcript_s,
+                                  asr_workers=getattr(transcriber, "workers", 1))
     services = Services(settings, policy, client, store, model, scorer, actions, coordinator, metrics, embedded)
     services.background.append(asyncio.create_task(_flush_outbox_forever(services)))
     app.state.services = services

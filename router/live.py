@@ -49,6 +49,11 @@ class CallState:
     ended: bool = False
     timer: asyncio.Task[Any] | None = None
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    # live partial transcripts: when the next is due (seconds into the open utterance), whether one
+    # is being decoded, and the latest one as (utterance start in s, analysed text)
+    partial_due_s: float = 0.0
+    partial_busy: bool = False
+    partial: tuple[float, TextSignals] | None = None
 
 
 class CallCoordinator:
@@ -67,8 +72,16 @@ class CallCoordinator:
         transcribe: Callable[[np.ndarray], Coroutine[Any, Any, TranscriptSegment]] | None = None,
         transcript_wait_s: float = 1.0,
         segmenter_cfg: SegmenterConfig | None = None,
+        partial_every_s: float = 2.0,
+        asr_workers: int = 1,
     ) -> None:
-        """Wire the coordinator to its collaborators (``transcribe`` None = no ASR)."""
+        """Wire the coordinator to its collaborators (``transcribe`` None = no ASR).
+
+        Every ``partial_every_s`` of an utterance still being spoken (0: never), its audio so far
+        is transcribed as a partial, but only while an ASR worker is idle (of ``asr_workers``):
+        finals always come first. A partial is shown to agents at once and, should the final
+        transcript miss the first decision's wait, routes on what the caller has said so far.
+        """
         self.policy = policy
         self.store = store
         self.scorer = scorer
@@ -77,8 +90,12 @@ class CallCoordinator:
         self.metrics = metrics
         self.segmenter_cfg = segmenter_cfg or SegmenterConfig()
         self.text_analyser = text_analyser
-        self.transcribe = transcribe
+        self._transcribe_fn = transcribe
+        self.transcribe = self._counted_transcribe if transcribe is not None else None
         self.transcript_wait_s = transcript_wait_s
+        self.partial_every_s = partial_every_s
+        self.asr_workers = asr_workers
+        self.asr_in_flight = 0
         self.calls: dict[str, CallState] = {}
         self.decision_latencies_ms: list[float] = []
 
@@ -119,12 +136,52 @@ class CallCoordinator:
         segments = state.segmenter.feed(event.samples)
         for seg in segments:
             self._spawn(state, self._score(state, seg, received))
+        if self.transcribe is not None and self.partial_every_s > 0:
+            self._maybe_partial(state, any(seg.kind == "utterance" for seg in segments))
         # An utterance that already closed decides as soon as it is scored; the
         # listening limit only covers callers who have not finished one.
         if state.decision is None and not state.deciding and state.utterances_in_flight == 0 and (
             state.segmenter.seconds >= self.policy.decision.max_listen_seconds
         ):
             self._spawn(state, self._decide(state, None, "listening time reached"))
+
+    async def _counted_transcribe(self, audio: np.ndarray) -> TranscriptSegment:
+        assert self._transcribe_fn is not None
+        self.asr_in_flight += 1
+        try:
+            return await self._transcribe_fn(audio)
+        finally:
+            self.asr_in_flight -= 1
+
+    def _maybe_partial(self, state: CallState, utterance_closed: bool) -> None:
+        """Start a partial transcript of the open utterance when one is due and ASR has room."""
+        seg = state.segmenter
+        if utterance_closed or not seg.in_speech:
+            state.partial_due_s = self.partial_every_s
+        if (not seg.in_speech or seg.open_seconds < state.partial_due_s or state.partial_busy
+                or self.asr_in_flight >= self.asr_workers):
+            return
+        state.partial_busy = True
+        state.partial_due_s = seg.open_seconds + self.partial_every_s
+        self._spawn(state, self._partial(state, seg.open_audio(), seg.open_start_s, seg.seconds))
+
+    async def _partial(self, state: CallState, audio: np.ndarray, start_s: float, t: float) -> None:
+        try:
+            assert self.transcribe is not None
+            segment = await self.transcribe(audio)
+        except Exception:  # noqa: BLE001 - a failed partial changes nothing; the final still comes
+            self.metrics.errors.labels("transcriber").inc()
+            log.exception("call %s: partial transcription failed", state.call_sid)
+            return
+        finally:
+            state.partial_busy = False
+        if segment.empty or state.ended:
+            return
+        signals = self.text_analyser.analyse(segment.text)
+        state.partial = (start_s, signals)
+        self.metrics.readings.labels("partial_transcript").inc()
+        await self.store.add_partial(call_sid=state.call_sid, t=t, text=signals.snippet,
+                                     intents=tuple(sorted(signals.intents)))
 
     def _spawn(self, state: CallState, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(coro)
@@ -172,11 +229,11 @@ class CallCoordinator:
             log.exception("call %s: emotion model failed on %s %.1f-%.1fs", state.call_sid, seg.kind,
                           seg.start_s, seg.end_s)
             if asr is not None:
-                await self._await_text(state, asr, seg.end_s)
+                await self._await_text(state, asr, seg.end_s, seg.start_s)
             if seg.kind == "utterance" and state.decision is None:
                 await self._decide(state, received, "emotion model failed", at=seg.end_s)
             return
-        text = await self._await_text(state, asr, seg.end_s) if asr is not None else None
+        text = await self._await_text(state, asr, seg.end_s, seg.start_s) if asr is not None else None
         self.metrics.readings.labels(seg.kind).inc()
         point = TrajectoryPoint(t=seg.end_s, probs=reading.probs, arousal=reading.arousal,
                                 valence=reading.valence, kind=seg.kind)
@@ -194,9 +251,12 @@ class CallCoordinator:
             await self._after_decision(state)
 
     async def _await_text(
-        self, state: CallState, task: asyncio.Task[TranscriptSegment], at: float
+        self, state: CallState, task: asyncio.Task[TranscriptSegment], at: float, start_s: float | None = None
     ) -> TextSignals | None:
-        """Return the analysed transcript; the first decision waits at most transcript_wait_s for it."""
+        """Return the analysed transcript; the first decision waits at most transcript_wait_s for it.
+
+        If the final transcript misses that wait, the utterance's latest partial (if any) stands in.
+        """
         try:
             if state.decision is None:
                 segment = await asyncio.wait_for(asyncio.shield(task), self.transcript_wait_s)
@@ -204,9 +264,15 @@ class CallCoordinator:
                 segment = await task
         except TimeoutError:
             self.metrics.errors.labels("transcript_timeout").inc()
+            self._spawn(state, self._late_transcript(state, task, at))
+            if state.partial is not None and start_s is not None and abs(state.partial[0] - start_s) < 0.05:
+                log.info("call %s: transcript not ready within %.1fs; deciding on the partial transcript",
+                         state.call_sid, self.transcript_wait_s)
+                self.metrics.readings.labels("partial_decision").inc()
+                state.texts.append(state.partial[1])
+                return state.partial[1]
             log.warning("call %s: transcript not ready within %.1fs; deciding on tone alone", state.call_sid,
                         self.transcript_wait_s)
-            self._spawn(state, self._late_transcript(state, task, at))
             return None
         except Exception:  # noqa: BLE001 - ASR trouble must not stop routing
             self.metrics.errors.labels("transcriber").inc()

@@ -193,7 +193,7 @@ class CallStore:
                                    "last_valence": reading.valence, "last_t": round(reading.t, 3)}
         if reading.transcript:
             fields.update({"transcript": reading.transcript, "intents": ",".join(reading.intents)})
-            summary.update({"transcript": reading.transcript})
+            summary.update({"transcript": reading.transcript, "partial_transcript": ""})
             if reading.intents:
                 summary["intents"] = ",".join(reading.intents)
         if reading.sentiment is not None:
@@ -215,7 +215,7 @@ class CallStore:
         """Append a (redacted) transcript that arrived after its emotion reading."""
         fields: dict[str, Any] = {"type": "transcript", "t": round(t, 3), "transcript": text,
                                   "intents": ",".join(intents)}
-        summary: dict[str, Any] = {"transcript": text}
+        summary: dict[str, Any] = {"transcript": text, "partial_transcript": ""}
         if sentiment is not None:
             fields["sentiment"] = sentiment
         if intents:
@@ -224,6 +224,18 @@ class CallStore:
             ("xadd", [keys.timeline(call_sid), fields], {}),
             ("hset", [keys.call(call_sid)], {"mapping": summary}),
             self._event("transcript", call_sid, transcript=text, intents=list(intents), t=t),
+        ]
+        return await self.write(ops)
+
+    async def add_partial(self, *, call_sid: str, t: float, text: str, intents: tuple[str, ...]) -> bool:
+        """Publish what the caller has said so far in the utterance still going on (redacted).
+
+        Partials are not trajectory entries (the utterance's final transcript is); the summary
+        keeps the latest one for the agent's card until that final arrives.
+        """
+        ops: list[Op] = [
+            ("hset", [keys.call(call_sid)], {"mapping": {"partial_transcript": text}}),
+            self._event("partial", call_sid, transcript=text, intents=list(intents), t=t),
         ]
         return await self.write(ops)
 

@@ -195,3 +195,12 @@ def test_supervisor_agent_timeline_and_analytics_in_a_real_browser(live_server, 
         assert rows[0]["queue"] == "retention" and rows[0]["agent"] == "agent-1" and rows[0]["first_emotion"]
     finally:
         clock.close()
+
+
+def test_agent_card_carries_what_the_caller_is_saying_now():
+    from dashboards.cues import caller_cues
+    from router.policy import load_policy
+
+    summary = {"call_sid": "CA1", "partial_transcript": "I want to cancel my"}
+    assert caller_cues(summary, [], load_policy().cues)["hearing"] == "I want to cancel my"
+    assert caller_cues({"call_sid": "CA1"}, [], load_policy().cues)["hearing"] == ""

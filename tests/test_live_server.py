@@ -12,6 +12,7 @@ import redis
 import websockets
 
 from audio_models.audio_io import load_audio
+from audio_models.trim import trim_silence
 from benchmarks.transcription_benchmark import INTENTS
 from emoroute.redis_server import EmbeddedRedis, free_port
 from emoroute.simulate import SimTarget, simulate_call
@@ -240,4 +241,31 @@ async def test_rising_anger_while_waiting_raises_priority_and_the_taskrouter_tas
         assert (lookup.method, lookup.url) == ("GET", f"https://taskrouter.twilio.com/v1/Workspaces/{workspace}/Tasks")
         assert lookup.form["EvaluateTaskAttributes"] == f'call_sid == "{sid}"'
         assert update.method == "POST" and update.form == {"Priority": raised[0]["priority"]}
+    r.close()
+
+
+async def test_partial_transcript_reaches_the_agent_and_stands_in_for_a_late_final(server_factory, redis_url):
+    # One unbroken utterance of ~5 s ("I want to cancel my account" then "I want to end my contract
+    # with you"), streamed in real time. The final transcript is given 1 ms, so only the partial,
+    # decoded while the caller was still speaking, can make the first decision hear "cancel".
+    first, second = (trim_silence(load_audio(INTENTS / f"{u}.wav"), threshold_db=30) for u in ("u01", "u04"))
+    speech = np.concatenate([first, second])
+    thread, server = server_factory(redis_url, transcript_wait_ms=1, partial_transcript_s=1.5)
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    events = r.pubsub()
+    events.subscribe(keys.events_channel())
+    with thread:
+        summary = await simulate_call(target(server), speech, realtime=True)
+    partials = []
+    while (message := events.get_message(timeout=0.1)) is not None:
+        if message["type"] == "message" and (e := json.loads(message["data"]))["type"] == "partial":
+            partials.append(e)
+    assert partials and partials[0]["call_sid"] == summary["call_sid"]
+    assert "cancel" in partials[0]["transcript"].lower() and "cancel" in partials[0]["intents"]
+    assert summary["queue"] == "retention" and "said 'cancel'" in summary["reason"], summary
+    sid = summary["call_sid"]
+    # the final transcript still lands in the trajectory, and the partial is cleared from the card
+    wait_for(lambda: any(f.get("transcript") for _, f in r.xrange(keys.timeline(sid))), what="final transcript")
+    assert r.hget(keys.call(sid), "partial_transcript") == ""
+    events.close()
     r.close()

@@ -49,3 +49,14 @@ def test_flush_returns_the_open_utterance(angry_audio):
     assert seg.in_speech
     (last,) = seg.flush()
     assert last.kind == "utterance"
+
+
+def test_open_utterance_is_readable_while_it_is_spoken(angry_audio):
+    seg = StreamSegmenter(SileroVAD().speech_probability)
+    assert seg.open_seconds == 0 and seg.open_audio().size == 0
+    feed_in_frames(seg, angry_audio[: int(len(angry_audio) * 0.7)])
+    assert seg.in_speech and 0.5 < seg.open_seconds <= len(angry_audio) * 0.7 / 16000
+    so_far = seg.open_audio()
+    assert len(so_far) == round(seg.open_seconds * 16000)
+    (last,) = seg.flush()
+    assert abs(last.start_s - seg.open_start_s) < 1e-9 and np.array_equal(last.audio[: len(so_far)], so_far)

@@ -71,6 +71,7 @@ function renderAgent(state) {
   chips.replaceChildren(...(cues?.intents.length ? cues.intents.map((i) => el("span", {}, i)) : [el("em", { class: "muted" }, "nothing routed yet")]));
   setText("#suggestion", cues?.suggestion || "–");
   $("#snippets").replaceChildren(...(cues?.snippets || []).map((s) => el("li", {}, `${fmt(s.t, 1)} s: “${s.text}”`)));
+  setText("#hearing", cues?.hearing ? `“${cues.hearing}…”` : "");
   $("#card").dataset.emotion = cues?.emotion || "";
   $("#card").dataset.call = cues?.call_sid || "";
   markUpdated();
@@ -108,7 +109,7 @@ function initSupervisor() {
   const refresh = () => getJSON("/dashboard/api/wallboard").then(renderWallboard).catch(console.error);
   const soon = debounce(refresh, 150);
   refresh();
-  listen("/dashboard/events?scope=all", ["started", "reading", "transcript", "decision", "reprioritise", "reroute", "pickup", "ended"], soon);
+  listen("/dashboard/events?scope=all", ["started", "reading", "transcript", "partial", "decision", "reprioritise", "reroute", "pickup", "ended"], soon);
   setInterval(refresh, 3000);
 }
 
