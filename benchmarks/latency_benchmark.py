@@ -85,6 +85,7 @@ def main() -> None:
             results = asyncio.run(_run(target, _clips(args.data), args.calls, args.concurrency, not args.fast,
                                        args.arrival_spread_s))
             wall = time.perf_counter() - started
+            counters = _counters(httpx.get(url + "/metrics", timeout=5).text)
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -99,7 +100,22 @@ def main() -> None:
         "max_ms": round(float(lat.max()), 1) if lat.size else None,
         "wall_s": round(wall, 1), "cpu_cores": os.cpu_count(),
         "queues": {q: sum(1 for r in results if r.get("queue") == q) for q in ("retention", "sales", "general")},
+        # how many first decisions could not wait for the final transcript, and how many of those
+        # heard the caller's words through a partial transcript instead of going on tone alone
+        "transcript_timeouts": counters.get('emoroute_errors_total{where="transcript_timeout"}', 0),
+        "partial_decided": counters.get('emoroute_transcripts_total{kind="partial_decided"}', 0),
+        "partials": counters.get('emoroute_transcripts_total{kind="partial"}', 0),
     }))
+
+
+def _counters(exposition: str) -> dict[str, int]:
+    """Return Prometheus sample lines as {name{labels}: value}."""
+    out = {}
+    for line in exposition.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = int(float(value))
+    return out
 
 
 if __name__ == "__main__":

@@ -100,7 +100,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     transcriber: Transcriber | None = app.state.transcriber
     if transcriber is None and settings.transcriber != "none":
         transcriber = await asyncio.to_thread(load_transcriber, settings.transcriber,
-                                              vocabulary=policy.text.asr_vocabulary)
+                                              vocabulary=policy.text.asr_vocabulary, workers=settings.asr_workers)
     asr_pool = ThreadPoolExecutor(max_workers=getattr(transcriber, "workers", 1), thread_name_prefix="asr")
     transcribe = _async_transcribe(transcriber, asr_pool) if transcriber is not None else None
     coordinator = CallCoordinator(policy=policy, store=store, scorer=scorer, actions=actions,

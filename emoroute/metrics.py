@@ -24,6 +24,10 @@ class Metrics:
             "From the frame that closed the first utterance to the routing action",
             buckets=(0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5), registry=r)
         self.errors = Counter("emoroute_errors_total", "Handled errors", ["where"], registry=r)
+        self.transcripts = Counter("emoroute_transcripts_total",
+                                   "Transcripts: partial (of an utterance still spoken), partial_decided (a partial "
+                                   "stood in for a final that missed the first decision's wait)",
+                                   ["kind"], registry=r)
         self.signature_failures = Counter("emoroute_signature_failures_total",
                                           "Requests with a missing or forged X-Twilio-Signature",
                                           ["endpoint"], registry=r)

@@ -47,9 +47,10 @@ class Settings(BaseSettings):
         "whisper", description="ASR backend for intents and transcript snippets.")
     transcript_wait_ms: float = Field(
         1000.0, description="How long the first decision waits for the utterance's transcript.")
+    asr_workers: int = Field(1, ge=1, le=16, description="Transcriptions run in parallel (one core each).")
     partial_transcript_s: float = Field(
-        2.0, ge=0, description="Transcribe an utterance still being spoken every this many seconds, while an "
-                               "ASR worker is idle (agents see it live; 0 turns partials off).")
+        0.0, ge=0, description="Transcribe an utterance still being spoken every this many seconds, while an "
+                               "ASR worker is idle (agents see it live); 0 (default) turns partials off.")
     max_message_bytes: int = 64 * 1024
     batch_max: int = 16
     batch_wait_ms: float = 8.0

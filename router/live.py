@@ -179,7 +179,7 @@ class CallCoordinator:
             return
         signals = self.text_analyser.analyse(segment.text)
         state.partial = (start_s, signals)
-        self.metrics.readings.labels("partial_transcript").inc()
+        self.metrics.transcripts.labels("partial").inc()
         await self.store.add_partial(call_sid=state.call_sid, t=t, text=signals.snippet,
                                      intents=tuple(sorted(signals.intents)))
 
@@ -268,7 +268,7 @@ class CallCoordinator:
             if state.partial is not None and start_s is not None and abs(state.partial[0] - start_s) < 0.05:
                 log.info("call %s: transcript not ready within %.1fs; deciding on the partial transcript",
                          state.call_sid, self.transcript_wait_s)
-                self.metrics.readings.labels("partial_decision").inc()
+                self.metrics.transcripts.labels("partial_decided").inc()
                 state.texts.append(state.partial[1])
                 return state.partial[1]
             log.warning("call %s: transcript not ready within %.1fs; deciding on tone alone", state.call_sid,
