@@ -172,7 +172,8 @@ class WhisperTranscriber:
 
         model = self._model
         if self._tokenizer is None:
-            self._tokenizer = Tokenizer(model.hf_tokenizer, False, task="transcribe", language="en")
+            self._tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe",
+                                        language="en")
         tok = self._tokenizer
         previous = tok.encode(" " + self.vocabulary.strip()) if self.vocabulary else []
         prompt = model.get_prompt(tok, previous, without_timestamps=True)
