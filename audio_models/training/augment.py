@@ -24,11 +24,18 @@ def coloured_noise(n: int, rng: np.random.Generator) -> np.ndarray:
     return noise / (np.sqrt(np.mean(noise**2)) + 1e-12)
 
 
-def augment(wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Return one random telephone-band variant of a clean 16 kHz clip."""
+SPEED_FACTORS = (0.9, 0.95, 1.05, 1.1)
+
+
+def augment(wave: np.ndarray, rng: np.random.Generator,
+            speed_factors: tuple[float, ...] = SPEED_FACTORS) -> np.ndarray:
+    """Return one random telephone-band variant of a clean 16 kHz clip.
+
+    Speed perturbation resamples, so it moves pitch and formants together (a different voice).
+    """
     out = wave.astype(np.float64)
     if rng.random() < 0.5:
-        out = resample(out, 16000, int(16000 * rng.choice([0.9, 0.95, 1.05, 1.1]))).astype(np.float64)
+        out = resample(out, 16000, int(16000 * rng.choice(speed_factors))).astype(np.float64)
     if rng.random() < 0.5:
         out = sosfilt(_BANDPASS, out)
     if rng.random() < 0.7:

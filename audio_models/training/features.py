@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from audio_models.audio_io import load_audio
 from audio_models.g711 import telephone_round_trip
-from audio_models.training.augment import augment
+from audio_models.training.augment import SPEED_FACTORS, augment
 from audio_models.training.corpora import Clip
 from audio_models.trim import trim_silence
 
@@ -34,21 +34,22 @@ def _fbank(feature_cfg: dict[str, float]) -> torch.nn.Module:
     return _FBANK[key]
 
 
-def clip_variants(wave: np.ndarray, n_variants: int, seed: int) -> list[np.ndarray]:
+def clip_variants(wave: np.ndarray, n_variants: int, seed: int,
+                  speed_factors: tuple[float, ...] = SPEED_FACTORS) -> list[np.ndarray]:
     """Return the clean telephone round trip followed by ``n_variants - 1`` augmented ones."""
     rng = np.random.default_rng(seed)
     variants = [telephone_round_trip(wave)]
-    variants += [augment(wave, rng) for _ in range(n_variants - 1)]
+    variants += [augment(wave, rng, speed_factors) for _ in range(n_variants - 1)]
     return [trim_silence(v) for v in variants]
 
 
-def _clip_features(args: tuple[str, int, int, dict[str, float]]) -> list[np.ndarray]:
-    path, n_variants, seed, feature_cfg = args
+def _clip_features(args: tuple[str, int, int, dict[str, float], tuple[float, ...]]) -> list[np.ndarray]:
+    path, n_variants, seed, feature_cfg, speed_factors = args
     wave = load_audio(path)
     fbank = _fbank(feature_cfg)
     out = []
     with torch.no_grad():
-        for variant in clip_variants(wave, n_variants, seed):
+        for variant in clip_variants(wave, n_variants, seed, speed_factors):
             feats = fbank(torch.from_numpy(variant)[None, :])[0]
             out.append(feats.numpy().astype(np.float16))
     return out
@@ -62,19 +63,21 @@ def cached_features(
     feature_cfg: dict[str, float],
     seed: int,
     workers: int = 2,
+    speed_factors: tuple[float, ...] = SPEED_FACTORS,
 ) -> dict[str, list[np.ndarray]]:
     """Return {clip key: [features of variant 0..n-1]}, computing what is not cached."""
-    ident = json.dumps(
-        {"clips": [c.key for c in clips], "n": n_variants, "cfg": feature_cfg, "seed": seed, "v": 2},
-        sort_keys=True,
-    )
+    recipe: dict[str, object] = {"clips": [c.key for c in clips], "n": n_variants, "cfg": feature_cfg,
+                                 "seed": seed, "v": 2}
+    if tuple(speed_factors) != SPEED_FACTORS:  # the default keeps the key of caches made before it existed
+        recipe["speeds"] = list(speed_factors)
+    ident = json.dumps(recipe, sort_keys=True)
     digest = hashlib.sha256(ident.encode()).hexdigest()[:16]
     cache_file = cache_dir / f"features-{digest}.npz"
     if cache_file.exists():
         with np.load(cache_file) as data:
             return {c.key: [data[f"{i}::{c.key}"] for i in range(n_variants)] for c in clips}
     cache_dir.mkdir(parents=True, exist_ok=True)
-    jobs = [(str(c.path), n_variants, seed + i, feature_cfg) for i, c in enumerate(clips)]
+    jobs = [(str(c.path), n_variants, seed + i, feature_cfg, tuple(speed_factors)) for i, c in enumerate(clips)]
     result: dict[str, list[np.ndarray]] = {}
     with ProcessPoolExecutor(max_workers=workers) as pool:
         progress = tqdm(pool.map(_clip_features, jobs, chunksize=8), total=len(jobs), desc="features")

@@ -44,6 +44,7 @@ class TrainConfig:
     label_smoothing: float = 0.1
     max_frames: int = 300
     n_variants: int = 6
+    speed_factors: tuple[float, ...] = (0.9, 0.95, 1.05, 1.1)
     seed: int = 1234
     balance_corpora: bool = True
     channels: int = 160
@@ -160,7 +161,7 @@ def _train(data: Path, out: Path, cfg: TrainConfig, cache_dir: Path) -> dict[str
              {k: len(v) for k, v in tests.items()})
     feats = cached_features(
         clips, cache_dir=cache_dir, n_variants=cfg.n_variants,
-        feature_cfg=cfg.feature_cfg, seed=cfg.seed,
+        feature_cfg=cfg.feature_cfg, seed=cfg.seed, speed_factors=cfg.speed_factors,
     )
     model_cfg: dict[str, Any] = {"n_classes": len(LABELS), "channels": cfg.channels, "emb_dim": cfg.emb_dim,
                                  **cfg.feature_cfg}
