@@ -127,12 +127,14 @@ def live_server(redis_url: str, emotion_model: EcapaEmotionModel, whisper: Whisp
 def server_factory(emotion_model: EcapaEmotionModel, whisper: WhisperTranscriber,
                    tmp_path: Path):  # type: ignore[no-untyped-def]
     """Start a server against any Redis URL (used by the Redis-outage test)."""
-    def start(redis_url: str, **overrides: object) -> tuple[_ServerThread, LiveServer]:
+    def start(redis_url: str, *, own_model: bool = False, **overrides: object) -> tuple[_ServerThread, LiveServer]:
+        """``own_model``: the app loads its emotion model from its settings (EMOROUTE_EMOTION_BACKEND)."""
         port = free_port()
         settings = make_settings(redis_url, port, tmp_path, **overrides)
         actions = DryRunActions(account_sid=settings.twilio_account_sid, workflow_sid=settings.twilio_workflow_sid,
                                 workspace_sid=settings.twilio_workspace_sid)
-        app = create_app(settings, emotion_model=emotion_model, actions=actions, transcriber=whisper)
+        app = create_app(settings, emotion_model=None if own_model else emotion_model, actions=actions,
+                         transcriber=whisper)
         thread = _ServerThread(app, port)
         return thread, LiveServer(f"http://127.0.0.1:{port}", settings, actions, app)
     return start

@@ -269,3 +269,14 @@ async def test_partial_transcript_reaches_the_agent_and_stands_in_for_a_late_fin
     assert r.hget(keys.call(sid), "partial_transcript") == ""
     events.close()
     r.close()
+
+
+async def test_service_with_the_ecapa_whisper_backend_routes_an_angry_caller(server_factory, redis_url, angry_audio):
+    thread, server = server_factory(redis_url, own_model=True, emotion_backend="ecapa-whisper")
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    with thread:
+        summary = await simulate_call(target(server), angry_audio)
+    assert summary["queue"] == "retention" and summary["model"].endswith("+whisper-head"), summary
+    readings = [f for _, f in r.xrange(keys.timeline(summary["call_sid"])) if f["type"] == "reading"]
+    assert readings and all(f["model"].endswith("+whisper-head") for f in readings)
+    r.close()
