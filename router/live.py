@@ -72,7 +72,7 @@ class CallCoordinator:
         transcribe: Callable[[np.ndarray], Coroutine[Any, Any, TranscriptSegment]] | None = None,
         transcript_wait_s: float = 1.0,
         segmenter_cfg: SegmenterConfig | None = None,
-        partial_every_s: float = 2.0,
+        partial_every_s: float = 0.0,
         asr_workers: int = 1,
     ) -> None:
         """Wire the coordinator to its collaborators (``transcribe`` None = no ASR).
