@@ -28,7 +28,7 @@ from emoroute.settings import Settings
 from router.live import CallCoordinator
 from router.policy import Policy, load_policy
 from router.store import CallStore, Outbox
-from router.text import TextAnalyser
+from router.text import TextAnalyser, load_text_analyser
 from telephony.actions import CallActions, DryRunActions, TwilioRestActions
 
 log = logging.getLogger(__name__)
@@ -101,11 +101,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     if transcriber is None and settings.transcriber != "none":
         transcriber = await asyncio.to_thread(load_transcriber, settings.transcriber,
                                               vocabulary=policy.text.asr_vocabulary, workers=settings.asr_workers)
+    # The semantic intent classifier only reads transcripts: no transcriber, no need to load it.
+    text_analyser = (await asyncio.to_thread(load_text_analyser, policy.text, settings.policy_file)
+                     if transcriber is not None else TextAnalyser(policy.text))
     asr_pool = ThreadPoolExecutor(max_workers=getattr(transcriber, "workers", 1), thread_name_prefix="asr")
     transcribe = _async_transcribe(transcriber, asr_pool) if transcriber is not None else None
     coordinator = CallCoordinator(policy=policy, store=store, scorer=scorer, actions=actions,
                                   vad_factory=lambda: SileroVAD().speech_probability, metrics=metrics,
-                                  text_analyser=TextAnalyser(policy.text), transcribe=transcribe,
+                                  text_analyser=text_analyser, transcribe=transcribe,
                                   transcript_wait_s=settings.transcript_wait_ms / 1000,
                                   partial_every_s=settings.partial_transcript_s,
                                   asr_workers=getattr(transcriber, "workers", 1))

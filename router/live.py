@@ -177,11 +177,15 @@ class CallCoordinator:
             state.partial_busy = False
         if segment.empty or state.ended:
             return
-        signals = self.text_analyser.analyse(segment.text)
+        signals = await self._analyse(segment.text)
         state.partial = (start_s, signals)
         self.metrics.transcripts.labels("partial").inc()
         await self.store.add_partial(call_sid=state.call_sid, t=t, text=signals.snippet,
                                      intents=tuple(sorted(signals.intents)))
+
+    async def _analyse(self, text: str) -> TextSignals:
+        # off the event loop: the semantic intent classifier runs a sentence encoder (~15 ms)
+        return await asyncio.to_thread(self.text_analyser.analyse, text)
 
     def _spawn(self, state: CallState, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(coro)
@@ -280,7 +284,7 @@ class CallCoordinator:
             return None
         if segment.empty:
             return None
-        signals = self.text_analyser.analyse(segment.text)
+        signals = await self._analyse(segment.text)
         state.texts.append(signals)
         return signals
 

@@ -80,10 +80,19 @@ class IntentRoute(_Strict):
     priority: int = Priority
 
 
+class SemanticRules(_Strict):
+    """The intent classifier by meaning, asked when no keyword phrase matches (router.semantic)."""
+
+    examples: str = Field("intent_examples.yaml", min_length=1)
+    min_probability: float = Probability
+    min_similarity: float = Field(ge=-1.0, le=1.0)
+
+
 class TextRules(_Strict):
     """Routing by what the caller said."""
 
     intents: dict[str, list[str]] = {}
+    semantic: SemanticRules | None = None
     negation_words: list[str] = []
     negation_window: int = Field(3, ge=0, le=10)
     asr_vocabulary: str = Field("", max_length=800)
@@ -99,6 +108,13 @@ class TextRules(_Strict):
             if not phrases or any(not p.strip() for p in phrases):
                 raise ValueError(f"text.intents.{name} needs at least one non-empty phrase")
         return self
+
+    def examples_path(self, policy_file: Path | None = None) -> Path | None:
+        """Return the semantic examples file, relative paths taken from the policy file's folder."""
+        if self.semantic is None:
+            return None
+        path = Path(self.semantic.examples)
+        return path if path.is_absolute() else (policy_file or DEFAULT_POLICY_FILE).resolve().parent / path
 
 
 class ReprioritiseRules(_Strict):

@@ -1,14 +1,20 @@
-"""What the caller said, analysed for routing: sentiment (VADER) and intents (policy phrases)."""
+"""What the caller said, analysed for routing: sentiment (VADER) and intents.
+
+Intents come from the policy's keyword phrases first; when no phrase matches, the optional
+semantic classifier (router.semantic) may name one by meaning.
+"""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from router.policy import TextRules, TextSignals
 from router.redact import redact
+from router.semantic import GENERAL, SemanticIntents, SemanticModelError
 
 _CONTRACTIONS = {
     "don't": "do not", "dont": "do not", "doesn't": "does not", "doesnt": "does not", "didn't": "did not",
@@ -74,22 +80,36 @@ class _Phrase:
 class TextAnalyser:
     """Turns a transcript into TextSignals; phrases and negation come from the policy file."""
 
-    def __init__(self, rules: TextRules) -> None:
-        """Compile the policy's intent phrases."""
+    def __init__(self, rules: TextRules, *, semantic: SemanticIntents | None = None) -> None:
+        """Compile the policy's intent phrases; ``semantic`` is asked when none matches."""
         self.rules = rules
+        self.semantic = semantic
         self._phrases = [_Phrase(intent, _phrase_words(p)) for intent, phrases in rules.intents.items()
                          for p in phrases]
         self._negations = set(rules.negation_words)
         self._vader = SentimentIntensityAnalyzer()
 
     def intents(self, text: str) -> frozenset[str]:
-        """Return the intents whose phrases occur un-negated in ``text``.
+        """Return the intents said in ``text``: by phrase, else by meaning (if a classifier is set).
+
+        The semantic classifier is asked only when no phrase matches un-negated, and it may not
+        name an intent whose phrase was negated ("I won't be cancelling, just a question").
+        """
+        found, negated = self.phrase_intents(text)
+        if found or self.semantic is None or not text.strip():
+            return found
+        guess = self.semantic.guess(text, exclude=negated)
+        return frozenset() if guess.intent == GENERAL else frozenset({guess.intent})
+
+    def phrase_intents(self, text: str) -> tuple[frozenset[str], frozenset[str]]:
+        """Return (intents whose phrases occur un-negated, intents whose phrases occur negated).
 
         Within each clause, the longest phrase starting at a word wins and its words are consumed
         ("buying the premium plan" is a purchase, not also an upgrade for "premium"); a phrase is
         negated by a negation word at most ``negation_window`` words before it in the same clause.
         """
         found: set[str] = set()
+        negated: set[str] = set()
         for clause in _CLAUSE_BREAK.split(text.lower().replace("’", "'")):
             toks = tokens(clause)
             i = 0
@@ -106,8 +126,10 @@ class TextAnalyser:
                 window = toks[max(0, i - self.rules.negation_window) : i]
                 if best.words[0] in self._negations or not self._negations & set(window):
                     found.add(best.intent)
+                else:
+                    negated.add(best.intent)
                 i += length
-        return frozenset(found)
+        return frozenset(found), frozenset(negated)
 
     def sentiment(self, text: str) -> float:
         """Return VADER's compound sentiment in [-1, 1]."""
@@ -119,3 +141,21 @@ class TextAnalyser:
         if not clean.strip():
             return TextSignals(None, frozenset(), "")
         return TextSignals(round(self.sentiment(clean), 3), self.intents(clean), clean)
+
+
+def load_text_analyser(rules: TextRules, policy_file: Path | None = None) -> TextAnalyser:
+    """Return the analyser for ``rules``, with the semantic classifier when the policy asks for one.
+
+    Raises router.semantic.SemanticModelError when the examples are unreadable or name an
+    intent the policy has no phrases for.
+    """
+    path = rules.examples_path(policy_file)
+    if path is None or rules.semantic is None:
+        return TextAnalyser(rules)
+    semantic = SemanticIntents.from_file(path, min_probability=rules.semantic.min_probability,
+                                         min_similarity=rules.semantic.min_similarity)
+    unknown = set(semantic.intents) - set(rules.intents) - {GENERAL}
+    if unknown:
+        raise SemanticModelError(f"{path} has examples for intents with no phrases under text.intents: "
+                                 f"{sorted(unknown)}")
+    return TextAnalyser(rules, semantic=semantic)
