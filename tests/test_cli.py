@@ -47,10 +47,29 @@ def test_classify_reports_each_file_and_errors_without_stopping(tmp_path, corpor
 def test_help_lists_the_commands():
     proc = run_cli("--help")
     assert proc.returncode == 0
-    for cmd in ("demo", "serve", "simulate", "classify", "evaluate-emotion", "train-emotion"):
+    for cmd in ("demo", "serve", "simulate", "classify", "transcribe", "evaluate-emotion", "train-emotion"):
         assert cmd in proc.stdout
 
 
 def test_bad_actor_list_is_refused():
     proc = run_cli("train-emotion", "--data", ".", "--out", "x", "--test-actors", "1,99")
     assert proc.returncode == 2 and "numbered 1 to 24" in proc.stderr
+
+
+def test_transcribe_reports_text_sentiment_and_intents_per_file(tmp_path, corpora):
+    intents_dir = REPO / "benchmarks" / "data" / "intents"
+    cancel = intents_dir / "u01.wav"  # "I want to cancel my account." (espeak-ng, 8 kHz mu-law)
+    by_meaning = intents_dir / "w09.wav"  # "The engineer never turned up." (no policy phrase)
+    kids = ravdess_clip(corpora, 1, "01", intensity="01")  # neutral: "Kids are talking by the door."
+    missing = tmp_path / "missing.wav"
+    proc = run_cli("transcribe", str(cancel), str(missing), str(by_meaning), str(kids), "--telephone", "--json")
+    assert proc.returncode == 1
+    results = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["file"] for r in results] == [str(cancel), str(by_meaning), str(kids)]
+    assert set(results[0]) == {"file", "text", "confidence", "sentiment", "intents", "engine"}
+    assert "cancel" in results[0]["text"].lower() and results[0]["intents"] == ["cancel"]
+    assert "engineer" in results[1]["text"].lower() and results[1]["intents"] == ["complaint"]
+    assert "door" in results[2]["text"].lower() and results[2]["intents"] == []
+    assert all(0 < r["confidence"] <= 1 for r in results)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "no such file" in errors[0]
