@@ -27,6 +27,21 @@ def utterance_mean_norm(feats: torch.Tensor, lens: torch.Tensor) -> torch.Tensor
     return (feats - mean) * mask
 
 
+def utterance_mean_var_norm(feats: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
+    """CMN, then divide by each utterance's own per-band standard deviation (CMVN).
+
+    Also removes differences in how widely a speaker or a line spreads the spectrum, still
+    from the utterance alone.
+    """
+    mask = length_mask(lens, feats.shape[1])[:, :, None]
+    centred = utterance_mean_norm(feats, lens)
+    var = (centred**2 * mask).sum(dim=1, keepdim=True) / mask.sum(dim=1, keepdim=True)
+    return centred / torch.sqrt(var + 1e-5) * mask
+
+
+NORMS = {"cmn": utterance_mean_norm, "cmvn": utterance_mean_var_norm}
+
+
 class EmotionNet(nn.Module):
     """Waveform (16 kHz) -> class logits."""
 
@@ -40,8 +55,12 @@ class EmotionNet(nn.Module):
         channels: int = 192,
         emb_dim: int = 128,
         dropout: float = 0.2,
+        norm: str = "cmn",
     ) -> None:
         super().__init__()
+        if norm not in NORMS:
+            raise ValueError(f"unknown feature normalisation {norm!r}: choose {', '.join(NORMS)}")
+        self.norm = NORMS[norm]
         self.fbank = Fbank(sample_rate=16000, n_mels=n_mels, f_min=f_min, f_max=f_max)
         self.encoder = ECAPA_TDNN(
             input_size=n_mels,
@@ -59,7 +78,7 @@ class EmotionNet(nn.Module):
 
     def forward_features(self, feats: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
         """Return logits for precomputed features with relative lengths ``lens``."""
-        normed = utterance_mean_norm(feats, lens)
+        normed = self.norm(feats, lens)
         emb = self.encoder(normed, lens).squeeze(1)
         return self.head(emb)
 

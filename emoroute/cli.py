@@ -41,7 +41,7 @@ def _cmd_train_emotion(args: argparse.Namespace) -> int:
         return 2
     cfg = TrainConfig(train_corpora=tuple(args.train_corpora.split(",")), test_actors=args.test_actors,
                       val_actors=args.val_actors, epochs=args.epochs, seed=args.seed, channels=args.channels,
-                      speed_factors=tuple(float(x) for x in args.speed_factors.split(",")))
+                      speed_factors=tuple(float(x) for x in args.speed_factors.split(",")), norm=args.norm)
     _out(train_emotion(args.data, args.out, cfg, cache_dir=args.cache_dir))
     return 0
 
@@ -308,6 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--channels", type=int, default=160, help="ECAPA-TDNN width")
     p.add_argument("--speed-factors", default="0.9,0.95,1.05,1.1",
                    help="speed perturbation choices of the augmentation (default: %(default)s)")
+    p.add_argument("--norm", choices=("cmn", "cmvn"), default="cmn",
+                   help="per-utterance feature normalisation: mean (default) or mean and variance")
     p.add_argument("--seed", type=int, default=1234)
     p.set_defaults(func=_cmd_train_emotion)
     return parser

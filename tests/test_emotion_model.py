@@ -86,3 +86,23 @@ def test_missing_model_directory_says_how_to_train(tmp_path):
 def test_hub_backend_offline_names_what_to_download(tmp_path):
     with pytest.raises(ModelLoadError, match="huggingface.co/speechbrain/emotion-recognition-wav2vec2-IEMOCAP"):
         SpeechBrainHubEmotionModel.from_dir(tmp_path)
+
+
+def test_per_utterance_normalisations_use_only_the_utterance(angry_audio):
+    import torch
+
+    from audio_models.nets import EmotionNet, utterance_mean_norm, utterance_mean_var_norm
+
+    net = EmotionNet(n_classes=4)
+    wav = torch.from_numpy(np.stack([angry_audio[:32000], np.pad(angry_audio[:16000], (0, 16000))]))
+    lens = torch.tensor([1.0, 0.5])
+    feats = net.features(wav) * torch.tensor([[[1.0]], [[3.0]]])  # the second "line" is louder and wider
+    half = feats.shape[1] // 2
+    cmn = utterance_mean_norm(feats, lens)
+    cmvn = utterance_mean_var_norm(feats, lens)
+    assert torch.allclose(cmn[0].mean(dim=0), torch.zeros(feats.shape[2]), atol=1e-4)
+    assert torch.allclose(cmvn[0].std(dim=0, unbiased=False), torch.ones(feats.shape[2]), atol=1e-2)
+    assert torch.allclose(cmvn[1, :half].std(dim=0, unbiased=False), torch.ones(feats.shape[2]), atol=1e-2)
+    assert torch.count_nonzero(cmvn[1, half + 1:]) == 0  # padding stays zero
+    with pytest.raises(ValueError, match="unknown feature normalisation 'zscore'"):
+        EmotionNet(n_classes=4, norm="zscore")

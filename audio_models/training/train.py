@@ -49,6 +49,7 @@ class TrainConfig:
     balance_corpora: bool = True
     channels: int = 160
     emb_dim: int = 128
+    norm: str = "cmn"
     feature_cfg: dict[str, float] = field(
         default_factory=lambda: {"n_mels": 40, "f_min": 50.0, "f_max": 4000.0}
     )
@@ -164,7 +165,7 @@ def _train(data: Path, out: Path, cfg: TrainConfig, cache_dir: Path) -> dict[str
         feature_cfg=cfg.feature_cfg, seed=cfg.seed, speed_factors=cfg.speed_factors,
     )
     model_cfg: dict[str, Any] = {"n_classes": len(LABELS), "channels": cfg.channels, "emb_dim": cfg.emb_dim,
-                                 **cfg.feature_cfg}
+                                 **cfg.feature_cfg, **({"norm": cfg.norm} if cfg.norm != "cmn" else {})}
     model = EmotionNet(**model_cfg)
     y = np.array([LABELS.index(c.label) for c in train])
     counts = np.bincount(y, minlength=len(LABELS)).astype(np.float32)
