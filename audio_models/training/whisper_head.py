@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 METRICS_FILE = "whisper_head_metrics.json"
 
 
-def _embeddings(clips: list[Clip], embedder: WhisperEmbedder, cache: Path, n_variants: int,
+def clip_embeddings(clips: list[Clip], embedder: WhisperEmbedder, cache: Path, n_variants: int,
                 seed: int) -> tuple[np.ndarray, list[int]]:
     """Return (embeddings, clip index per row) for every variant of every clip, cached."""
     cache.mkdir(parents=True, exist_ok=True)
@@ -80,7 +80,7 @@ def train_whisper_head(data: Path, model_dir: Path, *, cache_dir: Path, n_varian
     if not train:
         raise ValueError(f"no clips of the model's training speakers under {data}")
     embedder = WhisperEmbedder(threads=torch.get_num_threads())
-    x, owner = _embeddings(train, embedder, cache_dir, n_variants, seed)
+    x, owner = clip_embeddings(train, embedder, cache_dir, n_variants, seed)
     head = fit_head(x, [train[i].label for i in owner], ecapa.labels)
     head.save(model_dir / HEAD_FILE)
     metrics: dict[str, Any] = {"train_clips": len(train), "train_rows": len(x), "variants": n_variants,
