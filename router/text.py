@@ -6,6 +6,7 @@ semantic classifier (router.semantic) may name one by meaning.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,8 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 from router.policy import TextRules, TextSignals
 from router.redact import redact
 from router.semantic import GENERAL, SemanticIntents, SemanticModelError
+
+log = logging.getLogger(__name__)
 
 _CONTRACTIONS = {
     "don't": "do not", "dont": "do not", "doesn't": "does not", "doesnt": "does not", "didn't": "did not",
@@ -98,7 +101,11 @@ class TextAnalyser:
         found, negated = self.phrase_intents(text)
         if found or self.semantic is None or not text.strip():
             return found
-        guess = self.semantic.guess(text, exclude=negated)
+        try:
+            guess = self.semantic.guess(text, exclude=negated)
+        except Exception:  # noqa: BLE001 - the phrases' answer stands: a caller is routed regardless
+            log.exception("semantic intent classifier failed; using the phrases' answer (none)")
+            return found
         return frozenset() if guess.intent == GENERAL else frozenset({guess.intent})
 
     def phrase_intents(self, text: str) -> tuple[frozenset[str], frozenset[str]]:
