@@ -71,6 +71,18 @@ async def test_calm_voice_saying_cancel_goes_to_retention_with_transcript_stored
     r.close()
 
 
+async def test_an_intent_no_phrase_names_is_understood_by_meaning_live(live_server, redis_url):
+    audio = load_audio(INTENTS / "w09.wav")  # espeak-ng: "The engineer never turned up." (no policy phrase)
+    summary = await simulate_call(target(live_server), audio)
+    assert summary["queue"] == "retention", summary
+    assert "said 'complaint'" in summary["reason"]
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    utterances = [f for _, f in r.xrange(keys.timeline(summary["call_sid"]))
+                  if f["type"] == "reading" and f["kind"] == "utterance"]
+    assert "engineer" in utterances[0]["transcript"].lower() and utterances[0]["intents"] == "complaint"
+    r.close()
+
+
 async def test_spoken_card_number_is_never_stored(live_server, redis_url):
     audio = load_audio(INTENTS / "u49.wav")  # "My card number is 4 1 1 1, 1 1 1 1, ... my email is john at ..."
     summary = await simulate_call(target(live_server), audio)
