@@ -41,7 +41,8 @@ def _cmd_train_emotion(args: argparse.Namespace) -> int:
         return 2
     cfg = TrainConfig(train_corpora=tuple(args.train_corpora.split(",")), test_actors=args.test_actors,
                       val_actors=args.val_actors, epochs=args.epochs, seed=args.seed, channels=args.channels,
-                      speed_factors=tuple(float(x) for x in args.speed_factors.split(",")), norm=args.norm)
+                      speed_factors=tuple(float(x) for x in args.speed_factors.split(",")), norm=args.norm,
+                      babble=args.babble)
     _out(train_emotion(args.data, args.out, cfg, cache_dir=args.cache_dir))
     return 0
 
@@ -81,7 +82,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if not args.data.is_dir():
         log.error("--data %s is not a directory", args.data)
         return 2
-    results = evaluate_model(model, args.data, telephone=args.telephone)
+    try:
+        results = evaluate_model(model, args.data, telephone=args.telephone, noise=args.noise, snr_db=args.snr)
+    except ValueError as exc:
+        log.error("%s", exc)
+        return 2
     if args.json:
         _out(results)
     else:
@@ -279,6 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--telephone", action="store_true", help="8 kHz mu-law round trip first")
     p.add_argument("--backend", choices=("ecapa", "ecapa-whisper"), default="ecapa",
                    help="ecapa: the shipped model (default); ecapa-whisper: fused with the Whisper-embedding head")
+    p.add_argument("--noise", choices=("white", "babble"),
+                   help="mix in white noise or babble (4 talkers outside the test set) before the phone line")
+    p.add_argument("--snr", type=float, default=10.0, help="signal-to-noise ratio of --noise in dB (default: 10)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_evaluate)
 
@@ -308,6 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--channels", type=int, default=160, help="ECAPA-TDNN width")
     p.add_argument("--speed-factors", default="0.9,0.95,1.05,1.1",
                    help="speed perturbation choices of the augmentation (default: %(default)s)")
+    p.add_argument("--babble", action="store_true",
+                   help="also mix babble (other training voices) into half the noisy augmented variants")
     p.add_argument("--norm", choices=("cmn", "cmvn"), default="cmn",
                    help="per-utterance feature normalisation: mean (default) or mean and variance")
     p.add_argument("--seed", type=int, default=1234)

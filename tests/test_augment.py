@@ -18,3 +18,29 @@ def test_augmented_variants_are_telephone_band_and_use_the_given_speeds(angry_au
     spectrum = np.abs(np.fft.rfft(variants[1][:16000]))
     # nothing survives above the 4 kHz Nyquist of the 8 kHz mu-law round trip
     assert spectrum[4200:].sum() < 0.01 * spectrum.sum()
+
+
+def test_babble_is_other_voices_at_the_asked_snr_and_never_the_evaluation_voices(corpora, angry_audio,
+                                                                                 neutral_audio):
+    from audio_models.training.augment import babble
+    from audio_models.training.corpora import babble_clips, list_corpora
+    from audio_models.training.evaluate import NoiseMixer
+
+    rng = np.random.default_rng(3)
+    noise = babble(32000, rng, [angry_audio, neutral_audio, angry_audio[::-1], neutral_audio[::-1]])
+    assert noise.shape == (32000,) and abs(np.sqrt(np.mean(noise**2)) - 1) < 1e-6
+    clips = list_corpora(corpora)
+    speakers = sorted({c.speaker for c in clips if c.speaker not in {"ravdess-01", "ravdess-02"}})
+    train_voices = {c.speaker for c in babble_clips(clips, speakers, "training")}
+    eval_pool = babble_clips(clips, speakers, "evaluation")
+    assert train_voices and eval_pool and not train_voices & {c.speaker for c in eval_pool}
+    mixer = NoiseMixer("babble", 10.0, eval_pool[:8])
+    noisy = mixer(angry_audio).astype(np.float64)
+    added = noisy - angry_audio
+    snr = 10 * np.log10(np.mean(angry_audio.astype(np.float64) ** 2) / np.mean(added**2))
+    assert abs(snr - 10.0) < 0.5
+    # with no babble voices given, augmentation draws exactly what it drew before babble existed
+    a = augment(angry_audio, np.random.default_rng(5))
+    b = augment(angry_audio, np.random.default_rng(5), babble_talkers=())
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, augment(angry_audio, np.random.default_rng(5), babble_talkers=[neutral_audio] * 4))

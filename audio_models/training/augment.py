@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from scipy.signal import butter, sosfilt
 
@@ -25,13 +27,26 @@ def coloured_noise(n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 SPEED_FACTORS = (0.9, 0.95, 1.05, 1.1)
+BABBLE_TALKERS = 4
+
+
+def babble(n: int, rng: np.random.Generator, talkers: Sequence[np.ndarray]) -> np.ndarray:
+    """Return ``n`` samples of unit-RMS babble: ``BABBLE_TALKERS`` clips, each looped from a random offset."""
+    mix = np.zeros(n)
+    for i in rng.choice(len(talkers), min(BABBLE_TALKERS, len(talkers)), replace=False):
+        talker = talkers[i].astype(np.float64)
+        talker = np.resize(talker / (np.sqrt(np.mean(talker**2)) + 1e-9), n)
+        mix += np.roll(talker, int(rng.integers(n)))
+    return mix / (np.sqrt(np.mean(mix**2)) + 1e-12)
 
 
 def augment(wave: np.ndarray, rng: np.random.Generator,
-            speed_factors: tuple[float, ...] = SPEED_FACTORS) -> np.ndarray:
+            speed_factors: tuple[float, ...] = SPEED_FACTORS, babble_talkers: Sequence[np.ndarray] = ()) -> np.ndarray:
     """Return one random telephone-band variant of a clean 16 kHz clip.
 
     Speed perturbation resamples, so it moves pitch and formants together (a different voice).
+    With ``babble_talkers``, half the noisy variants get babble (other voices) instead of
+    coloured noise; without, the random draws are exactly those of the recipe before babble.
     """
     out = wave.astype(np.float64)
     if rng.random() < 0.5:
@@ -41,7 +56,9 @@ def augment(wave: np.ndarray, rng: np.random.Generator,
     if rng.random() < 0.7:
         snr_db = rng.uniform(5.0, 30.0)
         speech_rms = np.sqrt(np.mean(out**2)) + 1e-9
-        out = out + coloured_noise(len(out), rng) * speech_rms / (10 ** (snr_db / 20))
+        use_babble = bool(babble_talkers) and rng.random() < 0.5
+        noise = babble(len(out), rng, babble_talkers) if use_babble else coloured_noise(len(out), rng)
+        out = out + noise * speech_rms / (10 ** (snr_db / 20))
     peak = np.max(np.abs(out)) + 1e-9
     gain_db = rng.uniform(-18.0, 6.0)
     out = out / peak * 0.7 * 10 ** (gain_db / 20)

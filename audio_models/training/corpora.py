@@ -93,3 +93,14 @@ def list_corpora(root: Path, corpora: tuple[str, ...] = ("ravdess", "tess")) -> 
 def ravdess_speakers(actors: list[int]) -> set[str]:
     """Return speaker ids for RAVDESS actor numbers."""
     return {f"ravdess-{a:02d}" for a in actors}
+
+
+def babble_clips(clips: list[Clip], train_speakers: list[str], use: str) -> list[Clip]:
+    """Return every 7th clip of half the training speakers, as babble noise.
+
+    ``use`` "training" takes the first half of the sorted speakers (mixed into training
+    variants), "evaluation" the second half (mixed into test clips), so the two never share a voice.
+    """
+    speakers = sorted(train_speakers)
+    half = set(speakers[: len(speakers) // 2] if use == "training" else speakers[len(speakers) // 2 :])
+    return [c for c in clips if c.speaker in half][::7]

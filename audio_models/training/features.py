@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -34,22 +35,35 @@ def _fbank(feature_cfg: dict[str, float]) -> torch.nn.Module:
     return _FBANK[key]
 
 
+_BABBLE: dict[tuple[str, ...], list[np.ndarray]] = {}
+
+
+def _babble_talkers(paths: tuple[str, ...]) -> list[np.ndarray]:
+    """Load the babble clips once per worker process."""
+    if paths not in _BABBLE:
+        _BABBLE[paths] = [load_audio(p) for p in paths]
+    return _BABBLE[paths]
+
+
 def clip_variants(wave: np.ndarray, n_variants: int, seed: int,
-                  speed_factors: tuple[float, ...] = SPEED_FACTORS) -> list[np.ndarray]:
+                  speed_factors: tuple[float, ...] = SPEED_FACTORS,
+                  babble_talkers: Sequence[np.ndarray] = ()) -> list[np.ndarray]:
     """Return the clean telephone round trip followed by ``n_variants - 1`` augmented ones."""
     rng = np.random.default_rng(seed)
     variants = [telephone_round_trip(wave)]
-    variants += [augment(wave, rng, speed_factors) for _ in range(n_variants - 1)]
+    variants += [augment(wave, rng, speed_factors, babble_talkers) for _ in range(n_variants - 1)]
     return [trim_silence(v) for v in variants]
 
 
-def _clip_features(args: tuple[str, int, int, dict[str, float], tuple[float, ...]]) -> list[np.ndarray]:
-    path, n_variants, seed, feature_cfg, speed_factors = args
+def _clip_features(args: tuple[str, int, int, dict[str, float], tuple[float, ...], tuple[str, ...]]
+                   ) -> list[np.ndarray]:
+    path, n_variants, seed, feature_cfg, speed_factors, babble_paths = args
     wave = load_audio(path)
     fbank = _fbank(feature_cfg)
+    talkers = _babble_talkers(babble_paths) if babble_paths else []
     out = []
     with torch.no_grad():
-        for variant in clip_variants(wave, n_variants, seed, speed_factors):
+        for variant in clip_variants(wave, n_variants, seed, speed_factors, talkers):
             feats = fbank(torch.from_numpy(variant)[None, :])[0]
             out.append(feats.numpy().astype(np.float16))
     return out
@@ -64,12 +78,18 @@ def cached_features(
     seed: int,
     workers: int = 2,
     speed_factors: tuple[float, ...] = SPEED_FACTORS,
+    babble: Sequence[Clip] = (),
 ) -> dict[str, list[np.ndarray]]:
-    """Return {clip key: [features of variant 0..n-1]}, computing what is not cached."""
+    """Return {clip key: [features of variant 0..n-1]}, computing what is not cached.
+
+    ``babble``: clips whose voices may be mixed into augmented variants as babble noise.
+    """
     recipe: dict[str, object] = {"clips": [c.key for c in clips], "n": n_variants, "cfg": feature_cfg,
                                  "seed": seed, "v": 2}
     if tuple(speed_factors) != SPEED_FACTORS:  # the default keeps the key of caches made before it existed
         recipe["speeds"] = list(speed_factors)
+    if babble:
+        recipe["babble"] = [c.key for c in babble]
     ident = json.dumps(recipe, sort_keys=True)
     digest = hashlib.sha256(ident.encode()).hexdigest()[:16]
     cache_file = cache_dir / f"features-{digest}.npz"
@@ -77,7 +97,9 @@ def cached_features(
         with np.load(cache_file) as data:
             return {c.key: [data[f"{i}::{c.key}"] for i in range(n_variants)] for c in clips}
     cache_dir.mkdir(parents=True, exist_ok=True)
-    jobs = [(str(c.path), n_variants, seed + i, feature_cfg, tuple(speed_factors)) for i, c in enumerate(clips)]
+    babble_paths = tuple(str(c.path) for c in babble)
+    jobs = [(str(c.path), n_variants, seed + i, feature_cfg, tuple(speed_factors), babble_paths)
+            for i, c in enumerate(clips)]
     result: dict[str, list[np.ndarray]] = {}
     with ProcessPoolExecutor(max_workers=workers) as pool:
         progress = tqdm(pool.map(_clip_features, jobs, chunksize=8), total=len(jobs), desc="features")

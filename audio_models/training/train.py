@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from audio_models.emotion import DEFAULT_AFFECT_ANCHORS
 from audio_models.nets import EmotionNet
-from audio_models.training.corpora import LABELS, Clip, list_corpora, ravdess_speakers
+from audio_models.training.corpora import LABELS, Clip, babble_clips, list_corpora, ravdess_speakers
 from audio_models.training.features import cached_features
 from audio_models.training.metrics import classification_summary
 
@@ -50,6 +50,7 @@ class TrainConfig:
     channels: int = 160
     emb_dim: int = 128
     norm: str = "cmn"
+    babble: bool = False
     feature_cfg: dict[str, float] = field(
         default_factory=lambda: {"n_mels": 40, "f_min": 50.0, "f_max": 4000.0}
     )
@@ -160,9 +161,12 @@ def _train(data: Path, out: Path, cfg: TrainConfig, cache_dir: Path) -> dict[str
     train, val, tests = split_clips(clips, cfg)
     log.info("train %d clips, val %d, test %s", len(train), len(val),
              {k: len(v) for k, v in tests.items()})
+    babble = babble_clips(clips, sorted({c.speaker for c in train}), "training") if cfg.babble else []
+    if babble:
+        log.info("babble noise from %d clips of %s", len(babble), sorted({c.speaker for c in babble}))
     feats = cached_features(
         clips, cache_dir=cache_dir, n_variants=cfg.n_variants,
-        feature_cfg=cfg.feature_cfg, seed=cfg.seed, speed_factors=cfg.speed_factors,
+        feature_cfg=cfg.feature_cfg, seed=cfg.seed, speed_factors=cfg.speed_factors, babble=babble,
     )
     model_cfg: dict[str, Any] = {"n_classes": len(LABELS), "channels": cfg.channels, "emb_dim": cfg.emb_dim,
                                  **cfg.feature_cfg, **({"norm": cfg.norm} if cfg.norm != "cmn" else {})}
