@@ -106,8 +106,8 @@ def main() -> None:
                                                    / sum(r["audio_s"] for r in labelled), 4),
         # dev: the 49 utterances the phrase lists and matching rules were tuned on; fresh: 40
         # written afterwards, then tuned on; holdout: 40 written before the semantic classifier
-        # (its examples were written after); blind: 40 written once the classifier was frozen
-        # (see docs/MODEL_CARD.md for each set's first score)
+        # (its examples were written after); blind: 40 written after its first fit; final, test,
+        # test2: written after it was frozen, each scored once (docs/MODEL_CARD.md: every set's story)
         "intent_accuracy_espeak_audio": {k: accuracy(v, "pred") for k, v in by_set.items()}
         | {"all": accuracy(labelled, "pred")},
         "intent_accuracy_espeak_reference_text": {k: accuracy(v, "from_text") for k, v in by_set.items()},
