@@ -76,11 +76,14 @@ class EmotionNet(nn.Module):
         """Return log-mel filterbank features (batch, frames, n_mels)."""
         return self.fbank(wavs)
 
+    def embed_features(self, feats: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
+        """Return the encoder's utterance embeddings (batch, emb_dim) for precomputed features."""
+        normed = self.norm(feats, lens)
+        return self.encoder(normed, lens).squeeze(1)
+
     def forward_features(self, feats: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
         """Return logits for precomputed features with relative lengths ``lens``."""
-        normed = self.norm(feats, lens)
-        emb = self.encoder(normed, lens).squeeze(1)
-        return self.head(emb)
+        return self.head(self.embed_features(feats, lens))
 
     def forward(self, wavs: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
         """Return logits for a padded batch of waveforms with relative lengths."""
