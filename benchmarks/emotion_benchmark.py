@@ -20,7 +20,7 @@ import torch
 from audio_models.emotion import DEFAULT_MODEL_DIR, EcapaEmotionModel, EmotionModel, load_emotion_model
 from audio_models.training.corpora import list_corpora
 from audio_models.training.evaluate import evaluate_model
-from audio_models.training.metrics import classification_summary
+from audio_models.training.metrics import affect_uar, classification_summary
 from benchmarks.baseline_features import baseline_features, train_svm
 
 
@@ -76,6 +76,16 @@ def _baseline(data: Path, model: EcapaEmotionModel, cache: Path) -> dict[str, ob
     return out
 
 
+def _add_affect(block: object, labels: tuple[str, ...]) -> None:
+    """Add arousal/valence UAR to stored results (written before those figures existed)."""
+    if not isinstance(block, dict):
+        return
+    if "confusion" in block and "arousal_uar" not in block:
+        block.update(affect_uar(block["confusion"], labels))
+    for value in block.values():
+        _add_affect(value, labels)
+
+
 def _uar(block: object) -> float | None:
     return block.get("uar") if isinstance(block, dict) else None  # type: ignore[return-value]
 
@@ -102,6 +112,7 @@ def main() -> None:
         logs = args.model / "cross-corpus-logs"
         cross = {f"train_{name}_only": json.loads((logs / f"whisper_head_{name}_only.json").read_text())["test"]
                  for name in ("ravdess", "tess") if (logs / f"whisper_head_{name}_only.json").exists()}
+    _add_affect(cross, ecapa.labels)
     size_mb = sum(p.stat().st_size for p in args.model.iterdir()) / 1e6
     line = {
         "benchmark": "emotion", "model": model.name, "condition": "8 kHz mu-law round trip, held-out speakers",

@@ -92,8 +92,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         for corpus, r in results.items():
             if isinstance(r, dict):
+                affect = "".join(f" {k.replace('_uar', ' UAR')}={r[k]:.3f}" for k in ("arousal_uar", "valence_uar")
+                                 if k in r)
                 _say(f"{corpus}: n={r['n']} accuracy={r['accuracy']:.3f} UAR={r['uar']:.3f} "
-                     f"macro-F1={r['macro_f1']:.3f} confusion(rows=truth {r['labels']})={r['confusion']}")
+                     f"macro-F1={r['macro_f1']:.3f}{affect} confusion(rows=truth {r['labels']})={r['confusion']}")
     return 0
 
 

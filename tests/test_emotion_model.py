@@ -9,6 +9,7 @@ from audio_models.audio_io import load_audio
 from audio_models.emotion import DEFAULT_MODEL_DIR, EcapaEmotionModel, ModelLoadError
 from audio_models.g711 import telephone_round_trip
 from audio_models.hub import SpeechBrainHubEmotionModel
+from audio_models.training.metrics import classification_summary
 from tests.conftest import ravdess_clip
 
 HELD_OUT = (1, 2, 23, 24)
@@ -106,3 +107,19 @@ def test_per_utterance_normalisations_use_only_the_utterance(angry_audio):
     assert torch.count_nonzero(cmvn[1, half + 1:]) == 0  # padding stays zero
     with pytest.raises(ValueError, match="unknown feature normalisation 'zscore'"):
         EmotionNet(n_classes=4, norm="zscore")
+
+
+def test_arousal_and_valence_figures_read_off_real_predictions(emotion_model, corpora):
+    classes = {"05": "angry", "03": "happy", "01": "neutral", "04": "sad"}
+    truth, waves = [], []
+    for actor in HELD_OUT:
+        for code, label in classes.items():
+            waves.append(phone(ravdess_clip(corpora, actor, code, intensity="01")))
+            truth.append(label)
+    preds = [r.label for r in emotion_model.classify_batch(waves)]
+    summary = classification_summary(truth, preds, emotion_model.labels)
+    # merging classes into two sides can only forgive errors, never add them
+    assert summary["arousal_uar"] >= summary["uar"] and summary["valence_uar"] >= summary["uar"], summary
+    # a happy caller heard as angry: right on arousal, wrong on valence
+    mixed = classification_summary(["happy", "angry"], ["angry", "angry"], emotion_model.labels)
+    assert (mixed["arousal_uar"], mixed["valence_uar"]) == (1.0, 0.5)
