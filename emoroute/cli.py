@@ -23,6 +23,17 @@ def _say(text: str) -> None:
     print(text, flush=True)  # noqa: T201 - human-readable command output
 
 
+def _share(text: str) -> float:
+    """Parse a share in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{value} is not in (0, 1]")
+    return value
+
+
 def _actors(text: str) -> tuple[int, ...]:
     try:
         actors = tuple(int(a) for a in text.split(","))
@@ -42,7 +53,7 @@ def _cmd_train_emotion(args: argparse.Namespace) -> int:
     cfg = TrainConfig(train_corpora=tuple(args.train_corpora.split(",")), test_actors=args.test_actors,
                       val_actors=args.val_actors, epochs=args.epochs, seed=args.seed, channels=args.channels,
                       speed_factors=tuple(float(x) for x in args.speed_factors.split(",")), norm=args.norm,
-                      babble=args.babble)
+                      babble=args.babble, babble_share=args.babble_share)
     _out(train_emotion(args.data, args.out, cfg, cache_dir=args.cache_dir))
     return 0
 
@@ -319,7 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speed-factors", default="0.9,0.95,1.05,1.1",
                    help="speed perturbation choices of the augmentation (default: %(default)s)")
     p.add_argument("--babble", action="store_true",
-                   help="also mix babble (other training voices) into half the noisy augmented variants")
+                   help="also mix babble (other training voices) into some noisy augmented variants")
+    p.add_argument("--babble-share", type=_share, default=0.5,
+                   help="with --babble, the share of noisy variants that get babble (default: %(default)s)")
     p.add_argument("--norm", choices=("cmn", "cmvn"), default="cmn",
                    help="per-utterance feature normalisation: mean (default) or mean and variance")
     p.add_argument("--seed", type=int, default=1234)

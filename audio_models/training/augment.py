@@ -41,12 +41,13 @@ def babble(n: int, rng: np.random.Generator, talkers: Sequence[np.ndarray]) -> n
 
 
 def augment(wave: np.ndarray, rng: np.random.Generator,
-            speed_factors: tuple[float, ...] = SPEED_FACTORS, babble_talkers: Sequence[np.ndarray] = ()) -> np.ndarray:
+            speed_factors: tuple[float, ...] = SPEED_FACTORS, babble_talkers: Sequence[np.ndarray] = (),
+            babble_share: float = 0.5) -> np.ndarray:
     """Return one random telephone-band variant of a clean 16 kHz clip.
 
     Speed perturbation resamples, so it moves pitch and formants together (a different voice).
-    With ``babble_talkers``, half the noisy variants get babble (other voices) instead of
-    coloured noise; without, the random draws are exactly those of the recipe before babble.
+    With ``babble_talkers``, a ``babble_share`` of the noisy variants get babble (other voices)
+    instead of coloured noise; without, the random draws are exactly those of the recipe before babble.
     """
     out = wave.astype(np.float64)
     if rng.random() < 0.5:
@@ -56,7 +57,7 @@ def augment(wave: np.ndarray, rng: np.random.Generator,
     if rng.random() < 0.7:
         snr_db = rng.uniform(5.0, 30.0)
         speech_rms = np.sqrt(np.mean(out**2)) + 1e-9
-        use_babble = bool(babble_talkers) and rng.random() < 0.5
+        use_babble = bool(babble_talkers) and rng.random() < babble_share
         noise = babble(len(out), rng, babble_talkers) if use_babble else coloured_noise(len(out), rng)
         out = out + noise * speech_rms / (10 ** (snr_db / 20))
     peak = np.max(np.abs(out)) + 1e-9

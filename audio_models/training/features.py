@@ -47,23 +47,23 @@ def _babble_talkers(paths: tuple[str, ...]) -> list[np.ndarray]:
 
 def clip_variants(wave: np.ndarray, n_variants: int, seed: int,
                   speed_factors: tuple[float, ...] = SPEED_FACTORS,
-                  babble_talkers: Sequence[np.ndarray] = ()) -> list[np.ndarray]:
+                  babble_talkers: Sequence[np.ndarray] = (), babble_share: float = 0.5) -> list[np.ndarray]:
     """Return the clean telephone round trip followed by ``n_variants - 1`` augmented ones."""
     rng = np.random.default_rng(seed)
     variants = [telephone_round_trip(wave)]
-    variants += [augment(wave, rng, speed_factors, babble_talkers) for _ in range(n_variants - 1)]
+    variants += [augment(wave, rng, speed_factors, babble_talkers, babble_share) for _ in range(n_variants - 1)]
     return [trim_silence(v) for v in variants]
 
 
-def _clip_features(args: tuple[str, int, int, dict[str, float], tuple[float, ...], tuple[str, ...]]
+def _clip_features(args: tuple[str, int, int, dict[str, float], tuple[float, ...], tuple[str, ...], float]
                    ) -> list[np.ndarray]:
-    path, n_variants, seed, feature_cfg, speed_factors, babble_paths = args
+    path, n_variants, seed, feature_cfg, speed_factors, babble_paths, babble_share = args
     wave = load_audio(path)
     fbank = _fbank(feature_cfg)
     talkers = _babble_talkers(babble_paths) if babble_paths else []
     out = []
     with torch.no_grad():
-        for variant in clip_variants(wave, n_variants, seed, speed_factors, talkers):
+        for variant in clip_variants(wave, n_variants, seed, speed_factors, talkers, babble_share):
             feats = fbank(torch.from_numpy(variant)[None, :])[0]
             out.append(feats.numpy().astype(np.float16))
     return out
@@ -79,10 +79,12 @@ def cached_features(
     workers: int = 2,
     speed_factors: tuple[float, ...] = SPEED_FACTORS,
     babble: Sequence[Clip] = (),
+    babble_share: float = 0.5,
 ) -> dict[str, list[np.ndarray]]:
     """Return {clip key: [features of variant 0..n-1]}, computing what is not cached.
 
-    ``babble``: clips whose voices may be mixed into augmented variants as babble noise.
+    ``babble``: clips whose voices may be mixed into a ``babble_share`` of the noisy augmented
+    variants as babble noise.
     """
     recipe: dict[str, object] = {"clips": [c.key for c in clips], "n": n_variants, "cfg": feature_cfg,
                                  "seed": seed, "v": 2}
@@ -90,6 +92,8 @@ def cached_features(
         recipe["speeds"] = list(speed_factors)
     if babble:
         recipe["babble"] = [c.key for c in babble]
+        if babble_share != 0.5:  # the first babble recipe's share keeps its cache key
+            recipe["babble_share"] = babble_share
     ident = json.dumps(recipe, sort_keys=True)
     digest = hashlib.sha256(ident.encode()).hexdigest()[:16]
     cache_file = cache_dir / f"features-{digest}.npz"
@@ -98,7 +102,7 @@ def cached_features(
             return {c.key: [data[f"{i}::{c.key}"] for i in range(n_variants)] for c in clips}
     cache_dir.mkdir(parents=True, exist_ok=True)
     babble_paths = tuple(str(c.path) for c in babble)
-    jobs = [(str(c.path), n_variants, seed + i, feature_cfg, tuple(speed_factors), babble_paths)
+    jobs = [(str(c.path), n_variants, seed + i, feature_cfg, tuple(speed_factors), babble_paths, babble_share)
             for i, c in enumerate(clips)]
     result: dict[str, list[np.ndarray]] = {}
     with ProcessPoolExecutor(max_workers=workers) as pool:

@@ -51,6 +51,7 @@ class TrainConfig:
     emb_dim: int = 128
     norm: str = "cmn"
     babble: bool = False
+    babble_share: float = 0.5
     feature_cfg: dict[str, float] = field(
         default_factory=lambda: {"n_mels": 40, "f_min": 50.0, "f_max": 4000.0}
     )
@@ -167,6 +168,7 @@ def _train(data: Path, out: Path, cfg: TrainConfig, cache_dir: Path) -> dict[str
     feats = cached_features(
         clips, cache_dir=cache_dir, n_variants=cfg.n_variants,
         feature_cfg=cfg.feature_cfg, seed=cfg.seed, speed_factors=cfg.speed_factors, babble=babble,
+        babble_share=cfg.babble_share,
     )
     model_cfg: dict[str, Any] = {"n_classes": len(LABELS), "channels": cfg.channels, "emb_dim": cfg.emb_dim,
                                  **cfg.feature_cfg, **({"norm": cfg.norm} if cfg.norm != "cmn" else {})}
