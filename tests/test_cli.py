@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from audio_models.audio_io import load_audio
@@ -54,6 +55,12 @@ def test_help_lists_the_commands():
 def test_bad_actor_list_is_refused():
     proc = run_cli("train-emotion", "--data", ".", "--out", "x", "--test-actors", "1,99")
     assert proc.returncode == 2 and "numbered 1 to 24" in proc.stderr
+
+
+@pytest.mark.parametrize("share", ["0", "1.5", "half"])
+def test_bad_babble_share_is_refused(share):
+    proc = run_cli("train-emotion", "--data", ".", "--out", "x", "--babble", "--babble-share", share)
+    assert proc.returncode == 2 and "--babble-share" in proc.stderr
 
 
 def test_transcribe_reports_text_sentiment_and_intents_per_file(tmp_path, corpora):
