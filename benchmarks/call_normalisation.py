@@ -48,6 +48,7 @@ from audio_models.nets import EmotionNet
 from audio_models.training.corpora import Clip, list_corpora
 from audio_models.training.metrics import classification_summary
 from benchmarks.baseline_features import baseline_features, train_svm
+from benchmarks.common import model_dir_parser
 
 PRIOR_WEIGHTS = (2, 8, 32)
 
@@ -182,10 +183,7 @@ def normalisation_table(x: np.ndarray, ctx: Context, fit: Callable[[np.ndarray, 
 
 def main() -> None:
     """Print one JSON line: UAR per test corpus for each feature set and normalisation."""
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
-    ap.add_argument("--model-dir", type=Path, required=True)
-    ap.add_argument("--cache-dir", type=Path, default=Path(".cache/call-normalisation"))
+    ap = model_dir_parser(__doc__, ".cache/call-normalisation")
     ap.add_argument("--call-length", type=int, default=6)
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()

@@ -12,9 +12,7 @@ share no corpus with TESS, so the RAVDESS→TESS figure is free of selection on 
 
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,6 +24,7 @@ from audio_models.training.corpora import Clip, list_corpora
 from audio_models.training.metrics import classification_summary
 from audio_models.training.whisper_head import clip_embeddings, fit_head
 from audio_models.whisper_head import WhisperEmbedder
+from benchmarks.common import model_dir_parser
 
 C_GRID = (0.01, 0.1, 1.0)
 WEIGHT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -41,10 +40,7 @@ def _posteriors(ecapa: EcapaEmotionModel, embedder: WhisperEmbedder,
 
 def main() -> None:
     """Print one JSON line: the validation grid, the chosen pair and the test scores."""
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
-    ap.add_argument("--model-dir", type=Path, required=True)
-    ap.add_argument("--cache-dir", type=Path, default=Path(".cache/whisper-embeddings"))
+    ap = model_dir_parser(__doc__, ".cache/whisper-embeddings")
     ap.add_argument("--seed", type=int, default=1234)
     args = ap.parse_args()
     torch.set_num_threads(2)
