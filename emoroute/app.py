@@ -100,7 +100,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     transcriber: Transcriber | None = app.state.transcriber
     if transcriber is None and settings.transcriber != "none":
         transcriber = await asyncio.to_thread(load_transcriber, settings.transcriber,
-                                              vocabulary=policy.text.asr_vocabulary, workers=settings.asr_workers)
+                                              vocabulary=policy.text.asr_vocabulary, workers=settings.asr_workers,
+                                              alternatives=policy.text.asr_alternatives,
+                                              alternative_margin=policy.text.asr_alternative_margin)
     # The semantic intent classifier only reads transcripts: no transcriber, no need to load it.
     text_analyser = (await asyncio.to_thread(load_text_analyser, policy.text, settings.policy_file,
                                               model_cache_dir=settings.model_cache_dir)

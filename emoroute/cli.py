@@ -168,7 +168,9 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
     except (PolicyError, SemanticModelError) as exc:
         log.error("%s", exc)
         return 2
-    engine = load_transcriber(args.engine, vocabulary=policy.text.asr_vocabulary)
+    engine = load_transcriber(args.engine, vocabulary=policy.text.asr_vocabulary,
+                              alternatives=policy.text.asr_alternatives,
+                              alternative_margin=policy.text.asr_alternative_margin)
     assert engine is not None
     order = list(policy.text.intent_routes)
     failed = 0
@@ -180,7 +182,7 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
             _err(f"error: {exc}")
             failed += 1
             continue
-        signals = analyser.analyse(segment.text)
+        signals = analyser.analyse(segment.text, segment.alternatives)
         intents = [name for name in order if name in signals.intents]
         if args.json:
             _out({"file": str(path), "text": signals.snippet, "confidence": round(segment.confidence, 3),

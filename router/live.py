@@ -177,15 +177,15 @@ class CallCoordinator:
             state.partial_busy = False
         if segment.empty or state.ended:
             return
-        signals = await self._analyse(segment.text)
+        signals = await self._analyse(segment)
         state.partial = (start_s, signals)
         self.metrics.transcripts.labels("partial").inc()
         await self.store.add_partial(call_sid=state.call_sid, t=t, text=signals.snippet,
                                      intents=tuple(sorted(signals.intents)))
 
-    async def _analyse(self, text: str) -> TextSignals:
-        # off the event loop: the semantic intent classifier runs a sentence encoder (~15 ms)
-        return await asyncio.to_thread(self.text_analyser.analyse, text)
+    async def _analyse(self, segment: TranscriptSegment) -> TextSignals:
+        # off the event loop: the semantic intent classifier runs a sentence encoder (60-90 ms a reading)
+        return await asyncio.to_thread(self.text_analyser.analyse, segment.text, segment.alternatives)
 
     def _spawn(self, state: CallState, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(coro)
@@ -284,7 +284,7 @@ class CallCoordinator:
             return None
         if segment.empty:
             return None
-        signals = await self._analyse(segment.text)
+        signals = await self._analyse(segment)
         state.texts.append(signals)
         return signals
 

@@ -97,6 +97,8 @@ class TextRules(_Strict):
     negation_words: list[str] = []
     negation_window: int = Field(3, ge=0, le=10)
     asr_vocabulary: str = Field("", max_length=800)
+    asr_alternatives: int = Field(0, ge=0, le=4)
+    asr_alternative_margin: float = Field(0.1, ge=0, le=5)
     intent_routes: dict[str, IntentRoute] = {}
     angry_purchase_queue: str
 

@@ -76,7 +76,9 @@ def whisper() -> WhisperTranscriber:
     from router.policy import load_policy
 
     # the live service's settings (see audio_models.transcribe.load_transcriber)
-    return WhisperTranscriber(vocabulary=load_policy().text.asr_vocabulary, word_timestamps=False)
+    rules = load_policy().text
+    return WhisperTranscriber(vocabulary=rules.asr_vocabulary, word_timestamps=False,
+                              alternatives=rules.asr_alternatives, alternative_margin=rules.asr_alternative_margin)
 
 
 @dataclass

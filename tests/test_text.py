@@ -100,3 +100,29 @@ def test_csv_export_neutralises_spreadsheet_formulas():
 )
 def test_clause_scoped_negation_joined_words_and_longest_match(text, intents):
     assert ANALYSER.intents(text) == frozenset(intents)
+
+
+def test_an_alternative_reading_names_the_intent_only_when_the_best_names_none():
+    # phrases only: the best reading decides when it names an intent
+    assert ANALYSER.intents_of_readings("I want to cancel my account", ["I want to upgrade"]) == (
+        frozenset({"cancel"}), "")
+    readings = ["I'm built while", "I've been billed twice"]
+    assert ANALYSER.intents_of_readings("I think I've been built while", readings) == (
+        frozenset({"billing_dispute"}), "I've been billed twice")
+    assert ANALYSER.intents_of_readings("Kids are talking by the door", ["Kids are talking by the door!"]) == (
+        frozenset(), "")
+    assert ANALYSER.intents_of_readings("   ", ["I want to cancel"]) == (frozenset(), "")
+
+
+def test_an_intent_the_best_reading_negates_is_not_taken_from_an_alternative():
+    assert ANALYSER.intents_of_readings("I don't want to cancel", ["I want to cancel"]) == (frozenset(), "")
+    assert ANALYSER.intents_of_readings("I don't want to cancel", ["I want to cancel and buy a phone"]) == (
+        frozenset({"purchase"}), "I want to cancel and buy a phone")
+
+
+def test_analyse_shows_the_reading_that_named_the_intent_redacted():
+    signals = ANALYSER.analyse("I've been built twice, card 4111 1111 1111 1111",
+                               ["I've been billed twice, card 4111 1111 1111 1111"])
+    assert signals.intents == frozenset({"billing_dispute"})
+    assert "4111" not in signals.snippet and signals.snippet.count("[CARD]") == 2
+    assert signals.snippet.startswith("I've been built twice") and "[or: I've been billed twice" in signals.snippet

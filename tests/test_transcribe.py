@@ -97,3 +97,25 @@ def test_window_decoding_matches_full_window_and_handles_long_audio(whisper, cor
     assert "kids" in text and "dogs" in text, text
     assert text.count("say the word") >= 5, text
     assert seg.words[-1].start >= 10.0
+
+
+def test_next_best_readings_recover_a_misheard_intent(whisper):
+    # espeak-ng: "I think I've been billed twice this month." Whisper tiny's best reading mishears
+    # "billed twice"; one of its next-best beam readings has it.
+    from router.policy import load_policy
+    from router.text import load_text_analyser
+    from tests.conftest import REPO
+
+    seg = whisper.transcribe(load_audio(REPO / "benchmarks" / "data" / "intents" / "z24.wav"))
+    assert "billed twice" not in seg.text.lower()
+    assert 1 <= len(seg.alternatives) <= 4 and seg.text not in seg.alternatives
+    assert any("billed twice" in alt.lower() for alt in seg.alternatives)
+    signals = load_text_analyser(load_policy().text).analyse(seg.text, seg.alternatives)
+    assert signals.intents == frozenset({"billing_dispute"})
+    assert signals.snippet.startswith(seg.text) and "[or: " in signals.snippet and "billed twice" in signals.snippet
+
+
+def test_no_alternatives_unless_asked(corpora):
+    plain = WhisperTranscriber(word_timestamps=False)
+    wave = telephone_round_trip(load_audio(ravdess_clip(corpora, 1, "05", "02", "01")))
+    assert plain.transcribe(wave).alternatives == ()
