@@ -19,6 +19,7 @@ import hashlib
 import logging
 import os
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,10 +145,18 @@ class SemanticIntents:
 
     def guess(self, text: str, *, exclude: frozenset[str] = frozenset()) -> IntentGuess:
         """Return the likeliest intent outside ``exclude`` if it is likely and close enough, else 'general'."""
-        vector = self.encoder.encode([text])
-        probs = dict(zip(self.intents, (float(p) for p in self._clf.predict_proba(vector)[0]), strict=True))
-        best = max((i for i in probs if i != GENERAL and i not in exclude), key=probs.__getitem__)
-        similarity = float((self._examples[best] @ vector[0]).max())
-        if probs[best] >= self.min_probability and similarity >= self.min_similarity:
-            return IntentGuess(best, round(probs[best], 3), round(similarity, 3))
-        return IntentGuess(GENERAL, round(probs[GENERAL], 3), round(similarity, 3))
+        return self.guess_many([text], [exclude])[0]
+
+    def guess_many(self, texts: Sequence[str], excludes: Sequence[frozenset[str]]) -> list[IntentGuess]:
+        """``guess`` for several texts with one encoder call (a batch of 5 costs about twice one)."""
+        vectors = self.encoder.encode(list(texts))
+        guesses = []
+        for vector, row, exclude in zip(vectors, self._clf.predict_proba(vectors), excludes, strict=True):
+            probs = dict(zip(self.intents, (float(p) for p in row), strict=True))
+            best = max((i for i in probs if i != GENERAL and i not in exclude), key=probs.__getitem__)
+            similarity = float((self._examples[best] @ vector).max())
+            if probs[best] >= self.min_probability and similarity >= self.min_similarity:
+                guesses.append(IntentGuess(best, round(probs[best], 3), round(similarity, 3)))
+            else:
+                guesses.append(IntentGuess(GENERAL, round(probs[GENERAL], 3), round(similarity, 3)))
+        return guesses

@@ -146,23 +146,44 @@ class TextAnalyser:
     def intents_of_readings(self, text: str, alternatives: Sequence[str] = ()) -> tuple[frozenset[str], str]:
         """Return the intents of ``text``, else of the first alternative reading that names any.
 
-        The second value is the alternative that named them ("" when ``text`` did, or none did);
-        an intent that ``text`` negates is never taken from an alternative.
-        The recogniser's next-best readings often hold the word the best one misheard ("I think
-        I've been built while" / "I think I've been billed twice"); measured on the labelled caller
-        utterances, looking in them gains 6% from audio (docs/MODEL_CARD.md).
+        Each reading is read as ``intents`` reads one (phrases, else meaning). The second value is
+        the alternative that named them ("" when ``text`` did, or none did); an intent that
+        ``text`` negates is never taken from an alternative. The recogniser's next-best readings
+        often hold the word the best one misheard ("I think I've been built while" / "I think I've
+        been billed twice"); measured on the labelled caller utterances, looking in them gains 6%
+        from audio (docs/MODEL_CARD.md). The readings the classifier must see go to it in one batch.
         """
-        found = self.intents(text)
-        if found or not text.strip():
-            return found, ""
+        readings = [text, *alternatives]
+        phrases = [self.phrase_intents(reading) for reading in readings]
         # An intent the best reading negates ("I don't want to cancel") is not taken from a
         # reading that lost the negation.
-        _, negated = self.phrase_intents(text)
-        for alternative in alternatives:
-            found = self.intents(alternative) - negated
+        negated_by_best = phrases[0][1]
+        if phrases[0][0] or not text.strip():
+            return phrases[0][0], ""
+        # Readings past the first one whose phrases answer can never be reached.
+        last = next((i for i, (found, _) in enumerate(phrases) if found - (negated_by_best if i else frozenset())),
+                    len(readings) - 1)
+        asked = [i for i in range(last + 1) if not phrases[i][0]]
+        meaning = dict(zip(asked, self._guesses([readings[i] for i in asked], [phrases[i][1] for i in asked]),
+                           strict=True))
+        for i, reading in enumerate(readings[: last + 1]):
+            found = phrases[i][0] or meaning[i]
+            if i:
+                found -= negated_by_best
             if found:
-                return found, alternative
+                return found, "" if i == 0 else reading
         return frozenset(), ""
+
+    def _guesses(self, texts: list[str], negated: list[frozenset[str]]) -> list[frozenset[str]]:
+        """The semantic classifier's intent for each text, or none (no classifier, or it failed)."""
+        if self.semantic is None or not texts:
+            return [frozenset()] * len(texts)
+        try:
+            guesses = self.semantic.guess_many(texts, negated)
+        except Exception:  # noqa: BLE001 - the phrases' answer stands: a caller is routed regardless
+            log.exception("semantic intent classifier failed; using the phrases' answer (none)")
+            return [frozenset()] * len(texts)
+        return [frozenset() if g.intent == GENERAL else frozenset({g.intent}) for g in guesses]
 
     def analyse(self, text: str, alternatives: Sequence[str] = ()) -> TextSignals:
         """Return sentiment, intents and the redacted snippet of a transcript.
