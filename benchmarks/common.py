@@ -1,9 +1,25 @@
-"""Command-line pieces shared by the benchmarks that score one ECAPA model directory."""
+"""Pieces shared by the benchmarks.
+
+A parser for those that score one ECAPA model directory, and a real server in its own process
+(embedded Redis) for those that call it as Twilio would.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import httpx
+
+from emoroute.redis_server import free_port
+from emoroute.simulate import SimTarget
 
 
 def model_dir_parser(doc: str | None, cache_dir: str) -> argparse.ArgumentParser:
@@ -13,3 +29,30 @@ def model_dir_parser(doc: str | None, cache_dir: str) -> argparse.ArgumentParser
     ap.add_argument("--model-dir", type=Path, required=True, help="ECAPA model directory (hparams.yaml, model.ckpt)")
     ap.add_argument("--cache-dir", type=Path, default=Path(cache_dir), help="where features are cached")
     return ap
+
+
+@contextmanager
+def served(extra_env: dict[str, str] | None = None) -> Iterator[SimTarget]:
+    """Run ``emoroute serve`` on a free port with a fresh data folder; yield how to call it."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "EMOROUTE_PUBLIC_URL": url, "EMOROUTE_DATA_DIR": tmp, **(extra_env or {})}
+        env.pop("REDIS_URL", None)
+        server = subprocess.Popen([sys.executable, "-m", "emoroute.cli", "serve", "--port", str(port)], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise SystemExit("server did not start")
+                time.sleep(0.2)
+            yield SimTarget(url=url, public_url=url, auth_token="dev-auth-token", api_token="dev-supervisor-token")
+        finally:
+            server.terminate()
+            server.wait(timeout=30)

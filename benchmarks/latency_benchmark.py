@@ -14,9 +14,6 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -24,7 +21,7 @@ import httpx
 import numpy as np
 
 from audio_models.audio_io import load_audio
-from emoroute.redis_server import free_port
+from benchmarks.common import served
 from emoroute.simulate import SimTarget, simulate_call
 
 HELD_OUT = (1, 2, 23, 24)
@@ -62,33 +59,12 @@ def main() -> None:
     ap.add_argument("--arrival-spread-s", type=float, default=0.0,
                     help="each call dials after a random 0..N s wait in its slot (0 = synchronized bursts)")
     args = ap.parse_args()
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "EMOROUTE_PUBLIC_URL": url, "EMOROUTE_DATA_DIR": tmp}
-        env.pop("REDIS_URL", None)
-        server = subprocess.Popen([sys.executable, "-m", "emoroute.cli", "serve", "--port", str(port)], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("server did not start")
-                time.sleep(0.2)
-            target = SimTarget(url=url, public_url=url, auth_token="dev-auth-token", api_token="dev-supervisor-token")
-            started = time.perf_counter()
-            results = asyncio.run(_run(target, _clips(args.data), args.calls, args.concurrency, not args.fast,
-                                       args.arrival_spread_s))
-            wall = time.perf_counter() - started
-            counters = _counters(httpx.get(url + "/metrics", timeout=5).text)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+    with served() as target:
+        started = time.perf_counter()
+        results = asyncio.run(_run(target, _clips(args.data), args.calls, args.concurrency, not args.fast,
+                                   args.arrival_spread_s))
+        wall = time.perf_counter() - started
+        counters = _counters(httpx.get(target.url + "/metrics", timeout=5).text)
     lat = np.array([float(r["decision_latency_ms"]) for r in results if r.get("decision_latency_ms")])
     routed = sum(1 for r in results if r.get("queue"))
     print(json.dumps({
