@@ -98,7 +98,9 @@ async def simulate_call(
             frames = mulaw_frames(audio_16k)
             silence = SILENCE_BYTE * FRAME_BYTES
             n = 0
-            while not decided.done():
+            # The whole file is spoken even when the decision comes first (Twilio's <Start><Stream>
+            # keeps streaming while the caller holds), then silence until the decision.
+            while n < len(frames) or not decided.done():
                 payload = frames[n] if n < len(frames) else silence
                 if n >= len(frames) and time.monotonic() - started > hold_timeout + len(frames) * 0.02:
                     break

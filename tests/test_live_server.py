@@ -57,6 +57,23 @@ async def test_angry_caller_is_routed_to_retention_end_to_end(live_server, angry
     r.close()
 
 
+async def test_the_caller_keeps_being_heard_after_routing(live_server, angry_audio, redis_url):
+    # Twilio's <Start><Stream> keeps streaming while the caller holds: speech after the decision
+    # still reaches the trajectory (what agents see), and the simulator speaks the whole file.
+    gap = np.zeros(16000, dtype=np.float32)
+    audio = np.concatenate([trim_silence(angry_audio), gap, trim_silence(angry_audio), gap])
+    summary = await simulate_call(target(live_server), audio, realtime=True)
+    assert summary["frames_sent"] >= len(audio) // 320
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    sid = summary["call_sid"]
+    wait_for(lambda: r.hget(keys.call(sid), "status") == "ended", what="call end")
+    entries = [fields for _, fields in r.xrange(keys.timeline(sid))]
+    decided_at = float(next(e for e in entries if e["type"] == "decision")["t"])
+    later = [e for e in entries if e["type"] == "reading" and e["kind"] == "utterance" and float(e["t"]) > decided_at]
+    assert later, entries
+    r.close()
+
+
 async def test_calm_voice_saying_cancel_goes_to_retention_with_transcript_stored(live_server, redis_url):
     audio = load_audio(INTENTS / "u01.wav")  # espeak-ng, flat voice: "I want to cancel my account."
     summary = await simulate_call(target(live_server), audio)
