@@ -5,9 +5,11 @@ Every clip of the four held-out RAVDESS actors (240 calls: "Kids are talking by 
 call, eight at a time; afterwards the calls that gained any intent are counted. None of these
 sentences asks for anything, so every intent is a false one. Unlike the transcription
 benchmark, which transcribes each clip whole, this reads what the service hears: the VAD's
-utterances, each transcribed and analysed as in production. Prints one JSON line.
+utterances, each transcribed and analysed as in production. It also scores the word error rate
+of what the service heard (each call's stored transcripts, best readings, joined in time order,
+against the clip's sentence). Prints one JSON line.
 
-    python -m benchmarks.live_false_intents --data ../shared/data [--asr-alternatives N]
+    python -m benchmarks.live_false_intents --data ../shared/data [--realtime] [--asr-alternatives N]
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import httpx
 import yaml
 
 from audio_models.audio_io import load_audio
+from audio_models.training.corpora import RAVDESS_STATEMENTS
+from audio_models.transcribe import word_error_rate
 from benchmarks.common import served
 from emoroute.simulate import SimTarget, simulate_many
 from router.policy import DEFAULT_POLICY_FILE
@@ -29,16 +33,28 @@ from router.policy import DEFAULT_POLICY_FILE
 HELD_OUT = (1, 2, 23, 24)
 
 
-async def _stream_all(target: SimTarget, paths: list[Path], at_once: int) -> None:
+async def _stream_all(target: SimTarget, paths: list[Path], at_once: int, realtime: bool) -> dict[str, str]:
+    """Stream every file as a call; return call SID -> file name."""
+    sids: dict[str, str] = {}
     for i in range(0, len(paths), at_once):
         batch = [(p.name, load_audio(p)) for p in paths[i:i + at_once]]
-        await simulate_many(target, batch, calls=len(batch), realtime=False)
+        for result in await simulate_many(target, batch, calls=len(batch), realtime=realtime):
+            if "call_sid" in result:
+                sids[result["call_sid"]] = result["file"]
+    return sids
 
 
-def _policy_with_alternatives(count: int, folder: Path) -> Path:
-    """A copy of the shipped policy with ``text.asr_alternatives`` set to ``count``."""
+def _heard(timeline: list[dict]) -> str:
+    """Return the call's final transcripts (best readings), in call time order, joined."""
+    texts = [(float(e["t"]), e["transcript"].split(" [or: ")[0]) for e in timeline
+             if e.get("transcript") and (e.get("type") == "transcript" or e.get("kind") == "utterance")]
+    return " ".join(text for _, text in sorted(texts))
+
+
+def _policy_with(overrides: dict, folder: Path) -> Path:
+    """A copy of the shipped policy with ``text`` settings replaced by ``overrides``."""
     policy = yaml.safe_load(DEFAULT_POLICY_FILE.read_text())
-    policy["text"]["asr_alternatives"] = count
+    policy["text"].update(overrides)
     semantic = policy["text"].get("semantic")
     if semantic:
         semantic["examples"] = str(DEFAULT_POLICY_FILE.parent / semantic["examples"])
@@ -53,19 +69,30 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--asr-alternatives", type=int, help="override the policy's text.asr_alternatives")
     ap.add_argument("--at-once", type=int, default=8, help="calls streamed at the same time (default: 8)")
+    ap.add_argument("--realtime", action="store_true",
+                    help="stream at the caller's pace (20 ms a frame) instead of as fast as the server takes it")
     args = ap.parse_args()
     paths = sorted(p for a in HELD_OUT for p in (args.data / "ravdess" / f"Actor_{a:02d}").glob("*.flac"))
+    # all eight emotions (not only the model's four classes); the fifth field names the statement
+    sentence = {p.name: RAVDESS_STATEMENTS[p.stem.split("-")[4]] for p in paths}
+    overrides: dict = {}
+    if args.asr_alternatives is not None:
+        overrides["asr_alternatives"] = args.asr_alternatives
     with tempfile.TemporaryDirectory() as tmp:
-        env = ({} if args.asr_alternatives is None else
-               {"EMOROUTE_POLICY_FILE": str(_policy_with_alternatives(args.asr_alternatives, Path(tmp)))})
+        env = {"EMOROUTE_POLICY_FILE": str(_policy_with(overrides, Path(tmp)))} if overrides else {}
         with served(env) as target:
-            asyncio.run(_stream_all(target, paths, args.at_once))
-            calls = httpx.get(target.url + "/api/calls", params={"limit": 10_000}, timeout=30,
-                              headers={"Authorization": f"Bearer {target.api_token}"}).json()
+            sids = asyncio.run(_stream_all(target, paths, args.at_once, args.realtime))
+            auth = {"Authorization": f"Bearer {target.api_token}"}
+            calls = httpx.get(target.url + "/api/calls", params={"limit": 10_000}, timeout=30, headers=auth).json()
+            heard = {sid: _heard(httpx.get(f"{target.url}/api/calls/{sid}/timeline", timeout=30,
+                                           headers=auth).json()["timeline"]) for sid in sids}
     with_intent = [c for c in calls if c.get("intents")]
     print(json.dumps({
         "benchmark": "live_false_intents", "calls": len(calls), "streamed": len(paths),
         "asr_alternatives": args.asr_alternatives if args.asr_alternatives is not None else "policy",
+        "pace": "realtime" if args.realtime else "fast",
+        # what the service heard of each call, against the clip's sentence
+        "wer_live": round(word_error_rate([sentence[f] for f in sids.values()], list(heard.values())), 4),
         "with_intent": len(with_intent), "rate": round(len(with_intent) / max(1, len(calls)), 4),
         "by_intent": {i: sum(1 for c in with_intent if i in c["intents"].split(","))
                       for i in sorted({i for c in with_intent for i in c["intents"].split(",")})},
