@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +21,7 @@ from audio_models.emotion import DEFAULT_MODEL_DIR, EmotionModel, load_emotion_m
 from audio_models.pipeline import BatchingScorer
 from audio_models.transcribe import Transcriber, TranscriptSegment, load_transcriber
 from audio_models.vad import SileroVAD
+from emoroute.asr_queue import URGENT, PriorityPool
 from emoroute.metrics import Metrics
 from emoroute.redis_server import EmbeddedRedis
 from emoroute.settings import Settings
@@ -69,10 +69,10 @@ async def _flush_outbox_forever(services: Services, every_s: float = 1.0) -> Non
 
 
 def _async_transcribe(
-    transcriber: Transcriber, pool: ThreadPoolExecutor
-) -> Callable[[np.ndarray], Coroutine[Any, Any, TranscriptSegment]]:
-    async def transcribe(audio: np.ndarray) -> TranscriptSegment:
-        return await asyncio.get_running_loop().run_in_executor(pool, transcriber.transcribe, audio)
+    transcriber: Transcriber, pool: PriorityPool
+) -> Callable[[np.ndarray, int], Coroutine[Any, Any, TranscriptSegment]]:
+    async def transcribe(audio: np.ndarray, priority: int = URGENT) -> TranscriptSegment:
+        return await asyncio.wrap_future(pool.submit(priority, transcriber.transcribe, audio))
 
     return transcribe
 
@@ -107,7 +107,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     text_analyser = (await asyncio.to_thread(load_text_analyser, policy.text, settings.policy_file,
                                               model_cache_dir=settings.model_cache_dir)
                      if transcriber is not None else TextAnalyser(policy.text))
-    asr_pool = ThreadPoolExecutor(max_workers=getattr(transcriber, "workers", 1), thread_name_prefix="asr")
+    # a caller still waiting for a decision is transcribed before callers already routed (emoroute/asr_queue.py)
+    asr_pool = PriorityPool(workers=getattr(transcriber, "workers", 1), name="asr")
     transcribe = _async_transcribe(transcriber, asr_pool) if transcriber is not None else None
     coordinator = CallCoordinator(policy=policy, store=store, scorer=scorer, actions=actions,
                                   vad_factory=lambda: SileroVAD().speech_probability, metrics=metrics,
@@ -130,7 +131,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             task.cancel()
         await asyncio.gather(*services.background, return_exceptions=True)
         await scorer.stop()
-        asr_pool.shutdown(wait=False, cancel_futures=True)
+        asr_pool.shutdown()
         await client.aclose()
         if embedded:
             await asyncio.to_thread(embedded.stop)

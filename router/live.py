@@ -21,6 +21,7 @@ import numpy as np
 
 from audio_models.pipeline import BatchingScorer, Segment, SegmenterConfig, StreamSegmenter
 from audio_models.transcribe import TranscriptSegment
+from emoroute.asr_queue import NORMAL, SPARE, URGENT
 from emoroute.metrics import Metrics
 from router.policy import Decision, Policy, TextSignals, TrajectoryPoint, decide, reprioritise
 from router.store import CallStore, ReadingRecord
@@ -69,7 +70,7 @@ class CallCoordinator:
         vad_factory: Callable[[], Callable[[np.ndarray], float]],
         metrics: Metrics,
         text_analyser: TextAnalyser,
-        transcribe: Callable[[np.ndarray], Coroutine[Any, Any, TranscriptSegment]] | None = None,
+        transcribe: Callable[[np.ndarray, int], Coroutine[Any, Any, TranscriptSegment]] | None = None,
         transcript_wait_s: float = 1.0,
         segmenter_cfg: SegmenterConfig | None = None,
         partial_every_s: float = 0.0,
@@ -81,6 +82,8 @@ class CallCoordinator:
         is transcribed as a partial, but only while an ASR worker is idle (of ``asr_workers``):
         finals always come first. A partial is shown to agents at once and, should the final
         transcript miss the first decision's wait, routes on what the caller has said so far.
+        ``transcribe(audio, priority)`` queues by priority (emoroute/asr_queue.py): an utterance of a
+        call not yet routed goes before those of routed calls, partials last.
         """
         self.policy = policy
         self.store = store
@@ -145,11 +148,11 @@ class CallCoordinator:
         ):
             self._spawn(state, self._decide(state, None, "listening time reached"))
 
-    async def _counted_transcribe(self, audio: np.ndarray) -> TranscriptSegment:
+    async def _counted_transcribe(self, audio: np.ndarray, priority: int = URGENT) -> TranscriptSegment:
         assert self._transcribe_fn is not None
         self.asr_in_flight += 1
         try:
-            return await self._transcribe_fn(audio)
+            return await self._transcribe_fn(audio, priority)
         finally:
             self.asr_in_flight -= 1
 
@@ -168,7 +171,7 @@ class CallCoordinator:
     async def _partial(self, state: CallState, audio: np.ndarray, start_s: float, t: float) -> None:
         try:
             assert self.transcribe is not None
-            segment = await self.transcribe(audio)
+            segment = await self.transcribe(audio, SPARE)
         except Exception:  # noqa: BLE001 - a failed partial changes nothing; the final still comes
             self.metrics.errors.labels("transcriber").inc()
             log.exception("call %s: partial transcription failed", state.call_sid)
@@ -224,8 +227,9 @@ class CallCoordinator:
                 state.settled.set()
 
     async def _score_segment(self, state: CallState, seg: Segment, received: float) -> None:
-        asr: asyncio.Task[TranscriptSegment] | None = (asyncio.create_task(self.transcribe(seg.audio))
-               if self.transcribe is not None and seg.kind == "utterance" else None)
+        asr: asyncio.Task[TranscriptSegment] | None = (
+            asyncio.create_task(self.transcribe(seg.audio, URGENT if state.decision is None else NORMAL))
+            if self.transcribe is not None and seg.kind == "utterance" else None)
         try:
             reading = await self.scorer.score(seg.audio)
         except Exception:  # noqa: BLE001 - a model failure must still route the call
