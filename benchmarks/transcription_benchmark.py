@@ -7,7 +7,7 @@ WER: RAVDESS held-out actors (1, 2, 23, 24; sentences "kids/dogs ... by the door
 fixed sample of TESS ("say the word X"), all through an 8 kHz mu-law round trip. RTF: CPU
 seconds per second of audio on one thread. Intent accuracy: the primary intent (first match
 in the policy's intent_routes order, else "general") against the label, per set of the
-labelled espeak-ng utterances (per set: dev, fresh, holdout, blind, final, test, test2 .. test10;
+labelled espeak-ng utterances (per set: dev, fresh, holdout, blind, final, test, test2 .. test11;
 see the JSON comments)
 and on real speech, with the shipped text analyser (phrases, then the semantic classifier)
 and with the policy phrases alone.
@@ -113,7 +113,7 @@ def main() -> None:
         # dev: the 49 utterances the phrase lists and matching rules were tuned on; fresh: 40
         # written afterwards, then tuned on; holdout: 40 written before the semantic classifier
         # (its examples were written after); blind: 40 written after its first fit; final, test,
-        # test2 .. test10: written after it was frozen, each scored once (docs/MODEL_CARD.md: every set's story)
+        # test2 .. test11: written after it was frozen, each scored once (docs/MODEL_CARD.md: every set's story)
         "intent_accuracy_espeak_audio": {k: accuracy(v, "pred") for k, v in by_set.items()}
         | {"all": accuracy(labelled, "pred")},
         "intent_accuracy_espeak_reference_text": {k: accuracy(v, "from_text") for k, v in by_set.items()},
