@@ -95,6 +95,7 @@ class TextRules(_Strict):
     intents: dict[str, list[str]] = {}
     semantic: SemanticRules | None = None
     negation_words: list[str] = []
+    no_intent_phrases: list[str] = []
     negation_window: int = Field(3, ge=0, le=10)
     asr_vocabulary: str = Field("", max_length=800)
     asr_alternatives: int = Field(0, ge=0, le=4)

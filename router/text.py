@@ -90,6 +90,9 @@ class TextAnalyser:
         self.semantic = semantic
         self._phrases = [_Phrase(intent, _phrase_words(p)) for intent, phrases in rules.intents.items()
                          for p in phrases]
+        # phrases that name no intent: they consume their words, so a shorter intent phrase inside
+        # them does not count ("a fee for a line I cancelled" is not a wish to cancel)
+        self._phrases += [_Phrase("", _phrase_words(p)) for p in rules.no_intent_phrases]
         self._negations = set(rules.negation_words)
         self._vader = SentimentIntensityAnalyzer()
 
@@ -132,7 +135,9 @@ class TextAnalyser:
                     i += 1
                     continue
                 window = toks[max(0, i - self.rules.negation_window) : i]
-                if best.words[0] in self._negations or not self._negations & set(window):
+                if not best.intent:
+                    pass
+                elif best.words[0] in self._negations or not self._negations & set(window):
                     found.add(best.intent)
                 else:
                     negated.add(best.intent)
