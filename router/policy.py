@@ -111,6 +111,8 @@ class TextRules(_Strict):
         for name, phrases in self.intents.items():
             if not phrases or any(not p.strip() for p in phrases):
                 raise ValueError(f"text.intents.{name} needs at least one non-empty phrase")
+        if any(not p.strip() for p in self.no_intent_phrases):
+            raise ValueError("text.no_intent_phrases has an empty phrase")
         return self
 
     def examples_path(self, policy_file: Path | None = None) -> Path | None:

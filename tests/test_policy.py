@@ -115,3 +115,9 @@ def test_policy_inverted_priority_range_is_rejected(tmp_path):
     path = write_policy(tmp_path, lambda p: p["anger"].update(priority_min=9, priority_max=6))
     with pytest.raises(PolicyError, match="priority_min 9 > priority_max 6"):
         load_policy(path)
+
+
+def test_policy_empty_no_intent_phrase_is_rejected(tmp_path):
+    path = write_policy(tmp_path, lambda p: p["text"]["no_intent_phrases"].append("  "))
+    with pytest.raises(PolicyError, match="no_intent_phrases has an empty phrase"):
+        load_policy(path)
