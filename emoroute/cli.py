@@ -73,7 +73,7 @@ def _cmd_train_head(args: argparse.Namespace) -> int:
         return 2
     try:
         _out(train_whisper_head(args.data, args.model_dir, cache_dir=args.cache_dir, n_variants=args.variants,
-                                seed=args.seed))
+                                seed=args.seed, block=args.block, c=args.c, ecapa_weight=args.ecapa_weight))
     except (ModelLoadError, ValueError) as exc:
         log.error("%s", exc)
         return 2
@@ -359,6 +359,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where embeddings are cached (default: %(default)s)")
     p.add_argument("--variants", type=int, default=1,
                    help="1: the telephone round trip only; more adds augmented variants (default: %(default)s)")
+    p.add_argument("--block", type=int, default=1,
+                   help="Whisper encoder block (0-4) whose mean hidden state the head reads; 0 is the "
+                        "convolutions' output (default: %(default)s, chosen on validation actors)")
+    p.add_argument("--c", type=float, default=0.1,
+                   help="inverse regularisation of the logistic regression (default: %(default)s)")
+    p.add_argument("--ecapa-weight", type=float, default=0.25,
+                   help="ECAPA's share when the posteriors are averaged (default: %(default)s)")
     p.add_argument("--seed", type=int, default=1234)
     p.set_defaults(func=_cmd_train_head)
 
