@@ -39,7 +39,7 @@ def test_fused_backend_separates_anger_from_neutral_of_unseen_speakers(fused, co
         assert r.model.endswith("+whisper-head")
     # the fused posterior lies between its two parts
     ecapa = fused.ecapa.classify_batch(angry[:1])[0].probs["angry"]
-    head = float(fused.head.probs(fused.embedder.embed(prepare_waveform(angry[0]))[None])[0, 0])
+    head = float(fused.head.probs(fused.embedder.embed_batch([prepare_waveform(angry[0])]))[0, 0])
     assert min(ecapa, head) - 1e-3 <= readings[0].probs["angry"] <= max(ecapa, head) + 1e-3
 
 
@@ -49,6 +49,22 @@ def test_head_round_trips_through_its_file(tmp_path):
     again = LinearHead.load(tmp_path / HEAD_FILE)
     x = np.random.default_rng(0).standard_normal((5, head.mean.size)).astype(np.float32)
     assert again.labels == head.labels and np.allclose(again.probs(x), head.probs(x))
+
+
+def test_head_reads_the_block_chosen_on_validation_actors(fused):
+    metrics = json.loads((DEFAULT_MODEL_DIR / "whisper_head_metrics.json").read_text())
+    assert (fused.head.block, fused.ecapa_weight) == (metrics["block"], metrics["ecapa_weight"]) == (1, 0.25)
+    assert fused.embedder.block == 1 and fused.embedder.encoder.n_blocks == 1
+
+
+def test_a_head_from_before_blocks_must_be_refitted(tmp_path):
+    for name in ("hparams.yaml", "model.ckpt"):
+        shutil.copy(DEFAULT_MODEL_DIR / name, tmp_path / name)
+    head = LinearHead.load(DEFAULT_MODEL_DIR / HEAD_FILE)
+    np.savez(tmp_path / HEAD_FILE, mean=head.mean, scale=head.scale, coef=head.coef, intercept=head.intercept,
+             labels=np.array(head.labels))
+    with pytest.raises(ModelLoadError, match="final encoder output.*emoroute train-emotion-head"):
+        FusedEmotionModel.from_dir(tmp_path)
 
 
 def test_missing_head_says_how_to_fit_it(tmp_path):
