@@ -26,7 +26,8 @@ def tensors() -> dict[str, np.ndarray]:
 @pytest.fixture(scope="module")
 def speech(corpora) -> list[np.ndarray]:
     # different lengths: an angry and a neutral line of two actors, and one cut short
-    waves = [prepare_waveform(phone(ravdess_clip(corpora, a, e, intensity="01"))) for a in (1, 24) for e in ("01", "05")]
+    paths = [ravdess_clip(corpora, a, e, intensity="01") for a in (1, 24) for e in ("01", "05")]
+    waves = [prepare_waveform(phone(p)) for p in paths]
     return [*waves, waves[0][:12000]]
 
 
