@@ -3,7 +3,7 @@
 ``StreamSegmenter`` turns a call's 16 kHz audio into utterances (VAD) and
 sliding windows (e.g. 3 s every 1 s while speech continues). ``BatchingScorer``
 collects scoring requests from all concurrent calls and runs them through the
-emotion model in one forward pass, in a worker thread, so the event loop never
+emotion model in one batch call (length-sorted passes of at most 8), in a worker thread, so the event loop never
 blocks on the model.
 """
 

@@ -8,7 +8,7 @@ torch, from the weights of the CTranslate2 model that ships in the ``meeting-not
 (the same files the transcriber loads; nothing is downloaded). It reads CTranslate2's model.bin
 format (a header, then named tensors) and keeps the encoder's tensors only.
 
-Batches of different lengths run in one forward pass: padded mel frames are zeroed before each
+Batches of different lengths run in length-sorted passes of at most 8: padded mel frames are zeroed before each
 convolution and masked out of attention and of the mean, so a waveform's embedding is the same
 alone or in any batch (tests/test_whisper_encoder.py checks this, and checks the output against
 CTranslate2's own encoder).

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from audio_models.audio_io import load_audio
-from audio_models.emotion import DEFAULT_MODEL_DIR, EcapaEmotionModel, ModelLoadError
+from audio_models.emotion import DEFAULT_MODEL_DIR, PASS_SIZE, EcapaEmotionModel, ModelLoadError
 from audio_models.g711 import telephone_round_trip
 from audio_models.hub import SpeechBrainHubEmotionModel
 from audio_models.training.metrics import classification_summary
@@ -58,6 +58,21 @@ def test_batch_of_different_lengths_matches_single_calls(emotion_model, angry_au
         assert single.label == b.label
         for k in single.probs:
             assert abs(single.probs[k] - b.probs[k]) < 0.05
+
+
+def test_a_batch_larger_than_one_pass_comes_back_in_the_callers_order(emotion_model, corpora):
+    # 12 real clips of 1-3.6 s, longest first, so the length-sorted passes of 8 reorder them
+    paths = [ravdess_clip(corpora, a, e, intensity="01") for a in HELD_OUT for e in ("01", "05", "03")]
+    waves = sorted((phone(p)[: 16000 + 4000 * i] for i, p in enumerate(paths)), key=len, reverse=True)
+    assert len(waves) > PASS_SIZE
+    batch = np.array([[r.probs[k] for k in emotion_model.labels] for r in emotion_model.classify_batch(waves)])
+    alone = np.array([[r.probs[k] for k in emotion_model.labels] for w in waves for r in [emotion_model.classify(w)]])
+    # each batched reading is nearest to its own waveform's reading alone: the order is kept
+    distances = np.abs(batch[:, None, :] - alone[None, :, :]).sum(axis=2)
+    assert list(distances.argmin(axis=1)) == list(range(len(waves)))
+    # padding to the pass's longest moves a reading a little, most for the shortest utterances
+    assert (batch.argmax(axis=1) == alone.argmax(axis=1)).sum() >= 10
+    assert np.abs(batch - alone).max(axis=1).mean() < 0.05
 
 
 def test_short_and_long_inputs_are_accepted(emotion_model, angry_audio):
