@@ -112,6 +112,12 @@ class EcapaEmotionModel:
         self.anchors: dict[str, list[float]] = dict(hparams["affect_anchors"])
         self.name = f"{hparams['name']}@{hparams['version']}"
         self.load_seconds = 0.0
+        self.frontend: str = str(hparams["model"].get("frontend", "fbank"))
+        self._whisper: Any = None
+        if self.frontend == "whisper-block1":
+            from audio_models.whisper_encoder import WhisperLayerEmbedder
+
+            self._whisper = WhisperLayerEmbedder(1)
 
     @classmethod
     def from_dir(cls, source: str | Path = DEFAULT_MODEL_DIR) -> EcapaEmotionModel:
@@ -158,7 +164,12 @@ class EcapaEmotionModel:
                 batch[j, : len(prepared[i])] = prepared[i]
             lens = torch.tensor([len(prepared[i]) / longest for i in part], dtype=torch.float32)
             with torch.inference_mode():
-                probs[part] = torch.softmax(self.net(torch.from_numpy(batch), lens), dim=-1).numpy()
+                if self._whisper is not None:  # frames of Whisper's block 1, then the ECAPA-TDNN
+                    frames, frame_lens = self._whisper.frames_batch([prepared[i] for i in part])
+                    logits = self.net.forward_features(frames, frame_lens)  # type: ignore[operator]  # EmotionNet
+                else:
+                    logits = self.net(torch.from_numpy(batch), lens)
+                probs[part] = torch.softmax(logits, dim=-1).numpy()
         return self._readings(probs)
 
     def classify(self, wave: np.ndarray) -> EmotionReading:

@@ -199,6 +199,19 @@ class WhisperLayerEmbedder:
         return np.asarray(feats[:, :frames], dtype=np.float32)
 
     @torch.inference_mode()
+    def frames_batch(self, waves: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return the last block's padded hidden states (B, frames, dim) and relative lengths, one pass."""
+        mels = [self.log_mel(w) for w in waves]
+        longest = max(m.shape[1] for m in mels)
+        batch = np.zeros((len(mels), mels[0].shape[0], longest), dtype=np.float32)
+        for i, m in enumerate(mels):
+            batch[i, :, : m.shape[1]] = m
+        frames = torch.tensor([m.shape[1] for m in mels])
+        states, keep = self.encoder.hidden_states(torch.from_numpy(batch), frames)
+        real = keep.sum(dim=1).to(torch.float32)
+        return states[-1] * keep[:, :, None], real / keep.shape[1]
+
+    @torch.inference_mode()
     def embed_batch(self, waves: Sequence[np.ndarray], all_blocks: bool = False) -> np.ndarray:
         """Return (len(waves), dim) embeddings; utterances of similar length share a pass.
 

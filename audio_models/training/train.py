@@ -52,6 +52,7 @@ class TrainConfig:
     norm: str = "cmn"
     babble: bool = False
     babble_share: float = 0.5
+    frontend: str = "fbank"
     feature_cfg: dict[str, float] = field(
         default_factory=lambda: {"n_mels": 40, "f_min": 50.0, "f_max": 4000.0}
     )
@@ -168,11 +169,18 @@ def _train(data: Path, out: Path, cfg: TrainConfig, cache_dir: Path) -> dict[str
     feats = cached_features(
         clips, cache_dir=cache_dir, n_variants=cfg.n_variants,
         feature_cfg=cfg.feature_cfg, seed=cfg.seed, speed_factors=cfg.speed_factors, babble=babble,
-        babble_share=cfg.babble_share,
+        babble_share=cfg.babble_share, frontend=cfg.frontend,
     )
     model_cfg: dict[str, Any] = {"n_classes": len(LABELS), "channels": cfg.channels, "emb_dim": cfg.emb_dim,
-                                 **cfg.feature_cfg, **({"norm": cfg.norm} if cfg.norm != "cmn" else {})}
+                                 **cfg.feature_cfg, **({"norm": cfg.norm} if cfg.norm != "cmn" else {}),
+                                 **({"frontend": cfg.frontend} if cfg.frontend != "fbank" else {})}
     model = EmotionNet(**model_cfg)
+    max_frames = cfg.max_frames
+    if cfg.frontend == "whisper-block1":
+        # Whisper's encoder gives 50 frames/s against Fbank's 100: the same 3 s crops
+        max_frames = cfg.max_frames // 2
+        frames = torch.from_numpy(np.concatenate([feats[c.key][0] for c in train]).astype(np.float32))
+        model.set_feature_statistics(frames.mean(dim=0), frames.std(dim=0))
     y = np.array([LABELS.index(c.label) for c in train])
     counts = np.bincount(y, minlength=len(LABELS)).astype(np.float32)
     weights = torch.tensor(counts.sum() / (len(LABELS) * counts), dtype=torch.float32)
@@ -195,9 +203,9 @@ def _train(data: Path, out: Path, cfg: TrainConfig, cache_dir: Path) -> dict[str
             batch = []
             for i in idx:
                 f = feats[train[i].key][int(rng.integers(cfg.n_variants))]
-                if len(f) > cfg.max_frames:
-                    start = int(rng.integers(0, len(f) - cfg.max_frames + 1))
-                    f = f[start : start + cfg.max_frames]
+                if len(f) > max_frames:
+                    start = int(rng.integers(0, len(f) - max_frames + 1))
+                    f = f[start : start + max_frames]
                 batch.append(f.astype(np.float32))
             x, lens = _pad(batch)
             x = _spec_augment(x, rng)
