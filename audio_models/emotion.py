@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import yaml
 
+from audio_models.threads import single_thread_numpy_blas
 from audio_models.trim import trim_silence
 
 SAMPLE_RATE = 16000
@@ -105,6 +106,7 @@ class EcapaEmotionModel:
 
     def __init__(self, net: torch.nn.Module, hparams: dict[str, Any], source: Path) -> None:
         """Wrap a loaded network; use :meth:`from_dir` to build one."""
+        single_thread_numpy_blas()
         self.net = net.eval()
         self.hparams = hparams
         self.source = source

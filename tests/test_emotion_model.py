@@ -138,3 +138,12 @@ def test_arousal_and_valence_figures_read_off_real_predictions(emotion_model, co
     # a happy caller heard as angry: right on arousal, wrong on valence
     mixed = classification_summary(["happy", "angry"], ["angry", "angry"], emotion_model.labels)
     assert (mixed["arousal_uar"], mixed["valence_uar"]) == (1.0, 0.5)
+
+
+def test_loading_a_model_leaves_numpys_blas_one_thread(emotion_model):
+    # numpy's spinning OpenBLAS threads took the cores from torch's (audio_models/threads.py)
+    from threadpoolctl import threadpool_info
+
+    blas = [pool for pool in threadpool_info() if pool["internal_api"] == "openblas"]
+    assert blas, "numpy's OpenBLAS was not found: the cap in audio_models/threads.py has nothing to act on"
+    assert all(pool["num_threads"] == 1 for pool in blas)
