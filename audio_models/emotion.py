@@ -153,26 +153,45 @@ class EcapaEmotionModel:
             out.append(EmotionReading(p, round(arousal, 4), round(valence, 4), self.name))
         return out
 
-    def classify_batch(self, waves: Sequence[np.ndarray]) -> list[EmotionReading]:
-        """Return one reading per waveform, in order; waveforms of similar length share a pass."""
-        if not waves:
-            return []
-        prepared = [prepare_waveform(w) for w in waves]
+    @property
+    def whisper_frontend(self) -> Any:
+        """Return the Whisper block-1 embedder this model reads (``whisper-block1`` front end), else None."""
+        return self._whisper
+
+    def class_probs(self, prepared: Sequence[np.ndarray], *,
+                    frame_means: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """Return (n, classes) posteriors for prepared waveforms, in order, in length-sorted passes.
+
+        With ``frame_means`` (Whisper front end only) also return each utterance's mean block-1
+        frame over its real frames, (n, 384): what a Whisper-embedding head reads, from the same pass.
+        """
+        if frame_means and self._whisper is None:
+            raise ValueError("frame means need the whisper-block1 front end")
         probs = np.empty((len(prepared), len(self.labels)), dtype=np.float32)
+        means = np.empty((len(prepared), self._whisper.dim), dtype=np.float32) if frame_means else None
         for part in length_sorted_passes([len(w) for w in prepared]):
-            longest = max(len(prepared[i]) for i in part)
-            batch = np.zeros((len(part), longest), dtype=np.float32)
-            for j, i in enumerate(part):
-                batch[j, : len(prepared[i])] = prepared[i]
-            lens = torch.tensor([len(prepared[i]) / longest for i in part], dtype=torch.float32)
             with torch.inference_mode():
                 if self._whisper is not None:  # frames of Whisper's block 1, then the ECAPA-TDNN
                     frames, frame_lens = self._whisper.frames_batch([prepared[i] for i in part])
                     logits = self.net.forward_features(frames, frame_lens)  # type: ignore[operator]  # EmotionNet
+                    if means is not None:  # padded frames are zero: sum over all, divide by the real count
+                        real = (frame_lens * frames.shape[1]).round().clamp(min=1)
+                        means[part] = (frames.sum(dim=1) / real[:, None]).numpy()
                 else:
+                    longest = max(len(prepared[i]) for i in part)
+                    batch = np.zeros((len(part), longest), dtype=np.float32)
+                    for j, i in enumerate(part):
+                        batch[j, : len(prepared[i])] = prepared[i]
+                    lens = torch.tensor([len(prepared[i]) / longest for i in part], dtype=torch.float32)
                     logits = self.net(torch.from_numpy(batch), lens)
                 probs[part] = torch.softmax(logits, dim=-1).numpy()
-        return self._readings(probs)
+        return probs, means
+
+    def classify_batch(self, waves: Sequence[np.ndarray]) -> list[EmotionReading]:
+        """Return one reading per waveform, in order; waveforms of similar length share a pass."""
+        if not waves:
+            return []
+        return self._readings(self.class_probs([prepare_waveform(w) for w in waves])[0])
 
     def classify(self, wave: np.ndarray) -> EmotionReading:
         """Return the reading for one waveform."""

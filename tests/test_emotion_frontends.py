@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from audio_models.audio_io import load_audio
 from audio_models.emotion import prepare_waveform
@@ -45,3 +46,36 @@ def test_training_frames_are_the_frames_inference_computes(corpora):
     assert trained.shape[1] == WHISPER_DIM and float(lens[0]) == 1.0
     assert trained.shape == tuple(frames.shape[1:])
     assert np.abs(trained - frames[0].numpy()).max() < 1e-3
+
+
+def test_fused_whisper_frontend_model_reads_its_head_from_the_same_frames(tmp_path, corpora):
+    from audio_models.emotion import DEFAULT_AFFECT_ANCHORS, EcapaEmotionModel
+    from audio_models.whisper_head import FusedEmotionModel, LinearHead
+
+    torch.manual_seed(0)
+    labels = ["angry", "happy", "neutral", "sad"]
+    model = {"n_classes": 4, "channels": 32, "emb_dim": 16, "frontend": "whisper-block1"}
+    torch.save(EmotionNet(**model).state_dict(), tmp_path / "model.ckpt")
+    hparams = {"name": "tiny-test", "version": "0", "labels": labels, "model": model,
+               "affect_anchors": DEFAULT_AFFECT_ANCHORS}
+    (tmp_path / "hparams.yaml").write_text(yaml.safe_dump(hparams))
+    rng = np.random.default_rng(0)
+    head = LinearHead(rng.standard_normal(WHISPER_DIM), rng.uniform(0.5, 2, WHISPER_DIM),
+                      rng.standard_normal((4, WHISPER_DIM)), rng.standard_normal(4), labels, block=1, ecapa_weight=0.75)
+    head.save(tmp_path / "whisper_head.npz")
+    fused = FusedEmotionModel.from_dir(tmp_path)
+    assert fused.shares_frames and fused.embedder is fused.ecapa.whisper_frontend
+    # clips of different lengths, more than one pass
+    waves = [prepare_waveform(telephone_round_trip(load_audio(ravdess_clip(corpora, a, e))))[: int(16000 * s)]
+             for a, e, s in [(1, "05", 3.0), (2, "02", 1.2), (23, "03", 2.0), (24, "04", 3.5), (1, "02", 0.8),
+                             (2, "05", 2.5), (23, "02", 1.6), (24, "03", 2.9), (1, "04", 1.9)]]
+    probs, means = fused.ecapa.class_probs(waves, frame_means=True)
+    assert means is not None
+    assert np.abs(means - WhisperLayerEmbedder(1).embed_batch(waves)).max() < 1e-4
+    separate = FusedEmotionModel(fused.ecapa, fused.head, WhisperLayerEmbedder(1))
+    assert not separate.shares_frames
+    one, two = fused.classify_batch(waves), separate.classify_batch(waves)
+    assert [r.label for r in one] == [r.label for r in two]
+    assert max(abs(a.probs[k] - b.probs[k]) for a, b in zip(one, two, strict=True) for k in labels) < 1e-3
+    with pytest.raises(ValueError, match="whisper-block1"):
+        EcapaEmotionModel.from_dir().class_probs(waves, frame_means=True)
