@@ -1,0 +1,68 @@
+"""Emotion as the live call path reads it: the first reading of each call, and the queue it chose.
+
+The emotion benchmark scores whole clips, trimmed. A call is scored differently: the VAD cuts
+the caller's first utterance (often part of a sentence), the pipeline scores that stretch, and
+the routing decision follows from it. This streams the 144 held-out RAVDESS clips of the four
+classes (actors 1, 2, 23, 24; calm counted as neutral, as in training) to a real server as
+Twilio calls, eight at a time, and scores each call's *first* emotion reading against the
+clip's label (UAR, confusion) and counts where angry and happy callers were routed. Run it
+with ``EMOROUTE_TRANSCRIBER=none`` to read tone alone (what was said does not move the queue);
+``EMOROUTE_EMOTION_MODEL_DIR`` / ``EMOROUTE_EMOTION_BACKEND`` pick the model. Prints one JSON line.
+
+    EMOROUTE_TRANSCRIBER=none python -m benchmarks.live_emotion --data ../shared/data
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+from collections import Counter
+from pathlib import Path
+
+from audio_models.audio_io import load_audio
+from audio_models.training.corpora import list_corpora
+from audio_models.training.metrics import classification_summary
+from benchmarks.common import served
+from emoroute.simulate import SimTarget, simulate_many
+
+HELD_OUT = {f"ravdess-{a:02d}" for a in (1, 2, 23, 24)}
+LABELS = ("angry", "happy", "neutral", "sad")
+
+
+async def _stream(target: SimTarget, paths: list[Path], at_once: int, realtime: bool) -> list[dict]:
+    out: list[dict] = []
+    for i in range(0, len(paths), at_once):
+        batch = [(p.name, load_audio(p)) for p in paths[i:i + at_once]]
+        out += await simulate_many(target, batch, calls=len(batch), realtime=realtime)
+    return out
+
+
+def main() -> None:
+    """Serve, stream every held-out four-class clip as a call, print the JSON line."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    ap.add_argument("--at-once", type=int, default=8, help="calls streamed at the same time (default: 8)")
+    ap.add_argument("--realtime", action="store_true", help="stream at the caller's pace (20 ms a frame)")
+    args = ap.parse_args()
+    clips = [c for c in list_corpora(args.data) if c.speaker in HELD_OUT and c.label in LABELS]
+    label = {c.path.name: c.label for c in clips}
+    with served() as target:
+        results = asyncio.run(_stream(target, [c.path for c in clips], args.at_once, args.realtime))
+    scored = [r for r in results if r.get("first_emotion")]
+    truth = [label[r["file"]] for r in scored]
+    summary = classification_summary(truth, [r["first_emotion"] for r in scored], LABELS)
+    queues = {lab: dict(Counter(r.get("queue", "none") for r, t in zip(scored, truth, strict=True) if t == lab))
+              for lab in LABELS}
+    print(json.dumps({
+        "benchmark": "live_emotion", "streamed": len(clips), "scored": len(scored),
+        "model": scored[0].get("model") if scored else None,
+        "transcriber": os.environ.get("EMOROUTE_TRANSCRIBER", "whisper"),
+        "pace": "realtime" if args.realtime else "fast",
+        "first_reading_uar": summary["uar"], "first_reading": summary, "queues_by_label": queues,
+    }))
+
+
+if __name__ == "__main__":
+    main()
