@@ -60,6 +60,8 @@ def main() -> None:
         "model": scored[0].get("model") if scored else None,
         "transcriber": os.environ.get("EMOROUTE_TRANSCRIBER", "whisper"),
         "pace": "realtime" if args.realtime else "fast",
+        "unscored": [{k: r.get(k) for k in ("file", "error", "queue", "reason", "rule", "emotion")}
+                     for r in results if not r.get("first_emotion")],
         "first_reading_uar": summary["uar"], "first_reading": summary, "queues_by_label": queues,
     }))
 
