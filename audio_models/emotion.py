@@ -24,7 +24,12 @@ from audio_models.trim import trim_silence
 SAMPLE_RATE = 16000
 MIN_SECONDS = 0.5
 MAX_SECONDS = 30.0
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models" / "emotion-ecapa"
+# The default: an ECAPA-TDNN on Whisper tiny.en block-1 frames, fused with a block-1 head (backend
+# "ecapa-whisper"). The Fbank ECAPA-TDNN, the default until 2026-11-26, ships beside it.
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models" / "emotion-whisper-ecapa"
+FBANK_MODEL_DIR = Path(__file__).resolve().parent / "models" / "emotion-ecapa"
+DEFAULT_BACKEND = "ecapa-whisper"
+BACKENDS = ("ecapa", "ecapa-whisper")
 # A batch call scores its waveforms in length-sorted passes of at most this many. On a 2-core CPU
 # a batch of 32 utterances of 1.5-4.5 s took 380 ms in one pass and 180 ms in passes of 8 (less
 # padding, and each pass's activations stay in cache); see docs/MODEL_CARD.md, "Speed".
@@ -102,7 +107,7 @@ def prepare_waveform(wave: np.ndarray) -> np.ndarray:
 
 
 class EcapaEmotionModel:
-    """The shipped model: SpeechBrain Fbank + ECAPA-TDNN trained on telephone-band speech."""
+    """A SpeechBrain ECAPA-TDNN trained on telephone-band speech, on Fbank or Whisper block-1 frames."""
 
     def __init__(self, net: torch.nn.Module, hparams: dict[str, Any], source: Path) -> None:
         """Wrap a loaded network; use :meth:`from_dir` to build one."""
@@ -198,8 +203,12 @@ class EcapaEmotionModel:
         return self.classify_batch([wave])[0]
 
 
-def load_emotion_model(backend: str, source: str | Path = DEFAULT_MODEL_DIR) -> EmotionModel:
-    """Return the named backend ('ecapa' or 'ecapa-whisper') loaded from ``source``."""
+def load_emotion_model(backend: str = DEFAULT_BACKEND, source: str | Path = DEFAULT_MODEL_DIR) -> EmotionModel:
+    """Return the named backend loaded from ``source``.
+
+    'ecapa': the directory's ECAPA-TDNN alone; 'ecapa-whisper': fused with the block-1 head in
+    the same directory (``whisper_head.npz``).
+    """
     if backend == "ecapa":
         return EcapaEmotionModel.from_dir(source)
     if backend == "ecapa-whisper":

@@ -17,7 +17,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from audio_models.emotion import DEFAULT_MODEL_DIR, EcapaEmotionModel, EmotionModel, load_emotion_model
+from audio_models.emotion import (
+    BACKENDS,
+    DEFAULT_BACKEND,
+    DEFAULT_MODEL_DIR,
+    EcapaEmotionModel,
+    EmotionModel,
+    load_emotion_model,
+)
 from audio_models.training.corpora import list_corpora
 from audio_models.training.evaluate import evaluate_model
 from audio_models.training.metrics import affect_uar, classification_summary
@@ -96,8 +103,9 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)
     ap.add_argument("--cache-dir", type=Path, default=Path(".cache/benchmark"))
-    ap.add_argument("--backend", choices=("ecapa", "ecapa-whisper"), default="ecapa",
-                    help="ecapa: the shipped model; ecapa-whisper: fused with the Whisper-embedding head")
+    ap.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
+                    help="ecapa-whisper: the model's ECAPA-TDNN fused with its Whisper block-1 head (default); "
+                         "ecapa: the ECAPA-TDNN alone")
     args = ap.parse_args()
     t = time.perf_counter()
     model = load_emotion_model(args.backend, args.model)
@@ -105,13 +113,9 @@ def main() -> None:
     ecapa = model if isinstance(model, EcapaEmotionModel) else model.ecapa  # type: ignore[attr-defined]
     ours = evaluate_model(model, args.data, telephone=True)  # type: ignore[arg-type]
     base = _baseline(args.data, ecapa, args.cache_dir)
+    # the same recipe trained on one corpus, scored on the other: stored beside the weights, per backend
     cross_file = args.model / "cross_corpus.json"
-    cross = json.loads(cross_file.read_text()) if cross_file.exists() else {}
-    if args.backend == "ecapa-whisper":
-        # the same recipe per direction: the cross-corpus ECAPA runs, each with its own head
-        logs = args.model / "cross-corpus-logs"
-        cross = {f"train_{name}_only": json.loads((logs / f"whisper_head_{name}_only.json").read_text())["test"]
-                 for name in ("ravdess", "tess") if (logs / f"whisper_head_{name}_only.json").exists()}
+    cross = json.loads(cross_file.read_text()).get(args.backend, {}) if cross_file.exists() else {}
     _add_affect(cross, ecapa.labels)
     size_mb = sum(p.stat().st_size for p in args.model.iterdir()) / 1e6
     line = {

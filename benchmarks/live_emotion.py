@@ -60,9 +60,11 @@ def main() -> None:
         "model": scored[0].get("model") if scored else None,
         "transcriber": os.environ.get("EMOROUTE_TRANSCRIBER", "whisper"),
         "pace": "realtime" if args.realtime else "fast",
-        "unscored": [{k: r.get(k) for k in ("file", "error", "queue", "reason", "rule", "emotion")}
-                     for r in results if not r.get("first_emotion")],
         "first_reading_uar": summary["uar"], "first_reading": summary, "queues_by_label": queues,
+        # calls decided before any reading (streamed faster than speech, a deadline can pass first)
+        "unscored": [{k: r.get(k) for k in ("file", "error", "queue", "reason")}
+                     for r in results if not r.get("first_emotion")],
+        "calls": [{k: r.get(k) for k in ("file", "first_emotion", "queue", "priority")} for r in scored],
     }))
 
 

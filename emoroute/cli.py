@@ -80,7 +80,7 @@ def _cmd_train_head(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_model(model_dir: Path | None, backend: str = "ecapa"):  # type: ignore[no-untyped-def]
+def _load_model(model_dir: Path | None, backend: str):  # type: ignore[no-untyped-def]
     from audio_models.emotion import DEFAULT_MODEL_DIR, ModelLoadError, load_emotion_model
 
     try:
@@ -314,9 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", type=Path, nargs="+")
     p.add_argument("--telephone", action="store_true", help="pass through 8 kHz mu-law first")
     p.add_argument("--model", type=Path, help="model directory (default: shipped model)")
-    p.add_argument("--backend", choices=("ecapa", "ecapa-whisper", "speechbrain-hub"), default="ecapa",
-                   help="ecapa: the shipped model (default); ecapa-whisper: fused with the Whisper-embedding head "
-                        "(better across corpora, slower); speechbrain-hub: optional wav2vec2 IEMOCAP model")
+    p.add_argument("--backend", choices=("ecapa-whisper", "ecapa", "speechbrain-hub"), default="ecapa-whisper",
+                   help="ecapa-whisper: the model directory's ECAPA-TDNN fused with its Whisper block-1 head "
+                        "(default); ecapa: the ECAPA-TDNN alone; speechbrain-hub: optional wav2vec2 IEMOCAP model")
     p.add_argument("--hub-dir", type=Path, default=Path("models/emotion-recognition-wav2vec2-IEMOCAP"),
                    help="local copy of the speechbrain-hub model (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="one JSON object per file")
@@ -346,8 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="corpora root (default: %(default)s)")
     p.add_argument("--model", type=Path, help="model directory (default: shipped model)")
     p.add_argument("--telephone", action="store_true", help="8 kHz mu-law round trip first")
-    p.add_argument("--backend", choices=("ecapa", "ecapa-whisper"), default="ecapa",
-                   help="ecapa: the shipped model (default); ecapa-whisper: fused with the Whisper-embedding head")
+    p.add_argument("--backend", choices=("ecapa-whisper", "ecapa"), default="ecapa-whisper",
+                   help="ecapa-whisper: the model directory's ECAPA-TDNN fused with its Whisper block-1 head "
+                        "(default); ecapa: the ECAPA-TDNN alone")
     p.add_argument("--noise", choices=("white", "babble"),
                    help="mix in white noise or babble (4 talkers outside the test set) before the phone line")
     p.add_argument("--snr", type=float, default=10.0, help="signal-to-noise ratio of --noise in dB (default: 10)")
@@ -357,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train-emotion-head",
                        help="fit the ecapa-whisper backend's head for an ECAPA model directory")
     p.add_argument("--data", type=Path, required=True, help="corpora root (ravdess/, tess/)")
-    p.add_argument("--model-dir", type=Path, default=Path("audio_models/models/emotion-ecapa"),
+    p.add_argument("--model-dir", type=Path, default=Path("audio_models/models/emotion-whisper-ecapa"),
                    help="ECAPA model directory; whisper_head.npz is written there (default: %(default)s)")
     p.add_argument("--cache-dir", type=Path, default=Path(".cache/whisper-embeddings"),
                    help="where embeddings are cached (default: %(default)s)")
@@ -366,10 +367,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--block", type=int, default=1,
                    help="Whisper encoder block (0-4) whose mean hidden state the head reads; 0 is the "
                         "convolutions' output (default: %(default)s, chosen on validation actors)")
-    p.add_argument("--c", type=float, default=0.1,
-                   help="inverse regularisation of the logistic regression (default: %(default)s)")
-    p.add_argument("--ecapa-weight", type=float, default=0.25,
-                   help="ECAPA's share when the posteriors are averaged (default: %(default)s)")
+    p.add_argument("--c", type=float, default=1.0,
+                   help="inverse regularisation of the logistic regression (default: %(default)s, the default "
+                        "model's, chosen on validation actors; the Fbank model's head uses 0.1)")
+    p.add_argument("--ecapa-weight", type=float, default=0.75,
+                   help="ECAPA's share when the posteriors are averaged (default: %(default)s, the default "
+                        "model's; the Fbank model's head uses 0.25)")
     p.add_argument("--seed", type=int, default=1234)
     p.set_defaults(func=_cmd_train_head)
 

