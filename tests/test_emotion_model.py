@@ -166,3 +166,17 @@ def test_loading_a_model_leaves_numpys_blas_one_thread(emotion_model):
     blas = [pool for pool in threadpool_info() if pool["internal_api"] == "openblas"]
     assert blas, "numpy's OpenBLAS was not found: the cap in audio_models/threads.py has nothing to act on"
     assert all(pool["num_threads"] == 1 for pool in blas)
+
+
+def test_every_shipped_model_file_is_packaged():
+    # a non-editable install (the Docker image) gets only package-data: the default backend needs
+    # whisper_head.npz as much as the weights
+    import tomllib
+
+    root = DEFAULT_MODEL_DIR.parent.parent
+    pyproject = tomllib.loads((root.parent / "pyproject.toml").read_text())
+    packaged = {p for pattern in pyproject["tool"]["setuptools"]["package-data"]["audio_models"]
+                for p in root.glob(pattern)}  # setuptools' glob: "*" stays within one folder
+    files = {p for d in (DEFAULT_MODEL_DIR, FBANK_MODEL_DIR) for p in d.rglob("*") if p.is_file()}
+    assert DEFAULT_MODEL_DIR / "whisper_head.npz" in files
+    assert sorted(files - packaged) == []
