@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -86,3 +88,22 @@ def wait_for(predicate: Callable[[], object], timeout: float = 20.0, what: str =
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+class HeldCall:
+    """A call that streams real audio and then stays on the line until released."""
+
+    def __init__(self, ws_url: str, audio, caller: str = "+15550001111") -> None:
+        self.release = threading.Event()
+        self.sid = "CA" + os.urandom(16).hex()
+        self.thread = threading.Thread(target=lambda: asyncio.run(stream_call(
+            ws_url, audio, call_sid=self.sid, caller=caller, hold_until=lambda _: self.release.is_set(),
+            max_hold_seconds=90)), daemon=True)
+
+    def __enter__(self) -> HeldCall:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release.set()
+        self.thread.join(timeout=30)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv as csv_module
 import io
 import json
@@ -19,7 +18,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
 from router import keys
-from tests.helpers import stream_call, wait_for
+from tests.helpers import HeldCall, wait_for
 
 SUPERVISOR = {"Authorization": "Bearer dev-supervisor-token"}
 AGENT = {"Authorization": "Bearer dev-agent-token"}
@@ -53,25 +52,6 @@ def shots(tmp_path) -> Path:
     path = Path(os.environ.get("EMOROUTE_SCREENSHOT_DIR", tmp_path / "shots"))
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-class HeldCall:
-    """A call that streams real audio and then stays on the line until released."""
-
-    def __init__(self, ws_url: str, audio, caller: str = "+15550001111") -> None:
-        self.release = threading.Event()
-        self.sid = "CA" + os.urandom(16).hex()
-        self.thread = threading.Thread(target=lambda: asyncio.run(stream_call(
-            ws_url, audio, call_sid=self.sid, caller=caller, hold_until=lambda _: self.release.is_set(),
-            max_hold_seconds=90)), daemon=True)
-
-    def __enter__(self) -> HeldCall:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release.set()
-        self.thread.join(timeout=30)
 
 
 def js(driver, script: str):

@@ -17,7 +17,7 @@ from benchmarks.transcription_benchmark import INTENTS
 from emoroute.redis_server import EmbeddedRedis, free_port
 from emoroute.simulate import SimTarget, simulate_call
 from router import keys
-from tests.helpers import signed_post, stream_call, wait_for
+from tests.helpers import HeldCall, signed_post, stream_call, wait_for
 
 SUPERVISOR = {"Authorization": "Bearer dev-supervisor-token"}
 AGENT = {"Authorization": "Bearer dev-agent-token"}
@@ -118,6 +118,27 @@ async def test_spoken_card_number_is_never_stored(live_server, redis_url):
 async def test_neutral_caller_goes_to_general(live_server, neutral_audio):
     summary = await simulate_call(target(live_server), neutral_audio)
     assert summary["queue"] == "general", summary
+
+
+def test_an_agent_takes_the_angrier_caller_first_though_they_rang_later(live_server, neutral_audio, angry_audio,
+                                                                        redis_url):
+    # the priority queues through the live server: both callers stay on the line, waiting
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    url = ws_url(live_server)
+    with HeldCall(url, neutral_audio, caller="+15550002222") as calm:
+        wait_for(lambda: r.hget(keys.call(calm.sid), "status") == "queued", what="the calm caller queued")
+        with HeldCall(url, angry_audio, caller="+15550003333") as angry:
+            wait_for(lambda: r.hget(keys.call(angry.sid), "status") == "queued", what="the angry caller queued")
+            first, second = r.hgetall(keys.call(calm.sid)), r.hgetall(keys.call(angry.sid))
+            assert (first["queue"], second["queue"]) == ("general", "retention")
+            assert int(second["priority"]) > int(first["priority"])
+            agents = f"{live_server.url}/api/agents/agent-1"
+            assert httpx.put(agents, json={"name": "A", "skills": ["general", "retention"]},
+                             headers=SUPERVISOR).status_code == 204
+            taken = [httpx.post(f"{agents}/next", headers=AGENT).json()["call_sid"] for _ in range(3)]
+            assert r.hget(keys.call(angry.sid), "status") == "with_agent"
+    assert taken == [angry.sid, calm.sid, None]
+    r.close()
 
 
 def test_voice_webhook_answers_disclosure_stream_prompt_and_hold(live_server):
