@@ -303,14 +303,15 @@ def _spread_words(text: str, start: float, end: float, confidence: float) -> lis
     return out
 
 
-def load_transcriber(name: str, *, vocabulary: str = "", word_timestamps: bool = False,
-                     workers: int = 1, alternatives: int = 0, alternative_margin: float = 0.1) -> Transcriber | None:
+def load_transcriber(name: str, *, vocabulary: str = "", word_timestamps: bool = False, workers: int = 1,
+                     alternatives: int = 0, alternative_margin: float = 0.1, beam_size: int = 5) -> Transcriber | None:
     """Return the named backend ('whisper', 'pocketsphinx') or None for 'none' (live-service settings)."""
     if name == "none":
         return None
     if name == "whisper":
         return WhisperTranscriber(vocabulary=vocabulary, word_timestamps=word_timestamps, workers=workers,
-                                  alternatives=alternatives, alternative_margin=alternative_margin)
+                                  alternatives=alternatives, alternative_margin=alternative_margin,
+                                  beam_size=beam_size)
     if name == "pocketsphinx":
         return PocketSphinxTranscriber()
     raise ValueError(f"unknown transcriber {name!r}: choose whisper, pocketsphinx or none")

@@ -102,7 +102,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         transcriber = await asyncio.to_thread(load_transcriber, settings.transcriber,
                                               vocabulary=policy.text.asr_vocabulary, workers=settings.asr_workers,
                                               alternatives=policy.text.asr_alternatives,
-                                              alternative_margin=policy.text.asr_alternative_margin)
+                                              alternative_margin=policy.text.asr_alternative_margin,
+                                              beam_size=policy.text.asr_beam_size)
     # The semantic intent classifier only reads transcripts: no transcriber, no need to load it.
     text_analyser = (await asyncio.to_thread(load_text_analyser, policy.text, settings.policy_file,
                                               model_cache_dir=settings.model_cache_dir)

@@ -175,7 +175,8 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
         return 2
     engine = load_transcriber(args.engine, vocabulary=policy.text.asr_vocabulary,
                               alternatives=policy.text.asr_alternatives,
-                              alternative_margin=policy.text.asr_alternative_margin)
+                              alternative_margin=policy.text.asr_alternative_margin,
+                              beam_size=policy.text.asr_beam_size)
     assert engine is not None
     order = list(policy.text.intent_routes)
     failed = 0
@@ -222,7 +223,8 @@ def _cmd_prepare_models(args: argparse.Namespace) -> int:
                                                            model_cache_dir=args.model_cache_dir),
             f"emotion model ({settings.emotion_backend})": lambda: load_emotion_model(
                 settings.emotion_backend, settings.emotion_model_dir or DEFAULT_MODEL_DIR),
-            "transcriber": lambda: load_transcriber("whisper", vocabulary=policy.text.asr_vocabulary),
+            "transcriber": lambda: load_transcriber("whisper", vocabulary=policy.text.asr_vocabulary,
+                                                    beam_size=policy.text.asr_beam_size),
             "voice activity detector": SileroVAD,
         }
         for name, load in steps.items():

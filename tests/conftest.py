@@ -83,7 +83,7 @@ def whisper() -> WhisperTranscriber:
 
     # the live service's settings (see audio_models.transcribe.load_transcriber)
     rules = load_policy().text
-    return WhisperTranscriber(vocabulary=rules.asr_vocabulary, word_timestamps=False,
+    return WhisperTranscriber(vocabulary=rules.asr_vocabulary, word_timestamps=False, beam_size=rules.asr_beam_size,
                               alternatives=rules.asr_alternatives, alternative_margin=rules.asr_alternative_margin)
 
 
