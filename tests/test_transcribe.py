@@ -119,3 +119,14 @@ def test_no_alternatives_unless_asked(corpora):
     plain = WhisperTranscriber(word_timestamps=False)
     wave = telephone_round_trip(load_audio(ravdess_clip(corpora, 1, "05", "02", "01")))
     assert plain.transcribe(wave).alternatives == ()
+
+
+def test_the_policys_beam_size_reaches_the_recogniser():
+    from audio_models.transcribe import load_transcriber
+    from router.policy import load_policy
+
+    assert load_policy().text.asr_beam_size == 5  # a beam of 10 was judged and not adopted
+    narrow = load_transcriber("whisper", beam_size=2, alternatives=4)
+    assert isinstance(narrow, WhisperTranscriber)
+    # next-best readings come from the beam, so there are at most beam - 1 of them
+    assert (narrow.beam_size, narrow.alternatives) == (2, 1)
