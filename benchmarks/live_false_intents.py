@@ -69,6 +69,8 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--asr-alternatives", type=int, help="override the policy's text.asr_alternatives")
     ap.add_argument("--asr-beam-size", type=int, help="override the policy's text.asr_beam_size")
+    ap.add_argument("--asr-band-extension", choices=("on", "off"),
+                    help="override the policy's text.asr_band_extension")
     ap.add_argument("--at-once", type=int, default=8, help="calls streamed at the same time (default: 8)")
     ap.add_argument("--realtime", action="store_true",
                     help="stream at the caller's pace (20 ms a frame) instead of as fast as the server takes it")
@@ -81,6 +83,8 @@ def main() -> None:
         overrides["asr_alternatives"] = args.asr_alternatives
     if args.asr_beam_size is not None:
         overrides["asr_beam_size"] = args.asr_beam_size
+    if args.asr_band_extension is not None:
+        overrides["asr_band_extension"] = args.asr_band_extension == "on"
     with tempfile.TemporaryDirectory() as tmp:
         env = {"EMOROUTE_POLICY_FILE": str(_policy_with(overrides, Path(tmp)))} if overrides else {}
         with served(env) as target:
@@ -94,6 +98,7 @@ def main() -> None:
         "benchmark": "live_false_intents", "calls": len(calls), "streamed": len(paths),
         "asr_alternatives": args.asr_alternatives if args.asr_alternatives is not None else "policy",
         "asr_beam_size": args.asr_beam_size or "policy",
+        "asr_band_extension": args.asr_band_extension or "policy",
         "pace": "realtime" if args.realtime else "fast",
         # what the service heard of each call, against the clip's sentence
         "wer_live": round(word_error_rate([sentence[f] for f in sids.values()], list(heard.values())), 4),

@@ -7,7 +7,7 @@ WER: RAVDESS held-out actors (1, 2, 23, 24; sentences "kids/dogs ... by the door
 fixed sample of TESS ("say the word X"), all through an 8 kHz mu-law round trip. RTF: CPU
 seconds per second of audio on one thread. Intent accuracy: the primary intent (first match
 in the policy's intent_routes order, else "general") against the label, per set of the
-labelled espeak-ng utterances (per set: dev, fresh, holdout, blind, final, test, test2 .. test11;
+labelled espeak-ng utterances (per set: dev, fresh, holdout, blind, final, test, test2 .. test13;
 see the JSON comments)
 and on real speech, with the shipped text analyser (phrases, then the semantic classifier)
 and with the policy phrases alone.
@@ -62,6 +62,8 @@ def main() -> None:
                     help="skip the WER/RTF runs and PocketSphinx: intent figures only")
     ap.add_argument("--sets", help="comma list of labelled sets to score (default: all)")
     ap.add_argument("--asr-beam-size", type=int, help="override the policy's text.asr_beam_size")
+    ap.add_argument("--asr-band-extension", choices=("on", "off"),
+                    help="override the policy's text.asr_band_extension")
     args = ap.parse_args()
     torch.set_num_threads(1)
     rav = [c for c in list_ravdess(args.data) if c.speaker in HELD_OUT]
@@ -73,7 +75,8 @@ def main() -> None:
     engines: dict[str, Transcriber] = {"whisper": WhisperTranscriber(
         threads=1, vocabulary=text_rules.asr_vocabulary, word_timestamps=False,
         alternatives=text_rules.asr_alternatives, alternative_margin=text_rules.asr_alternative_margin,
-        beam_size=args.asr_beam_size or text_rules.asr_beam_size)}
+        beam_size=args.asr_beam_size or text_rules.asr_beam_size,
+        band_extension=(args.asr_band_extension == "on") if args.asr_band_extension else text_rules.asr_band_extension)}
     if not args.intents_only:
         engines["pocketsphinx"] = PocketSphinxTranscriber()
     wer = {} if args.intents_only else {
@@ -112,12 +115,13 @@ def main() -> None:
     print(json.dumps({
         "benchmark": "transcription", "default_engine": whisper.name, "wer": wer,
         "asr_beam_size": getattr(whisper, "beam_size", None),
+        "asr_band_extension": getattr(whisper, "band_extension", None),
         "rtf_cpu_1thread_espeak_utterances": round(sum(r["cpu_s"] for r in labelled)
                                                    / sum(r["audio_s"] for r in labelled), 4),
         # dev: the 49 utterances the phrase lists and matching rules were tuned on; fresh: 40
         # written afterwards, then tuned on; holdout: 40 written before the semantic classifier
         # (its examples were written after); blind: 40 written after its first fit; final, test,
-        # test2 .. test11: written after it was frozen, each scored once (docs/MODEL_CARD.md: every set's story)
+        # test2 .. test13: written after it was frozen, each scored once (docs/MODEL_CARD.md: every set's story)
         "intent_accuracy_espeak_audio": {k: accuracy(v, "pred") for k, v in by_set.items()}
         | {"all": accuracy(labelled, "pred")},
         "intent_accuracy_espeak_reference_text": {k: accuracy(v, "from_text") for k, v in by_set.items()},

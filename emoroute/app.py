@@ -103,7 +103,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                                               vocabulary=policy.text.asr_vocabulary, workers=settings.asr_workers,
                                               alternatives=policy.text.asr_alternatives,
                                               alternative_margin=policy.text.asr_alternative_margin,
-                                              beam_size=policy.text.asr_beam_size)
+                                              beam_size=policy.text.asr_beam_size,
+                                              band_extension=policy.text.asr_band_extension)
     # The semantic intent classifier only reads transcripts: no transcriber, no need to load it.
     text_analyser = (await asyncio.to_thread(load_text_analyser, policy.text, settings.policy_file,
                                               model_cache_dir=settings.model_cache_dir)

@@ -85,6 +85,21 @@ def _cmd_train_head(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_band_extender(args: argparse.Namespace) -> int:
+    from audio_models.training.band_extension import train_band_extender
+
+    if not args.data.is_dir():
+        log.error("--data %s is not a directory", args.data)
+        return 2
+    try:
+        _out(train_band_extender(args.data, args.out, cache_dir=args.cache_dir, steps=args.steps,
+                                 hidden=args.hidden, seed=args.seed))
+    except ValueError as exc:
+        log.error("%s", exc)
+        return 2
+    return 0
+
+
 def _load_model(model_dir: Path | None, backend: str):  # type: ignore[no-untyped-def]
     from audio_models.emotion import DEFAULT_MODEL_DIR, ModelLoadError, load_emotion_model
 
@@ -176,7 +191,8 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
     engine = load_transcriber(args.engine, vocabulary=policy.text.asr_vocabulary,
                               alternatives=policy.text.asr_alternatives,
                               alternative_margin=policy.text.asr_alternative_margin,
-                              beam_size=policy.text.asr_beam_size)
+                              beam_size=policy.text.asr_beam_size,
+                              band_extension=policy.text.asr_band_extension)
     assert engine is not None
     order = list(policy.text.intent_routes)
     failed = 0
@@ -224,7 +240,8 @@ def _cmd_prepare_models(args: argparse.Namespace) -> int:
             f"emotion model ({settings.emotion_backend})": lambda: load_emotion_model(
                 settings.emotion_backend, settings.emotion_model_dir or DEFAULT_MODEL_DIR),
             "transcriber": lambda: load_transcriber("whisper", vocabulary=policy.text.asr_vocabulary,
-                                                    beam_size=policy.text.asr_beam_size),
+                                                    beam_size=policy.text.asr_beam_size,
+                                                    band_extension=policy.text.asr_band_extension),
             "voice activity detector": SileroVAD,
         }
         for name, load in steps.items():
@@ -415,6 +432,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where the head's embeddings are cached (default: %(default)s)")
     p.add_argument("--seed", type=int, default=1234)
     p.set_defaults(func=_cmd_train_emotion)
+
+    p = sub.add_parser("train-band-extender",
+                       help="train the recogniser's band extender (restores 4-8 kHz of phone-band audio for Whisper)")
+    p.add_argument("--data", type=Path, required=True, help="corpora root (ravdess/, tess/)")
+    p.add_argument("--out", type=Path, default=Path("audio_models/models/asr-band-extension"),
+                   help="directory to write (default: %(default)s, the shipped one)")
+    p.add_argument("--cache-dir", type=Path, default=Path(".cache/band-features"),
+                   help="where computed features are cached (default: %(default)s)")
+    p.add_argument("--steps", type=int, default=6000, help="training steps of 32 clips (default: %(default)s)")
+    p.add_argument("--hidden", type=int, default=256, help="channels of the convolutions (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_train_band_extender)
     return parser
 
 

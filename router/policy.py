@@ -101,6 +101,7 @@ class TextRules(_Strict):
     asr_alternatives: int = Field(0, ge=0, le=4)
     asr_alternative_margin: float = Field(0.1, ge=0, le=5)
     asr_beam_size: int = Field(5, ge=1, le=10)
+    asr_band_extension: bool = False
     intent_routes: dict[str, IntentRoute] = {}
     angry_purchase_queue: str
 

@@ -84,7 +84,8 @@ def whisper() -> WhisperTranscriber:
     # the live service's settings (see audio_models.transcribe.load_transcriber)
     rules = load_policy().text
     return WhisperTranscriber(vocabulary=rules.asr_vocabulary, word_timestamps=False, beam_size=rules.asr_beam_size,
-                              alternatives=rules.asr_alternatives, alternative_margin=rules.asr_alternative_margin)
+                              alternatives=rules.asr_alternatives, alternative_margin=rules.asr_alternative_margin,
+                              band_extension=rules.asr_band_extension)
 
 
 @dataclass

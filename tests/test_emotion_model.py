@@ -177,6 +177,7 @@ def test_every_shipped_model_file_is_packaged():
     pyproject = tomllib.loads((root.parent / "pyproject.toml").read_text())
     packaged = {p for pattern in pyproject["tool"]["setuptools"]["package-data"]["audio_models"]
                 for p in root.glob(pattern)}  # setuptools' glob: "*" stays within one folder
-    files = {p for d in (DEFAULT_MODEL_DIR, FBANK_MODEL_DIR) for p in d.rglob("*") if p.is_file()}
+    files = {p for p in (root / "models").rglob("*") if p.is_file()}  # every model: emotion and band extender
     assert DEFAULT_MODEL_DIR / "whisper_head.npz" in files
+    assert root / "models" / "asr-band-extension" / "band_extender.npz" in files
     assert sorted(files - packaged) == []
