@@ -8,7 +8,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 log = logging.getLogger("emoroute")
@@ -69,35 +69,33 @@ def _cmd_train_emotion(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(data: Path, run: Callable[[], object], errors: tuple[type[Exception], ...] = (ValueError,)) -> int:
+    """Check the corpora folder, run one training command and print its summary; 2 on a usage error."""
+    if not data.is_dir():
+        log.error("--data %s is not a directory", data)
+        return 2
+    try:
+        _out(run())
+    except errors as exc:
+        log.error("%s", exc)
+        return 2
+    return 0
+
+
 def _cmd_train_head(args: argparse.Namespace) -> int:
     from audio_models.emotion import ModelLoadError
     from audio_models.training.whisper_head import train_whisper_head
 
-    if not args.data.is_dir():
-        log.error("--data %s is not a directory", args.data)
-        return 2
-    try:
-        _out(train_whisper_head(args.data, args.model_dir, cache_dir=args.cache_dir, n_variants=args.variants,
-                                seed=args.seed, block=args.block, c=args.c, ecapa_weight=args.ecapa_weight))
-    except (ModelLoadError, ValueError) as exc:
-        log.error("%s", exc)
-        return 2
-    return 0
+    return _train(args.data, lambda: train_whisper_head(
+        args.data, args.model_dir, cache_dir=args.cache_dir, n_variants=args.variants, seed=args.seed,
+        block=args.block, c=args.c, ecapa_weight=args.ecapa_weight), (ModelLoadError, ValueError))
 
 
 def _cmd_train_band_extender(args: argparse.Namespace) -> int:
     from audio_models.training.band_extension import train_band_extender
 
-    if not args.data.is_dir():
-        log.error("--data %s is not a directory", args.data)
-        return 2
-    try:
-        _out(train_band_extender(args.data, args.out, cache_dir=args.cache_dir, steps=args.steps,
-                                 hidden=args.hidden, seed=args.seed))
-    except ValueError as exc:
-        log.error("%s", exc)
-        return 2
-    return 0
+    return _train(args.data, lambda: train_band_extender(args.data, args.out, cache_dir=args.cache_dir,
+                                                         steps=args.steps, hidden=args.hidden, seed=args.seed))
 
 
 def _load_model(model_dir: Path | None, backend: str):  # type: ignore[no-untyped-def]
