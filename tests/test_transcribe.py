@@ -130,3 +130,17 @@ def test_the_policys_beam_size_reaches_the_recogniser():
     assert isinstance(narrow, WhisperTranscriber)
     # next-best readings come from the beam, so there are at most beam - 1 of them
     assert (narrow.beam_size, narrow.alternatives) == (2, 1)
+
+
+def test_the_policys_band_extension_reaches_the_recogniser():
+    from audio_models.band_extension import BandExtendingFeatures
+    from audio_models.transcribe import load_transcriber
+    from router.policy import load_policy
+
+    assert load_policy().text.asr_band_extension is False  # judged and not adopted: an option
+    extended = load_transcriber("whisper", band_extension=True)
+    assert isinstance(extended, WhisperTranscriber) and extended.band_extension
+    assert isinstance(extended._model.feature_extractor, BandExtendingFeatures)
+    plain = load_transcriber("whisper")
+    assert isinstance(plain, WhisperTranscriber) and not plain.band_extension
+    assert not isinstance(plain._model.feature_extractor, BandExtendingFeatures)
