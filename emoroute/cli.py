@@ -300,6 +300,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                                 realtime=args.realtime, data_dir=args.data_dir))
 
 
+def _training_inputs(p: argparse.ArgumentParser, cache_dir: str, cached: str) -> None:
+    """Add the options every training command shares: the corpora root and the feature cache."""
+    p.add_argument("--data", type=Path, required=True, help="corpora root (ravdess/, tess/)")
+    p.add_argument("--cache-dir", type=Path, default=Path(cache_dir),
+                   help=f"where {cached} are cached (default: %(default)s)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser for every ``emoroute`` sub-command."""
     parser = argparse.ArgumentParser(prog="emoroute", description=__doc__)
@@ -379,11 +386,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train-emotion-head",
                        help="fit the ecapa-whisper backend's head for an ECAPA model directory")
-    p.add_argument("--data", type=Path, required=True, help="corpora root (ravdess/, tess/)")
+    _training_inputs(p, ".cache/whisper-embeddings", "embeddings")
     p.add_argument("--model-dir", type=Path, default=Path("audio_models/models/emotion-whisper-ecapa"),
                    help="ECAPA model directory; whisper_head.npz is written there (default: %(default)s)")
-    p.add_argument("--cache-dir", type=Path, default=Path(".cache/whisper-embeddings"),
-                   help="where embeddings are cached (default: %(default)s)")
     p.add_argument("--variants", type=int, default=1,
                    help="1: the telephone round trip only; more adds augmented variants (default: %(default)s)")
     p.add_argument("--block", type=int, default=1,
@@ -399,10 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_train_head)
 
     p = sub.add_parser("train-emotion", help="train the speech-emotion model")
-    p.add_argument("--data", type=Path, required=True, help="corpora root (ravdess/, tess/)")
+    _training_inputs(p, ".cache/emotion-features", "computed features")
     p.add_argument("--out", type=Path, required=True, help="model directory to write")
-    p.add_argument("--cache-dir", type=Path, default=Path(".cache/emotion-features"),
-                   help="where computed features are cached (default: %(default)s)")
     p.add_argument("--train-corpora", default="ravdess,tess", help="comma list (default: %(default)s)")
     p.add_argument("--test-actors", type=_actors, default=(1, 2, 23, 24),
                    help="held-out RAVDESS actors (default: 1,2,23,24)")
@@ -433,11 +436,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train-band-extender",
                        help="train the recogniser's band extender (restores 4-8 kHz of phone-band audio for Whisper)")
-    p.add_argument("--data", type=Path, required=True, help="corpora root (ravdess/, tess/)")
+    _training_inputs(p, ".cache/band-features", "computed features")
     p.add_argument("--out", type=Path, default=Path("audio_models/models/asr-band-extension"),
                    help="directory to write (default: %(default)s, the shipped one)")
-    p.add_argument("--cache-dir", type=Path, default=Path(".cache/band-features"),
-                   help="where computed features are cached (default: %(default)s)")
     p.add_argument("--steps", type=int, default=6000, help="training steps of 32 clips (default: %(default)s)")
     p.add_argument("--hidden", type=int, default=256, help="channels of the convolutions (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0)
