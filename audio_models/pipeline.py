@@ -10,8 +10,10 @@ blocks on the model.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -151,17 +153,31 @@ class StreamSegmenter:
 class _Request:
     audio: np.ndarray
     future: asyncio.Future[EmotionReading]
+    droppable: bool = False
+
+
+class WorkDropped(RuntimeError):
+    """Work was dropped because its queue overflowed (only work that may be dropped ever is)."""
 
 
 class BatchingScorer:
-    """Scores audio from many concurrent calls in shared forward passes."""
+    """Scores audio from many concurrent calls in shared forward passes.
 
-    def __init__(self, model: EmotionModel, *, max_batch: int = 16, max_wait_ms: float = 8.0) -> None:
+    The queue is bounded: past ``max_pending`` waiting requests, the oldest droppable one (a
+    sliding window, not an utterance) fails with :class:`WorkDropped` to make room. Utterances
+    are never dropped; their number is bounded by the streams a process accepts.
+    """
+
+    def __init__(self, model: EmotionModel, *, max_batch: int = 16, max_wait_ms: float = 8.0,
+                 max_pending: int = 256) -> None:
         """Batch up to ``max_batch`` requests, waiting at most ``max_wait_ms`` for company."""
         self.model = model
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000
-        self._queue: asyncio.Queue[_Request] | None = None
+        self.max_pending = max_pending
+        self.dropped = 0
+        self._pending: deque[_Request] = deque()
+        self._arrived: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="emotion-model")
         self.batches = 0
@@ -170,7 +186,7 @@ class BatchingScorer:
 
     async def start(self) -> None:
         """Start the batching worker on the running loop."""
-        self._queue = asyncio.Queue()
+        self._arrived = asyncio.Event()
         self._worker = asyncio.create_task(self._run(), name="emotion-batcher")
 
     async def stop(self) -> None:
@@ -180,28 +196,55 @@ class BatchingScorer:
             await asyncio.gather(self._worker, return_exceptions=True)
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    async def score(self, audio: np.ndarray) -> EmotionReading:
-        """Return the emotion reading for one stretch of 16 kHz audio."""
-        if self._queue is None:
+    async def score(self, audio: np.ndarray, *, droppable: bool = False) -> EmotionReading:
+        """Return the emotion reading for one stretch of 16 kHz audio.
+
+        Raises:
+            WorkDropped: ``droppable`` work pushed out of a full queue.
+        """
+        if self._arrived is None:
             raise RuntimeError("BatchingScorer.start() was not awaited")
         future: asyncio.Future[EmotionReading] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Request(audio, future))
+        if len(self._pending) >= self.max_pending:
+            self._make_room(droppable)
+        self._pending.append(_Request(audio, future, droppable))
+        self._arrived.set()
         return await future
 
+    @property
+    def waiting(self) -> int:
+        """Return how many requests wait for a batch."""
+        return len(self._pending)
+
+    def _make_room(self, incoming_droppable: bool) -> None:
+        """Fail the oldest droppable waiting request (or the incoming one, if it is droppable)."""
+        victim = next((r for r in self._pending if r.droppable), None)
+        if victim is None:
+            if incoming_droppable:
+                self.dropped += 1
+                raise WorkDropped("emotion queue full: sliding window dropped")
+            return
+        self._pending.remove(victim)
+        self.dropped += 1
+        if not victim.future.done():
+            victim.future.set_exception(WorkDropped("emotion queue full: oldest sliding window dropped"))
+
     async def _run(self) -> None:
-        assert self._queue is not None
+        assert self._arrived is not None
         loop = asyncio.get_running_loop()
         while True:
-            batch = [await self._queue.get()]
+            while not self._pending:
+                self._arrived.clear()
+                await self._arrived.wait()
             deadline = loop.time() + self.max_wait
-            while len(batch) < self.max_batch:
-                timeout = deadline - loop.time()
-                if timeout <= 0:
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(self._queue.get(), timeout))
-                except TimeoutError:
-                    break
+            while len(self._pending) < self.max_batch and loop.time() < deadline:
+                self._arrived.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._arrived.wait(), deadline - loop.time())
+            batch = [self._pending.popleft() for _ in range(min(self.max_batch, len(self._pending)))]
+            batch = [r for r in batch if not r.future.done()]
+            if not batch:
+                continue
             started = time.perf_counter()
             try:
                 readings = await loop.run_in_executor(

@@ -39,7 +39,8 @@ def served(extra_env: dict[str, str] | None = None) -> Iterator[SimTarget]:
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "EMOROUTE_PUBLIC_URL": url, "EMOROUTE_DATA_DIR": tmp, **(extra_env or {})}
         env.pop("REDIS_URL", None)
-        server = subprocess.Popen([sys.executable, "-m", "emoroute.cli", "serve", "--port", str(port)], env=env,
+        command = [sys.executable, "-m", "emoroute.cli", "serve", "--dev", "--port", str(port)]
+        server = subprocess.Popen(command, env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 120

@@ -23,9 +23,25 @@ from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Red
 from fastapi.templating import Jinja2Templates
 from starlette.responses import StreamingResponse
 
-from dashboards.state import ANALYTICS_FIELDS, agent_state, analytics_of, calls_csv, summaries_between, wallboard
-from emoroute.deps import Principal, ServicesDep, SettingsDep, get_principal, principal_for_token, token_from
-from router import keys
+from dashboards.hub import TooManyConnections
+from dashboards.state import (
+    ANALYTICS_FIELDS,
+    AgentView,
+    agent_state,
+    analytics_of,
+    calls_csv,
+    summaries_between,
+    wallboard,
+)
+from emoroute.deps import (
+    SESSION_COOKIE,
+    Principal,
+    ServicesDep,
+    SettingsDep,
+    dashboard_principal,
+    principal_for_token,
+    session_cookie,
+)
 
 HERE = Path(__file__).resolve().parent
 PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
@@ -35,47 +51,88 @@ router = APIRouter(prefix="/dashboard", tags=["dashboards"])
 
 
 def _principal_or_none(request: Request, settings: SettingsDep) -> Principal | None:
-    return principal_for_token(token_from(request), settings)
+    return dashboard_principal(request, settings)
 
 
-def _page(request: Request, settings: SettingsDep, template: str, **context: Any) -> Response:
-    """Render a page for an authenticated user; a ?token= is moved into an HttpOnly cookie."""
-    principal = _principal_or_none(request, settings)
-    if principal is None:
-        return templates.TemplateResponse(request, "login.html", {"next": request.url.path + (
-            "?" + request.url.query if request.url.query else "")}, status_code=status.HTTP_401_UNAUTHORIZED)
+def _signed_in(request: Request, settings: SettingsDep, target: str, principal: Principal, token: str) -> Response:
+    """Redirect to ``target`` with a signed, expiring session cookie (Secure behind TLS)."""
+    redirect = RedirectResponse(target, status_code=status.HTTP_303_SEE_OTHER)
+    secure = request.url.scheme == "https" or settings.public_url.startswith("https://")
+    redirect.set_cookie(SESSION_COOKIE, session_cookie(principal, token, settings), httponly=True,
+                        samesite="strict", secure=secure, max_age=settings.session_max_age_s, path="/")
+    return redirect
+
+
+def _login_page(request: Request, target: str, *, error: str = "", code: int = status.HTTP_401_UNAUTHORIZED
+                ) -> Response:
+    context: dict[str, Any] = {"next": target}
+    if error:
+        context["error"] = error
+    return templates.TemplateResponse(request, "login.html", context, status_code=code)
+
+
+async def _login_allowed(request: Request, services: ServicesDep) -> bool:
+    """Return False once the client has failed too many logins this minute."""
+    client = request.client.host if request.client else "?"
+    return await services.login_guard.allowed(client)
+
+
+async def _login_failed(request: Request, services: ServicesDep) -> None:
+    services.metrics.login_failures.inc()
+    await services.login_guard.failed(request.client.host if request.client else "?")
+
+
+async def _page(request: Request, services: ServicesDep, template: str, **context: Any) -> Response:
+    """Render a page for an authenticated user; a valid ?token= becomes a session cookie, once."""
+    settings = services.settings
     token = request.query_params.get("token")
-    if token:
+    if token is not None:
         params = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
         clean = request.url.path + ("?" + "&".join(f"{k}={v}" for k, v in params) if params else "")
-        redirect = RedirectResponse(clean, status_code=status.HTTP_303_SEE_OTHER)
-        redirect.set_cookie("emoroute_token", token, httponly=True, samesite="strict",
-                            secure=request.url.scheme == "https")
-        return redirect
+        if not await _login_allowed(request, services):
+            return _login_page(request, clean, error="Too many failed logins; wait a minute",
+                               code=status.HTTP_429_TOO_MANY_REQUESTS)
+        principal = principal_for_token(token, settings)
+        if principal is None:
+            await _login_failed(request, services)
+            return _login_page(request, clean, error="Unknown token")
+        return _signed_in(request, settings, clean, principal, token)
+    principal = _principal_or_none(request, settings)
+    if principal is None:
+        return _login_page(request, request.url.path + ("?" + request.url.query if request.url.query else ""))
     return templates.TemplateResponse(request, template, {"role": principal.role, "me": principal.agent_id or "",
                                                           **context})
 
 
 @router.post("/login", include_in_schema=False)
-async def login(request: Request, settings: SettingsDep, token: str = Form(...),
-                next: str = Form("/dashboard")) -> Response:
-    """Check a token and keep it in an HttpOnly cookie."""
-    target = next if next.startswith("/dashboard") else "/dashboard"
-    if principal_for_token(token, settings) is None:
-        return templates.TemplateResponse(request, "login.html", {"next": target, "error": "Unknown token"},
-                                          status_code=status.HTTP_401_UNAUTHORIZED)
-    redirect = RedirectResponse(target, status_code=status.HTTP_303_SEE_OTHER)
-    redirect.set_cookie("emoroute_token", token, httponly=True, samesite="strict",
-                        secure=request.url.scheme == "https")
+async def login(request: Request, services: ServicesDep, token: str = Form(..., max_length=512),
+                next: str = Form("/dashboard", max_length=2048)) -> Response:
+    """Check a token and start a session (a signed, expiring HttpOnly cookie)."""
+    target = next if next.startswith("/dashboard") and not next.startswith("//") else "/dashboard"
+    if not await _login_allowed(request, services):
+        return _login_page(request, target, error="Too many failed logins; wait a minute",
+                           code=status.HTTP_429_TOO_MANY_REQUESTS)
+    principal = principal_for_token(token, services.settings)
+    if principal is None:
+        await _login_failed(request, services)
+        return _login_page(request, target, error="Unknown token")
+    return _signed_in(request, services.settings, target, principal, token)
+
+
+@router.api_route("/logout", methods=["GET", "POST"], include_in_schema=False)
+async def logout(request: Request) -> Response:
+    """End the dashboard session."""
+    redirect = RedirectResponse("/dashboard", status_code=status.HTTP_303_SEE_OTHER)
+    redirect.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
     return redirect
 
 
 @router.get("", include_in_schema=False)
-async def home(request: Request, settings: SettingsDep) -> Response:
+async def home(request: Request, services: ServicesDep) -> Response:
     """Send supervisors to the wallboard and agents to their own view."""
-    principal = _principal_or_none(request, settings)
+    principal = _principal_or_none(request, services.settings)
     if principal is None:
-        return _page(request, settings, "login.html")
+        return await _page(request, services, "login.html")
     if principal.role == "agent":
         return RedirectResponse(f"/dashboard/agent?agent={principal.agent_id}")
     return RedirectResponse("/dashboard/supervisor")
@@ -96,32 +153,32 @@ async def static(name: str) -> FileResponse:
 
 
 @router.get("/agent", response_class=HTMLResponse)
-async def agent_page(request: Request, settings: SettingsDep, agent: str = Query(..., max_length=64)) -> Response:
+async def agent_page(request: Request, services: ServicesDep, agent: str = Query(..., max_length=64)) -> Response:
     """The agent's live cue card."""
-    principal = _principal_or_none(request, settings)
+    principal = _principal_or_none(request, services.settings)
     if principal and principal.role == "agent" and principal.agent_id != agent:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "agents see only their own view")
-    return _page(request, settings, "agent.html", agent=agent, page="agent")
+    return await _page(request, services, "agent.html", agent=agent, page="agent")
 
 
 @router.get("/supervisor", response_class=HTMLResponse)
-async def supervisor_page(request: Request, settings: SettingsDep) -> Response:
+async def supervisor_page(request: Request, services: ServicesDep) -> Response:
     """The supervisor wallboard."""
-    _forbid_agents(request, settings)
-    return _page(request, settings, "supervisor.html", page="supervisor")
+    _forbid_agents(request, services.settings)
+    return await _page(request, services, "supervisor.html", page="supervisor")
 
 
 @router.get("/calls/{call_sid}", response_class=HTMLResponse)
-async def call_page(call_sid: str, request: Request, settings: SettingsDep) -> Response:
+async def call_page(call_sid: str, request: Request, services: ServicesDep) -> Response:
     """One call's emotion timeline (live or finished)."""
-    return _page(request, settings, "call.html", call_sid=call_sid, page="call")
+    return await _page(request, services, "call.html", call_sid=call_sid, page="call")
 
 
 @router.get("/analytics", response_class=HTMLResponse)
-async def analytics_page(request: Request, settings: SettingsDep) -> Response:
+async def analytics_page(request: Request, services: ServicesDep) -> Response:
     """Aggregate analytics over a time range."""
-    _forbid_agents(request, settings)
-    return _page(request, settings, "analytics.html", page="analytics")
+    _forbid_agents(request, services.settings)
+    return await _page(request, services, "analytics.html", page="analytics")
 
 
 def _forbid_agents(request: Request, settings: SettingsDep) -> None:
@@ -131,7 +188,10 @@ def _forbid_agents(request: Request, settings: SettingsDep) -> None:
 
 
 def _require(request: Request, settings: SettingsDep, *, supervisor: bool = False) -> Principal:
-    principal = get_principal(request, settings)
+    principal = _principal_or_none(request, settings)
+    if principal is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "sign in first (session cookie or bearer token)",
+                            headers={"WWW-Authenticate": "Bearer"})
     if supervisor and principal.role != "supervisor":
         raise HTTPException(status.HTTP_403_FORBIDDEN, "supervisor role required")
     return principal
@@ -144,6 +204,16 @@ async def agent_json(agent_id: str, request: Request, services: ServicesDep) -> 
     if principal.role == "agent" and principal.agent_id != agent_id:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "agents see only their own view")
     return await agent_state(services.store, services.policy, agent_id)
+
+
+@router.get("/api/calls/{call_sid}/timeline")
+async def call_timeline_json(call_sid: str, request: Request, services: ServicesDep) -> dict[str, Any]:
+    """One call's summary and timeline for the timeline page (an agent sees only calls they took)."""
+    principal = _require(request, services.settings)
+    call = await services.store.get_call(call_sid)
+    if call is None or (principal.role == "agent" and call.get("agent") != principal.agent_id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no call {call_sid} visible to you")
+    return {"call": call, "timeline": await services.store.get_timeline(call_sid)}
 
 
 @router.get("/api/wallboard")
@@ -199,37 +269,48 @@ async def events(request: Request, services: ServicesDep, scope: str = Query("al
         call = await services.store.get_call(id)
         if not call or call.get("agent") != principal.agent_id:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no call {id} visible to you")
-    return StreamingResponse(_event_stream(request, services, scope, id), media_type="text/event-stream",
+    user = f"{principal.role}:{principal.agent_id or ''}"
+    try:
+        subscription = services.hub.connect(user)
+        queue = await subscription.__aenter__()
+    except TooManyConnections as exc:
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, str(exc)) from exc
+    return StreamingResponse(_event_stream(request, services, scope, id, subscription, queue),
+                             media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-async def _event_stream(request: Request, services: ServicesDep, scope: str, target: str) -> AsyncIterator[str]:
-    pubsub = services.redis.pubsub()
-    await pubsub.subscribe(keys.events_channel())
+async def _event_stream(request: Request, services: ServicesDep, scope: str, target: str,
+                        subscription: Any, queue: asyncio.Queue[dict[str, Any]]) -> AsyncIterator[str]:
+    """Send the hub's events for this client; an agent's card is updated incrementally (AgentView)."""
     stopping: asyncio.Event = request.app.state.stopping
-    last_sent = time.monotonic()
+    view = AgentView(services.store, services.policy, target) if scope == "agent" else None
+    services.metrics.sse_clients.inc()
     try:
         yield "retry: 2000\n\n"
-        if scope == "agent":
-            yield _sse("agent", await agent_state(services.store, services.policy, target))
+        if view is not None:
+            yield _sse("agent", await view.reload())
+        last_sent = time.monotonic()
         while not stopping.is_set() and not await request.is_disconnected():
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
-            if message is None:
+            try:
+                event = await asyncio.wait_for(queue.get(), 1.0)
+            except TimeoutError:
                 if time.monotonic() - last_sent > 15:
                     last_sent = time.monotonic()
                     yield ": keep-alive\n\n"
                 continue
-            event = json.loads(message["data"])
+            last_sent = time.monotonic()
             if scope == "call" and event.get("call_sid") != target:
                 continue
-            last_sent = time.monotonic()
-            if scope == "agent":
-                yield _sse("agent", await agent_state(services.store, services.policy, target))
+            if view is not None:
+                card = await view.apply(event)
+                if card is not None:
+                    yield _sse("agent", card)
             else:
                 yield _sse(str(event.get("type", "event")), event)
     finally:
-        await pubsub.unsubscribe()
-        await pubsub.aclose()
+        services.metrics.sse_clients.dec()
+        await subscription.__aexit__(None, None, None)
 
 
 def _sse(kind: str, data: object) -> str:

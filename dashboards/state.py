@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dashboards.cues import anger_duration, caller_cues, readings_of
-from router import keys
 from router.policy import Policy
 from router.store import CallStore
 
@@ -32,12 +31,7 @@ async def agent_state(store: CallStore, policy: Policy, agent_id: str) -> dict[s
             sid = ""
     if not sid:
         mode = "next"
-        best: tuple[float, str] | None = None
-        for q in filter(None, agent.get("skills", "").split(",")):
-            head = await store.redis.zrange(keys.queue(q), 0, 0, withscores=True)
-            if head and (best is None or head[0][1] < best[0]):
-                best = (head[0][1], head[0][0])
-        sid = best[1] if best else ""
+        sid = await store.queue_head([q for q in agent.get("skills", "").split(",") if q]) or ""
     if not sid:
         return {"agent": agent_id, "registered": True, "name": agent.get("name", ""), "mode": "none", "cues": None}
     summary = await store.get_call(sid) or {}
@@ -53,7 +47,7 @@ async def wallboard(store: CallStore, policy: Policy, now: float | None = None) 
     rows, alerts = [], []
     for call in calls:
         sid = call["call_sid"]
-        entries = await store.get_timeline(sid, count=400)
+        entries = await store.get_timeline(sid, count=400, latest=True)
         anger_s = anger_duration(readings_of(entries), policy.alerts.anger_probability)
         waiting = call.get("status") == "queued" and call.get("enqueued_at")
         wait_s = round(now - float(call["enqueued_at"]), 1) if waiting else None
@@ -85,21 +79,7 @@ async def summaries_between(
     store: CallStore, start: float, end: float, fields: tuple[str, ...] | None = None
 ) -> list[dict[str, str]]:
     """Return the summaries (all fields, or only ``fields``) of calls that started in [start, end]."""
-    sids = await store.redis.zrangebyscore(keys.calls_index(), start, end)
-    rows: list[dict[str, str]] = []
-    for i in range(0, len(sids), 5000):
-        async with store.redis.pipeline(transaction=False) as pipe:
-            for sid in sids[i : i + 5000]:
-                if fields:
-                    pipe.hmget(keys.call(sid), *fields)
-                else:
-                    pipe.hgetall(keys.call(sid))
-            replies = await pipe.execute()
-        if fields:
-            rows += [{k: v for k, v in zip(fields, r, strict=True) if v is not None} for r in replies if any(r)]
-        else:
-            rows += [r for r in replies if r]
-    return rows
+    return await store.summaries_between(start, end, fields)
 
 
 def _mean(values: list[float]) -> float | None:
@@ -148,8 +128,8 @@ def calls_csv(rows: list[dict[str, str]]) -> str:
 
 
 def _csv_safe(value: str) -> str:
-    # A cell starting with = + - @ would run as a formula in a spreadsheet.
-    return "'" + value if value[:1] in ("=", "+", "-", "@") and not _is_number(value) else value
+    # A cell starting with = + - @ (or a tab or carriage return before one) runs as a formula in a spreadsheet.
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") and not _is_number(value) else value
 
 
 def _is_number(value: str) -> bool:
@@ -158,3 +138,69 @@ def _is_number(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+class AgentView:
+    """An agent's cue card kept up to date from live events, reading Redis only when the caller shown may change.
+
+    A reading, transcript or partial of the caller shown updates the card from the event itself;
+    a decision, pickup or end (which can change who is connected or next in line) re-reads it.
+    Events about other callers cost nothing.
+    """
+
+    RELOAD_ON = frozenset({"started", "decision", "reroute", "reprioritise", "pickup", "ended"})
+
+    def __init__(self, store: CallStore, policy: Policy, agent_id: str) -> None:
+        """Follow ``agent_id``'s card."""
+        self.store, self.policy, self.agent_id = store, policy, agent_id
+        self.state: dict[str, Any] = {}
+        self.reloads = 0
+        self._summary: dict[str, str] = {}
+        self._timeline: list[dict[str, Any]] = []
+
+    @property
+    def call_sid(self) -> str:
+        """Return the caller shown ("" when none)."""
+        cues = self.state.get("cues") or {}
+        return str(cues.get("call_sid", ""))
+
+    async def reload(self) -> dict[str, Any]:
+        """Read the card from Redis; return it."""
+        self.reloads += 1
+        self.state = await agent_state(self.store, self.policy, self.agent_id)
+        sid = self.call_sid
+        self._summary = (await self.store.get_call(sid) or {}) if sid else {}
+        self._timeline = await self.store.get_timeline(sid, count=400, latest=True) if sid else []
+        return self.state
+
+    async def apply(self, event: dict[str, Any]) -> dict[str, Any] | None:
+        """Return the new card if ``event`` changed it, else None."""
+        kind, sid = event.get("type"), event.get("call_sid")
+        if kind in self.RELOAD_ON:
+            before = self.state
+            after = await self.reload()
+            return after if after != before else None
+        if not sid or sid != self.call_sid:
+            return None
+        if kind == "reading":
+            entry = {"type": "reading", "t": event.get("t", 0.0), "start": event.get("start", event.get("t", 0.0)),
+                     "kind": event.get("segment", "utterance"), "label": event.get("label", ""),
+                     "probs": event.get("probs", {}), "arousal": event.get("arousal", 0.0),
+                     "valence": event.get("valence", 0.0)}
+            if event.get("transcript"):
+                entry["transcript"] = event["transcript"]
+                self._summary["partial_transcript"] = ""
+            self._timeline.append(entry)
+        elif kind == "transcript":
+            self._timeline.append({"type": "transcript", "t": event.get("t", 0.0),
+                                   "transcript": event.get("transcript", "")})
+            self._summary["partial_transcript"] = ""
+        elif kind == "partial":
+            self._summary["partial_transcript"] = str(event.get("transcript", ""))
+        else:
+            return None
+        if event.get("intents"):
+            self._summary["intents"] = ",".join(event["intents"])
+        del self._timeline[:-400]
+        self.state = {**self.state, "cues": caller_cues(self._summary, self._timeline, self.policy.cues)}
+        return self.state

@@ -15,16 +15,25 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
+from audio_models.pipeline import WorkDropped
+
 URGENT = 0  # a final utterance of a call that has not been routed yet
 NORMAL = 1  # a final utterance of a routed call (agent cues, re-routing)
 SPARE = 2  # partial transcripts: only when nothing else waits
 
 
 class PriorityPool:
-    """Worker threads that run submitted calls by priority, then first come, first served."""
+    """Worker threads that run submitted calls by priority, then first come, first served.
 
-    def __init__(self, workers: int = 1, name: str = "asr") -> None:
+    At most ``max_waiting`` calls wait: past that, the oldest of the least urgent waiting work
+    (partials, then routed callers' sentences) fails with ``WorkDropped`` to make room.
+    URGENT work (a sentence that decides where a caller goes) is never dropped.
+    """
+
+    def __init__(self, workers: int = 1, name: str = "asr", *, max_waiting: int = 64) -> None:
         """Start ``workers`` daemon threads."""
+        self.max_waiting = max_waiting
+        self.dropped = 0
         self._heap: list[tuple[int, int, Future[Any], Callable[..., Any], tuple[Any, ...]]] = []
         self._seq = itertools.count()
         self._cv = threading.Condition()
@@ -46,6 +55,19 @@ class PriorityPool:
         with self._cv:
             if self._closed:
                 raise RuntimeError("the transcription queue is shut down")
+            if len(self._heap) >= self.max_waiting:
+                # the least urgent, then the oldest of those
+                victim = max((e for e in self._heap if e[0] != URGENT), key=lambda e: (e[0], -e[1]), default=None)
+                if victim is None or (priority != URGENT and priority > victim[0]):
+                    if priority != URGENT:
+                        self.dropped += 1
+                        future.set_exception(WorkDropped("transcription queue full: dropped"))
+                        return future
+                else:
+                    self._heap.remove(victim)
+                    heapq.heapify(self._heap)
+                    self.dropped += 1
+                    victim[2].set_exception(WorkDropped("transcription queue full: oldest less urgent work dropped"))
             heapq.heappush(self._heap, (priority, next(self._seq), future, fn, args))
             self._cv.notify()
         return future

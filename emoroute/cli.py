@@ -229,7 +229,8 @@ def _cmd_prepare_models(args: argparse.Namespace) -> int:
     from router.semantic import SemanticModelError
     from router.text import load_text_analyser
 
-    settings = Settings()  # the emotion backend and directory the server would load
+    # the emotion backend and directory the server would load (secrets play no part here)
+    settings = Settings(environment="development")
     try:
         policy = load_policy(args.policy)
         steps = {
@@ -254,12 +255,22 @@ def _cmd_prepare_models(args: argparse.Namespace) -> int:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
+    from pydantic import ValidationError
 
     from emoroute.app import create_app
     from emoroute.settings import Settings
 
-    uvicorn.run(create_app(Settings()), host=args.host, port=args.port, log_level="info",
-                ws_max_size=1 << 20)
+    try:
+        settings = Settings(environment="development") if args.dev else Settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            _err(f"error: {error['msg'].removeprefix('Value error, ')}")
+        return 2
+    if settings.environment == "development":
+        log.warning("development mode: placeholder secrets are accepted; never expose this server")
+    # the app's own ProxyHeadersMiddleware trusts EMOROUTE_TRUSTED_PROXIES
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info",
+                ws_max_size=1 << 20, proxy_headers=False)
     return 0
 
 
@@ -324,6 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run the server (configuration from EMOROUTE_* environment)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--dev", action="store_true",
+                   help="development mode: accept the placeholder secrets (same as EMOROUTE_ENVIRONMENT=development)")
     p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("simulate", help="act as Twilio: call the server and stream audio files")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
+import time
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
@@ -35,30 +38,87 @@ class Principal:
     agent_id: str | None = None
 
 
-def token_from(request: HTTPConnection) -> str | None:
-    """Return the bearer token, else the dashboard cookie, else a ?token= query parameter."""
+SESSION_COOKIE = "emoroute_session"
+
+
+def bearer_token(request: HTTPConnection) -> str | None:
+    """Return the ``Authorization: Bearer`` token, if any (the only credential /api/* accepts)."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() == "bearer" and token:
+    if scheme.lower() == "bearer" and token.strip():
         return token.strip()
-    return request.cookies.get("emoroute_token") or request.query_params.get("token")
+    return None
+
+
+def _same(a: str, b: str) -> bool:
+    # bytes, so that a token with non-ASCII characters is simply wrong (compare_digest refuses such str)
+    return hmac.compare_digest(a.encode("utf-8", "surrogateescape"), b.encode("utf-8", "surrogateescape"))
 
 
 def principal_for_token(token: str | None, settings: Settings) -> Principal | None:
     """Return the principal a bearer token stands for, or None."""
     if not token:
         return None
-    if hmac.compare_digest(token, settings.api_token):
+    if _same(token, settings.api_token):
         return Principal("supervisor")
     for agent_id, agent_token in settings.agent_token_map().items():
-        if hmac.compare_digest(token, agent_token):
+        if _same(token, agent_token):
             return Principal("agent", agent_id)
     return None
 
 
+def _session_key(settings: Settings) -> bytes:
+    return hmac.new(settings.secret_key.encode(), b"emoroute/dashboard-session/v1", hashlib.sha256).digest()
+
+
+def _fingerprint(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+
+def session_cookie(principal: Principal, token: str, settings: Settings, now: float | None = None) -> str:
+    """Return a signed, expiring session for a principal who proved ``token`` (the token itself is not kept).
+
+    It names the role, the agent, its expiry and a fingerprint of the token, so rotating that
+    token (or the secret key) ends the session.
+    """
+    expires = int((now if now is not None else time.time()) + settings.session_max_age_s)
+    payload = f"{principal.role}|{principal.agent_id or ''}|{expires}|{_fingerprint(token)}"
+    signature = hmac.new(_session_key(settings), payload.encode(), hashlib.sha256).hexdigest()
+    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=") + "." + signature
+
+
+def principal_for_session(cookie: str | None, settings: Settings, now: float | None = None) -> Principal | None:
+    """Return the principal of a valid, unexpired session cookie, else None."""
+    if not cookie or "." not in cookie or len(cookie) > 512:
+        return None
+    encoded, _, signature = cookie.rpartition(".")
+    try:
+        payload = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
+    expected = hmac.new(_session_key(settings), payload.encode(), hashlib.sha256).hexdigest()
+    if not _same(signature, expected):
+        return None
+    role, agent_id, expires, fingerprint = (payload.split("|") + ["", "", "", ""])[:4]
+    if not expires.isdigit() or int(expires) < (now if now is not None else time.time()):
+        return None
+    if role == "supervisor":
+        return Principal("supervisor") if _same(fingerprint, _fingerprint(settings.api_token)) else None
+    token = settings.agent_token_map().get(agent_id)
+    if role == "agent" and token is not None and _same(fingerprint, _fingerprint(token)):
+        return Principal("agent", agent_id)
+    return None
+
+
+def dashboard_principal(request: HTTPConnection, settings: Settings) -> Principal | None:
+    """Return who is asking on a dashboard route: a bearer token, else the session cookie."""
+    return principal_for_token(bearer_token(request), settings) or principal_for_session(
+        request.cookies.get(SESSION_COOKIE), settings)
+
+
 def get_principal(request: HTTPConnection, settings: SettingsDep) -> Principal:
-    """Return the principal for the request's bearer token (or dashboard cookie); 401 without one."""
-    principal = principal_for_token(token_from(request), settings)
+    """Return the principal for the request's bearer token; 401 without one (the API takes no cookie)."""
+    principal = principal_for_token(bearer_token(request), settings)
     if principal is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or invalid bearer token",
                             headers={"WWW-Authenticate": "Bearer"})

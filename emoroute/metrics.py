@@ -32,3 +32,14 @@ class Metrics:
                                           "Requests with a missing or forged X-Twilio-Signature",
                                           ["endpoint"], registry=r)
         self.outbox = Gauge("emoroute_redis_outbox", "Writes waiting for Redis", registry=r)
+        self.streams_refused = Counter("emoroute_streams_refused_total",
+                                       "Media Streams closed before any audio was used, by reason", ["reason"],
+                                       registry=r)
+        self.streams_closed = Counter("emoroute_streams_closed_total",
+                                      "Accepted Media Streams closed by EmoRoute (limits), by reason", ["reason"],
+                                      registry=r)
+        self.dropped = Counter("emoroute_work_dropped_total",
+                               "Work dropped when an in-memory queue overflowed (never a deciding utterance)",
+                               ["what"], registry=r)
+        self.sse_clients = Gauge("emoroute_sse_clients", "Live-event (SSE) connections open", registry=r)
+        self.login_failures = Counter("emoroute_login_failures_total", "Failed dashboard logins", registry=r)

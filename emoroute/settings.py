@@ -8,7 +8,9 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PLACEHOLDER_SECRETS = {"", "changeme", "dev-auth-token", "dev-supervisor-token", "dev-agent-token"}
+PLACEHOLDER_SECRETS = {"", "changeme", "dev-auth-token", "dev-supervisor-token", "dev-agent-token",
+                       "dev-secret-key-not-for-production"}
+MIN_SECRET_KEY_CHARS = 32
 
 
 class Settings(BaseSettings):
@@ -16,7 +18,13 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="EMOROUTE_", env_file=None, extra="ignore")
 
-    environment: Literal["development", "production"] = "development"
+    environment: Literal["development", "production"] = Field(
+        "production", description="production (default) refuses placeholder secrets and unsigned requests; "
+                                  "development (`emoroute serve --dev`, the demo, the tests) allows them.")
+    secret_key: str = Field(
+        "dev-secret-key-not-for-production",
+        description="Server secret (>= 32 characters): keys the per-call Media Stream credential and the "
+                    "dashboard session cookies. Rotating it ends every dashboard session.")
     public_url: str = Field(
         "http://127.0.0.1:8000",
         description="Base URL Twilio uses to reach us (signatures are computed over it).",
@@ -40,6 +48,12 @@ class Settings(BaseSettings):
     twilio_workflow_sid: str | None = Field(None, description="TaskRouter workflow SID for <Enqueue>.")
     twilio_workspace_sid: str | None = Field(
         None, description="TaskRouter workspace SID: lets re-prioritisation update the queued task.")
+    twilio_api_base: str = Field(
+        "https://api.twilio.com", description="Twilio REST API base URL (a regional edge, or a test endpoint).")
+    twilio_taskrouter_base: str = Field("https://taskrouter.twilio.com", description="TaskRouter API base URL.")
+    twilio_timeout_s: float = Field(4.0, gt=0, le=30, description="Timeout of one Twilio REST request.")
+    twilio_max_concurrency: int = Field(
+        16, ge=1, le=256, description="Twilio REST requests in flight at once (the rest wait their turn).")
     validate_signatures: bool = True
     api_token: str = Field("dev-supervisor-token", description="Bearer token of the supervisor role.")
     agent_tokens: str = Field(
@@ -54,7 +68,32 @@ class Settings(BaseSettings):
     partial_transcript_s: float = Field(
         0.0, ge=0, description="Transcribe an utterance still being spoken every this many seconds, while an "
                                "ASR worker is idle (agents see it live); 0 (default) turns partials off.")
-    max_message_bytes: int = 64 * 1024
+    max_message_bytes: int = Field(
+        64 * 1024, ge=1024, description="Largest Media Streams message accepted (Twilio's are under 1 KB).")
+    max_media_payload_bytes: int = Field(
+        1600, ge=160, description="Largest decoded mu-law payload of one media message (Twilio sends 160 "
+                                  "bytes, 20 ms; 1600 bytes is 200 ms).")
+    max_streams: int = Field(200, ge=1, description="Concurrent Media Streams this process accepts.")
+    max_call_seconds: float = Field(3600.0, gt=0, description="A stream is closed after this long.")
+    stream_idle_seconds: float = Field(
+        20.0, gt=0, description="A stream that sends nothing for this long is closed (Twilio sends 50 frames/s).")
+    max_frames_per_second: float = Field(
+        200.0, gt=0, description="Messages per second one stream may send (Twilio sends 50); more are "
+                                 "dropped and counted, and a stream that keeps flooding is closed.")
+    stream_token_ttl_s: float = Field(
+        600.0, gt=0, description="How long after the voice webhook its call's Media Stream may start.")
+    timeline_max_entries: int = Field(
+        5000, ge=100, description="Per-call timeline length cap (XADD MAXLEN ~); oldest entries go first.")
+    redis_timeout_s: float = Field(
+        1.0, gt=0, description="Socket timeout of one Redis command; a slower Redis counts as down.")
+    max_webhook_bytes: int = Field(64 * 1024, ge=1024, description="Largest Twilio webhook body accepted.")
+    trusted_proxies: str = Field(
+        "127.0.0.1", description="Comma list of proxy addresses whose X-Forwarded-For/-Proto are believed "
+                                 "(the TLS-terminating reverse proxy); '*' trusts any.")
+    session_max_age_s: int = Field(8 * 3600, ge=60, description="Dashboard login cookie lifetime.")
+    sse_per_user: int = Field(8, ge=1, description="Live-event (SSE) connections one user may hold at once.")
+    login_failures_per_minute: int = Field(
+        10, ge=1, description="Failed dashboard logins allowed per client address per minute; more get 429.")
     batch_max: int = 16
     batch_wait_ms: float = 8.0
     outbox_max: int = 100_000
@@ -62,20 +101,28 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _reject_placeholders_in_production(self) -> Settings:
         if self.environment == "production":
+            if not self.validate_signatures:
+                raise ValueError("EMOROUTE_VALIDATE_SIGNATURES=false is refused in production: Twilio's "
+                                 "signatures are what keeps forged calls out")
             weak = [
                 name
                 for name, value in (
                     ("twilio_auth_token", self.twilio_auth_token),
                     ("api_token", self.api_token),
+                    ("secret_key", self.secret_key),
                 )
                 if value in PLACEHOLDER_SECRETS
             ]
+            if "secret_key" not in weak and len(self.secret_key) < MIN_SECRET_KEY_CHARS:
+                weak.append("secret_key")
             weak += ["agent_tokens"] if any(
                 t in PLACEHOLDER_SECRETS for t in self.agent_token_map().values()
             ) else []
             if weak:
                 raise ValueError(
                     f"placeholder secrets in production: set EMOROUTE_{', EMOROUTE_'.join(w.upper() for w in weak)}"
+                    f" (EMOROUTE_SECRET_KEY: at least {MIN_SECRET_KEY_CHARS} random characters), or run in "
+                    "development mode (`emoroute serve --dev` or EMOROUTE_ENVIRONMENT=development)"
                 )
         return self
 
@@ -88,6 +135,10 @@ class Settings(BaseSettings):
                 raise ValueError(f"EMOROUTE_AGENT_TOKENS entry {item!r} is not agent_id=token")
             pairs[agent] = token
         return pairs
+
+    def trusted_proxy_list(self) -> list[str]:
+        """Return the proxy addresses whose forwarding headers are believed."""
+        return [p.strip() for p in self.trusted_proxies.split(",") if p.strip()]
 
     @property
     def stream_url(self) -> str:

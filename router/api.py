@@ -80,6 +80,8 @@ async def take_next(agent_id: str, services: ServicesDep, principal: PrincipalDe
         sid = await services.store.take_next(agent_id=agent_id)
     except KeyError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no agent {agent_id}") from exc
+    if sid:
+        services.coordinator.mark_with_agent(sid)
     return {"call_sid": sid, "call": await services.store.get_call(sid) if sid else None}
 
 

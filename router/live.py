@@ -3,8 +3,11 @@
 One :class:`CallCoordinator` serves all calls. Per call it keeps a VAD
 segmenter and the trajectory; segments are scored by the shared batching
 scorer; the first finished utterance (or ``max_listen_seconds`` of audio)
-triggers the routing decision, which is stored and sent to Twilio. One call's
-failure is logged with its SID and never touches another call.
+triggers the routing decision, which is sent to Twilio first and stored after (a slow
+Redis never delays a redirect; each call's writes keep their order). Once an agent has the
+call it stays with the agent: later readings and transcripts still reach the timeline and
+the agent's cues, but nothing re-queues or redirects it. One call's failure is logged with
+its SID and never touches another call.
 """
 
 from __future__ import annotations
@@ -19,17 +22,19 @@ from typing import Any
 
 import numpy as np
 
-from audio_models.pipeline import BatchingScorer, Segment, SegmenterConfig, StreamSegmenter
+from audio_models.pipeline import BatchingScorer, Segment, SegmenterConfig, StreamSegmenter, WorkDropped
 from audio_models.transcribe import TranscriptSegment
 from emoroute.asr_queue import NORMAL, SPARE, URGENT
 from emoroute.metrics import Metrics
 from router.policy import Decision, Policy, TextSignals, TrajectoryPoint, decide, reprioritise
+from router.redact import mask_phone, names_secret
 from router.store import CallStore, ReadingRecord
 from router.text import TextAnalyser
 from telephony.actions import CallActions, RouteSpec
 from telephony.events import AudioChunk, CallEnded, CallStarted, StreamEvent
 
 log = logging.getLogger(__name__)
+SENSITIVE_WINDOW_S = 30.0  # how long (call audio time) short numbers stay masked after a card/PIN is named
 
 
 @dataclass
@@ -55,6 +60,11 @@ class CallState:
     partial_due_s: float = 0.0
     partial_busy: bool = False
     partial: tuple[float, TextSignals] | None = None
+    with_agent: bool = False
+    # call time (s) until which short digit runs are masked: the caller named a card, PIN, code...
+    sensitive_until: float = -1.0
+    last_write: asyncio.Task[Any] | None = None
+    route_task: asyncio.Task[Any] | None = None
 
 
 class CallCoordinator:
@@ -125,10 +135,10 @@ class CallCoordinator:
         self.calls[event.call_sid] = state
         self.metrics.calls.inc()
         self.metrics.live_calls.inc()
-        await self.store.call_started(call_sid=event.call_sid, stream_sid=event.stream_sid,
-                                      caller=state.caller, started_at=state.started_wall)
+        self._persist(state, lambda: self.store.call_started(call_sid=event.call_sid, stream_sid=event.stream_sid,
+                                                             caller=state.caller, started_at=state.started_wall))
         state.timer = self._spawn(state, self._listen_timeout(state))
-        log.info("call %s started (stream %s)", event.call_sid, event.stream_sid)
+        log.info("call %s from %s started (stream %s)", event.call_sid, mask_phone(state.caller), event.stream_sid)
 
     async def _audio(self, event: AudioChunk) -> None:
         state = self.calls.get(event.call_sid)
@@ -147,6 +157,27 @@ class CallCoordinator:
             state.segmenter.seconds >= self.policy.decision.max_listen_seconds
         ):
             self._spawn(state, self._decide(state, None, "listening time reached"))
+
+    def _persist(self, state: CallState, write: Callable[[], Coroutine[Any, Any, Any]]) -> asyncio.Task[Any]:
+        """Run one store write after the call's previous one (its timeline keeps its order), off the caller's path."""
+        previous = state.last_write
+
+        async def run() -> Any:
+            if previous is not None and not previous.done():
+                await asyncio.wait([previous])
+            return await write()
+
+        task = asyncio.create_task(run())
+        state.tasks.add(task)
+        task.add_done_callback(lambda t: self._finished(state, t))
+        state.last_write = task
+        return task
+
+    def mark_with_agent(self, call_sid: str) -> None:
+        """An agent has the call (picked here, or TaskRouter said so): it is never re-queued or redirected."""
+        state = self.calls.get(call_sid)
+        if state is not None:
+            state.with_agent = True
 
     async def _counted_transcribe(self, audio: np.ndarray, priority: int = URGENT) -> TranscriptSegment:
         assert self._transcribe_fn is not None
@@ -172,6 +203,9 @@ class CallCoordinator:
         try:
             assert self.transcribe is not None
             segment = await self.transcribe(audio, SPARE)
+        except WorkDropped:
+            self.metrics.dropped.labels("partial_transcript").inc()
+            return
         except Exception:  # noqa: BLE001 - a failed partial changes nothing; the final still comes
             self.metrics.errors.labels("transcriber").inc()
             log.exception("call %s: partial transcription failed", state.call_sid)
@@ -180,29 +214,32 @@ class CallCoordinator:
             state.partial_busy = False
         if segment.empty or state.ended:
             return
-        signals = await self._analyse(segment)
+        signals = await self._analyse(state, segment, t)
         state.partial = (start_s, signals)
         self.metrics.transcripts.labels("partial").inc()
-        await self.store.add_partial(call_sid=state.call_sid, t=t, text=signals.snippet,
-                                     intents=tuple(sorted(signals.intents)))
+        self._persist(state, lambda: self.store.add_partial(call_sid=state.call_sid, t=t, text=signals.snippet,
+                                                            intents=tuple(sorted(signals.intents))))
 
-    async def _analyse(self, segment: TranscriptSegment) -> TextSignals:
+    async def _analyse(self, state: CallState, segment: TranscriptSegment, at: float) -> TextSignals:
+        """Analyse a transcript; short numbers are masked while the caller's recent speech names a secret."""
+        if names_secret(segment.text) or any(names_secret(a) for a in segment.alternatives):
+            state.sensitive_until = max(state.sensitive_until, at + SENSITIVE_WINDOW_S)
+        sensitive = at <= state.sensitive_until
         # off the event loop: the semantic intent classifier runs a sentence encoder (60-90 ms a reading)
-        return await asyncio.to_thread(self.text_analyser.analyse, segment.text, segment.alternatives)
+        return await asyncio.to_thread(self.text_analyser.analyse, segment.text, segment.alternatives,
+                                       sensitive=sensitive)
 
     def _spawn(self, state: CallState, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(coro)
         state.tasks.add(task)
-
-        def _done(t: asyncio.Task[Any]) -> None:
-            state.tasks.discard(t)
-            if not t.cancelled() and t.exception() is not None:
-                self.metrics.errors.labels("call_task").inc()
-                log.error("call %s: task failed: %r", state.call_sid, t.exception(),
-                          exc_info=t.exception())
-
-        task.add_done_callback(_done)
+        task.add_done_callback(lambda t: self._finished(state, t))
         return task
+
+    def _finished(self, state: CallState, task: asyncio.Task[Any]) -> None:
+        state.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.metrics.errors.labels("call_task").inc()
+            log.error("call %s: task failed: %r", state.call_sid, task.exception(), exc_info=task.exception())
 
     async def _listen_timeout(self, state: CallState) -> None:
         # Wall-clock guard for streams that stall: audio time normally decides first.
@@ -231,7 +268,10 @@ class CallCoordinator:
             asyncio.create_task(self.transcribe(seg.audio, URGENT if state.decision is None else NORMAL))
             if self.transcribe is not None and seg.kind == "utterance" else None)
         try:
-            reading = await self.scorer.score(seg.audio)
+            reading = await self.scorer.score(seg.audio, droppable=seg.kind != "utterance")
+        except WorkDropped:
+            self.metrics.dropped.labels("emotion_window").inc()
+            return
         except Exception:  # noqa: BLE001 - a model failure must still route the call
             self.metrics.errors.labels("emotion_model").inc()
             log.exception("call %s: emotion model failed on %s %.1f-%.1fs", state.call_sid, seg.kind,
@@ -247,11 +287,12 @@ class CallCoordinator:
                                 valence=reading.valence, kind=seg.kind)
         state.points.append(point)
         state.points.sort(key=lambda p: p.t)
-        await self.store.add_reading(call_sid=state.call_sid, reading=ReadingRecord(
+        record = ReadingRecord(
             t=seg.end_s, kind=seg.kind, start_s=seg.start_s, end_s=seg.end_s, label=reading.label,
             probs=reading.probs, arousal=reading.arousal, valence=reading.valence, model=reading.model,
             transcript=text.snippet if text else "", sentiment=text.sentiment if text else None,
-            intents=tuple(sorted(text.intents)) if text else ()))
+            intents=tuple(sorted(text.intents)) if text else ())
+        self._persist(state, lambda: self.store.add_reading(call_sid=state.call_sid, reading=record))
         if state.decision is None:
             if seg.kind == "utterance":
                 await self._decide(state, received, "first utterance", at=seg.end_s)
@@ -270,6 +311,9 @@ class CallCoordinator:
                 segment = await asyncio.wait_for(asyncio.shield(task), self.transcript_wait_s)
             else:
                 segment = await task
+        except WorkDropped:
+            self.metrics.dropped.labels("transcript").inc()
+            return None
         except TimeoutError:
             self.metrics.errors.labels("transcript_timeout").inc()
             self._spawn(state, self._late_transcript(state, task, at))
@@ -288,7 +332,7 @@ class CallCoordinator:
             return None
         if segment.empty:
             return None
-        signals = await self._analyse(segment)
+        signals = await self._analyse(state, segment, at)
         state.texts.append(signals)
         return signals
 
@@ -297,8 +341,9 @@ class CallCoordinator:
         signals = await self._await_text(state, task, at)
         if signals is None:
             return
-        await self.store.add_transcript(call_sid=state.call_sid, t=at, text=signals.snippet,
-                                        sentiment=signals.sentiment, intents=tuple(sorted(signals.intents)))
+        await self._persist(state, lambda: self.store.add_transcript(
+            call_sid=state.call_sid, t=at, text=signals.snippet, sentiment=signals.sentiment,
+            intents=tuple(sorted(signals.intents))))
         if state.decision is not None and not state.ended:
             await self._after_decision(state)
 
@@ -314,33 +359,35 @@ class CallCoordinator:
         )
 
     async def _decide(self, state: CallState, closed_at: float | None, trigger: str, at: float | None = None) -> None:
-        """Route the call; ``at`` is the call time (s) of what triggered it, default the audio heard so far."""
+        """Route the call; ``at`` is the call time (s) of what triggered it, default the audio heard so far.
+
+        The redirect goes out first; the decision is stored after it, in the call's write order.
+        Without any reading (the model failed or the caller never spoke) the policy's safe default
+        queue is what ``decide`` returns.
+        """
         if state.decision is not None or state.deciding:
             return
         state.deciding = True
         decision = decide(state.points, self._text(state), self.policy)
+        state.decision = decision
         state.arrival = time.time()
         t = at if at is not None else state.segmenter.seconds
-        latency_ms = (time.perf_counter() - closed_at) * 1000 if closed_at is not None else None
-        stored = await self.store.record_decision(call_sid=state.call_sid, decision=decision, t=t,
-                                                  arrival=state.arrival, latency_ms=latency_ms)
-        if not stored:
-            decision = Decision(self.policy.default_queue, self.policy.default_priority,
-                                f"{decision.reason}; Redis unavailable: safe default queue", "redis_down")
-            await self.store.record_decision(call_sid=state.call_sid, decision=decision, t=t,
-                                             arrival=state.arrival, latency_ms=latency_ms)
-        state.decision = decision
-        if state.ended:
-            log.info("call %s: caller hung up before routing; decision stored, no redirect", state.call_sid)
+        if state.ended or state.with_agent:
+            log.info("call %s: %s before routing; decision stored, no redirect", state.call_sid,
+                     "caller hung up" if state.ended else "an agent has the call")
         else:
-            await self._send_route(state, decision)
+            state.route_task = self._spawn(state, self._send_route(state, decision))
+        latency_ms = (time.perf_counter() - closed_at) * 1000 if closed_at is not None else None
         if latency_ms is not None:
-            latency_ms = (time.perf_counter() - closed_at) * 1000 if closed_at is not None else latency_ms
             self.metrics.decision_latency.observe(latency_ms / 1000)
             self.decision_latencies_ms.append(latency_ms)
         self.metrics.decisions.labels(decision.queue, decision.rule).inc()
         log.info("call %s -> %s priority %d (%s; %s)", state.call_sid, decision.queue, decision.priority,
                  decision.reason, trigger)
+        applied = await self._persist(state, lambda: self.store.record_decision(
+            call_sid=state.call_sid, decision=decision, t=t, arrival=state.arrival, latency_ms=latency_ms))
+        if applied is False:
+            log.info("call %s: decision not queued (the call ended or an agent has it)", state.call_sid)
 
     async def _send_route(self, state: CallState, decision: Decision) -> None:
         last = state.points[-1] if state.points else None
@@ -359,25 +406,42 @@ class CallCoordinator:
             log.exception("call %s: Twilio redirect failed; the call falls back to the default queue",
                           state.call_sid)
 
+    async def _requeue(self, state: CallState, decision: Decision, kind: str) -> bool:
+        """Store a re-route or new priority if the call is still queued; return whether it was applied.
+
+        Redis decides atomically (router.store.QUEUE_CALL_LUA): a call with an agent, or ended, is
+        never re-queued. When Redis cannot say (outage), nothing is sent to Twilio either.
+        """
+        applied = await self._persist(state, lambda: self.store.record_decision(
+            call_sid=state.call_sid, decision=decision, t=state.points[-1].t, arrival=state.arrival,
+            latency_ms=None, kind=kind))
+        if applied is False:
+            state.with_agent = True
+            log.info("call %s: %s not applied: the call is no longer queued (with an agent or ended)",
+                     state.call_sid, kind)
+        return bool(applied)
+
     async def _after_decision(self, state: CallState) -> None:
         """Re-route when the caller later says something that routes elsewhere; else maybe raise priority."""
         assert state.decision is not None
+        if state.with_agent or state.ended:
+            return
         fresh = decide(state.points, self._text(state), self.policy)
         if fresh.queue != state.decision.queue and fresh.rule.startswith("text"):
+            if not await self._requeue(state, fresh, "reroute"):
+                return
             state.decision = fresh
-            await self.store.record_decision(call_sid=state.call_sid, decision=fresh, t=state.points[-1].t,
-                                             arrival=state.arrival, latency_ms=None, kind="reroute")
             await self._send_route(state, fresh)
             log.info("call %s re-routed to %s (%s)", state.call_sid, fresh.queue, fresh.reason)
             return
         new_priority = reprioritise(state.decision.priority, state.points, self.policy)
         if new_priority <= state.decision.priority:
             return
-        state.decision = Decision(state.decision.queue, new_priority,
-                                  f"{state.decision.reason}; anger rising while waiting", state.decision.rule)
-        await self.store.record_decision(call_sid=state.call_sid, decision=state.decision,
-                                         t=state.points[-1].t, arrival=state.arrival, latency_ms=None,
-                                         kind="reprioritise")
+        raised = Decision(state.decision.queue, new_priority,
+                          f"{state.decision.reason}; anger rising while waiting", state.decision.rule)
+        if not await self._requeue(state, raised, "reprioritise"):
+            return
+        state.decision = raised
         try:
             await self.actions.update_priority(state.call_sid, new_priority)
         except Exception:  # noqa: BLE001 - our own queue already holds the new priority
@@ -398,7 +462,8 @@ class CallCoordinator:
         pending = [t for t in state.tasks if t is not asyncio.current_task()]
         if pending:
             await asyncio.wait(pending, timeout=10)
-        await self.store.call_ended(call_sid=call_sid, t=state.segmenter.seconds, reason=reason)
+        await self._persist(state, lambda: self.store.call_ended(call_sid=call_sid, t=state.segmenter.seconds,
+                                                                 reason=reason))
         self.metrics.live_calls.dec()
         del self.calls[call_sid]
         log.info("call %s ended (%s)", call_sid, reason)

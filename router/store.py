@@ -14,12 +14,14 @@ import logging
 import time
 from collections import deque
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from router import keys
@@ -27,52 +29,153 @@ from router.policy import Decision
 
 log = logging.getLogger(__name__)
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+# Errors that refuse a whole MULTI/EXEC before anything runs (EXECABORT): safe to replay as they are.
+TRANSIENT_REPLIES = ("READONLY", "OOM", "LOADING", "BUSY", "MASTERDOWN", "NOREPLICAS", "CLUSTERDOWN",
+                     "TRYAGAIN", "EXECABORT", "MISCONF")
+MAX_DATA_ERROR_ATTEMPTS = 3
+# Queue a call (first decision, re-route or new priority) unless it is with an agent or has ended;
+# a re-route or new priority also needs it still queued. Returns 1 when applied, 0 when not.
+QUEUE_CALL_LUA = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if status == 'ended' or status == 'with_agent' then return 0 end
+if ARGV[1] ~= 'decision' and status ~= 'queued' then return 0 end
+for i = 4, #KEYS do redis.call('ZREM', KEYS[i], ARGV[2]) end
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
+local summary = cjson.decode(ARGV[4])
+for k, v in pairs(summary) do redis.call('HSET', KEYS[1], k, v) end
+local flat = {}
+for k, v in pairs(cjson.decode(ARGV[5])) do flat[#flat + 1] = k; flat[#flat + 1] = v end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[8], '*', unpack(flat))
+redis.call('PUBLISH', ARGV[7], ARGV[6])
+return 1
+"""
+# Accept a call's first Media Stream: it must have been announced by a signed voice webhook, and
+# have no stream yet. Returns 1 accepted, 0 never announced (or expired), -1 a stream exists already.
+CLAIM_STREAM_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'EX', ARGV[2]) then return 1 end
+return -1
+"""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Return whether a Redis error means "try again later" rather than "this write is wrong"."""
+    if isinstance(exc, REDIS_DOWN):
+        return True
+    text = str(exc).upper()
+    return any(text.startswith(code) or f" {code} " in f" {text} " for code in TRANSIENT_REPLIES)
 
 Op = tuple[str, list[Any], dict[str, Any]]
 """One Redis command: (method name on a redis-py pipeline, args, kwargs), JSON-serialisable."""
 
 
 class Outbox:
-    """Transactions that could not reach Redis, oldest first, mirrored to a spool file."""
+    """Transactions that could not reach Redis, oldest first, mirrored to a spool file.
+
+    The spool is appended by one I/O thread (never on the event loop), so lines keep their
+    order; it is compacted to exactly what is pending after a replay and whenever dropped
+    transactions make it more than twice as long as needed, and a restart reloads at most
+    ``max_items`` of its newest lines.
+    """
 
     def __init__(self, spool: Path | None, *, max_items: int = 100_000) -> None:
         """Keep at most ``max_items`` transactions; the spool file survives a restart."""
         self.spool = spool
         self.max_items = max_items
         self.pending: deque[list[Op]] = deque()
+        self.attempts = 0  # failed replays of the oldest transaction (a data error, not an outage)
         self.dropped = 0
+        self.dead_lettered = 0
+        self.spool_lines = 0
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-spool")
         if spool and spool.exists():
-            for line in spool.read_text().splitlines():
-                if line.strip():
+            lines = [line for line in spool.read_text().splitlines() if line.strip()]
+            if len(lines) > max_items:
+                log.error("outbox: spool %s holds %d transactions; keeping the newest %d", spool, len(lines),
+                          max_items)
+                self.dropped += len(lines) - max_items
+            for line in lines[-max_items:]:
+                try:
                     self.pending.append([tuple(op) for op in json.loads(line)])  # type: ignore[misc]
+                except (json.JSONDecodeError, TypeError):
+                    log.error("outbox: unreadable spool line skipped: %.120s", line)
+            self.spool_lines = len(lines)
             if self.pending:
                 log.warning("outbox: %d transactions from %s await Redis", len(self.pending), spool)
+            if len(lines) != len(self.pending):
+                self.rewrite_spool()
 
     def __len__(self) -> int:
         return len(self.pending)
 
     def add(self, ops: list[Op]) -> None:
-        """Queue one transaction (and append it to the spool file)."""
+        """Queue one transaction (and have the spool thread append it)."""
         if len(self.pending) >= self.max_items:
             self.pending.popleft()
+            self.attempts = 0
             self.dropped += 1
             log.error("outbox full (%d): oldest transaction dropped", self.max_items)
         self.pending.append(ops)
         if self.spool:
+            self.spool_lines += 1
+            self._io.submit(self._append, json.dumps(ops))
+            if self.spool_lines > 2 * max(len(self.pending), 1000):
+                self.rewrite_spool()
+
+    def _append(self, line: str) -> None:
+        assert self.spool is not None
+        try:
             self.spool.parent.mkdir(parents=True, exist_ok=True)
             with self.spool.open("a") as fh:
-                fh.write(json.dumps(ops) + "\n")
+                fh.write(line + "\n")
+        except OSError:
+            log.exception("outbox: cannot append to the spool %s (kept in memory)", self.spool)
 
     def rewrite_spool(self) -> None:
-        """Make the spool file hold exactly what is still pending."""
+        """Have the spool thread make the spool file hold exactly what is still pending."""
         if not self.spool:
             return
-        if not self.pending:
-            self.spool.unlink(missing_ok=True)
-            return
-        tmp = self.spool.with_suffix(".tmp")
-        tmp.write_text("".join(json.dumps(ops) + "\n" for ops in self.pending))
-        tmp.replace(self.spool)
+        snapshot = [json.dumps(ops) for ops in self.pending]
+        self.spool_lines = len(snapshot)
+        self._io.submit(self._write_all, snapshot)
+
+    def _write_all(self, lines: list[str]) -> None:
+        assert self.spool is not None
+        try:
+            if not lines:
+                self.spool.unlink(missing_ok=True)
+                return
+            self.spool.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.spool.with_suffix(".tmp")
+            tmp.write_text("".join(line + "\n" for line in lines))
+            tmp.replace(self.spool)
+        except OSError:
+            log.exception("outbox: cannot rewrite the spool %s (kept in memory)", self.spool)
+
+    def dead_letter(self, ops: list[Op], error: str) -> None:
+        """Set aside a transaction Redis keeps refusing for a data error (beside the spool, for an operator)."""
+        self.dead_lettered += 1
+        if self.spool:
+            line = json.dumps({"error": error, "ops": ops})
+            target = self.spool.with_name(self.spool.stem + "-dead.jsonl")
+            self._io.submit(self._append_to, target, line)
+
+    @staticmethod
+    def _append_to(target: Path, line: str) -> None:
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with target.open("a") as fh:
+                fh.write(line + "\n")
+        except OSError:
+            log.exception("outbox: cannot write the dead-letter file %s", target)
+
+    def sync(self) -> None:
+        """Wait until the spool thread has written everything submitted so far."""
+        self._io.submit(lambda: None).result()
+
+    def close(self) -> None:
+        """Finish the spool writes and stop the spool thread."""
+        self._io.shutdown(wait=True)
 
 
 @dataclass(frozen=True)
@@ -109,49 +212,82 @@ class CallStore:
         retention_s: float,
         seconds_per_point: float,
         queues: Sequence[str],
+        timeline_max: int = 5000,
+        max_call_s: float = 3600.0,
     ) -> None:
-        """Use ``client`` (decode_responses=True) and ``outbox`` for writes Redis misses."""
+        """Use ``client`` (decode_responses=True) and ``outbox`` for writes Redis misses.
+
+        Every call's keys expire ``retention_s`` after it ends, and, should its end never be
+        written, ``retention_s + max_call_s`` after it starts; its timeline keeps at most about
+        ``timeline_max`` entries.
+        """
         # decode_responses=True makes every reply str; redis-py's stubs cannot say so.
         self.redis: Any = client
         self.outbox = outbox
         self.retention_s = retention_s
         self.seconds_per_point = seconds_per_point
         self.queues = tuple(queues)
+        self.timeline_max = timeline_max
+        self.max_call_s = max_call_s
         self.redis_up = True
         self._flush_lock = asyncio.Lock()
 
-    async def _apply(self, ops: list[Op]) -> None:
+    async def _apply(self, ops: list[Op]) -> list[Any]:
         async with self.redis.pipeline(transaction=True) as pipe:
             for name, args, kwargs in ops:
                 getattr(pipe, name)(*args, **kwargs)
-            await pipe.execute()
+            return list(await pipe.execute())
 
     async def write(self, ops: list[Op]) -> bool:
-        """Apply one transaction now, or queue it; return True if it reached Redis."""
-        if self.outbox.pending:
-            await self.flush_outbox()
+        """Apply one transaction now, or queue it; return True if it reached Redis.
+
+        While earlier transactions wait in the outbox, this one queues behind them without
+        asking Redis (the flusher replays them in order): a stalled Redis costs one timeout,
+        not one per write.
+        """
+        return (await self.write_result(ops))[0]
+
+    async def write_result(self, ops: list[Op]) -> tuple[bool, list[Any] | None]:
+        """Like :meth:`write`, also returning the transaction's replies when it reached Redis."""
         if not self.outbox.pending:
             try:
-                await self._apply(ops)
+                replies = await self._apply(ops)
                 self.redis_up = True
-                return True
-            except REDIS_DOWN as exc:
-                log.warning("Redis unreachable (%s): write kept in the outbox", exc)
-                self.redis_up = False
+                return True, replies
+            except RedisError as exc:
+                if is_transient(exc):
+                    log.warning("Redis unavailable (%s): write kept in the outbox", exc)
+                    self.redis_up = False
+                else:
+                    log.error("Redis refused a write (%s): kept in the outbox for a retry", exc)
         self.outbox.add(ops)
-        return False
+        return False, None
 
     async def flush_outbox(self) -> int:
-        """Replay queued transactions in order; return how many reached Redis."""
+        """Replay queued transactions in order; return how many reached Redis.
+
+        An outage (connection, timeout, READONLY, OOM, LOADING...) stops the replay until the
+        next flush. A data error (WRONGTYPE...) is retried on the next flushes and, after
+        ``MAX_DATA_ERROR_ATTEMPTS``, set aside in the dead-letter file so it cannot block the rest.
+        """
         done = 0
         async with self._flush_lock:
             while self.outbox.pending:
+                ops = self.outbox.pending[0]
                 try:
-                    await self._apply(self.outbox.pending[0])
-                except REDIS_DOWN:
-                    self.redis_up = False
-                    break
+                    await self._apply(ops)
+                except RedisError as exc:
+                    if is_transient(exc):
+                        self.redis_up = False
+                        break
+                    self.outbox.attempts += 1
+                    log.error("outbox: Redis refused a replayed transaction (%s), attempt %d of %d", exc,
+                              self.outbox.attempts, MAX_DATA_ERROR_ATTEMPTS)
+                    if self.outbox.attempts < MAX_DATA_ERROR_ATTEMPTS:
+                        break
+                    self.outbox.dead_letter(ops, str(exc))
                 self.outbox.pending.popleft()
+                self.outbox.attempts = 0
                 done += 1
             if done:
                 self.redis_up = True
@@ -159,24 +295,99 @@ class CallStore:
                 log.info("outbox: %d transactions written to Redis, %d left", done, len(self.outbox))
         return done
 
+    @property
+    def events_channel(self) -> str:
+        """Return the pub/sub channel the store publishes every call event on."""
+        return keys.events_channel()
+
+    def events_pubsub(self) -> Any:
+        """Return a new pub/sub connection (subscribe it to :attr:`events_channel`)."""
+        return self.redis.pubsub()
+
+    async def queue_head(self, queues: Sequence[str]) -> str | None:
+        """Return the call served next across ``queues`` (lowest score first), or None."""
+        best: tuple[float, str] | None = None
+        for q in queues:
+            head = await self.redis.zrange(keys.queue(q), 0, 0, withscores=True)
+            if head and (best is None or head[0][1] < best[0]):
+                best = (head[0][1], head[0][0])
+        return best[1] if best else None
+
+    async def summaries_between(
+        self, start: float, end: float, fields: Sequence[str] | None = None
+    ) -> list[dict[str, str]]:
+        """Return the summaries (all fields, or only ``fields``) of calls that started in [start, end]."""
+        sids = await self.redis.zrangebyscore(keys.calls_index(), start, end)
+        rows: list[dict[str, str]] = []
+        for i in range(0, len(sids), 5000):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for sid in sids[i : i + 5000]:
+                    if fields:
+                        pipe.hmget(keys.call(sid), *fields)
+                    else:
+                        pipe.hgetall(keys.call(sid))
+                replies = await pipe.execute()
+            if fields:
+                rows += [{k: v for k, v in zip(fields, r, strict=True) if v is not None} for r in replies if any(r)]
+            else:
+                rows += [r for r in replies if r]
+        return rows
+
     def _event(self, kind: str, call_sid: str, **data: Any) -> Op:
         payload = json.dumps({"type": kind, "call_sid": call_sid, "ts": time.time(), **data})
         return ("publish", [keys.events_channel(), payload], {})
 
+    def _xadd(self, call_sid: str, fields: dict[str, Any]) -> Op:
+        return ("xadd", [keys.timeline(call_sid), fields], {"maxlen": self.timeline_max, "approximate": True})
+
+    async def announce_call(self, *, call_sid: str, ttl_s: float) -> bool:
+        """Record that a signed voice webhook announced this call (its stream may start within ``ttl_s``)."""
+        try:
+            await self.redis.set(keys.announced(call_sid), "1", ex=max(1, int(ttl_s)))
+        except RedisError as exc:
+            log.warning("call %s: announcement not stored (%s)", call_sid, exc)
+            return False
+        return True
+
+    async def claim_stream(self, *, call_sid: str, stream_sid: str) -> int:
+        """Return 1 if this stream is the announced call's first, 0 if never announced, -1 if it has one.
+
+        Raises:
+            RedisError: Redis could not answer (the caller decides what a local record allows).
+        """
+        return int(await self.redis.eval(CLAIM_STREAM_LUA, 2, keys.announced(call_sid), keys.stream_owner(call_sid),
+                                         stream_sid, int(self.retention_s + self.max_call_s)))
+
+    async def count_login_failure(self, *, client: str, window_s: int = 60) -> int:
+        """Count a failed dashboard login from ``client`` in the current window; return the count."""
+        key = keys.login_failures(client)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, window_s, nx=True)
+            count, _ = await pipe.execute()
+        return int(count)
+
+    async def login_failures(self, *, client: str) -> int:
+        """Return the failed logins counted for ``client`` in the current window."""
+        return int(await self.redis.get(keys.login_failures(client)) or 0)
+
     async def call_started(
         self, *, call_sid: str, stream_sid: str, caller: str, started_at: float, agent_hint: str = ""
     ) -> bool:
-        """Record a new call as listening."""
+        """Record a new call as listening; its keys expire even if its end is never written."""
         summary = {"call_sid": call_sid, "stream_sid": stream_sid, "caller": caller,
                    "started_at": started_at, "status": "listening"}
         if agent_hint:
             summary["agent_hint"] = agent_hint
+        ttl = int(self.retention_s + self.max_call_s)
         ops: list[Op] = [
             ("hset", [keys.call(call_sid)], {"mapping": summary}),
             ("zadd", [keys.calls_index(), {call_sid: started_at}], {}),
             ("sadd", [keys.calls_live(), call_sid], {}),
             ("zremrangebyscore", [keys.calls_index(), 0, started_at - self.retention_s], {}),
-            ("xadd", [keys.timeline(call_sid), {"type": "started", "t": 0.0, "caller": caller}], {}),
+            self._xadd(call_sid, {"type": "started", "t": 0.0, "caller": caller}),
+            ("expire", [keys.call(call_sid), ttl], {}),
+            ("expire", [keys.timeline(call_sid), ttl], {}),
             self._event("started", call_sid, caller=caller),
         ]
         return await self.write(ops)
@@ -199,12 +410,13 @@ class CallStore:
         if reading.sentiment is not None:
             fields["sentiment"] = reading.sentiment
         ops: list[Op] = [
-            ("xadd", [keys.timeline(call_sid), fields], {}),
+            self._xadd(call_sid, fields),
             ("hsetnx", [keys.call(call_sid), "first_emotion", reading.label], {}),
             ("hsetnx", [keys.call(call_sid), "first_valence", reading.valence], {}),
             ("hset", [keys.call(call_sid)], {"mapping": summary}),
             self._event("reading", call_sid, label=reading.label, probs=reading.probs,
                         arousal=reading.arousal, valence=reading.valence, t=reading.t,
+                        start=reading.start_s, segment=reading.kind,
                         transcript=reading.transcript, intents=list(reading.intents)),
         ]
         return await self.write(ops)
@@ -221,7 +433,7 @@ class CallStore:
         if intents:
             summary["intents"] = ",".join(intents)
         ops: list[Op] = [
-            ("xadd", [keys.timeline(call_sid), fields], {}),
+            self._xadd(call_sid, fields),
             ("hset", [keys.call(call_sid)], {"mapping": summary}),
             self._event("transcript", call_sid, transcript=text, intents=list(intents), t=t),
         ]
@@ -248,31 +460,37 @@ class CallStore:
         arrival: float,
         latency_ms: float | None,
         kind: str = "decision",
-    ) -> bool:
-        """Store a routing decision (or a re-prioritisation) and place the call in its queue."""
-        summary: dict[str, Any] = {"status": "queued", "queue": decision.queue,
-                                   "priority": decision.priority, "reason": decision.reason,
+    ) -> bool | None:
+        """Queue the call with a routing decision (or a re-route / new priority), atomically.
+
+        Return True when applied, False when Redis refused it because the call is with an agent
+        or has ended (or, for a re-route or new priority, is no longer queued), None when Redis
+        could not be reached (the write waits in the outbox and is checked the same way on replay).
+        """
+        summary: dict[str, str] = {"status": "queued", "queue": decision.queue,
+                                   "priority": str(decision.priority), "reason": decision.reason,
                                    "rule": decision.rule}
         if kind != "decision":
-            summary["escalated"] = 1
+            summary["escalated"] = "1"
         if kind == "decision":
-            summary["decided_at"] = time.time()
-            summary["enqueued_at"] = arrival
+            summary["decided_at"] = str(time.time())
+            summary["enqueued_at"] = str(arrival)
             if latency_ms is not None:
-                summary["decision_latency_ms"] = round(latency_ms, 2)
+                summary["decision_latency_ms"] = str(round(latency_ms, 2))
         score = queue_score(decision.priority, arrival, self.seconds_per_point)
-        ops: list[Op] = [("zrem", [keys.queue(q), call_sid], {}) for q in self.queues
-                         if q != decision.queue]
-        ops += [
-            ("zadd", [keys.queue(decision.queue), {call_sid: score}], {}),
-            ("hset", [keys.call(call_sid)], {"mapping": summary}),
-            ("xadd", [keys.timeline(call_sid), {"type": kind, "t": round(t, 3), "queue": decision.queue,
-                                                "priority": decision.priority,
-                                                "reason": decision.reason}], {}),
-            self._event(kind, call_sid, queue=decision.queue, priority=decision.priority,
-                        reason=decision.reason),
-        ]
-        return await self.write(ops)
+        entry = {"type": kind, "t": str(round(t, 3)), "queue": decision.queue, "priority": str(decision.priority),
+                 "reason": decision.reason}
+        event = json.dumps({"type": kind, "call_sid": call_sid, "ts": time.time(), "queue": decision.queue,
+                            "priority": decision.priority, "reason": decision.reason})
+        others = [keys.queue(q) for q in self.queues if q != decision.queue]
+        args = [QUEUE_CALL_LUA, 3 + len(others), keys.call(call_sid), keys.timeline(call_sid),
+                keys.queue(decision.queue), *others,
+                "decision" if kind == "decision" else "update", call_sid, score, json.dumps(summary),
+                json.dumps(entry), event, keys.events_channel(), self.timeline_max]
+        reached, replies = await self.write_result([("eval", args, {})])
+        if not reached or replies is None:
+            return None
+        return bool(replies[-1])
 
     async def call_ended(self, *, call_sid: str, t: float, reason: str) -> bool:
         """Mark the call ended, take it out of live/queues, and start its retention clock."""
@@ -281,10 +499,26 @@ class CallStore:
             ("hset", [keys.call(call_sid)], {"mapping": {"status": "ended", "ended_at": time.time(),
                                                          "end_reason": reason}}),
             ("srem", [keys.calls_live(), call_sid], {}),
-            ("xadd", [keys.timeline(call_sid), {"type": "ended", "t": round(t, 3), "reason": reason}], {}),
+            self._xadd(call_sid, {"type": "ended", "t": round(t, 3), "reason": reason}),
             ("expire", [keys.call(call_sid), int(self.retention_s)], {}),
             ("expire", [keys.timeline(call_sid), int(self.retention_s)], {}),
             self._event("ended", call_sid, reason=reason),
+        ]
+        return await self.write(ops)
+
+    async def mark_with_agent(self, *, call_sid: str, agent_id: str, source: str) -> bool:
+        """Record that an agent has the call (TaskRouter reported it assigned); it leaves every queue."""
+        now = time.time()
+        started = await self.redis.hget(keys.call(call_sid), "started_at")
+        if started is None:
+            return False
+        ops: list[Op] = [("zrem", [keys.queue(q), call_sid], {}) for q in self.queues]
+        ops += [
+            ("hset", [keys.call(call_sid)], {"mapping": {"status": "with_agent", "agent": agent_id,
+                                                         "picked_at": now}}),
+            self._xadd(call_sid, {"type": "pickup", "agent": agent_id, "t": round(now - float(started), 3),
+                                  "source": source}),
+            self._event("pickup", call_sid, agent=agent_id),
         ]
         return await self.write(ops)
 
@@ -293,9 +527,15 @@ class CallStore:
         data = await self.redis.hgetall(keys.call(call_sid))
         return data or None
 
-    async def get_timeline(self, call_sid: str, *, count: int = 10_000) -> list[dict[str, Any]]:
-        """Return the call's timeline entries, oldest first, with probs decoded."""
-        entries = await self.redis.xrange(keys.timeline(call_sid), count=count)
+    async def get_timeline(self, call_sid: str, *, count: int = 10_000, latest: bool = False) -> list[dict[str, Any]]:
+        """Return the call's timeline entries, oldest first, with probs decoded.
+
+        With ``latest``, the newest ``count`` entries (still oldest first) instead of the oldest.
+        """
+        if latest:
+            entries = list(reversed(await self.redis.xrevrange(keys.timeline(call_sid), count=count)))
+        else:
+            entries = await self.redis.xrange(keys.timeline(call_sid), count=count)
         out = []
         for entry_id, fields in entries:
             item: dict[str, Any] = {"id": entry_id, **fields}
@@ -381,7 +621,8 @@ class CallStore:
                     pipe.hset(keys.agent(agent_id), mapping={"current_call": sid})
                     # t: seconds since the call started, like the other timeline entries
                     t = round(now - float(started), 3) if started else 0.0
-                    pipe.xadd(keys.timeline(sid), {"type": "pickup", "agent": agent_id, "t": t})
+                    pipe.xadd(keys.timeline(sid), {"type": "pickup", "agent": agent_id, "t": t},
+                              maxlen=self.timeline_max, approximate=True)
                     pipe.publish(keys.events_channel(),
                                  json.dumps({"type": "pickup", "call_sid": sid, "agent": agent_id, "ts": now}))
                     await pipe.execute()

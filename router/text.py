@@ -190,16 +190,18 @@ class TextAnalyser:
             return [frozenset()] * len(texts)
         return [frozenset() if g.intent == GENERAL else frozenset({g.intent}) for g in guesses]
 
-    def analyse(self, text: str, alternatives: Sequence[str] = ()) -> TextSignals:
+    def analyse(self, text: str, alternatives: Sequence[str] = (), *, sensitive: bool = False) -> TextSignals:
         """Return sentiment, intents and the redacted snippet of a transcript.
 
         ``alternatives`` are other readings of the same audio, likeliest first; when one of them
         names the intents, the snippet shows it too ("… [or: …]") so a reader sees why.
+        ``sensitive``: the call's recent speech named a card, PIN, security code or account
+        number, so short digit runs are masked too (router.redact).
         """
-        clean = redact(text)
+        clean = redact(text, sensitive=sensitive)
         if not clean.strip():
             return TextSignals(None, frozenset(), "")
-        intents, reading = self.intents_of_readings(clean, [redact(a) for a in alternatives])
+        intents, reading = self.intents_of_readings(clean, [redact(a, sensitive=sensitive) for a in alternatives])
         snippet = f"{clean} [or: {reading}]" if reading else clean
         return TextSignals(round(self.sentiment(clean), 3), intents, snippet)
 

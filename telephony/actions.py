@@ -1,9 +1,12 @@
 """Acting on a call through Twilio's REST API, or recording exactly what would be sent.
 
-``TwilioRestActions`` calls ``client.calls(sid).update(twiml=...)``, which is
-``POST /2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json`` with form field
-``Twiml``. ``DryRunActions`` records that same request (method, URL, form) so the
-demo and tests can check it without credentials.
+``TwilioRestActions`` sends ``POST /2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json``
+with form field ``Twiml`` (what the SDK's ``calls(sid).update(twiml=...)`` sends) from an async
+HTTP client of its own: a timeout on every request and a bounded number in flight, so a slow
+or dead Twilio never holds a thread of the shared executor nor the event loop.
+``DryRunActions`` records that same request (method, URL, form) so the demo and tests can
+check it without credentials. A CallSid must have Twilio's shape before it reaches a URL or a
+TaskRouter filter expression.
 """
 
 from __future__ import annotations
@@ -15,11 +18,18 @@ from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+import httpx
+
+from telephony.credentials import WORKSPACE_OR_WORKFLOW_SID, is_account_sid, is_call_sid
 from telephony.twiml import enqueue_twiml
 
 log = logging.getLogger(__name__)
-API_BASE = "https://api.twilio.com/2010-04-01"
-TASKROUTER_BASE = "https://taskrouter.twilio.com/v1"
+API_BASE = "https://api.twilio.com"
+TASKROUTER_BASE = "https://taskrouter.twilio.com"
+
+
+class TwilioRequestError(RuntimeError):
+    """A Twilio REST request failed, timed out, or was not attempted (bad id)."""
 
 
 @dataclass(frozen=True)
@@ -59,27 +69,55 @@ class CallActions(Protocol):
         """Raise the priority of the call's queued TaskRouter task (None when there is none)."""
         ...
 
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...
+
+
+def checked_call_sid(call_sid: str) -> str:
+    """Return ``call_sid`` if it has Twilio's shape (CA + 32 hex digits).
+
+    Raises:
+        TwilioRequestError: anything else, so it never reaches a URL or a filter expression.
+    """
+    if not is_call_sid(call_sid):
+        raise TwilioRequestError(f"refusing a Twilio request for malformed CallSid {call_sid[:40]!r}")
+    return call_sid
+
 
 class _ActionsBase:
-    def __init__(self, *, account_sid: str, workflow_sid: str | None, workspace_sid: str | None = None) -> None:
+    def __init__(self, *, account_sid: str, workflow_sid: str | None, workspace_sid: str | None = None,
+                 api_base: str = API_BASE, taskrouter_base: str = TASKROUTER_BASE) -> None:
+        for name, sid in (("workflow", workflow_sid), ("workspace", workspace_sid)):
+            if sid and not WORKSPACE_OR_WORKFLOW_SID.fullmatch(sid):
+                raise ValueError(f"TaskRouter {name} SID {sid!r} is not WS/WW + 32 hex digits")
+        if not is_account_sid(account_sid):
+            raise ValueError(f"Twilio account SID {account_sid!r} is not AC + 32 hex digits")
         self.account_sid = account_sid
         self.workflow_sid = workflow_sid
         self.workspace_sid = workspace_sid
+        self.api_base = api_base.rstrip("/")
+        self.taskrouter_base = taskrouter_base.rstrip("/")
 
     def task_lookup(self, call_sid: str) -> tuple[str, dict[str, str]] | None:
         """Return the URL and query that find the call's task, or None without TaskRouter."""
         if not (self.workflow_sid and self.workspace_sid):
             return None
-        return (f"{TASKROUTER_BASE}/Workspaces/{self.workspace_sid}/Tasks",
-                {"EvaluateTaskAttributes": f'call_sid == "{call_sid}"', "AssignmentStatus": "pending"})
+        sid = checked_call_sid(call_sid)
+        return (f"{self.taskrouter_base}/v1/Workspaces/{self.workspace_sid}/Tasks",
+                {"EvaluateTaskAttributes": f'call_sid == "{sid}"', "AssignmentStatus": "pending"})
 
     def build_route_request(self, call_sid: str, spec: RouteSpec) -> RestRequest:
+        sid = checked_call_sid(call_sid)
         twiml = enqueue_twiml(
             twilio_queue=spec.twilio_queue, priority=spec.priority, attributes=spec.attributes,
             workflow_sid=self.workflow_sid, hold_prompt=spec.hold_prompt, voice=spec.voice,
         )
-        url = f"{API_BASE}/Accounts/{self.account_sid}/Calls/{call_sid}.json"
-        return RestRequest("POST", url, {"Twiml": twiml}, call_sid)
+        url = f"{self.api_base}/2010-04-01/Accounts/{self.account_sid}/Calls/{sid}.json"
+        return RestRequest("POST", url, {"Twiml": twiml}, sid)
+
+    async def aclose(self) -> None:
+        """Release what the actions hold (nothing, unless they talk to Twilio)."""
 
 
 class DryRunActions(_ActionsBase):
@@ -112,20 +150,37 @@ class DryRunActions(_ActionsBase):
 
 
 class TwilioRestActions(_ActionsBase):
-    """Sends the redirect with the twilio SDK (in a thread: the SDK is blocking)."""
+    """Sends the requests to Twilio from its own async client: bounded, with a timeout on each."""
 
     def __init__(self, *, account_sid: str, auth_token: str, workflow_sid: str | None = None,
-                 workspace_sid: str | None = None) -> None:
-        """Create the SDK client."""
-        from twilio.rest import Client
+                 workspace_sid: str | None = None, api_base: str = API_BASE,
+                 taskrouter_base: str = TASKROUTER_BASE, timeout_s: float = 4.0, max_concurrency: int = 16) -> None:
+        """Create the HTTP client (HTTP basic auth with the account SID and auth token)."""
+        super().__init__(account_sid=account_sid, workflow_sid=workflow_sid, workspace_sid=workspace_sid,
+                         api_base=api_base, taskrouter_base=taskrouter_base)
+        self.timeout_s = timeout_s
+        self.client = httpx.AsyncClient(
+            auth=(account_sid, auth_token), timeout=httpx.Timeout(timeout_s),
+            limits=httpx.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency))
+        self._slots = asyncio.Semaphore(max_concurrency)
 
-        super().__init__(account_sid=account_sid, workflow_sid=workflow_sid, workspace_sid=workspace_sid)
-        self.client = Client(account_sid, auth_token)
+    async def _send(self, method: str, url: str, *, data: dict[str, str] | None = None,
+                    params: dict[str, str] | None = None) -> httpx.Response:
+        try:
+            # waiting for a slot counts against the same deadline as the request itself
+            async with asyncio.timeout(self.timeout_s * 2):
+                async with self._slots:
+                    response = await self.client.request(method, url, data=data, params=params)
+        except (TimeoutError, httpx.HTTPError) as exc:
+            raise TwilioRequestError(f"Twilio {method} {url}: {type(exc).__name__} {exc}") from exc
+        if response.status_code >= 400:
+            raise TwilioRequestError(f"Twilio {method} {url}: HTTP {response.status_code} {response.text[:200]}")
+        return response
 
     async def route_call(self, call_sid: str, spec: RouteSpec) -> RestRequest:
         """Update the live call with the enqueue TwiML."""
         req = self.build_route_request(call_sid, spec)
-        await asyncio.to_thread(lambda: self.client.calls(call_sid).update(twiml=req.form["Twiml"]))
+        await self._send("POST", req.url, data=req.form)
         return req
 
     async def update_priority(self, call_sid: str, priority: int) -> RestRequest | None:
@@ -134,16 +189,15 @@ class TwilioRestActions(_ActionsBase):
         if lookup is None:
             return None
         url, query = lookup
-
-        def update() -> str | None:
-            tasks = self.client.taskrouter.v1.workspaces(self.workspace_sid).tasks.list(
-                evaluate_task_attributes=query["EvaluateTaskAttributes"], assignment_status=["pending"], limit=1)
-            if not tasks:
-                return None
-            tasks[0].update(priority=priority)
-            return str(tasks[0].sid)
-
-        task_sid = await asyncio.to_thread(update)
-        if task_sid is None:
+        found = (await self._send("GET", url, params={**query, "PageSize": "1"})).json()
+        tasks = found.get("tasks") or []
+        task_sid = str(tasks[0].get("sid", "")) if tasks else ""
+        if not task_sid.startswith("WT") or not task_sid[2:].isalnum():
             return None
-        return RestRequest("POST", f"{url}/{task_sid}", {"Priority": str(priority)}, call_sid)
+        form = {"Priority": str(priority)}
+        await self._send("POST", f"{url}/{task_sid}", data=form)
+        return RestRequest("POST", f"{url}/{task_sid}", form, call_sid)
+
+    async def aclose(self) -> None:
+        """Close the HTTP client."""
+        await self.client.aclose()

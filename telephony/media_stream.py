@@ -34,7 +34,8 @@ class StreamProtocolError(ValueError):
     """A message broke the Media Streams protocol; ``reason`` is a short metric label."""
 
     def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
+        # the detail may quote what the peer sent: never more than a line of it reaches a log
+        super().__init__(f"{reason}: {detail[:200]}")
         self.reason = reason
 
 
@@ -54,9 +55,10 @@ class StreamCounters:
 class TwilioStreamParser:
     """Per-connection state: the call it belongs to, the last sequence number, the resampler."""
 
-    def __init__(self, *, max_message_bytes: int = 64 * 1024) -> None:
-        """Create a parser that rejects messages over ``max_message_bytes``."""
+    def __init__(self, *, max_message_bytes: int = 64 * 1024, max_payload_bytes: int = 1600) -> None:
+        """Create a parser that rejects messages over ``max_message_bytes`` and audio over ``max_payload_bytes``."""
         self.max_message_bytes = max_message_bytes
+        self.max_payload_bytes = max_payload_bytes
         self.call_sid: str | None = None
         self.stream_sid: str | None = None
         self.last_sequence = 0
@@ -154,6 +156,9 @@ class TwilioStreamParser:
         payload = media.get("payload")
         if not isinstance(payload, str) or not payload:
             raise StreamProtocolError("bad_payload", "media.payload is missing or empty")
+        if len(payload) * 3 // 4 > self.max_payload_bytes:
+            raise StreamProtocolError("oversize_payload", f"media.payload of about {len(payload) * 3 // 4} bytes "
+                                                          f"exceeds {self.max_payload_bytes} (Twilio sends 160)")
         try:
             raw = base64.b64decode(payload, validate=True)
         except (binascii.Error, ValueError) as exc:

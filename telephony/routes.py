@@ -1,17 +1,31 @@
-"""Twilio-facing endpoints: the voice webhook, status callbacks, fallback, and the Media Stream socket."""
+"""Twilio-facing endpoints: the voice webhook, status and TaskRouter callbacks, fallback, and the Media Stream.
+
+Nothing a Twilio request says is trusted before its signature is checked, and an unsigned
+request is refused before its body is even read; bodies are size-capped while they are read.
+A Media Stream is accepted only for a call a signed voice webhook announced (the per-call
+credential in telephony.credentials, and a one-stream-per-call record in Redis), and every
+stream is bounded: a per-process cap, an idle timeout, a maximum duration and a message rate.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import logging
+import time
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, HTTPException, Request, WebSocket, status
 from fastapi.responses import Response
+from redis.exceptions import RedisError
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 from twilio.request_validator import RequestValidator
 
 from emoroute.deps import ServicesDep
+from router.redact import mask_phone
 from telephony.actions import RouteSpec
+from telephony.credentials import check_stream_start, is_account_sid, is_call_sid, stream_parameters
 from telephony.events import CallEnded, CallStarted
 from telephony.media_stream import StreamProtocolError, TwilioStreamParser
 from telephony.twiml import enqueue_twiml, greeting_twiml
@@ -20,6 +34,9 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["twilio"])
 TERMINAL_STATUSES = {"completed", "busy", "failed", "no-answer", "canceled"}
 XML = "application/xml"
+FORM = "application/x-www-form-urlencoded"
+ANNOUNCE_WAIT_S = 0.5  # the voice webhook never waits longer than this for Redis
+FLOOD_CLOSE_AFTER_S = 2.0  # a stream over its message rate for this long is closed
 
 
 def _signed_url(public_url: str, request_path: str, query: str) -> str:
@@ -27,38 +44,82 @@ def _signed_url(public_url: str, request_path: str, query: str) -> str:
     return f"{url}?{query}" if query else url
 
 
+async def _read_capped(request: Request, limit: int) -> bytes:
+    """Return the request body, refusing (413) one over ``limit`` bytes before reading past it."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"webhook body over {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"webhook body over {limit} bytes")
+    return bytes(body)
+
+
 async def _verified_params(request: Request, services: ServicesDep) -> dict[str, str]:
-    """Return the webhook's form parameters after checking X-Twilio-Signature (403 if bad)."""
-    form = await request.form()
-    params = {k: str(v) for k, v in form.multi_items()}
+    """Return the webhook's form parameters after checking X-Twilio-Signature (403 if bad).
+
+    An unsigned request is refused before its body is read; a body over the limit gets 413.
+    """
     settings = services.settings
+    signature = request.headers.get("X-Twilio-Signature", "")
+    client = request.client.host if request.client else "?"
+    if settings.validate_signatures and not signature:
+        services.metrics.signature_failures.labels(request.url.path).inc()
+        log.warning("rejected %s from %s: missing X-Twilio-Signature", request.url.path, client)
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "invalid or missing X-Twilio-Signature")
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != FORM:
+        raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, f"Twilio webhooks are {FORM}")
+    body = await _read_capped(request, settings.max_webhook_bytes)
+    try:
+        params = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False))
+    except UnicodeDecodeError as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "webhook body is not UTF-8") from exc
     if not settings.validate_signatures:
         return params
-    signature = request.headers.get("X-Twilio-Signature", "")
     url = _signed_url(settings.public_url, request.url.path, request.url.query)
-    if not signature or not RequestValidator(settings.twilio_auth_token).validate(url, params, signature):
+    if not RequestValidator(settings.twilio_auth_token).validate(url, params, signature):
         services.metrics.signature_failures.labels(request.url.path).inc()
-        log.warning("rejected %s: %s X-Twilio-Signature (CallSid=%s, from %s)", request.url.path,
-                    "forged" if signature else "missing", params.get("CallSid", "?"),
-                    request.client.host if request.client else "?")
+        log.warning("rejected %s: forged X-Twilio-Signature (CallSid=%.40s, from %s)", request.url.path,
+                    params.get("CallSid", "?"), client)
         raise HTTPException(status.HTTP_403_FORBIDDEN, "invalid or missing X-Twilio-Signature")
     return params
 
 
+def _call_ids(params: dict[str, str], services: ServicesDep) -> str:
+    """Return the webhook's CallSid once it and the AccountSid have Twilio's shape and our account (else 400)."""
+    call_sid, account_sid = params.get("CallSid", ""), params.get("AccountSid", "")
+    if not is_call_sid(call_sid) or not is_account_sid(account_sid):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "CallSid/AccountSid missing or not in Twilio's format")
+    if account_sid != services.settings.twilio_account_sid:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "the call belongs to another Twilio account")
+    return call_sid
+
+
 @router.post("/twilio/voice")
 async def voice(request: Request, services: ServicesDep) -> Response:
-    """Answer an incoming call: disclosure, start the Media Stream, ask why, hold."""
+    """Answer an incoming call: disclosure, start the Media Stream with its credential, ask why, hold."""
     params = await _verified_params(request, services)
-    prompts = services.policy.prompts
-    stream_params = {"caller": params.get("From", "")}
+    call_sid = _call_ids(params, services)
+    settings, prompts = services.settings, services.policy.prompts
+    services.ledger.announce(call_sid)
+    with contextlib.suppress(TimeoutError):
+        # the local ledger covers this process if Redis is slow; other processes then refuse the
+        # stream and the caller reaches the fallback queue through the <Redirect>
+        await asyncio.wait_for(services.store.announce_call(call_sid=call_sid, ttl_s=settings.stream_token_ttl_s),
+                               ANNOUNCE_WAIT_S)
+    stream_params = {"caller": params.get("From", ""),
+                     **stream_parameters(settings.secret_key, account_sid=settings.twilio_account_sid,
+                                         call_sid=call_sid)}
     twiml = greeting_twiml(
-        stream_url=services.settings.stream_url,
-        fallback_url=services.settings.public_url.rstrip("/") + "/twilio/fallback",
+        stream_url=settings.stream_url,
+        fallback_url=settings.public_url.rstrip("/") + "/twilio/fallback",
         disclosure=prompts.disclosure, question=prompts.question, voice=prompts.voice,
         listen_seconds=services.policy.decision.max_listen_seconds + 4,
         parameters=stream_params,
     )
-    log.info("call %s from %s answered", params.get("CallSid", "?"), params.get("From", "?"))
+    log.info("call %s from %s answered", call_sid, mask_phone(params.get("From", "")))
     return Response(twiml, media_type=XML)
 
 
@@ -66,11 +127,11 @@ async def voice(request: Request, services: ServicesDep) -> Response:
 async def fallback(request: Request, services: ServicesDep) -> Response:
     """Enqueue a call whose routing redirect never came (the never-drop guard)."""
     params = await _verified_params(request, services)
+    call_sid = _call_ids(params, services)
     policy = services.policy
-    log.warning("call %s reached the fallback: default queue", params.get("CallSid", "?"))
+    log.warning("call %s reached the fallback: default queue", call_sid)
     spec = RouteSpec(policy.queues[policy.default_queue].twilio_queue, policy.default_priority,
-                     {"call_sid": params.get("CallSid", ""), "reason": "fallback"}, policy.prompts.hold,
-                     policy.prompts.voice)
+                     {"call_sid": call_sid, "reason": "fallback"}, policy.prompts.hold, policy.prompts.voice)
     twiml = enqueue_twiml(twilio_queue=spec.twilio_queue, priority=spec.priority, attributes=spec.attributes,
                           workflow_sid=services.settings.twilio_workflow_sid, hold_prompt=spec.hold_prompt,
                           voice=spec.voice)
@@ -81,10 +142,91 @@ async def fallback(request: Request, services: ServicesDep) -> Response:
 async def call_status(request: Request, services: ServicesDep) -> Response:
     """Handle Twilio's call-status callback: a finished call ends its stream state."""
     params = await _verified_params(request, services)
-    call_sid, call_status = params.get("CallSid", ""), params.get("CallStatus", "")
-    if call_sid and call_status in TERMINAL_STATUSES:
+    call_sid, call_status = _call_ids(params, services), params.get("CallStatus", "")
+    if call_status in TERMINAL_STATUSES:
         await services.coordinator.end_call(call_sid, f"status:{call_status}")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/twilio/taskrouter", status_code=status.HTTP_204_NO_CONTENT)
+async def taskrouter_event(request: Request, services: ServicesDep) -> Response:
+    """Handle TaskRouter's event callback: a task assigned to a worker means an agent has the call."""
+    params = await _verified_params(request, services)
+    assigned = params.get("EventType") == "reservation.accepted" or (
+        params.get("EventType") == "task.updated" and params.get("TaskAssignmentStatus") == "assigned")
+    if not assigned:
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+    try:
+        attributes = json.loads(params.get("TaskAttributes", "{}"))
+    except json.JSONDecodeError as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "TaskAttributes is not JSON") from exc
+    call_sid = str(attributes.get("call_sid", "")) if isinstance(attributes, dict) else ""
+    if not is_call_sid(call_sid):
+        return Response(status_code=status.HTTP_204_NO_CONTENT)  # a task EmoRoute did not create
+    agent = (params.get("WorkerName") or params.get("WorkerSid") or "taskrouter")[:64]
+    services.coordinator.mark_with_agent(call_sid)
+    await services.store.mark_with_agent(call_sid=call_sid, agent_id=agent, source="taskrouter")
+    log.info("call %s assigned to %s by TaskRouter", call_sid, agent)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+async def _refuse(websocket: WebSocket, services: ServicesDep, reason: str, detail: str, *,
+                  code: int = status.WS_1008_POLICY_VIOLATION) -> None:
+    services.metrics.streams_refused.labels(reason).inc()
+    log.warning("refused Media Stream (%s): %s", reason, detail[:200])
+    # before the handshake is accepted, closing answers it with HTTP 403
+    if websocket.client_state != WebSocketState.DISCONNECTED:
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            await websocket.close(code=code, reason=reason)
+
+
+async def _admit(event: CallStarted, services: ServicesDep) -> tuple[str, str] | None:
+    """Return (reason, detail) when the stream's ``start`` must be refused, None to accept it."""
+    settings = services.settings
+    check = check_stream_start(settings.secret_key, expected_account_sid=settings.twilio_account_sid,
+                               account_sid=event.account_sid, call_sid=event.call_sid,
+                               stream_sid=event.stream_sid, parameters=event.custom_parameters,
+                               ttl_s=settings.stream_token_ttl_s)
+    if not check.ok:
+        return check.reason, f"call {event.call_sid[:40]!r}: stream credential refused"
+    if event.call_sid in services.ledger.streaming or event.call_sid in services.coordinator.calls:
+        return "duplicate_stream", f"call {event.call_sid} already has a stream here"
+    try:
+        claimed = await asyncio.wait_for(services.store.claim_stream(call_sid=event.call_sid,
+                                                                     stream_sid=event.stream_sid),
+                                         settings.redis_timeout_s)
+    except (RedisError, OSError, TimeoutError) as exc:
+        # Redis cannot say: only a call this process announced itself gets in
+        if services.ledger.was_announced(event.call_sid):
+            log.warning("call %s: Redis unavailable (%s); admitted on this process's own announcement",
+                        event.call_sid, exc)
+            return None
+        return "unverifiable", f"call {event.call_sid}: Redis unavailable and not announced here"
+    if claimed == 0:
+        return "not_announced", f"call {event.call_sid}: no signed voice webhook announced it"
+    if claimed < 0:
+        return "duplicate_stream", f"call {event.call_sid} already has a stream"
+    return None
+
+
+class _RateLimit:
+    """A token bucket of messages per second; remembers since when it has been empty."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate, self.tokens, self.at = rate, 2 * rate, time.monotonic()
+        self.flooding_since: float | None = None
+
+    def allow(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(2 * self.rate, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            self.flooding_since = None
+            return True
+        if self.flooding_since is None:
+            self.flooding_since = now
+        return False
 
 
 @router.websocket("/twilio/stream")
@@ -96,20 +238,50 @@ async def media_stream(websocket: WebSocket, services: ServicesDep) -> None:
         url = _signed_url(settings.stream_url, "", websocket.url.query)
         if not signature or not RequestValidator(settings.twilio_auth_token).validate(url, {}, signature):
             services.metrics.signature_failures.labels("/twilio/stream").inc()
-            log.warning("rejected Media Stream connection: %s X-Twilio-Signature",
-                        "forged" if signature else "missing")
-            await websocket.close(code=status.WS_1008_POLICY_VIOLATION)
+            await _refuse(websocket, services, "bad_signature",
+                          f"{'forged' if signature else 'missing'} X-Twilio-Signature")
             return
-    await websocket.accept()
-    parser = TwilioStreamParser(max_message_bytes=settings.max_message_bytes)
+    if services.streams_open >= settings.max_streams:
+        await websocket.accept()
+        await _refuse(websocket, services, "capacity", f"{settings.max_streams} streams already open here",
+                      code=status.WS_1013_TRY_AGAIN_LATER)
+        return
+    services.streams_open += 1
+    try:
+        await websocket.accept()
+        await _serve_stream(websocket, services)
+    finally:
+        services.streams_open -= 1
+
+
+async def _serve_stream(websocket: WebSocket, services: ServicesDep) -> None:
+    settings = services.settings
+    parser = TwilioStreamParser(max_message_bytes=settings.max_message_bytes,
+                                max_payload_bytes=settings.max_media_payload_bytes)
     coordinator, metrics = services.coordinator, services.metrics
-    reason = "socket_closed"
+    limit = _RateLimit(settings.max_frames_per_second)
+    deadline = time.monotonic() + settings.max_call_seconds
+    reason, admitted, rejected_logged = "socket_closed", False, 0
     try:
         while True:
-            message = await websocket.receive()
+            try:
+                message = await asyncio.wait_for(websocket.receive(), settings.stream_idle_seconds)
+            except TimeoutError:
+                reason = "idle_timeout"
+                break
             if message["type"] == "websocket.disconnect":
                 break
             metrics.frames.inc()
+            if time.monotonic() > deadline:
+                reason = "max_duration"
+                break
+            if not limit.allow():
+                metrics.rejected.labels("rate_limited").inc()
+                parser.counters.reject("rate_limited")
+                if limit.flooding_since is not None and time.monotonic() - limit.flooding_since > FLOOD_CLOSE_AFTER_S:
+                    reason = "flooding"
+                    break
+                continue
             data = message.get("text")
             if data is None:
                 data = message.get("bytes") or b""
@@ -117,11 +289,20 @@ async def media_stream(websocket: WebSocket, services: ServicesDep) -> None:
                 event = parser.parse(data)
             except StreamProtocolError as exc:
                 metrics.rejected.labels(exc.reason).inc()
-                log.warning("call %s: rejected stream message: %s", parser.call_sid or "?", exc)
+                rejected_logged += 1
+                if rejected_logged <= 20 or rejected_logged % 1000 == 0:
+                    log.warning("call %s: rejected stream message (%d so far): %.200s", parser.call_sid or "?",
+                                rejected_logged, str(exc))
                 continue
             if event is None:
                 continue
             if isinstance(event, CallStarted):
+                refusal = await _admit(event, services)
+                if refusal is not None:
+                    await _refuse(websocket, services, *refusal)
+                    return
+                admitted = True
+                services.ledger.streaming.add(event.call_sid)
                 log.info("stream %s for call %s started", event.stream_sid, event.call_sid)
             await coordinator.handle(event)
             if isinstance(event, CallEnded):
@@ -130,11 +311,18 @@ async def media_stream(websocket: WebSocket, services: ServicesDep) -> None:
     except WebSocketDisconnect:
         pass
     finally:
-        if parser.call_sid and reason != "stop":
+        if reason in ("idle_timeout", "max_duration", "flooding"):
+            metrics.streams_closed.labels(reason).inc()
+            log.warning("call %s: stream closed (%s)", parser.call_sid or "?", reason)
+        if parser.call_sid and admitted and reason != "stop":
             await coordinator.handle(CallEnded(parser.call_sid, reason))
+        if admitted and parser.call_sid:
+            services.ledger.streaming.discard(parser.call_sid)
         if websocket.client_state == WebSocketState.CONNECTED:
             # The peer may already be gone (Twilio closes right after 'stop').
             with contextlib.suppress(WebSocketDisconnect, RuntimeError):
-                await websocket.close()
-        log.info("stream of call %s closed (%s): %d frames, %d audio, rejected %s", parser.call_sid or "?",
-                 reason, parser.counters.frames, parser.counters.audio_frames, parser.counters.rejected)
+                await websocket.close(code=status.WS_1008_POLICY_VIOLATION if reason == "flooding" else 1000,
+                                      reason=reason if reason != "stop" else "")
+        if admitted:
+            log.info("stream of call %s closed (%s): %d frames, %d audio, rejected %s", parser.call_sid,
+                     reason, parser.counters.frames, parser.counters.audio_frames, parser.counters.rejected)

@@ -99,7 +99,8 @@ class LiveServer:
 class _ServerThread:
     def __init__(self, app: object, port: int) -> None:
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",  # type: ignore[arg-type]
-                                                    ws_max_size=1 << 20, lifespan="on"))
+                                                    ws_max_size=1 << 20, lifespan="on",
+                                                    proxy_headers=False))  # as `emoroute serve`: the app's own
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> _ServerThread:
@@ -117,8 +118,8 @@ class _ServerThread:
 
 
 def make_settings(redis_url: str | None, port: int, data_dir: Path, **overrides: object) -> Settings:
-    return Settings(public_url=f"http://127.0.0.1:{port}", redis_url=redis_url, data_dir=data_dir,
-                    **overrides)  # type: ignore[arg-type]
+    return Settings(**{"environment": "development", "public_url": f"http://127.0.0.1:{port}",  # type: ignore[arg-type]
+                       "redis_url": redis_url, "data_dir": data_dir, **overrides})  # type: ignore[arg-type]
 
 
 @pytest.fixture

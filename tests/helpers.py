@@ -7,6 +7,7 @@ import os
 import threading
 import time
 import uuid
+import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
 
 import httpx
@@ -27,6 +28,23 @@ def signed_post(url: str, public_url: str, path: str, form: dict[str, str], toke
     return httpx.post(url + path, data=form, headers=headers, timeout=30)
 
 
+def new_call_sid() -> str:
+    return "CA" + uuid.uuid4().hex
+
+
+def announce(ws_url: str, call_sid: str, *, caller: str = "+15550001111", token: str = "dev-auth-token"
+             ) -> dict[str, str]:
+    """POST the signed voice webhook for ``call_sid`` as Twilio would; return the <Stream> parameters."""
+    base = ws_url.replace("ws://", "http://").removesuffix("/twilio/stream")
+    form = {"CallSid": call_sid, "AccountSid": ACCOUNT, "From": caller, "To": "+15550100000",
+            "CallStatus": "ringing", "Direction": "inbound"}
+    resp = signed_post(base, base, "/twilio/voice", form, token=token)
+    resp.raise_for_status()
+    stream = ET.fromstring(resp.text).find("./Start/Stream")
+    assert stream is not None, resp.text
+    return {p.get("name", ""): p.get("value", "") for p in stream.findall("Parameter")}
+
+
 async def stream_call(
     ws_url: str,
     audio: np.ndarray,
@@ -40,12 +58,18 @@ async def stream_call(
     stop_after_frames: int | None = None,
     hold_until: Callable[[str], object] | None = None,
     max_hold_seconds: float = 20.0,
+    parameters: dict[str, str] | None = None,
+    realtime: bool = False,
 ) -> str:
     """Stream ``audio`` as Twilio would; ``inject(ws, n)`` runs before frame n. Return the CallSid.
 
-    With ``hold_until(call_sid)``, the caller then stays on the line (silence) until it is true.
+    The call is first announced by a signed voice webhook (its <Stream> parameters carry the
+    per-call credential) unless ``parameters`` are given. With ``hold_until(call_sid)``, the
+    caller then stays on the line (silence) until it is true. ``realtime``: 20 ms a frame.
     """
-    call_sid = call_sid or "CA" + uuid.uuid4().hex
+    call_sid = call_sid or new_call_sid()
+    if parameters is None:
+        parameters = await asyncio.to_thread(announce, ws_url, call_sid, caller=caller, token=token)
     stream_sid = "MZ" + uuid.uuid4().hex
     headers = {"X-Twilio-Signature": RequestValidator(token).compute_signature(ws_url, {})}
     frames = mulaw_frames(audio) + [SILENCE_BYTE * FRAME_BYTES] * int(hold_seconds * 50)
@@ -54,15 +78,18 @@ async def stream_call(
     async with websockets.connect(ws_url, additional_headers=headers, max_size=2**22) as ws:
         await ws.send(CONNECTED_MESSAGE)
         await ws.send(start_message(call_sid=call_sid, stream_sid=stream_sid, account_sid=ACCOUNT,
-                                    custom_parameters={"caller": caller}))
+                                    custom_parameters=parameters))
         seq = 1
+        started = time.monotonic()
         for n, payload in enumerate(frames):
             if inject is not None:
                 await inject(ws, n)
             seq += 1
             await ws.send(media_message(stream_sid=stream_sid, sequence=seq, chunk=n + 1, timestamp_ms=n * 20,
                                         payload=payload))
-            if n % 25 == 0:
+            if realtime:
+                await asyncio.sleep(max(0.0, started + (n + 1) * 0.02 - time.monotonic()))
+            elif n % 25 == 0:
                 await asyncio.sleep(0.02)
         if hold_until is not None:
             deadline = time.monotonic() + max_hold_seconds

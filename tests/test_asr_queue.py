@@ -55,3 +55,26 @@ def test_cancelled_and_unstarted_work_never_runs_and_a_shut_pool_refuses_more():
     for thread in pool._threads:
         thread.join(5)
     assert ran == []
+
+
+def test_a_full_queue_drops_partials_first_then_routed_callers_never_a_deciding_utterance():
+    from audio_models.pipeline import WorkDropped
+
+    pool = PriorityPool(workers=1, max_waiting=3)
+    started, release = threading.Event(), threading.Event()
+    pool.submit(NORMAL, lambda: (started.set(), release.wait(5)))
+    assert started.wait(5)
+    partial = pool.submit(SPARE, str, "partial")
+    routed = pool.submit(NORMAL, str, "routed")
+    deciding = [pool.submit(URGENT, str, f"deciding-{i}") for i in range(3)]
+    with pytest.raises(WorkDropped):
+        partial.result(1)
+    with pytest.raises(WorkDropped):
+        routed.result(1)
+    late_partial = pool.submit(SPARE, str, "late partial")  # the queue holds only deciding work now
+    with pytest.raises(WorkDropped):
+        late_partial.result(1)
+    release.set()
+    assert [job.result(5) for job in deciding] == ["deciding-0", "deciding-1", "deciding-2"]
+    assert pool.dropped == 3
+    pool.shutdown()

@@ -130,3 +130,23 @@ def test_training_defaults_are_the_default_models_recipe():
     assert head.model_dir == Path("audio_models/models/emotion-whisper-ecapa")
     hparams = yaml.safe_load((DEFAULT_MODEL_DIR / "hparams.yaml").read_text())["training"]
     assert (hparams["frontend"], hparams["babble"], hparams["babble_share"]) == ("whisper-block1", True, 0.25)
+
+
+def test_serve_refuses_placeholder_secrets_unless_development_is_asked_for():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EMOROUTE_")}
+    result = subprocess.run([sys.executable, "-m", "emoroute.cli", "serve", "--port", "1"], capture_output=True,
+                            text=True, cwd=REPO, timeout=120, env=env)
+    assert result.returncode == 2
+    assert "EMOROUTE_TWILIO_AUTH_TOKEN" in result.stderr and "EMOROUTE_SECRET_KEY" in result.stderr
+    assert "--dev" in result.stderr
+    assert "--dev" in run_cli("serve", "--help").stdout
+
+
+def test_compose_requires_the_secrets_and_runs_in_production():
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    env = compose["services"]["app"]["environment"]
+    assert env["EMOROUTE_ENVIRONMENT"] == "production"
+    for name in ("EMOROUTE_TWILIO_AUTH_TOKEN", "EMOROUTE_API_TOKEN", "EMOROUTE_AGENT_TOKENS", "EMOROUTE_SECRET_KEY",
+                 "EMOROUTE_TWILIO_ACCOUNT_SID", "EMOROUTE_PUBLIC_URL"):
+        assert env[name] == "${" + name + ":?" + env[name].split(":?", 1)[1], name  # required, no default
+    assert "EMOROUTE_VALIDATE_SIGNATURES" not in env

@@ -168,7 +168,7 @@ def test_forged_or_missing_signature_is_refused(live_server, path):
 
 async def test_media_stream_with_forged_signature_is_refused(live_server, angry_audio):
     with pytest.raises(websockets.InvalidStatus) as exc:
-        await stream_call(ws_url(live_server), angry_audio[:16000], token="wrong-token")
+        await stream_call(ws_url(live_server), angry_audio[:16000], token="wrong-token", parameters={})
     assert exc.value.response.status_code == 403
 
 
@@ -211,7 +211,8 @@ def test_status_callback_ends_a_live_call(live_server, angry_audio, redis_url):
         return await stream_call(ws_url(live_server), angry_audio[:8000], send_stop=False, hold_seconds=0)
 
     sid = asyncio.run(hold_open())
-    resp = signed_post(live_server.url, live_server.url, "/twilio/status", {"CallSid": sid, "CallStatus": "completed"})
+    resp = signed_post(live_server.url, live_server.url, "/twilio/status",
+                       {"CallSid": sid, "AccountSid": "AC" + "0" * 32, "CallStatus": "completed"})
     assert resp.status_code == 204
     r = redis.Redis.from_url(redis_url, decode_responses=True)
     assert wait_for(lambda: r.hget(keys.call(sid), "status") == "ended", what="ended")
@@ -238,7 +239,10 @@ async def test_api_enforces_tokens_and_roles(live_server, neutral_audio):
         assert health["redis"] is True and health["status"] == "ok"
 
 
-async def test_redis_down_call_still_routed_to_default_then_trajectory_written(server_factory, angry_audio, tmp_path):
+async def test_redis_down_call_still_routed_on_its_tone_then_trajectory_written(server_factory, angry_audio,
+                                                                               tmp_path):
+    # Redis is gone before the call rings: the voice webhook's announcement stays in this process,
+    # which admits the stream, routes the caller on what it heard, and writes it all once Redis is back.
     port = free_port()
     rs = EmbeddedRedis(tmp_path / "redis-outage", port=port)
     rs.start()
@@ -250,7 +254,7 @@ async def test_redis_down_call_still_routed_to_default_then_trajectory_written(s
 
         sid = await stream_call(ws_url(server), angry_audio, hold_until=redirected)
         (request,) = redirected(sid)
-        assert ET.fromstring(request.form["Twiml"]).find("Enqueue").text == "general"
+        assert ET.fromstring(request.form["Twiml"]).find("Enqueue").text == "retention"
         assert httpx.get(server.url + "/healthz").json()["status"] == "degraded"
         assert httpx.get(server.url + "/api/calls", headers=SUPERVISOR).status_code == 503
         rs = EmbeddedRedis(tmp_path / "redis-outage", port=port)
@@ -259,9 +263,10 @@ async def test_redis_down_call_still_routed_to_default_then_trajectory_written(s
         wait_for(lambda: r.hget(keys.call(sid), "status") == "ended", what="outbox replayed")
         entries = [f for _, f in r.xrange(keys.timeline(sid))]
         decisions = [e for e in entries if e["type"] == "decision"]
-        assert [d["queue"] for d in decisions] == ["retention", "general"]
-        assert "Redis unavailable" in decisions[-1]["reason"]
-        assert any(e["type"] == "reading" for e in entries)
+        assert [d["queue"] for d in decisions] == ["retention"]
+        types = [e["type"] for e in entries]
+        assert types[0] == "started" and "reading" in types and types[-1] == "ended"
+        assert types.index("reading") < types.index("decision")
         r.close()
     rs.stop()
 

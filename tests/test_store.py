@@ -93,6 +93,7 @@ async def test_redis_outage_loses_nothing_and_replays_in_order(tmp_path):
     assert not await store.add_reading(call_sid="CA9", reading=reading(1.0))
     assert not await store.add_reading(call_sid="CA9", reading=reading(2.0, "happy"))
     assert not store.redis_up and len(store.outbox) == 2
+    store.outbox.sync()  # the spool is written by its own thread, off the event loop
     assert len(spool.read_text().splitlines()) == 2
     # a restart of our process while Redis is down keeps the spool
     assert len(Outbox(spool)) == 2
@@ -101,6 +102,7 @@ async def test_redis_outage_loses_nothing_and_replays_in_order(tmp_path):
     assert await store.flush_outbox() == 2
     labels = [e.get("label") for e in await store.get_timeline("CA9") if e["type"] == "reading"]
     assert labels == ["angry", "happy"]
+    store.outbox.sync()
     assert not spool.exists()
     await store.redis.aclose()
     server.stop()
@@ -109,4 +111,103 @@ async def test_redis_outage_loses_nothing_and_replays_in_order(tmp_path):
 def test_outbox_spool_is_json_lines(tmp_path):
     box = Outbox(tmp_path / "o.jsonl")
     box.add([("hset", ["k"], {"mapping": {"a": 1}})])
+    box.sync()
     assert json.loads((tmp_path / "o.jsonl").read_text()) == [["hset", ["k"], {"mapping": {"a": 1}}]]
+
+
+def new_sid() -> str:
+    import uuid
+    return "CA" + uuid.uuid4().hex
+
+
+async def test_every_call_key_expires_from_the_start_and_timelines_are_capped(redis_url):
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    store = CallStore(client, outbox=Outbox(None), retention_s=3600, seconds_per_point=60, queues=QUEUES,
+                      timeline_max=100, max_call_s=600)
+    sid = new_sid()
+    await store.call_started(call_sid=sid, stream_sid="MZ1", caller="", started_at=1000.0)
+    assert 3600 < await client.ttl(keys.call(sid)) <= 4200
+    assert 3600 < await client.ttl(keys.timeline(sid)) <= 4200
+    for i in range(600):
+        await store.add_reading(call_sid=sid, reading=reading(float(i)))
+    assert await client.xlen(keys.timeline(sid)) < 300  # MAXLEN ~ 100 trims in whole nodes
+    latest = await store.get_timeline(sid, count=5, latest=True)
+    assert [e["t"] for e in latest] == ["595.0", "596.0", "597.0", "598.0", "599.0"]
+    await client.aclose()
+
+
+async def test_a_decision_finishing_after_the_end_or_with_an_agent_never_queues_the_call(redis_url):
+    store = make_store(redis_url)
+    ended, taken = new_sid(), new_sid()
+    for sid in (ended, taken):
+        await store.call_started(call_sid=sid, stream_sid="MZ", caller="", started_at=1.0)
+    await store.call_ended(call_sid=ended, t=3.0, reason="stop")
+    assert await store.record_decision(call_sid=ended, decision=Decision("sales", 5, "r", "x"), t=2.0,
+                                       arrival=2.0, latency_ms=1.0) is False
+    assert await store.redis.hget(keys.call(ended), "status") == "ended"
+    assert await store.redis.zscore(keys.queue("sales"), ended) is None
+    await store.register_agent(agent_id="a1", name="A", skills=["general"])
+    assert await store.record_decision(call_sid=taken, decision=Decision("general", 3, "r", "x"), t=2.0,
+                                       arrival=2.0, latency_ms=1.0) is True
+    assert await store.take_next(agent_id="a1") == taken
+    for kind in ("reroute", "reprioritise"):
+        assert await store.record_decision(call_sid=taken, decision=Decision("retention", 9, "r", "text"), t=4.0,
+                                           arrival=2.0, latency_ms=None, kind=kind) is False
+    assert await store.redis.hget(keys.call(taken), "status") == "with_agent"
+    assert [await store.redis.zscore(keys.queue(q), taken) for q in QUEUES] == [None, None, None]
+    await store.redis.aclose()
+
+
+async def test_the_outbox_survives_readonly_oom_and_wrongtype_replies(tmp_path):
+    server = EmbeddedRedis(tmp_path / "redis", persist=False)
+    server.start()
+    admin = aioredis.Redis.from_url(server.url, decode_responses=True)
+    spool = tmp_path / "outbox.jsonl"
+    store = make_store(server.url, spool)
+    sid = new_sid()
+    await store.call_started(call_sid=sid, stream_sid="MZ", caller="", started_at=1.0)
+    # READONLY: the server became a replica (of nobody): writes are refused as a whole
+    await admin.execute_command("REPLICAOF", "127.0.0.1", "1")
+    assert not await store.add_reading(call_sid=sid, reading=reading(1.0))
+    assert await store.flush_outbox() == 0 and len(store.outbox) == 1
+    await admin.execute_command("REPLICAOF", "NO", "ONE")
+    # OOM: no memory left for writes
+    await admin.config_set("maxmemory", "1")
+    assert not await store.add_reading(call_sid=sid, reading=reading(2.0, "happy"))
+    assert await store.flush_outbox() == 0 and len(store.outbox) == 2
+    await admin.config_set("maxmemory", "0")
+    assert await store.flush_outbox() == 2
+    # WRONGTYPE: a data error, retried on the next flushes, then set aside so the rest goes through
+    await admin.delete(keys.timeline(sid))
+    await admin.set(keys.timeline(sid), "not a stream")
+    assert not await store.add_reading(call_sid=sid, reading=reading(3.0))
+    other = new_sid()
+    assert not await store.call_started(call_sid=other, stream_sid="MZ", caller="", started_at=2.0)
+    assert [await store.flush_outbox() for _ in range(3)] == [0, 0, 2]
+    assert store.outbox.dead_lettered == 1 and len(store.outbox) == 0
+    assert await admin.hget(keys.call(other), "status") == "listening"
+    store.outbox.sync()
+    dead = [json.loads(line) for line in (tmp_path / "outbox-dead.jsonl").read_text().splitlines()]
+    assert "WRONGTYPE" in dead[0]["error"]
+    await admin.aclose()
+    await store.redis.aclose()
+    server.stop()
+
+
+def test_the_spool_is_bounded_compacted_and_capped_on_reload(tmp_path):
+    spool = tmp_path / "o.jsonl"
+    box = Outbox(spool, max_items=5)
+    for i in range(2500):
+        box.add([("set", [f"k{i}", i], {})])
+    box.sync()
+    assert len(box) == 5 and box.dropped == 2495
+    assert len(spool.read_text().splitlines()) <= 2 * 1000 + 1  # compacted as it goes
+    box.rewrite_spool()
+    box.sync()
+    kept = [json.loads(line)[0][1][0] for line in spool.read_text().splitlines()]
+    assert kept == [f"k{i}" for i in range(2495, 2500)]
+    spool.write_text("".join(json.dumps([["set", [f"k{i}", i], {}]]) + "\n" for i in range(50)))
+    reloaded = Outbox(spool, max_items=10)
+    reloaded.sync()
+    assert len(reloaded) == 10 and reloaded.pending[0][0][1][0] == "k40"
+    assert len(spool.read_text().splitlines()) == 10

@@ -91,10 +91,11 @@ def test_csv_export_neutralises_spreadsheet_formulas():
     from dashboards.state import calls_csv
 
     out = calls_csv([{"call_sid": "CA1", "caller": '=HYPERLINK("http://x")', "started_at": "1", "priority": "-3",
-                      "reason": "+cmd"}])
+                      "reason": "+cmd", "intents": "\t=cmd|' /C calc'!A0", "end_reason": "\r@SUM(1)"}])
     (row,) = list(csv.DictReader(io.StringIO(out)))
     assert row["caller"] == "'=HYPERLINK(\"http://x\")"
     assert row["reason"] == "'+cmd"
+    assert row["intents"].startswith("'\t=") and row["end_reason"].startswith("'\r@")
     assert row["priority"] == "-3"  # numbers stay numbers
 
 
@@ -143,3 +144,44 @@ def test_analyse_shows_the_reading_that_named_the_intent_redacted():
     assert signals.intents == frozenset({"billing_dispute"})
     assert "4111" not in signals.snippet and signals.snippet.count("[CARD]") == 2
     assert signals.snippet.startswith("I've been built twice") and "[or: I've been billed twice" in signals.snippet
+
+
+def test_short_numbers_are_masked_only_where_a_secret_was_named():
+    from router.redact import mask_phone, names_secret, redact
+
+    assert redact("I've called 4 times in 3 days") == "I've called 4 times in 3 days"
+    assert redact("my PIN is 4 3 2 1", sensitive=True) == "my PIN is [NUMBER]"
+    assert redact("the code on the back is 7 3 9", sensitive=True) == "the code on the back is [NUMBER]"
+    assert redact("it's four three two one", sensitive=True) == "it's [NUMBER]"
+    assert names_secret("What's the security code on the card?") and names_secret("my account number is")
+    assert not names_secret("I want to cancel my contract")
+    assert mask_phone("+15557654321") == "+1***21" and "7654" not in mask_phone("07700 900123")
+
+
+async def test_a_card_named_in_one_utterance_masks_short_numbers_in_the_next(redis_url):
+    """Pipeline level: the coordinator keeps the sensitive context across a call's utterances."""
+    import redis.asyncio as aioredis
+
+    from audio_models.transcribe import TranscriptSegment
+    from emoroute.metrics import Metrics
+    from router.live import CallCoordinator, CallState
+    from router.policy import load_policy
+    from router.store import CallStore, Outbox
+    from router.text import TextAnalyser
+
+    policy = load_policy()
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    store = CallStore(client, outbox=Outbox(None), retention_s=60, seconds_per_point=60, queues=list(policy.queues))
+    coordinator = CallCoordinator(policy=policy, store=store, scorer=None, actions=None,  # type: ignore[arg-type]
+                                  vad_factory=lambda: None, metrics=Metrics(),  # type: ignore[arg-type,return-value]
+                                  text_analyser=TextAnalyser(policy.text))
+    state = CallState(call_sid="CA" + "1" * 32, caller="", started_wall=0.0, segmenter=None)  # type: ignore[arg-type]
+    before = await coordinator._analyse(state, TranscriptSegment("I moved here 2 years ago"), 2.0)
+    named = await coordinator._analyse(state, TranscriptSegment("I'll read you my card details"), 5.0)
+    group = await coordinator._analyse(state, TranscriptSegment("4 1 1 1"), 8.0)
+    cvv = await coordinator._analyse(state, TranscriptSegment("and the code is 7 3 9"), 12.0)
+    much_later = await coordinator._analyse(state, TranscriptSegment("it broke 2 days ago"), 60.0)
+    assert "2 years" in before.snippet and "card" in named.snippet
+    assert group.snippet == "[NUMBER]" and cvv.snippet == "and the code is [NUMBER]"
+    assert "2 days" in much_later.snippet
+    await client.aclose()

@@ -148,7 +148,7 @@ function drawTimeline(data) {
 
 function initCall() {
   const sid = document.body.dataset.call;
-  const refresh = () => getJSON(`/api/calls/${encodeURIComponent(sid)}/timeline`).then(drawTimeline).catch((err) => setText("#summary", String(err)));
+  const refresh = () => getJSON(`/dashboard/api/calls/${encodeURIComponent(sid)}/timeline`).then(drawTimeline).catch((err) => setText("#summary", String(err)));
   refresh();
   listen(`/dashboard/events?scope=call&id=${encodeURIComponent(sid)}`, ["reading", "transcript", "decision", "reprioritise", "reroute", "pickup", "ended"], debounce(refresh, 100));
 }

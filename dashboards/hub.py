@@ -1,0 +1,104 @@
+"""One Redis subscription per process, fanned out to every live-event (SSE) client.
+
+Each client gets a bounded buffer: a client too slow to keep up loses its oldest events
+(it re-reads state on the next one it gets), never the server's memory. A user may hold
+at most ``per_user`` connections at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from router.store import CallStore
+
+log = logging.getLogger(__name__)
+
+
+class TooManyConnections(RuntimeError):
+    """The user already holds their share of live-event connections."""
+
+
+class EventHub:
+    """Reads the events channel once and hands every event to each connected client."""
+
+    def __init__(self, store: CallStore, *, per_user: int = 8, buffer: int = 256) -> None:
+        """Fan out ``store``'s events; at most ``per_user`` clients per user, ``buffer`` events each."""
+        self.store = store
+        self.per_user = per_user
+        self.buffer = buffer
+        self._clients: set[asyncio.Queue[dict[str, Any]]] = set()
+        self._users: Counter[str] = Counter()
+        self._task: asyncio.Task[None] | None = None
+        self.subscribed = asyncio.Event()
+
+    @property
+    def clients(self) -> int:
+        """Return how many clients are connected."""
+        return len(self._clients)
+
+    async def start(self) -> None:
+        """Start the subscription task."""
+        self._task = asyncio.create_task(self._run(), name="event-hub")
+
+    async def stop(self) -> None:
+        """Stop the subscription task."""
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            pubsub = self.store.events_pubsub()
+            try:
+                await pubsub.subscribe(self.store.events_channel)
+                self.subscribed.set()
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if message is not None:
+                        self._fan_out(message["data"])
+            except (RedisError, OSError) as exc:
+                self.subscribed.clear()
+                log.warning("event hub: Redis subscription lost (%s); retrying in 1 s", exc)
+                await asyncio.sleep(1.0)
+            finally:
+                with contextlib.suppress(RedisError, OSError):
+                    await pubsub.aclose()
+
+    def _fan_out(self, data: str) -> None:
+        try:
+            event = json.loads(data)
+        except (TypeError, json.JSONDecodeError):
+            log.warning("event hub: unreadable event skipped: %.120s", data)
+            return
+        for queue in self._clients:
+            if queue.full():
+                queue.get_nowait()  # the slow client loses its oldest event
+            queue.put_nowait(event)
+
+    @contextlib.asynccontextmanager
+    async def connect(self, user: str) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
+        """Yield a queue of events for one client of ``user``.
+
+        Raises:
+            TooManyConnections: the user already holds ``per_user`` connections.
+        """
+        if self._users[user] >= self.per_user:
+            raise TooManyConnections(f"{user} already holds {self.per_user} live-event connections")
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(self.buffer)
+        self._users[user] += 1
+        self._clients.add(queue)
+        try:
+            yield queue
+        finally:
+            self._clients.discard(queue)
+            self._users[user] -= 1
+            if self._users[user] <= 0:
+                del self._users[user]

@@ -1,0 +1,483 @@
+"""The live path trusts nothing unverified and stays fast when what it depends on is slow (issue #17).
+
+Real uvicorn, real redis-server processes, real Media Streams frames in Twilio's format, real audio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+
+import httpx
+import numpy as np
+import pytest
+import redis
+import websockets
+from twilio.request_validator import RequestValidator
+
+from audio_models.audio_io import load_audio
+from benchmarks.transcription_benchmark import INTENTS
+from emoroute.app import create_app
+from emoroute.redis_server import EmbeddedRedis, free_port
+from router import keys
+from router.policy import load_policy
+from telephony.credentials import stream_parameters
+from telephony.media_stream import CONNECTED_MESSAGE, media_message, start_message
+from tests.conftest import _ServerThread, make_settings
+from tests.helpers import ACCOUNT, HeldCall, announce, new_call_sid, signed_post, stream_call, wait_for
+
+SUPERVISOR = {"Authorization": "Bearer dev-supervisor-token"}
+DEV_SECRET = "dev-secret-key-not-for-production"
+
+
+def ws_url(server) -> str:
+    return server.url.replace("http://", "ws://") + "/twilio/stream"
+
+
+def metric(server, line_start: str) -> float:
+    for line in httpx.get(server.url + "/metrics").text.splitlines():
+        if line.startswith(line_start):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def open_stream(url: str, call_sid: str, parameters: dict[str, str], *, account: str = ACCOUNT,
+                      stream_sid: str | None = None) -> tuple[websockets.ClientConnection, str]:
+    """Connect with a valid handshake signature (the same for every call) and send ``start``."""
+    headers = {"X-Twilio-Signature": RequestValidator("dev-auth-token").compute_signature(url, {})}
+    ws = await websockets.connect(url, additional_headers=headers, max_size=2**22)
+    stream_sid = stream_sid or "MZ" + uuid.uuid4().hex
+    await ws.send(CONNECTED_MESSAGE)
+    await ws.send(start_message(call_sid=call_sid, stream_sid=stream_sid, account_sid=account,
+                                custom_parameters=parameters))
+    return ws, stream_sid
+
+
+async def refused_with(ws: websockets.ClientConnection) -> tuple[int | None, str]:
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        for seq in range(2, 200):
+            await ws.send(media_message(stream_sid="MZ" + "0" * 32, sequence=seq, chunk=seq, timestamp_ms=seq * 20,
+                                        payload=b"\xff" * 160))
+            await asyncio.sleep(0.01)
+    return closed.value.rcvd.code if closed.value.rcvd else None, closed.value.rcvd.reason if closed.value.rcvd else ""
+
+
+def nothing_stored(redis_url: str, call_sid: str) -> bool:
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        stored = [k for k in r.scan_iter(f"emoroute:call:{call_sid}*") if not k.endswith((":announced", ":stream"))]
+        return not stored and call_sid not in r.smembers(keys.calls_live()) and \
+            r.zscore(keys.calls_index(), call_sid) is None
+    finally:
+        r.close()
+
+
+# 1. Per-call stream credential ---------------------------------------------------------------
+
+async def test_a_replayed_handshake_cannot_inject_a_call(live_server, redis_url):
+    url = ws_url(live_server)
+    announced = new_call_sid()
+    params = await asyncio.to_thread(announce, url, announced)
+    assert params["emoroute_token"] and params["emoroute_issued"].isdigit()
+    cases = {
+        # a CallSid no signed voice webhook announced: no credential at all
+        "no_credential": (new_call_sid(), {"caller": "+15550009999"}, ACCOUNT),
+        # the credential of another call
+        "bad_credential": (new_call_sid(), params, ACCOUNT),
+        # a well-formed credential (minted with the secret) for a call that was never announced
+        "not_announced": (forged := new_call_sid(), stream_parameters(DEV_SECRET, account_sid=ACCOUNT,
+                                                                     call_sid=forged), ACCOUNT),
+        "wrong_account": (announced, params, "AC" + "9" * 32),
+        "bad_sid": ("CA' or 1==1 or '", params, ACCOUNT),
+    }
+    for reason, (call_sid, parameters, account) in cases.items():
+        ws, _ = await open_stream(url, call_sid, parameters, account=account)
+        code, said = await refused_with(ws)
+        await ws.close()
+        assert (code, said) == (1008, reason), reason
+        assert metric(live_server, f'emoroute_streams_refused_total{{reason="{reason}"}}') == 1.0
+        if call_sid.startswith("CA") and len(call_sid) == 34:
+            assert nothing_stored(redis_url, call_sid), reason
+    assert len(live_server.actions.requests) == 0
+    assert httpx.get(live_server.url + "/api/calls", headers=SUPERVISOR).json() == []
+
+
+async def test_the_announced_call_streams_once_and_a_second_stream_is_refused(live_server, neutral_audio, redis_url):
+    url = ws_url(live_server)
+    with HeldCall(url, neutral_audio) as call:
+        wait_for(lambda: httpx.get(f"{live_server.url}/api/calls/{call.sid}", headers=SUPERVISOR).status_code == 200,
+                 what="first stream accepted")
+        params = stream_parameters(DEV_SECRET, account_sid=ACCOUNT, call_sid=call.sid)
+        ws, _ = await open_stream(url, call.sid, params)
+        assert await refused_with(ws) == (1008, "duplicate_stream")
+        await ws.close()
+    assert metric(live_server, 'emoroute_streams_refused_total{reason="duplicate_stream"}') == 1.0
+
+
+def test_voice_webhook_refuses_malformed_or_foreign_call_ids(live_server):
+    for form in ({"CallSid": "CA-not-a-sid", "AccountSid": ACCOUNT},
+                 {"CallSid": new_call_sid(), "AccountSid": "AC" + "5" * 32}):
+        assert signed_post(live_server.url, live_server.url, "/twilio/voice", form).status_code == 400
+
+
+# 2. A call with an agent stays with the agent -------------------------------------------------
+
+async def test_a_call_taken_by_an_agent_is_never_requeued_or_redirected(live_server, neutral_audio, redis_url):
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    httpx.put(live_server.url + "/api/agents/agent-1", json={"name": "Ann", "skills": ["general"]},
+              headers=SUPERVISOR).raise_for_status()
+    cancel = load_audio(INTENTS / "u01.wav")  # "I want to cancel my account.": would re-route to retention
+    gap = np.zeros(16000, dtype=np.float32)
+    taken = threading.Event()
+    sid = new_call_sid()
+
+    async def after_pickup(ws, n):
+        if n == len(neutral_audio) // 320 + 50:
+            def take():
+                wait_for(lambda: r.hget(keys.call(sid), "status") == "queued", what="decision")
+                resp = httpx.post(live_server.url + "/api/agents/agent-1/next", headers=SUPERVISOR)
+                assert resp.json()["call_sid"] == sid
+                taken.set()
+            await asyncio.to_thread(take)
+
+    audio = np.concatenate([neutral_audio, np.zeros(32000, dtype=np.float32), cancel, gap, cancel, gap])
+    await stream_call(ws_url(live_server), audio, call_sid=sid, inject=after_pickup, realtime=True, hold_seconds=2)
+    assert taken.is_set()
+    wait_for(lambda: r.hget(keys.call(sid), "status") == "ended", what="call end")
+    entries = [f for _, f in r.xrange(keys.timeline(sid))]
+    types = [e["type"] for e in entries]
+    assert types.count("decision") == 1 and "reroute" not in types and "reprioritise" not in types
+    picked = types.index("pickup")
+    later = [e for e in entries[picked:] if e["type"] in ("reading", "transcript") and e.get("transcript")]
+    assert any("cancel" in e["transcript"].lower() for e in later), later  # still heard, still on the timeline
+    assert r.hget(keys.call(sid), "agent") == "agent-1"
+    assert [q.call_sid for q in live_server.actions.requests].count(sid) == 1  # the first redirect only
+    assert all(r.zscore(keys.queue(q), sid) is None for q in ("retention", "sales", "general"))
+    r.close()
+
+
+async def test_taskrouter_assignment_keeps_the_call_with_the_agent(live_server, neutral_audio, redis_url):
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    with HeldCall(ws_url(live_server), neutral_audio) as call:
+        wait_for(lambda: r.hget(keys.call(call.sid), "status") == "queued", what="decision")
+        form = {"EventType": "reservation.accepted", "AccountSid": ACCOUNT, "WorkerName": "bob",
+                "TaskAttributes": json.dumps({"call_sid": call.sid, "queue": "general"})}
+        assert signed_post(live_server.url, live_server.url, "/twilio/taskrouter", form).status_code == 204
+        assert r.hget(keys.call(call.sid), "status") == "with_agent"
+        assert r.hget(keys.call(call.sid), "agent") == "bob"
+        assert r.zscore(keys.queue("general"), call.sid) is None
+    r.close()
+
+
+# 4. Nothing slow stalls routing ----------------------------------------------------------------
+
+async def test_a_frozen_redis_never_stalls_routing_of_20_calls(server_factory, neutral_audio, angry_audio, tmp_path):
+    rs = EmbeddedRedis(tmp_path / "redis-frozen", persist=False)
+    rs.start()
+    thread, server = server_factory(rs.url)
+    bound = load_policy().decision.max_listen_seconds + 1.0
+    started: dict[str, float] = {}
+    audios = [neutral_audio, angry_audio]
+
+    async def one(i: int) -> str:
+        sid = new_call_sid()
+        params = await asyncio.to_thread(announce, ws_url(server), sid)
+        await asyncio.sleep(i * 0.1)
+        started[sid] = time.time()
+        return await stream_call(ws_url(server), audios[i % 2], call_sid=sid, parameters=params, realtime=True,
+                                 hold_until=lambda s: any(q.call_sid == s for q in list(server.actions.requests)),
+                                 max_hold_seconds=15)
+
+    with thread:
+        calls = asyncio.gather(*(one(i) for i in range(20)))
+        await asyncio.sleep(1.0)
+        assert rs.process is not None
+        os.kill(rs.process.pid, signal.SIGSTOP)  # Redis stops answering, its socket stays open
+        try:
+            sids = await calls
+            routed = {q.call_sid: q.at for q in server.actions.requests}
+            assert set(sids) <= set(routed)
+            late = {s: routed[s] - started[s] for s in sids if routed[s] - started[s] > bound}
+            assert not late, late
+            assert httpx.get(server.url + "/healthz", timeout=5).json()["status"] == "degraded"
+        finally:
+            os.kill(rs.process.pid, signal.SIGCONT)
+        r = redis.Redis.from_url(rs.url, decode_responses=True)
+        wait_for(lambda: all(r.hget(keys.call(s), "status") == "ended" for s in sids), timeout=30,
+                 what="every call written once Redis answers")
+        assert all(r.exists(keys.timeline(s)) for s in sids)
+        r.close()
+    rs.stop()
+
+
+class BlackHole:
+    """A TCP server that accepts and never answers: a Twilio that hangs."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.conns: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+
+    def close(self) -> None:
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+async def test_a_twilio_that_never_answers_does_not_stop_new_calls(redis_url, emotion_model, whisper, tmp_path,
+                                                                   neutral_audio):
+    hole = BlackHole()
+    port = free_port()
+    settings = make_settings(redis_url, port, tmp_path, twilio_dry_run=False, twilio_timeout_s=1.0,
+                             twilio_api_base=f"http://127.0.0.1:{hole.port}", twilio_max_concurrency=2)
+    app = create_app(settings, emotion_model=emotion_model, transcriber=whisper)
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        with _ServerThread(app, port):
+            url = f"ws://127.0.0.1:{port}/twilio/stream"
+            sids = await asyncio.gather(*(stream_call(url, neutral_audio, hold_seconds=3, realtime=True)
+                                          for _ in range(4)))
+            for sid in sids:
+                wait_for(lambda s=sid: r.hget(keys.call(s), "queue"), what="decision stored")
+            assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+            wait_for(lambda: 'emoroute_errors_total{where="twilio_rest"} 4.0' in
+                     httpx.get(f"http://127.0.0.1:{port}/metrics").text, timeout=15, what="4 timed-out redirects")
+            assert len(hole.conns) >= 2
+    finally:
+        r.close()
+        hole.close()
+
+
+# 6. Bounded per stream and per process -------------------------------------------------------
+
+async def test_streams_beyond_the_cap_are_refused_and_idle_streams_closed(server_factory, redis_url, neutral_audio):
+    thread, server = server_factory(redis_url, max_streams=1, stream_idle_seconds=1.5)
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    with thread:
+        url = ws_url(server)
+        with HeldCall(url, neutral_audio) as held:
+            wait_for(lambda: r.hget(keys.call(held.sid), "status"), what="first call")
+            sid = new_call_sid()
+            params = await asyncio.to_thread(announce, url, sid)
+            headers = {"X-Twilio-Signature": RequestValidator("dev-auth-token").compute_signature(url, {})}
+            async with websockets.connect(url, additional_headers=headers) as ws:
+                with pytest.raises(websockets.ConnectionClosed) as closed:
+                    await ws.recv()
+            assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1013, "capacity")
+        assert metric(server, 'emoroute_streams_refused_total{reason="capacity"}') == 1.0
+        wait_for(lambda: r.hget(keys.call(held.sid), "status") == "ended", what="first call over")
+        idle = new_call_sid()
+        params = await asyncio.to_thread(announce, url, idle)
+        ws, _ = await open_stream(url, idle, params)
+        with pytest.raises(websockets.ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 10)
+        await ws.close()
+        wait_for(lambda: r.hget(keys.call(idle), "end_reason") == "idle_timeout", what="idle stream ended")
+        assert metric(server, 'emoroute_streams_closed_total{reason="idle_timeout"}') == 1.0
+    r.close()
+
+
+async def test_a_flooding_socket_leaves_health_fast_and_other_calls_routed(live_server, angry_audio):
+    url = ws_url(live_server)
+    sid = new_call_sid()
+    params = await asyncio.to_thread(announce, url, sid)
+    flood, stream_sid = await open_stream(url, sid, params)
+    big = media_message(stream_sid=stream_sid, sequence=2, chunk=1, timestamp_ms=0,
+                        payload=b"\x7f" * (46 * 1024))  # about 64 KB of JSON, under the message cap
+    assert 60 * 1024 < len(big) <= 64 * 1024
+    stop = asyncio.Event()
+
+    async def flooding() -> int:
+        sent = 0
+        with_closed = (websockets.ConnectionClosed, OSError)
+        try:
+            while not stop.is_set():
+                await flood.send(big)
+                sent += 1
+                if sent % 20 == 0:
+                    await asyncio.sleep(0)
+        except with_closed:
+            pass
+        return sent
+
+    def health_latencies() -> list[float]:
+        out = []
+        with httpx.Client(base_url=live_server.url) as client:
+            for _ in range(20):
+                t0 = time.perf_counter()
+                assert client.get("/healthz").status_code == 200
+                out.append((time.perf_counter() - t0) * 1000)
+                time.sleep(0.1)
+        return out
+
+    flooder = asyncio.create_task(flooding())
+    other = asyncio.create_task(stream_call(
+        url, angry_audio, hold_until=lambda s: any(q.call_sid == s for q in list(live_server.actions.requests))))
+    latencies = await asyncio.to_thread(health_latencies)
+    routed_sid = await other
+    stop.set()
+    sent = await flooder
+    await flood.close()
+    assert sent > 100
+    assert max(latencies) < 100, latencies
+    assert any(q.call_sid == routed_sid for q in live_server.actions.requests)
+    assert metric(live_server, 'emoroute_stream_rejected_total{reason="rate_limited"}') > 0
+    assert metric(live_server, 'emoroute_stream_rejected_total{reason="oversize_payload"}') > 0
+
+
+# 7. Dashboards and API -------------------------------------------------------------------------
+
+def test_api_takes_the_bearer_header_only_and_dashboards_a_signed_expiring_session(live_server):
+    base = live_server.url
+    with httpx.Client(base_url=base) as client:
+        page = client.get("/dashboard/supervisor?token=dev-supervisor-token", follow_redirects=False)
+        client.cookies.clear()
+        assert page.status_code == 303
+        cookie = page.headers["set-cookie"]
+        assert "emoroute_session=" in cookie and "HttpOnly" in cookie and "Max-Age=28800" in cookie
+        assert "dev-supervisor-token" not in cookie  # the session is signed, not the token itself
+        session = page.cookies["emoroute_session"]
+        client.cookies.set("emoroute_session", session)
+        assert client.get("/dashboard/api/wallboard").status_code == 200
+        assert client.get("/api/calls").status_code == 401
+        assert client.get("/api/calls?token=dev-supervisor-token").status_code == 401
+        assert client.get("/api/calls", headers=SUPERVISOR).status_code == 200
+        tampered = session[:-2] + ("00" if not session.endswith("00") else "11")
+        with httpx.Client(base_url=base, cookies={"emoroute_session": tampered}) as other:
+            assert other.get("/dashboard/api/wallboard").status_code == 401
+        # an invalid ?token= next to a valid session sets no cookie
+        bad = client.get("/dashboard/supervisor?token=nope", follow_redirects=False)
+        assert bad.status_code == 401 and "set-cookie" not in bad.headers
+        out = client.get("/dashboard/logout", follow_redirects=False)
+        assert out.status_code == 303 and 'emoroute_session=""' in out.headers["set-cookie"]
+        # non-ASCII tokens are simply wrong
+    with httpx.Client(base_url=base) as client:
+        for token in ("t\u00f6ken", "\u00e9\u00e9", "dev-supervisor-token\u00e9"):
+            header = {"Authorization": f"Bearer {token}".encode()}
+            assert client.get("/api/calls", headers=header).status_code == 401, token
+            assert client.get("/dashboard/api/wallboard", headers=header).status_code == 401, token
+
+
+def test_the_session_cookie_is_secure_behind_a_trusted_tls_proxy(server_factory, redis_url):
+    def cookie(server, **headers: str) -> str:
+        with httpx.Client(base_url=server.url) as client:
+            return client.get("/dashboard/supervisor?token=dev-supervisor-token", follow_redirects=False,
+                              headers=headers).headers["set-cookie"]
+
+    thread, server = server_factory(redis_url, trusted_proxies="127.0.0.1")
+    with thread:
+        assert "Secure" in cookie(server, **{"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"})
+        assert "Secure" not in cookie(server)
+    thread, server = server_factory(redis_url, trusted_proxies="192.0.2.1")
+    with thread:
+        assert "Secure" not in cookie(server, **{"X-Forwarded-Proto": "https"})  # not from a trusted proxy
+
+
+def test_failed_logins_are_rate_limited_per_client(server_factory, redis_url):
+    thread, server = server_factory(redis_url, login_failures_per_minute=3)
+    with thread, httpx.Client(base_url=server.url) as client:
+        codes = [client.post("/dashboard/login", data={"token": f"guess{i}", "next": "/dashboard"}).status_code
+                 for i in range(5)]
+        assert codes == [401, 401, 401, 429, 429]
+        right = client.post("/dashboard/login", data={"token": "dev-supervisor-token"}, follow_redirects=False)
+        assert right.status_code == 429  # even the right token waits out the minute
+        assert metric(server, "emoroute_login_failures_total") == 3.0
+
+
+def test_dashboard_pages_carry_csp_and_frame_denial(live_server):
+    resp = httpx.get(live_server.url + "/dashboard/supervisor")
+    csp = resp.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp and "unsafe-eval" not in csp
+    assert resp.headers["x-frame-options"] == "DENY"
+
+
+def test_one_redis_subscription_feeds_every_sse_client_and_users_are_capped(server_factory, redis_url):
+    thread, server = server_factory(redis_url, sse_per_user=2)
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    with thread:
+        streams = []
+        with httpx.Client(base_url=server.url, headers=SUPERVISOR, timeout=10) as c1, \
+                httpx.Client(base_url=server.url, headers=SUPERVISOR, timeout=10) as c2, \
+                httpx.Client(base_url=server.url, headers=SUPERVISOR, timeout=10) as c3, \
+                httpx.Client(base_url=server.url, headers={"Authorization": "Bearer dev-agent-token"},
+                             timeout=10) as c4:
+            for client, path in ((c1, "all"), (c2, "all"), (c4, "agent&id=agent-1")):
+                cm = client.stream("GET", f"/dashboard/events?scope={path}")
+                streams.append((cm, cm.__enter__()))
+                assert streams[-1][1].status_code == 200
+            assert c3.get("/dashboard/events?scope=all").status_code == 429  # a third for the supervisor
+            wait_for(lambda: metric(server, "emoroute_sse_clients") == 3.0, what="three SSE clients")
+            assert r.pubsub_numsub(keys.events_channel()) == [(keys.events_channel(), 1)]
+            r.publish(keys.events_channel(), json.dumps({"type": "started", "call_sid": new_call_sid(), "ts": 1}))
+            lines = streams[0][1].iter_lines()
+            assert any(line.startswith("event: started") for line in (next(lines) for _ in range(6)))
+            for cm, _ in streams:
+                cm.__exit__(None, None, None)
+    r.close()
+
+
+# 8. Webhooks -------------------------------------------------------------------------------
+
+def test_unsigned_webhook_is_refused_before_its_body_is_read(live_server):
+    host, port = live_server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        # promises 10 MB and sends 10 bytes: a server that read the body would wait for the rest
+        sock.sendall(b"POST /twilio/voice HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                     b"Content-Length: 10000000\r\n\r\nCallSid=CA")
+        t0 = time.monotonic()
+        reply = sock.recv(200)
+    assert reply.startswith(b"HTTP/1.1 403") and time.monotonic() - t0 < 2
+
+
+def test_an_oversized_signed_webhook_gets_413(live_server):
+    form = {"CallSid": new_call_sid(), "AccountSid": ACCOUNT, "From": "x" * (70 * 1024)}
+    assert signed_post(live_server.url, live_server.url, "/twilio/voice", form).status_code == 413
+
+
+# 9. PII ---------------------------------------------------------------------------------
+
+def test_the_callers_number_is_masked_in_logs(live_server, neutral_audio, caplog):
+    caplog.set_level("INFO")
+    number = "+15557654321"
+    with HeldCall(ws_url(live_server), neutral_audio, caller=number) as call:
+        wait_for(lambda: any(q.call_sid == call.sid for q in list(live_server.actions.requests)), what="routed")
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert call.sid in text and "+1***21" in text
+    assert number not in text and "7654321" not in text
+
+
+def test_stream_credential_refuses_stale_tokens():
+    from telephony.credentials import check_stream_start
+
+    sid = new_call_sid()
+    params = stream_parameters("k" * 40, account_sid=ACCOUNT, call_sid=sid, now=1000)
+    common = {"expected_account_sid": ACCOUNT, "account_sid": ACCOUNT, "call_sid": sid,
+              "stream_sid": "MZ" + "1" * 32, "parameters": params, "ttl_s": 600}
+    assert check_stream_start("k" * 40, now=1500, **common).ok
+    assert check_stream_start("k" * 40, now=1700, **common).reason == "expired_credential"
+    assert check_stream_start("x" * 40, now=1500, **common).reason == "bad_credential"
+    forged = {**params, "emoroute_issued": "1599"}
+    assert check_stream_start("k" * 40, now=1700, **{**common, "parameters": forged}).reason == "bad_credential"
+
+
+def test_enqueue_twiml_of_a_fallback_for_a_malformed_sid_is_refused(live_server):
+    form = {"CallSid": "CA" + "z" * 32, "AccountSid": ACCOUNT}
+    assert signed_post(live_server.url, live_server.url, "/twilio/fallback", form).status_code == 400
