@@ -97,6 +97,9 @@ def _uar(block: object) -> float | None:
     return block.get("uar") if isinstance(block, dict) else None  # type: ignore[return-value]
 
 
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
 def main() -> None:
     """Run the benchmark and print its JSON line."""
     ap = argparse.ArgumentParser(description=__doc__)
@@ -113,8 +116,8 @@ def main() -> None:
     ecapa = model if isinstance(model, EcapaEmotionModel) else model.ecapa  # type: ignore[attr-defined]
     ours = evaluate_model(model, args.data, telephone=True)  # type: ignore[arg-type]
     base = _baseline(args.data, ecapa, args.cache_dir)
-    # the same recipe trained on one corpus, scored on the other: stored beside the weights, per backend
-    cross_file = args.model / "cross_corpus.json"
+    # the same recipe trained on one corpus, scored on the other (benchmarks/results/<model>/), per backend
+    cross_file = RESULTS / args.model.name / "cross_corpus.json"
     cross = json.loads(cross_file.read_text()).get(args.backend, {}) if cross_file.exists() else {}
     _add_affect(cross, ecapa.labels)
     size_mb = sum(p.stat().st_size for p in args.model.iterdir()) / 1e6

@@ -49,7 +49,10 @@ async def run_demo(*, data: Path, port: int, exit_after: bool, realtime: bool, d
         return 2
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
-    settings = Settings(environment="development", public_url=url, data_dir=data_dir, redis_url=None)
+    # the simulated callers speak faster than real time unless --realtime: lift the message-rate limit
+    settings = Settings(environment="development", public_url=url, data_dir=data_dir, redis_url=None,
+                        max_frames_per_second=(Settings.model_fields["max_frames_per_second"].default if realtime
+                                               else 10_000.0))
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
                                            log_level="warning", ws_max_size=1 << 20))
     serving = asyncio.create_task(_serve(server))

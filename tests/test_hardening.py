@@ -295,7 +295,13 @@ async def test_streams_beyond_the_cap_are_refused_and_idle_streams_closed(server
     r.close()
 
 
-async def test_a_flooding_socket_leaves_health_fast_and_other_calls_routed(live_server, angry_audio):
+async def test_a_flooding_socket_leaves_health_fast_and_other_calls_routed(server_factory, redis_url, angry_audio):
+    thread, live_server = server_factory(redis_url, max_frames_per_second=200)
+    with thread:
+        await flood_while_a_call_routes(live_server, angry_audio)
+
+
+async def flood_while_a_call_routes(live_server, angry_audio) -> None:
     url = ws_url(live_server)
     sid = new_call_sid()
     params = await asyncio.to_thread(announce, url, sid)
@@ -481,3 +487,45 @@ def test_stream_credential_refuses_stale_tokens():
 def test_enqueue_twiml_of_a_fallback_for_a_malformed_sid_is_refused(live_server):
     form = {"CallSid": "CA" + "z" * 32, "AccountSid": ACCOUNT}
     assert signed_post(live_server.url, live_server.url, "/twilio/fallback", form).status_code == 400
+
+
+async def test_the_agent_card_follows_readings_from_the_events_without_rereading_redis(redis_url):
+    import redis.asyncio as aioredis
+
+    from dashboards.state import AgentView
+    from router.policy import Decision
+    from router.store import CallStore, Outbox, ReadingRecord
+
+    policy = load_policy()
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    store = CallStore(client, outbox=Outbox(None), retention_s=60, seconds_per_point=60, queues=list(policy.queues))
+    await store.register_agent(agent_id="agent-1", name="Ann", skills=["general"])
+    sid, other = new_call_sid(), new_call_sid()
+    for s in (sid, other):
+        await store.call_started(call_sid=s, stream_sid="MZ", caller="", started_at=time.time())
+    await store.record_decision(call_sid=sid, decision=Decision("general", 3, "neutral tone", "tone"), t=1.0,
+                                arrival=time.time(), latency_ms=1.0)
+    view = AgentView(store, policy, "agent-1")
+    assert (await view.reload())["cues"]["call_sid"] == sid and view.reloads == 1
+    probs = {"angry": 0.9, "happy": 0.03, "neutral": 0.04, "sad": 0.03}
+    record = ReadingRecord(t=4.0, kind="utterance", start_s=2.0, end_s=4.0, label="angry", probs=probs,
+                           arousal=0.8, valence=-0.7, model="m", transcript="this is ridiculous",
+                           intents=("complaint",))
+    pubsub = store.events_pubsub()
+    await pubsub.subscribe(store.events_channel)
+    await store.add_reading(call_sid=sid, reading=record)
+    await store.add_reading(call_sid=other, reading=record)
+    events = []
+    while len(events) < 2:
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=2)
+        if message:
+            events.append(json.loads(message["data"]))
+    card = await view.apply(events[0])
+    assert card is not None and card["cues"]["emotion"] == "angry" and card["cues"]["intents"] == ["complaint"]
+    assert card["cues"]["snippets"][-1]["text"] == "this is ridiculous"
+    assert await view.apply(events[1]) is None  # another caller: nothing to do
+    assert view.reloads == 1  # neither event read Redis
+    assert card["cues"] == (await AgentView(store, policy, "agent-1").reload())["cues"] | {
+        "updated_t": card["cues"]["updated_t"]}
+    await pubsub.aclose()
+    await client.aclose()

@@ -133,3 +133,20 @@ def test_payload_of_real_twilio_frame_size_round_trips():
     msg = media_message(stream_sid=STREAM, sequence=2, chunk=1, timestamp_ms=0, payload=raw)
     assert base64.b64decode(json.loads(msg)["media"]["payload"]) == raw
     assert isinstance(parser.parse(msg), AudioChunk)
+
+
+def test_a_rejected_message_is_quoted_at_most_one_line_long():
+    parser = TwilioStreamParser()
+    huge = json.dumps({"event": "start", "start": {"callSid": CALL, "streamSid": STREAM,
+                                                   "mediaFormat": {"encoding": "x" * 20_000}}})
+    with pytest.raises(StreamProtocolError) as exc:
+        parser.parse(huge)
+    assert exc.value.reason == "wrong_codec" and len(str(exc.value)) < 250
+
+
+def test_media_larger_than_twilio_sends_is_refused():
+    parser = TwilioStreamParser(max_payload_bytes=1600)
+    parser.parse(start_message(call_sid=CALL, stream_sid=STREAM, account_sid=ACCOUNT, custom_parameters={}))
+    big = media_message(stream_sid=STREAM, sequence=2, chunk=1, timestamp_ms=0, payload=b"\xff" * 8000)
+    with pytest.raises(StreamProtocolError, match="oversize_payload"):
+        parser.parse(big)
