@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from audio_models.emotion import ModelLoadError, length_sorted_passes
+from audio_models.emotion_types import ModelLoadError, length_sorted_passes
 from audio_models.threads import single_thread_numpy_blas
 
 # CTranslate2 binary dtype ids (ctranslate2/specs/model_spec.py); bfloat16 (5) is not used by

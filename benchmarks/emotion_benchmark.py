@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from audio_models.backends import load_emotion_model
 from audio_models.emotion import (
     BACKENDS,
     DEFAULT_BACKEND,
     DEFAULT_MODEL_DIR,
     EcapaEmotionModel,
     EmotionModel,
-    load_emotion_model,
 )
 from audio_models.training.corpora import list_corpora
 from audio_models.training.evaluate import evaluate_model

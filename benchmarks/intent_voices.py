@@ -17,7 +17,6 @@ import argparse
 import csv
 import json
 from collections import defaultdict
-from pathlib import Path
 
 import torch
 

@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from audio_models.asr_queue import NORMAL, SPARE, URGENT
 from audio_models.pipeline import BatchingScorer, Segment, SegmenterConfig, StreamSegmenter, WorkDropped
 from audio_models.transcribe import TranscriptSegment
-from emoroute.asr_queue import NORMAL, SPARE, URGENT
-from emoroute.metrics import Metrics
+from router.metrics import Metrics
 from router.policy import Decision, Policy, TextSignals, TrajectoryPoint, decide, reprioritise
 from router.redact import mask_phone, names_secret
 from router.store import CallStore, ReadingRecord
@@ -92,7 +92,7 @@ class CallCoordinator:
         is transcribed as a partial, but only while an ASR worker is idle (of ``asr_workers``):
         finals always come first. A partial is shown to agents at once and, should the final
         transcript miss the first decision's wait, routes on what the caller has said so far.
-        ``transcribe(audio, priority)`` queues by priority (emoroute/asr_queue.py): an utterance of a
+        ``transcribe(audio, priority)`` queues by priority (audio_models/asr_queue.py): an utterance of a
         call not yet routed goes before those of routed calls, partials last.
         """
         self.policy = policy

@@ -15,7 +15,8 @@ import redis
 import uvicorn
 
 from audio_models.audio_io import load_audio
-from audio_models.emotion import EmotionModel, load_emotion_model
+from audio_models.backends import load_emotion_model
+from audio_models.emotion_types import EmotionModel
 from audio_models.transcribe import WhisperTranscriber
 from emoroute.app import create_app
 from emoroute.redis_server import EmbeddedRedis, free_port

@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from emoroute.asr_queue import NORMAL, SPARE, URGENT, PriorityPool
+from audio_models.asr_queue import NORMAL, SPARE, URGENT, PriorityPool
 
 
 def test_urgent_work_overtakes_what_waits_and_order_holds_within_a_priority():

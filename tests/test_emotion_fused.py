@@ -6,11 +6,11 @@ import shutil
 import numpy as np
 import pytest
 
+from audio_models.backends import load_emotion_model
 from audio_models.emotion import (
     DEFAULT_MODEL_DIR,
     FBANK_MODEL_DIR,
     ModelLoadError,
-    load_emotion_model,
     prepare_waveform,
 )
 from audio_models.whisper_head import HEAD_FILE, FusedEmotionModel, LinearHead

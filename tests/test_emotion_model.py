@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from audio_models.audio_io import load_audio
+from audio_models.backends import load_emotion_model
 from audio_models.emotion import (
     DEFAULT_MODEL_DIR,
     FBANK_MODEL_DIR,
     PASS_SIZE,
     EcapaEmotionModel,
     ModelLoadError,
-    load_emotion_model,
 )
 from audio_models.g711 import telephone_round_trip
 from audio_models.hub import SpeechBrainHubEmotionModel

@@ -163,8 +163,8 @@ async def test_a_card_named_in_one_utterance_masks_short_numbers_in_the_next(red
     import redis.asyncio as aioredis
 
     from audio_models.transcribe import TranscriptSegment
-    from emoroute.metrics import Metrics
     from router.live import CallCoordinator, CallState
+    from router.metrics import Metrics
     from router.policy import load_policy
     from router.store import CallStore, Outbox
     from router.text import TextAnalyser

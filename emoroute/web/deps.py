@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from fastapi import Depends, HTTPException, status
 from starlette.requests import HTTPConnection
 
-from emoroute.app import Services
+from emoroute.services import Services
 from emoroute.settings import Settings
 
 

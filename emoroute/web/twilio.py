@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 from twilio.request_validator import RequestValidator
 
-from emoroute.deps import ServicesDep
+from emoroute.web.deps import ServicesDep
 from router.redact import mask_phone
 from telephony.actions import RouteSpec
 from telephony.credentials import check_stream_start, is_account_sid, is_call_sid, stream_parameters

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, Field
 
-from emoroute.deps import Principal, PrincipalDep, ServicesDep, SupervisorDep
+from emoroute.web.deps import Principal, PrincipalDep, ServicesDep, SupervisorDep
 
 router = APIRouter(prefix="/api", tags=["api"])
 

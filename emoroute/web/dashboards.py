@@ -23,6 +23,7 @@ from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Red
 from fastapi.templating import Jinja2Templates
 from starlette.responses import StreamingResponse
 
+import dashboards
 from dashboards.hub import TooManyConnections
 from dashboards.state import (
     ANALYTICS_FIELDS,
@@ -33,7 +34,7 @@ from dashboards.state import (
     summaries_between,
     wallboard,
 )
-from emoroute.deps import (
+from emoroute.web.deps import (
     SESSION_COOKIE,
     Principal,
     ServicesDep,
@@ -43,7 +44,7 @@ from emoroute.deps import (
     session_cookie,
 )
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(dashboards.__file__).resolve().parent  # the dashboards package: templates/ and static/
 PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
 STATIC = {"app.js": "text/javascript", "style.css": "text/css"}
 templates = Jinja2Templates(directory=str(HERE / "templates"))

