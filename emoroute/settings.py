@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     policy_file: Path | None = Field(None, description="Routing policy YAML (default: the shipped one).")
     emotion_model_dir: Path | None = Field(None, description="Emotion model directory (default: shipped).")
     model_cache_dir: Path | None = Field(
-        None, description="Where models shipped as split wheels are unpacked on first use "
+        None, description="Where the intent examples' embeddings are cached so a restart fits at once "
                           "(default ~/.cache/emoroute; `emoroute prepare-models` fills it ahead).")
     emotion_backend: Literal["ecapa", "ecapa-whisper"] = Field(
         "ecapa-whisper", description="ecapa-whisper (default): the model directory's ECAPA-TDNN fused with its "

@@ -84,7 +84,7 @@ class SemanticRules(_Strict):
     """The intent classifier by meaning, asked when no keyword phrase matches (router.semantic)."""
 
     examples: str = Field("intent_examples.yaml", min_length=1)
-    encoder: Literal["all-mpnet-base-v2", "all-MiniLM-L6-v2"] = "all-mpnet-base-v2"
+    encoder: Literal["all-MiniLM-L6-v2"] = "all-MiniLM-L6-v2"
     min_probability: float = Probability
     min_similarity: float = Field(ge=-1.0, le=1.0)
 

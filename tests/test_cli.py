@@ -111,8 +111,8 @@ def test_prepare_models_names_a_cache_folder_it_cannot_write(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     proc = run_cli("prepare-models", "--model-cache-dir", str(blocker / "cache"))
-    assert proc.returncode == 2
-    assert f"cannot write to the model cache {blocker / 'cache'}" in proc.stderr
+    assert proc.returncode == 0  # the examples are then encoded at every start: slower, not broken
+    assert f"cannot cache example embeddings in {blocker / 'cache'}" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 

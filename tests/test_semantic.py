@@ -70,8 +70,8 @@ def test_phrases_still_decide_first(analyser):
 
 def test_the_classifier_can_be_turned_off(tmp_path: Path):
     text = DEFAULT_POLICY_FILE.read_text().replace(
-        "semantic: {examples: intent_examples.yaml, encoder: all-mpnet-base-v2, min_probability: 0.5, "
-        "min_similarity: 0.31}", "semantic: null")
+        "semantic: {examples: intent_examples.yaml, encoder: all-MiniLM-L6-v2, min_probability: 0.5, "
+        "min_similarity: 0.35}", "semantic: null")
     policy_file = tmp_path / "policy.yaml"
     policy_file.write_text(text)
     assert load_text_analyser(load_policy(policy_file).text, policy_file).semantic is None
@@ -79,7 +79,7 @@ def test_the_classifier_can_be_turned_off(tmp_path: Path):
 
 def _policy_with_encoder(tmp_path: Path, encoder: str, floor: str) -> Path:
     text = DEFAULT_POLICY_FILE.read_text().replace(
-        "examples: intent_examples.yaml, encoder: all-mpnet-base-v2, min_probability: 0.5, min_similarity: 0.31",
+        "examples: intent_examples.yaml, encoder: all-MiniLM-L6-v2, min_probability: 0.5, min_similarity: 0.35",
         f"examples: {DEFAULT_POLICY_FILE.parent / 'intent_examples.yaml'}, encoder: {encoder}, "
         f"min_probability: 0.5, min_similarity: {floor}")
     policy_file = tmp_path / "policy.yaml"
@@ -87,7 +87,7 @@ def _policy_with_encoder(tmp_path: Path, encoder: str, floor: str) -> Path:
     return policy_file
 
 
-def test_the_smaller_encoder_can_be_chosen_in_the_policy(tmp_path: Path):
+def test_the_encoder_caches_its_example_embeddings_where_it_is_told(tmp_path: Path):
     policy_file = _policy_with_encoder(tmp_path, "all-MiniLM-L6-v2", "0.35")
     small = load_text_analyser(load_policy(policy_file).text, policy_file, model_cache_dir=tmp_path / "cache")
     assert small.semantic is not None and small.semantic.encoder.name == "all-MiniLM-L6-v2"
