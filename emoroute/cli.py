@@ -273,7 +273,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit status."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING if args.command in ("classify", "transcribe")
+        # the demo prints its own lines (calls, decisions, URLs); -v shows the server's log too
+        level=logging.DEBUG if args.verbose else logging.WARNING if args.command in ("classify", "transcribe", "demo")
         else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
