@@ -94,12 +94,17 @@ def create_app(
             redis_ok = False
         return {"status": "ok" if redis_ok else "degraded", "redis": redis_ok,
                 "model": getattr(services.model, "name", "?"), "outbox": len(services.store.outbox),
-                "live_calls": len(services.coordinator.calls)}
+                "live_calls": len(services.coordinator.calls), "process": services.process_id}
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
     async def metrics(request: Request) -> PlainTextResponse:
         services: Services = request.app.state.services
         services.metrics.outbox.set(len(services.store.outbox))
+        if services.remote_asr is not None:
+            with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
+                for urgency, figures in (await services.remote_asr.backlog()).items():
+                    services.metrics.asr_stream_length.labels(urgency).set(figures["length"])
+                    services.metrics.asr_stream_pending.labels(urgency).set(figures["pending"])
         return PlainTextResponse(generate_latest(services.metrics.registry).decode(),
                                  media_type="text/plain; version=0.0.4")
 

@@ -161,6 +161,38 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_worker(args: argparse.Namespace) -> int:
+    import redis
+
+    from audio_models.transcribe import load_transcriber
+    from emoroute.settings import Settings
+    from emoroute.worker import InferenceWorker, install_drain
+    from router.cluster import new_process_id
+    from router.policy import PolicyError, load_policy
+
+    # a worker holds no secrets: only the Redis URL, the policy and the claim time matter here
+    settings = Settings(environment="development")
+    if not settings.redis_url:
+        _err("error: set REDIS_URL to the Redis server the web processes use (workers share it)")
+        return 2
+    try:
+        rules = load_policy(settings.policy_file).text
+    except PolicyError as exc:
+        _err(f"error: {exc}")
+        return 2
+    transcriber = load_transcriber(settings.transcriber if settings.transcriber != "none" else "whisper",
+                                   vocabulary=rules.asr_vocabulary, alternatives=rules.asr_alternatives,
+                                   alternative_margin=rules.asr_alternative_margin, beam_size=rules.asr_beam_size,
+                                   band_extension=rules.asr_band_extension)
+    assert transcriber is not None  # only "none" gives None
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+    worker = InferenceWorker(client, transcriber, worker_id=args.id or f"worker-{new_process_id()}",
+                             claim_idle_ms=settings.asr_claim_idle_ms, metrics_port=args.metrics_port)
+    install_drain(worker)
+    worker.run()
+    return 0
+
+
 def _load_audio_or_none(path: Path):  # type: ignore[no-untyped-def]
     from audio_models.audio_io import AudioLoadError, load_audio
 
@@ -218,6 +250,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dev", action="store_true",
                    help="development mode: accept the placeholder secrets (same as EMOROUTE_ENVIRONMENT=development)")
     p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser("worker", help="transcribe jobs from Redis Streams for web processes in EMOROUTE_ASR_MODE=redis "
+                                      "(REDIS_URL: the shared Redis)")
+    p.add_argument("--id", help="consumer name (default: host-pid-random)")
+    p.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
+    p.set_defaults(func=_cmd_worker)
 
     p = sub.add_parser("simulate", help="act as Twilio: call the server and stream audio files")
     p.add_argument("--url", required=True, help="server base URL, e.g. http://127.0.0.1:8000")

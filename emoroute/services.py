@@ -21,6 +21,8 @@ from dashboards.auth import LoginGuard
 from dashboards.hub import EventHub
 from emoroute.redis_server import EmbeddedRedis
 from emoroute.settings import Settings
+from router.asr_jobs import RemoteTranscriber
+from router.cluster import ProcessRegistry, new_process_id
 from router.live import CallCoordinator
 from router.metrics import Metrics
 from router.policy import Policy, load_policy
@@ -51,7 +53,15 @@ class Services:
     embedded_redis: EmbeddedRedis | None = None
     background: list[asyncio.Task[Any]] = field(default_factory=list)
     asr_pool: PriorityPool | None = None
+    registry: ProcessRegistry | None = None
+    remote_asr: RemoteTranscriber | None = None
+    raw_redis: aioredis.Redis | None = None
     streams_open: int = 0
+
+    @property
+    def process_id(self) -> str:
+        """Return this web process's id (the owner recorded on its calls)."""
+        return self.coordinator.process_id
 
 
 def build_actions(settings: Settings) -> CallActions:
@@ -114,8 +124,17 @@ async def start_services(
                             max_pending=max(64, settings.max_streams))
     await scorer.start()
     actions = actions or build_actions(settings)
+    process_id = new_process_id()
     transcriber = transcriber_override
-    if transcriber is None and settings.transcriber != "none":
+    remote_asr, raw_client = None, None
+    if settings.asr_mode == "redis" and settings.transcriber != "none":
+        # audio travels as bytes: a client that does not decode replies
+        raw_client = aioredis.Redis.from_url(url, decode_responses=False,
+                                             socket_connect_timeout=settings.redis_timeout_s,
+                                             socket_timeout=settings.redis_timeout_s + 1.0)
+        remote_asr = RemoteTranscriber(raw_client, process_id=process_id)
+        await remote_asr.start()
+    if transcriber is None and remote_asr is None and settings.transcriber != "none":
         transcriber = await asyncio.to_thread(load_transcriber, settings.transcriber,
                                               vocabulary=policy.text.asr_vocabulary, workers=settings.asr_workers,
                                               alternatives=policy.text.asr_alternatives,
@@ -125,25 +144,30 @@ async def start_services(
     # The semantic intent classifier only reads transcripts: no transcriber, no need to load it.
     text_analyser = (await asyncio.to_thread(load_text_analyser, policy.text, settings.policy_file,
                                               model_cache_dir=settings.model_cache_dir)
-                     if transcriber is not None else TextAnalyser(policy.text))
+                     if transcriber is not None or remote_asr is not None else TextAnalyser(policy.text))
     # a caller still waiting for a decision is transcribed before callers already routed (audio_models/asr_queue.py)
     asr_pool = PriorityPool(workers=getattr(transcriber, "workers", 1), name="asr",
                             max_waiting=max(16, settings.max_streams // 2))
-    transcribe = _async_transcribe(transcriber, asr_pool) if transcriber is not None else None
+    transcribe = (remote_asr.transcribe if remote_asr is not None
+                  else _async_transcribe(transcriber, asr_pool) if transcriber is not None else None)
     coordinator = CallCoordinator(policy=policy, store=store, scorer=scorer, actions=actions,
                                   vad_factory=lambda: SileroVAD().speech_probability, metrics=metrics,
                                   text_analyser=text_analyser, transcribe=transcribe,
                                   transcript_wait_s=settings.transcript_wait_ms / 1000,
                                   partial_every_s=settings.partial_transcript_s,
-                                  asr_workers=getattr(transcriber, "workers", 1))
+                                  asr_workers=getattr(transcriber, "workers", 1), process_id=process_id)
     hub = EventHub(store, per_user=settings.sse_per_user)
     await hub.start()
+    registry = ProcessRegistry(store, process_id=process_id, lease_s=settings.process_lease_s,
+                               every_s=max(0.2, settings.process_lease_s / 5), on_control=coordinator.control)
+    await registry.start()
     services = Services(settings, policy, client, store, model, scorer, actions, coordinator, metrics, hub,
                         LoginGuard(store, per_minute=settings.login_failures_per_minute),
-                        LocalLedger(ttl_s=settings.stream_token_ttl_s), embedded, asr_pool=asr_pool)
+                        LocalLedger(ttl_s=settings.stream_token_ttl_s), embedded, asr_pool=asr_pool,
+                        registry=registry, remote_asr=remote_asr, raw_redis=raw_client)
     services.background.append(asyncio.create_task(_flush_outbox_forever(services)))
-    log.info("EmoRoute ready: model %s, transcriber %s, queues %s, Twilio %s", getattr(model, "name", "?"),
-             getattr(transcriber, "name", "none"), ", ".join(policy.queues),
+    log.info("EmoRoute ready (process %s): model %s, transcriber %s, queues %s, Twilio %s", process_id,
+             getattr(model, "name", "?"), getattr(remote_asr or transcriber, "name", "none"), ", ".join(policy.queues),
              "dry-run" if settings.twilio_dry_run else "live")
     return services
 
@@ -151,6 +175,12 @@ async def start_services(
 async def stop_services(services: Services) -> None:
     """End live calls, stop background work, close connections (the embedded Redis last)."""
     await services.coordinator.shutdown()
+    if services.registry is not None:
+        await services.registry.stop()
+    if services.remote_asr is not None:
+        await services.remote_asr.stop()
+    if services.raw_redis is not None:
+        await services.raw_redis.aclose()
     for task in services.background:
         task.cancel()
     await asyncio.gather(*services.background, return_exceptions=True)

@@ -65,6 +65,14 @@ class Settings(BaseSettings):
     transcript_wait_ms: float = Field(
         1000.0, description="How long the first decision waits for the utterance's transcript.")
     asr_workers: int = Field(1, ge=1, le=16, description="Transcriptions run in parallel (one core each).")
+    asr_mode: Literal["local", "redis"] = Field(
+        "local", description="local (default): this process transcribes (one box, nothing else to run); redis: "
+                             "utterances become jobs on Redis Streams for `emoroute worker` processes on any host.")
+    asr_claim_idle_ms: int = Field(
+        5000, ge=100, description="A job a worker has held this long without answering is reclaimed by another.")
+    process_lease_s: float = Field(
+        5.0, gt=0, description="A web process that has not renewed its lease for this long is taken for dead: "
+                               "another marks its live calls ended.")
     partial_transcript_s: float = Field(
         0.0, ge=0, description="Transcribe an utterance still being spoken every this many seconds, while an "
                                "ASR worker is idle (agents see it live); 0 (default) turns partials off.")

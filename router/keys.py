@@ -1,5 +1,9 @@
 """Every Redis key EmoRoute uses, built in one place, with the shape of what it holds.
 
+Per-call keys carry the CallSid as a Redis Cluster hash tag (``emoroute:call:{CA…}…``), so all of
+one call's keys share a slot; see docs/OPERATIONS.md ("Redis keys and sharding") for which keys
+shard and how.
+
 - ``emoroute:call:{sid}`` HASH, the call summary: call_sid, stream_sid, caller,
   started_at, ended_at, status (listening|queued|with_agent|ended), queue, priority, reason,
   rule, decided_at, decision_latency_ms, agent, emotion (latest label), model.
@@ -18,6 +22,16 @@
 - ``emoroute:call:{sid}:stream`` STRING, the StreamSid of the call's one accepted stream.
 - ``emoroute:login_failures:{client}`` STRING counter of failed dashboard logins, 60 s TTL.
 - ``emoroute:events`` pub/sub channel of JSON events for live dashboards.
+- ``emoroute:procs`` SET of web process ids; ``emoroute:proc:{id}`` STRING, the process's
+  heartbeat lease (expires when it stops renewing); ``emoroute:proc:{id}:calls`` SET of the live
+  calls whose Media Stream it holds; ``emoroute:proc:{id}:control`` pub/sub channel of requests
+  for those calls (end one, an agent took one); ``emoroute:proc:{id}:reaping`` STRING, the lock
+  of the process cleaning up after a dead one.
+- ``emoroute:asr:jobs:{urgency}`` STREAM (urgent | normal | spare), consumer group ``asr``:
+  utterances to transcribe (id, reply, deadline, call_sid, pcm16 audio);
+  ``emoroute:asr:results:{process}`` STREAM of transcripts for the web process that owns the call;
+  ``emoroute:worker:{id}`` HASH, a worker's heartbeat and load; ``emoroute:asr:dropped`` counter of
+  jobs dropped past their deadline.
 
 Every per-call key carries a TTL from the moment it is written (retention + the maximum call
 duration; retention alone once the call has ended).
@@ -28,24 +42,29 @@ from __future__ import annotations
 PREFIX = "emoroute"
 
 
+def _tag(sid: str) -> str:
+    # A Redis Cluster hash tag: every key of one call lands in the same slot.
+    return "{" + sid + "}"
+
+
 def call(sid: str) -> str:
     """Return the key of a call's summary hash."""
-    return f"{PREFIX}:call:{sid}"
+    return f"{PREFIX}:call:{_tag(sid)}"
 
 
 def timeline(sid: str) -> str:
     """Return the key of a call's timeline stream."""
-    return f"{PREFIX}:call:{sid}:timeline"
+    return f"{PREFIX}:call:{_tag(sid)}:timeline"
 
 
 def announced(sid: str) -> str:
     """Return the key that says a signed voice webhook announced the call."""
-    return f"{PREFIX}:call:{sid}:announced"
+    return f"{PREFIX}:call:{_tag(sid)}:announced"
 
 
 def stream_owner(sid: str) -> str:
     """Return the key holding the StreamSid of the call's one accepted Media Stream."""
-    return f"{PREFIX}:call:{sid}:stream"
+    return f"{PREFIX}:call:{_tag(sid)}:stream"
 
 
 def login_failures(client: str) -> str:
@@ -81,3 +100,52 @@ def agent(agent_id: str) -> str:
 def events_channel() -> str:
     """Return the pub/sub channel for live events."""
     return f"{PREFIX}:events"
+
+
+def procs() -> str:
+    """Return the key of the set of web process ids."""
+    return f"{PREFIX}:procs"
+
+
+def proc_lease(proc_id: str) -> str:
+    """Return the key of a web process's heartbeat lease."""
+    return f"{PREFIX}:proc:{proc_id}"
+
+
+def proc_calls(proc_id: str) -> str:
+    """Return the key of the set of live calls a web process holds."""
+    return f"{PREFIX}:proc:{proc_id}:calls"
+
+
+def proc_control(proc_id: str) -> str:
+    """Return the pub/sub channel of requests for a web process's calls."""
+    return f"{PREFIX}:proc:{proc_id}:control"
+
+
+def proc_reaping(proc_id: str) -> str:
+    """Return the key of the lock held while cleaning up after a dead web process."""
+    return f"{PREFIX}:proc:{proc_id}:reaping"
+
+
+ASR_URGENCIES = ("urgent", "normal", "spare")
+ASR_GROUP = "asr"
+
+
+def asr_jobs(urgency: str) -> str:
+    """Return the stream of transcription jobs of one urgency (urgent, normal, spare)."""
+    return f"{PREFIX}:asr:jobs:{urgency}"
+
+
+def asr_results(proc_id: str) -> str:
+    """Return the stream of transcription results for one web process."""
+    return f"{PREFIX}:asr:results:{proc_id}"
+
+
+def asr_dropped() -> str:
+    """Return the counter of transcription jobs dropped past their deadline."""
+    return f"{PREFIX}:asr:dropped"
+
+
+def worker(worker_id: str) -> str:
+    """Return the key of one inference worker's heartbeat and load."""
+    return f"{PREFIX}:worker:{worker_id}"

@@ -85,6 +85,7 @@ class CallCoordinator:
         segmenter_cfg: SegmenterConfig | None = None,
         partial_every_s: float = 0.0,
         asr_workers: int = 1,
+        process_id: str = "",
     ) -> None:
         """Wire the coordinator to its collaborators (``transcribe`` None = no ASR).
 
@@ -108,6 +109,7 @@ class CallCoordinator:
         self.transcript_wait_s = transcript_wait_s
         self.partial_every_s = partial_every_s
         self.asr_workers = asr_workers
+        self.process_id = process_id  # this web process, recorded as the owner of its calls
         self.asr_in_flight = 0
         self.calls: dict[str, CallState] = {}
         self.decision_latencies_ms: list[float] = []
@@ -136,7 +138,8 @@ class CallCoordinator:
         self.metrics.calls.inc()
         self.metrics.live_calls.inc()
         self._persist(state, lambda: self.store.call_started(call_sid=event.call_sid, stream_sid=event.stream_sid,
-                                                             caller=state.caller, started_at=state.started_wall))
+                                                             caller=state.caller, started_at=state.started_wall,
+                                                             owner=self.process_id))
         state.timer = self._spawn(state, self._listen_timeout(state))
         log.info("call %s from %s started (stream %s)", event.call_sid, mask_phone(state.caller), event.stream_sid)
 
@@ -172,6 +175,16 @@ class CallCoordinator:
         task.add_done_callback(lambda t: self._finished(state, t))
         state.last_write = task
         return task
+
+    async def control(self, request: dict[str, Any]) -> None:
+        """Act on a request another web process sent for a call this one holds (router.cluster)."""
+        call_sid, action = str(request.get("call_sid", "")), request.get("action")
+        if action == "end":
+            await self.end_call(call_sid, str(request.get("reason", "ended elsewhere"))[:64])
+        elif action == "with_agent":
+            self.mark_with_agent(call_sid)
+        else:
+            log.warning("unknown control request %s", request)
 
     def mark_with_agent(self, call_sid: str) -> None:
         """An agent has the call (picked here, or TaskRouter said so): it is never re-queued or redirected."""
@@ -315,6 +328,10 @@ class CallCoordinator:
             self.metrics.dropped.labels("transcript").inc()
             return None
         except TimeoutError:
+            if task.done():  # the transcriber itself gave up (a remote job past its deadline)
+                self.metrics.errors.labels("transcriber").inc()
+                log.warning("call %s: no transcript (the job expired)", state.call_sid)
+                return None
             self.metrics.errors.labels("transcript_timeout").inc()
             self._spawn(state, self._late_transcript(state, task, at))
             if state.partial is not None and start_s is not None and abs(state.partial[0] - start_s) < 0.05:
@@ -463,7 +480,7 @@ class CallCoordinator:
         if pending:
             await asyncio.wait(pending, timeout=10)
         await self._persist(state, lambda: self.store.call_ended(call_sid=call_sid, t=state.segmenter.seconds,
-                                                                 reason=reason))
+                                                                 reason=reason, owner=self.process_id))
         self.metrics.live_calls.dec()
         del self.calls[call_sid]
         log.info("call %s ended (%s)", call_sid, reason)

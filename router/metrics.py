@@ -41,5 +41,10 @@ class Metrics:
         self.dropped = Counter("emoroute_work_dropped_total",
                                "Work dropped when an in-memory queue overflowed (never a deciding utterance)",
                                ["what"], registry=r)
+        self.asr_stream_length = Gauge("emoroute_asr_stream_length",
+                                       "Transcription jobs not yet acknowledged, per urgency (EMOROUTE_ASR_MODE=redis)",
+                                       ["urgency"], registry=r)
+        self.asr_stream_pending = Gauge("emoroute_asr_stream_pending",
+                                        "Transcription jobs a worker holds, per urgency", ["urgency"], registry=r)
         self.sse_clients = Gauge("emoroute_sse_clients", "Live-event (SSE) connections open", registry=r)
         self.login_failures = Counter("emoroute_login_failures_total", "Failed dashboard logins", registry=r)

@@ -372,11 +372,12 @@ class CallStore:
         return int(await self.redis.get(keys.login_failures(client)) or 0)
 
     async def call_started(
-        self, *, call_sid: str, stream_sid: str, caller: str, started_at: float, agent_hint: str = ""
+        self, *, call_sid: str, stream_sid: str, caller: str, started_at: float, agent_hint: str = "",
+        owner: str = "",
     ) -> bool:
-        """Record a new call as listening; its keys expire even if its end is never written."""
+        """Record a new call as listening, held by process ``owner``; its keys expire even if it never ends."""
         summary = {"call_sid": call_sid, "stream_sid": stream_sid, "caller": caller,
-                   "started_at": started_at, "status": "listening"}
+                   "started_at": started_at, "status": "listening", "owner": owner}
         if agent_hint:
             summary["agent_hint"] = agent_hint
         ttl = int(self.retention_s + self.max_call_s)
@@ -390,6 +391,8 @@ class CallStore:
             ("expire", [keys.timeline(call_sid), ttl], {}),
             self._event("started", call_sid, caller=caller),
         ]
+        if owner:
+            ops.append(("sadd", [keys.proc_calls(owner), call_sid], {}))
         return await self.write(ops)
 
     async def add_reading(self, *, call_sid: str, reading: ReadingRecord) -> bool:
@@ -492,9 +495,11 @@ class CallStore:
             return None
         return bool(replies[-1])
 
-    async def call_ended(self, *, call_sid: str, t: float, reason: str) -> bool:
-        """Mark the call ended, take it out of live/queues, and start its retention clock."""
+    async def call_ended(self, *, call_sid: str, t: float, reason: str, owner: str = "") -> bool:
+        """Mark the call ended, take it out of live/queues (and its owner's set), and start its retention clock."""
         ops: list[Op] = [("zrem", [keys.queue(q), call_sid], {}) for q in self.queues]
+        if owner:
+            ops.append(("srem", [keys.proc_calls(owner), call_sid], {}))
         ops += [
             ("hset", [keys.call(call_sid)], {"mapping": {"status": "ended", "ended_at": time.time(),
                                                          "end_reason": reason}}),
@@ -521,6 +526,10 @@ class CallStore:
             self._event("pickup", call_sid, agent=agent_id),
         ]
         return await self.write(ops)
+
+    async def owner_of(self, call_sid: str) -> str:
+        """Return the id of the web process holding the call's stream ("" if none is recorded)."""
+        return str(await self.redis.hget(keys.call(call_sid), "owner") or "")
 
     async def get_call(self, call_sid: str) -> dict[str, str] | None:
         """Return the call summary, or None if unknown."""

@@ -144,9 +144,26 @@ def test_serve_refuses_placeholder_secrets_unless_development_is_asked_for():
 
 def test_compose_requires_the_secrets_and_runs_in_production():
     compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
-    env = compose["services"]["app"]["environment"]
-    assert env["EMOROUTE_ENVIRONMENT"] == "production"
-    for name in ("EMOROUTE_TWILIO_AUTH_TOKEN", "EMOROUTE_API_TOKEN", "EMOROUTE_AGENT_TOKENS", "EMOROUTE_SECRET_KEY",
-                 "EMOROUTE_TWILIO_ACCOUNT_SID", "EMOROUTE_PUBLIC_URL"):
-        assert env[name] == "${" + name + ":?" + env[name].split(":?", 1)[1], name  # required, no default
-    assert "EMOROUTE_VALIDATE_SIGNATURES" not in env
+    for service in ("web", "worker"):
+        env = compose["services"][service]["environment"]
+        assert env["EMOROUTE_ENVIRONMENT"] == "production" and env["EMOROUTE_ASR_MODE"] == "redis"
+        for name in ("EMOROUTE_TWILIO_AUTH_TOKEN", "EMOROUTE_API_TOKEN", "EMOROUTE_AGENT_TOKENS", "EMOROUTE_SECRET_KEY",
+                     "EMOROUTE_TWILIO_ACCOUNT_SID", "EMOROUTE_PUBLIC_URL"):
+            assert env[name] == "${" + name + ":?" + env[name].split(":?", 1)[1], name  # required, no default
+        assert "EMOROUTE_VALIDATE_SIGNATURES" not in env
+
+
+def test_compose_scales_web_and_workers_behind_a_websocket_aware_proxy():
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert set(services) == {"redis", "web", "worker", "proxy"}
+    for scaled in ("web", "worker"):  # `--scale` needs no fixed name and no host port
+        assert "container_name" not in services[scaled] and "ports" not in services[scaled]
+    assert services["worker"]["command"][:2] == ["emoroute", "worker"]
+    assert services["redis"]["image"] == "redis:7"
+    assert services["proxy"]["image"].startswith("nginx:") and services["proxy"]["ports"] == ["8000:8000"]
+    conf_host, conf_in = services["proxy"]["volumes"][0].split(":")[:2]
+    assert conf_in == "/etc/nginx/nginx.conf"
+    conf = (REPO / conf_host).read_text()
+    assert "server web:8000 resolve" in conf and "proxy_set_header Upgrade $http_upgrade" in conf
+    assert "proxy_buffering off" in conf  # server-sent events

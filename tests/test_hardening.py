@@ -71,7 +71,7 @@ async def refused_with(ws: websockets.ClientConnection) -> tuple[int | None, str
 def nothing_stored(redis_url: str, call_sid: str) -> bool:
     r = redis.Redis.from_url(redis_url, decode_responses=True)
     try:
-        stored = [k for k in r.scan_iter(f"emoroute:call:{call_sid}*") if not k.endswith((":announced", ":stream"))]
+        stored = [k for k in r.scan_iter(f"emoroute:call:{{{call_sid}}}*") if not k.endswith((":announced", ":stream"))]
         return not stored and call_sid not in r.smembers(keys.calls_live()) and \
             r.zscore(keys.calls_index(), call_sid) is None
     finally:

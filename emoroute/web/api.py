@@ -82,6 +82,8 @@ async def take_next(agent_id: str, services: ServicesDep, principal: PrincipalDe
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no agent {agent_id}") from exc
     if sid:
         services.coordinator.mark_with_agent(sid)
+        if services.registry is not None:  # the call's stream may be held by another web process
+            await services.registry.forward(sid, {"action": "with_agent"})
     return {"call_sid": sid, "call": await services.store.get_call(sid) if sid else None}
 
 

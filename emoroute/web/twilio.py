@@ -144,8 +144,21 @@ async def call_status(request: Request, services: ServicesDep) -> Response:
     params = await _verified_params(request, services)
     call_sid, call_status = _call_ids(params, services), params.get("CallStatus", "")
     if call_status in TERMINAL_STATUSES:
-        await services.coordinator.end_call(call_sid, f"status:{call_status}")
+        await end_anywhere(services, call_sid, f"status:{call_status}")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+async def end_anywhere(services: ServicesDep, call_sid: str, reason: str) -> None:
+    """End a call whichever web process holds its stream (this one, another, or a dead one)."""
+    if call_sid in services.coordinator.calls:
+        await services.coordinator.end_call(call_sid, reason)
+        return
+    assert services.registry is not None
+    where = await services.registry.forward(call_sid, {"action": "end", "reason": reason})
+    if where == "orphan":
+        # its process is gone: mark the stored call ended here
+        owner = await services.store.owner_of(call_sid)
+        await services.store.call_ended(call_sid=call_sid, t=0.0, reason=reason, owner=owner)
 
 
 @router.post("/twilio/taskrouter", status_code=status.HTTP_204_NO_CONTENT)
@@ -166,6 +179,8 @@ async def taskrouter_event(request: Request, services: ServicesDep) -> Response:
     agent = (params.get("WorkerName") or params.get("WorkerSid") or "taskrouter")[:64]
     services.coordinator.mark_with_agent(call_sid)
     await services.store.mark_with_agent(call_sid=call_sid, agent_id=agent, source="taskrouter")
+    if services.registry is not None:
+        await services.registry.forward(call_sid, {"action": "with_agent"})
     log.info("call %s assigned to %s by TaskRouter", call_sid, agent)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

@@ -1,0 +1,279 @@
+"""Scale-out with real processes: two `emoroute serve` web processes and two `emoroute worker`s on one
+real redis-server, driven as Twilio drives them, with kill -9 faults (issue #18)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+import websockets
+from twilio.request_validator import RequestValidator
+
+from audio_models.audio_io import load_audio
+from benchmarks.transcription_benchmark import INTENTS
+from emoroute.redis_server import EmbeddedRedis, free_port
+from emoroute.simulate import FRAME_BYTES, SILENCE_BYTE, mulaw_frames
+from router import keys
+from telephony.media_stream import CONNECTED_MESSAGE, media_message, start_message, stop_message
+from tests.conftest import REPO
+from tests.helpers import ACCOUNT, new_call_sid, wait_for
+
+pytestmark = pytest.mark.timeout(300)
+PUBLIC = "http://emoroute.test"  # what Twilio signs; the load balancer's address in production
+TOKEN = "dev-auth-token"
+
+
+@dataclass
+class Cluster:
+    redis_url: str
+    tmp: Path
+    web: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+    workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    logs: list = field(default_factory=list)
+
+    def env(self, name: str) -> dict[str, str]:
+        return {**{k: v for k, v in os.environ.items() if not k.startswith("EMOROUTE_")},
+                "REDIS_URL": self.redis_url, "EMOROUTE_ENVIRONMENT": "development",
+                "EMOROUTE_PUBLIC_URL": PUBLIC, "EMOROUTE_ASR_MODE": "redis", "EMOROUTE_ASR_CLAIM_IDLE_MS": "1500",
+                "EMOROUTE_PROCESS_LEASE_S": "2", "EMOROUTE_MAX_FRAMES_PER_SECOND": "10000",
+                "EMOROUTE_DATA_DIR": str(self.tmp / name), "PYTHONUNBUFFERED": "1"}
+
+    def start_web(self, name: str) -> None:
+        port = free_port()
+        log = (self.tmp / f"{name}.log").open("wb")
+        self.logs.append(log)
+        self.web[name] = subprocess.Popen([sys.executable, "-m", "emoroute.cli", "serve", "--port", str(port)],
+                                          cwd=REPO, env=self.env(name), stdout=log, stderr=subprocess.STDOUT)
+        self.ports[name] = port
+
+    def start_worker(self, name: str) -> None:
+        log = (self.tmp / f"{name}.log").open("wb")
+        self.logs.append(log)
+        self.workers[name] = subprocess.Popen([sys.executable, "-m", "emoroute.cli", "worker", "--id", name],
+                                              cwd=REPO, env=self.env(name), stdout=log, stderr=subprocess.STDOUT)
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + 180
+        for name, proc in self.web.items():
+            while True:
+                assert proc.poll() is None, (self.tmp / f"{name}.log").read_text()[-3000:]
+                try:
+                    if httpx.get(self.url(name) + "/healthz", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert time.monotonic() < deadline, f"{name} did not start"
+                time.sleep(0.5)
+        r = redis.Redis.from_url(self.redis_url)
+        try:
+            wait_for(lambda: all(r.exists(keys.worker(n)) for n in self.workers), timeout=120, what="workers up")
+        finally:
+            r.close()
+
+    def health(self, name: str) -> dict:
+        return httpx.get(self.url(name) + "/healthz", timeout=5).json()
+
+    def stop(self) -> None:
+        for proc in [*self.web.values(), *self.workers.values()]:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in [*self.web.values(), *self.workers.values()]:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for log in self.logs:
+            log.close()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    tmp = tmp_path_factory.mktemp("cluster")
+    server = EmbeddedRedis(tmp / "redis", persist=False)
+    server.start()
+    c = Cluster(server.url, tmp)
+    for name in ("web-a", "web-b"):
+        c.start_web(name)
+    for name in ("worker-1", "worker-2"):
+        c.start_worker(name)
+    try:
+        c.wait_ready()
+        yield c
+    finally:
+        c.stop()
+        server.stop()
+
+
+def announce(cluster: Cluster, web: str, call_sid: str) -> dict[str, str]:
+    import xml.etree.ElementTree as ET
+
+    form = {"CallSid": call_sid, "AccountSid": ACCOUNT, "From": "+15550001111", "To": "+15550100000"}
+    sig = RequestValidator(TOKEN).compute_signature(PUBLIC + "/twilio/voice", form)
+    resp = httpx.post(cluster.url(web) + "/twilio/voice", data=form, headers={"X-Twilio-Signature": sig}, timeout=30)
+    resp.raise_for_status()
+    stream = ET.fromstring(resp.text).find("./Start/Stream")
+    assert stream is not None and stream.get("url") == PUBLIC.replace("http", "ws") + "/twilio/stream"
+    return {p.get("name", ""): p.get("value", "") for p in stream.findall("Parameter")}
+
+
+async def call(cluster: Cluster, web: str, audio, *, hold_until=None, hold_max_s: float = 30.0,
+               call_sid: str | None = None, voice_on: str | None = None) -> str:
+    """One call as Twilio makes it: the voice webhook (on ``voice_on``), then the stream (on ``web``)."""
+    call_sid = call_sid or new_call_sid()
+    params = await asyncio.to_thread(announce, cluster, voice_on or web, call_sid)
+    stream_sid = "MZ" + uuid.uuid4().hex
+    signed = PUBLIC.replace("http", "ws") + "/twilio/stream"
+    headers = {"X-Twilio-Signature": RequestValidator(TOKEN).compute_signature(signed, {})}
+    ws_url = cluster.url(web).replace("http", "ws") + "/twilio/stream"
+    frames = mulaw_frames(audio) + [SILENCE_BYTE * FRAME_BYTES] * 100
+    async with websockets.connect(ws_url, additional_headers=headers) as ws:
+        await ws.send(CONNECTED_MESSAGE)
+        await ws.send(start_message(call_sid=call_sid, stream_sid=stream_sid, account_sid=ACCOUNT,
+                                    custom_parameters=params))
+        seq, started = 1, time.monotonic()
+        for n, payload in enumerate(frames):
+            seq += 1
+            await ws.send(media_message(stream_sid=stream_sid, sequence=seq, chunk=n + 1, timestamp_ms=n * 20,
+                                        payload=payload))
+            await asyncio.sleep(max(0.0, started + (n + 1) * 0.02 - time.monotonic()))  # a caller's pace
+        deadline = time.monotonic() + hold_max_s
+        while hold_until is not None and not await asyncio.to_thread(hold_until, call_sid):
+            if time.monotonic() > deadline:
+                break
+            for _ in range(5):
+                seq += 1
+                n += 1
+                await ws.send(media_message(stream_sid=stream_sid, sequence=seq, chunk=n, timestamp_ms=n * 20,
+                                            payload=SILENCE_BYTE * FRAME_BYTES))
+            await asyncio.sleep(0.1)
+        with_stop = hold_until is None or await asyncio.to_thread(hold_until, call_sid)
+        if with_stop:
+            await ws.send(stop_message(call_sid=call_sid, stream_sid=stream_sid, account_sid=ACCOUNT,
+                                       sequence=seq + 1))
+    return call_sid
+
+
+def r_of(cluster: Cluster) -> redis.Redis:
+    return redis.Redis.from_url(cluster.redis_url, decode_responses=True)
+
+
+def transcribed(r: redis.Redis, sid: str) -> str:
+    return " ".join(f.get("transcript", "") for _, f in r.xrange(keys.timeline(sid)) if f.get("transcript"))
+
+
+async def test_calls_on_both_web_processes_are_routed_with_their_transcripts(cluster):
+    r = r_of(cluster)
+    cancel = load_audio(INTENTS / "u01.wav")  # "I want to cancel my account."
+    sids = await asyncio.gather(*(call(cluster, web, cancel, hold_until=lambda s: r.hget(keys.call(s), "queue"))
+                                  for web in ("web-a", "web-b", "web-a", "web-b")))
+    owners = {r.hget(keys.call(s), "owner") for s in sids}
+    assert owners == {cluster.health("web-a")["process"], cluster.health("web-b")["process"]}
+    for sid in sids:
+        assert r.hget(keys.call(sid), "queue") == "retention"
+        wait_for(lambda s=sid: "cancel" in transcribed(r, s).lower(), timeout=30, what="transcript from a worker")
+    # the transcripts came from the workers (the web processes load no recogniser in this mode)
+    wait_for(lambda: sum(int(r.hget(keys.worker(w), "done") or 0) for w in cluster.workers) >= len(sids),
+             what="jobs done by the workers")
+    metrics = httpx.get(cluster.url("web-a") + "/metrics", timeout=5).text
+    for urgency in keys.ASR_URGENCIES:  # what an autoscaler reads
+        assert f'emoroute_asr_stream_length{{urgency="{urgency}"}}' in metrics
+        assert f'emoroute_asr_stream_pending{{urgency="{urgency}"}}' in metrics
+    r.close()
+
+
+async def test_a_status_callback_on_the_other_process_ends_the_call_on_its_owner(cluster):
+    r = r_of(cluster)
+    caller = load_audio(INTENTS / "u01.wav")
+    ended_by_callback = asyncio.Event()
+
+    def hold(sid: str) -> bool:
+        if r.hget(keys.call(sid), "queue") and not ended_by_callback.is_set():
+            form = {"CallSid": sid, "AccountSid": ACCOUNT, "CallStatus": "completed"}
+            sig = RequestValidator(TOKEN).compute_signature(PUBLIC + "/twilio/status", form)
+            resp = httpx.post(cluster.url("web-b") + "/twilio/status", data=form, headers={"X-Twilio-Signature": sig})
+            assert resp.status_code == 204
+            ended_by_callback.set()
+        return r.hget(keys.call(sid), "status") == "ended"
+
+    sid = await call(cluster, "web-a", caller, hold_until=hold)
+    assert r.hget(keys.call(sid), "end_reason") == "status:completed"
+    assert r.hget(keys.call(sid), "owner") == cluster.health("web-a")["process"]
+    wait_for(lambda: cluster.health("web-a")["live_calls"] == 0, what="the owner ended its stream state")
+    r.close()
+
+
+async def test_a_worker_killed_mid_burst_loses_no_transcript(cluster):
+    r = r_of(cluster)
+    cancel = load_audio(INTENTS / "u01.wav")
+    victim = cluster.workers["worker-1"]
+
+    async def kill_when_busy() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            pending = await asyncio.to_thread(lambda: sum(
+                (r.xpending(keys.asr_jobs(u), keys.ASR_GROUP) or {}).get("pending", 0) for u in keys.ASR_URGENCIES))
+            if pending:
+                break
+            await asyncio.sleep(0.05)
+        os.kill(victim.pid, signal.SIGKILL)
+
+    calls = [call(cluster, web, cancel, hold_until=lambda s: r.hget(keys.call(s), "queue"))
+             for web in ("web-a", "web-b") * 3]
+    sids, _ = await asyncio.gather(asyncio.gather(*calls), kill_when_busy())
+    assert victim.wait(timeout=10) == -signal.SIGKILL
+    for sid in sids:
+        assert r.hget(keys.call(sid), "queue"), sid
+        wait_for(lambda s=sid: "cancel" in transcribed(r, s).lower(), timeout=60, what=f"transcript of {sid}")
+    assert int(r.get(keys.asr_dropped()) or 0) == 0
+    r.close()
+
+
+async def test_a_web_process_killed_mid_call_has_its_calls_ended_by_the_other(cluster):
+    r = r_of(cluster)
+    caller = load_audio(INTENTS / "u01.wav")
+    owner = cluster.health("web-a")["process"]
+    killed_at: list[float] = []
+
+    def kill_when_queued(sid: str) -> bool:
+        if r.hget(keys.call(sid), "queue") and not killed_at:
+            os.kill(cluster.web["web-a"].pid, signal.SIGKILL)
+            killed_at.append(time.monotonic())
+        return False
+
+    with pytest.raises((websockets.ConnectionClosed, OSError)):
+        await call(cluster, "web-a", caller, hold_until=kill_when_queued, hold_max_s=10)
+    sid = r.zrevrange(keys.calls_index(), 0, 0)[0]
+    wait_for(lambda: r.hget(keys.call(sid), "status") == "ended", timeout=15, what="the other process ends it")
+    bound = time.monotonic() - killed_at[0]
+    assert r.hget(keys.call(sid), "end_reason") == f"owner_lost:{owner}"
+    assert bound < 2 * 2 + 2, bound  # the lease (2 s) and a reaper round, with room for a slow machine
+    assert owner not in r.smembers(keys.procs())
+    r.close()
+
+
+def test_a_job_past_its_deadline_is_dropped_and_counted_not_transcribed(cluster):
+    raw = redis.Redis.from_url(cluster.redis_url)
+    reply = keys.asr_results("expired-test")
+    before = int(raw.get(keys.asr_dropped()) or 0)
+    raw.xadd(keys.asr_jobs("urgent"), {"id": "late", "reply": reply, "deadline": f"{time.time() - 1:.3f}",
+                                       "audio": b"\x00\x00" * 16000})
+    wait_for(lambda: int(raw.get(keys.asr_dropped()) or 0) == before + 1, what="the late job dropped")
+    assert raw.xlen(reply) == 0  # never transcribed
+    assert not [e for e in raw.xrange(keys.asr_jobs("urgent")) if e[1].get(b"id") == b"late"]  # acknowledged
+    raw.close()
