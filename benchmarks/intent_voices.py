@@ -31,7 +31,8 @@ from router.policy import load_policy
 from router.text import TextAnalyser, load_text_analyser
 
 # each encoder's documented similarity floor (router/policy.yaml; mpnet's as it was when compared)
-MIN_SIMILARITY = {"all-mpnet-base-v2": 0.31, "all-MiniLM-L6-v2": 0.35}
+MIN_SIMILARITY = {"all-mpnet-base-v2": 0.31, "all-MiniLM-L6-v2": load_policy().text.semantic.min_similarity
+                  if load_policy().text.semantic else 0.40}
 NATURAL = ("flite", "festival", "piper")
 
 
