@@ -529,3 +529,48 @@ async def test_the_agent_card_follows_readings_from_the_events_without_rereading
         "updated_t": card["cues"]["updated_t"]}
     await pubsub.aclose()
     await client.aclose()
+
+
+def test_a_session_expires_and_ends_when_its_token_or_the_secret_key_rotates():
+    from emoroute.settings import Settings
+    from emoroute.web.deps import Principal, principal_for_session, session_cookie
+
+    settings = Settings(environment="development", session_max_age_s=3600)
+    cookie = session_cookie(Principal("agent", "agent-1"), "dev-agent-token", settings, now=1000)
+    assert principal_for_session(cookie, settings, now=4000) == Principal("agent", "agent-1")
+    assert principal_for_session(cookie, settings, now=4601) is None  # expired
+    rotated = Settings(environment="development", agent_tokens="agent-1=a-new-token")
+    assert principal_for_session(cookie, rotated, now=2000) is None
+    rekeyed = Settings(environment="development", secret_key="another-secret-key-of-32-characters")
+    assert principal_for_session(cookie, rekeyed, now=2000) is None
+    assert principal_for_session("garbage.\u00e9", settings) is None
+
+
+async def test_a_stream_longer_than_the_maximum_call_duration_is_closed(server_factory, redis_url, neutral_audio):
+    thread, server = server_factory(redis_url, max_call_seconds=2.0)
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    with thread:
+        long_call = np.concatenate([neutral_audio] * 3)  # ~10 s, streamed at a caller's pace
+        with pytest.raises(websockets.ConnectionClosed):
+            await stream_call(ws_url(server), long_call, realtime=True)
+        sid = r.zrevrange(keys.calls_index(), 0, 0)[0]
+        wait_for(lambda: r.hget(keys.call(sid), "end_reason") == "max_duration", what="call closed at its limit")
+        assert metric(server, 'emoroute_streams_closed_total{reason="max_duration"}') == 1.0
+    r.close()
+
+
+async def test_a_full_emotion_queue_drops_sliding_windows_never_an_utterance(emotion_model, angry_audio):
+    from audio_models.pipeline import BatchingScorer, WorkDropped
+
+    scorer = BatchingScorer(emotion_model, max_batch=4, max_wait_ms=1, max_pending=4)
+    await scorer.start()
+    try:
+        windows = [asyncio.create_task(scorer.score(angry_audio[:48000], droppable=True)) for _ in range(12)]
+        utterances = [asyncio.create_task(scorer.score(angry_audio)) for _ in range(6)]
+        done = await asyncio.gather(*windows, *utterances, return_exceptions=True)
+    finally:
+        await scorer.stop()
+    window_results, utterance_results = done[:12], done[12:]
+    assert all(not isinstance(x, BaseException) and x.label for x in utterance_results)  # every utterance scored
+    assert any(isinstance(x, WorkDropped) for x in window_results) and scorer.dropped > 0
+    assert not [x for x in window_results if isinstance(x, BaseException) and not isinstance(x, WorkDropped)]
