@@ -12,7 +12,6 @@ import contextlib
 import json
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -24,6 +23,20 @@ log = logging.getLogger(__name__)
 
 class TooManyConnections(RuntimeError):
     """The user already holds their share of live-event connections."""
+
+
+class Subscription:
+    """One client's place at the hub: its bounded queue of events; :meth:`close` (idempotent) frees it."""
+
+    def __init__(self, hub: EventHub, user: str, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        self.hub, self.user, self.queue = hub, user, queue
+        self.closed = False
+
+    def close(self) -> None:
+        """Leave the hub (safe to call more than once)."""
+        if not self.closed:
+            self.closed = True
+            self.hub._leave(self)
 
 
 class EventHub:
@@ -83,9 +96,8 @@ class EventHub:
                 queue.get_nowait()  # the slow client loses its oldest event
             queue.put_nowait(event)
 
-    @contextlib.asynccontextmanager
-    async def connect(self, user: str) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
-        """Yield a queue of events for one client of ``user``.
+    def subscribe(self, user: str) -> Subscription:
+        """Return a new client's subscription for ``user``.
 
         Raises:
             TooManyConnections: the user already holds ``per_user`` connections.
@@ -95,10 +107,10 @@ class EventHub:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(self.buffer)
         self._users[user] += 1
         self._clients.add(queue)
-        try:
-            yield queue
-        finally:
-            self._clients.discard(queue)
-            self._users[user] -= 1
-            if self._users[user] <= 0:
-                del self._users[user]
+        return Subscription(self, user, queue)
+
+    def _leave(self, subscription: Subscription) -> None:
+        self._clients.discard(subscription.queue)
+        self._users[subscription.user] -= 1
+        if self._users[subscription.user] <= 0:
+            del self._users[subscription.user]

@@ -437,6 +437,10 @@ def test_one_redis_subscription_feeds_every_sse_client_and_users_are_capped(serv
             assert any(line.startswith("event: started") for line in (next(lines) for _ in range(6)))
             for cm, _ in streams:
                 cm.__exit__(None, None, None)
+            # a client that went away frees its place
+            wait_for(lambda: metric(server, "emoroute_sse_clients") == 0.0, what="clients gone")
+            with c3.stream("GET", "/dashboard/events?scope=all") as again:
+                assert again.status_code == 200
     r.close()
 
 

@@ -21,10 +21,11 @@ import plotly
 from fastapi import APIRouter, Form, HTTPException, Query, Request, status
 from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from starlette.background import BackgroundTask
 from starlette.responses import StreamingResponse
 
 import dashboards
-from dashboards.hub import TooManyConnections
+from dashboards.hub import Subscription, TooManyConnections
 from dashboards.state import (
     ANALYTICS_FIELDS,
     AgentView,
@@ -270,19 +271,18 @@ async def events(request: Request, services: ServicesDep, scope: str = Query("al
         call = await services.store.get_call(id)
         if not call or call.get("agent") != principal.agent_id:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no call {id} visible to you")
-    user = f"{principal.role}:{principal.agent_id or ''}"
     try:
-        subscription = services.hub.connect(user)
-        queue = await subscription.__aenter__()
+        subscription = services.hub.subscribe(f"{principal.role}:{principal.agent_id or ''}")
     except TooManyConnections as exc:
         raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, str(exc)) from exc
-    return StreamingResponse(_event_stream(request, services, scope, id, subscription, queue),
-                             media_type="text/event-stream",
+    # released when the stream ends, and by the background task should the stream never start
+    return StreamingResponse(_event_stream(request, services, scope, id, subscription),
+                             media_type="text/event-stream", background=BackgroundTask(subscription.close),
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
 async def _event_stream(request: Request, services: ServicesDep, scope: str, target: str,
-                        subscription: Any, queue: asyncio.Queue[dict[str, Any]]) -> AsyncIterator[str]:
+                        subscription: Subscription) -> AsyncIterator[str]:
     """Send the hub's events for this client; an agent's card is updated incrementally (AgentView)."""
     stopping: asyncio.Event = request.app.state.stopping
     view = AgentView(services.store, services.policy, target) if scope == "agent" else None
@@ -294,7 +294,7 @@ async def _event_stream(request: Request, services: ServicesDep, scope: str, tar
         last_sent = time.monotonic()
         while not stopping.is_set() and not await request.is_disconnected():
             try:
-                event = await asyncio.wait_for(queue.get(), 1.0)
+                event = await asyncio.wait_for(subscription.queue.get(), 1.0)
             except TimeoutError:
                 if time.monotonic() - last_sent > 15:
                     last_sent = time.monotonic()
@@ -311,7 +311,7 @@ async def _event_stream(request: Request, services: ServicesDep, scope: str, tar
                 yield _sse(str(event.get("type", "event")), event)
     finally:
         services.metrics.sse_clients.dec()
-        await subscription.__aexit__(None, None, None)
+        subscription.close()
 
 
 def _sse(kind: str, data: object) -> str:
