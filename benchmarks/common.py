@@ -18,8 +18,10 @@ from pathlib import Path
 
 import httpx
 
+from audio_models.transcribe import WhisperTranscriber
 from emoroute.redis_server import free_port
 from emoroute.simulate import SimTarget
+from router.policy import load_policy
 
 
 def model_dir_parser(doc: str | None, cache_dir: str) -> argparse.ArgumentParser:
@@ -60,3 +62,11 @@ def served(extra_env: dict[str, str] | None = None) -> Iterator[SimTarget]:
         finally:
             server.terminate()
             server.wait(timeout=30)
+
+
+def shipped_recogniser(threads: int = 1) -> WhisperTranscriber:
+    """Return Whisper with the live service's settings from the shipped policy, on ``threads`` threads."""
+    rules = load_policy().text
+    return WhisperTranscriber(threads=threads, vocabulary=rules.asr_vocabulary, word_timestamps=False,
+                              alternatives=rules.asr_alternatives, alternative_margin=rules.asr_alternative_margin,
+                              beam_size=rules.asr_beam_size, band_extension=rules.asr_band_extension)

@@ -24,7 +24,7 @@ from collections import defaultdict
 import torch
 
 from audio_models.audio_io import load_audio
-from audio_models.transcribe import WhisperTranscriber
+from benchmarks.common import shipped_recogniser
 from benchmarks.record_natural_voices import DATA, VOICES
 from benchmarks.transcription_benchmark import primary_intent
 from router.policy import load_policy
@@ -52,9 +52,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     rules = load_policy().text
-    whisper = WhisperTranscriber(threads=1, vocabulary=rules.asr_vocabulary, word_timestamps=False,
-                                 alternatives=rules.asr_alternatives, alternative_margin=rules.asr_alternative_margin,
-                                 beam_size=rules.asr_beam_size, band_extension=rules.asr_band_extension)
+    whisper = shipped_recogniser()
     with (DATA / "sentences.csv").open() as fh:
         sentences = list(csv.DictReader(fh))
     heard = {}

@@ -22,7 +22,7 @@ import torch
 from audio_models.audio_io import load_audio
 from audio_models.g711 import telephone_round_trip
 from audio_models.training.corpora import list_ravdess
-from audio_models.transcribe import WhisperTranscriber
+from benchmarks.common import shipped_recogniser
 from benchmarks.transcription_benchmark import HELD_OUT, INTENTS, primary_intent
 from router.policy import load_policy
 from router.text import TextAnalyser, load_text_analyser
@@ -46,9 +46,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     rules = load_policy().text
-    whisper = WhisperTranscriber(threads=1, vocabulary=rules.asr_vocabulary, word_timestamps=False,
-                                 alternatives=rules.asr_alternatives, alternative_margin=rules.asr_alternative_margin,
-                                 beam_size=rules.asr_beam_size, band_extension=rules.asr_band_extension)
+    whisper = shipped_recogniser()
     negatives = []
     for clip in list_ravdess(args.data):
         if clip.speaker in HELD_OUT:

@@ -60,18 +60,21 @@ async def stream_call(
     max_hold_seconds: float = 20.0,
     parameters: dict[str, str] | None = None,
     realtime: bool = False,
+    signed_url: str | None = None,
 ) -> str:
     """Stream ``audio`` as Twilio would; ``inject(ws, n)`` runs before frame n. Return the CallSid.
 
     The call is first announced by a signed voice webhook (its <Stream> parameters carry the
     per-call credential) unless ``parameters`` are given. With ``hold_until(call_sid)``, the
     caller then stays on the line (silence) until it is true. ``realtime``: 20 ms a frame.
+    ``signed_url``: the stream URL Twilio signs (the public one, behind a load balancer), if not
+    ``ws_url`` itself.
     """
     call_sid = call_sid or new_call_sid()
     if parameters is None:
         parameters = await asyncio.to_thread(announce, ws_url, call_sid, caller=caller, token=token)
     stream_sid = "MZ" + uuid.uuid4().hex
-    headers = {"X-Twilio-Signature": RequestValidator(token).compute_signature(ws_url, {})}
+    headers = {"X-Twilio-Signature": RequestValidator(token).compute_signature(signed_url or ws_url, {})}
     frames = mulaw_frames(audio) + [SILENCE_BYTE * FRAME_BYTES] * int(hold_seconds * 50)
     if stop_after_frames is not None:
         frames = frames[:stop_after_frames]

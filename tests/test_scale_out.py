@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,11 +22,9 @@ from twilio.request_validator import RequestValidator
 from audio_models.audio_io import load_audio
 from benchmarks.transcription_benchmark import INTENTS
 from emoroute.redis_server import EmbeddedRedis, free_port
-from emoroute.simulate import FRAME_BYTES, SILENCE_BYTE, mulaw_frames
 from router import keys
-from telephony.media_stream import CONNECTED_MESSAGE, media_message, start_message, stop_message
 from tests.conftest import REPO
-from tests.helpers import ACCOUNT, new_call_sid, wait_for
+from tests.helpers import ACCOUNT, new_call_sid, stream_call, wait_for
 
 pytestmark = pytest.mark.timeout(300)
 PUBLIC = "http://emoroute.test"  # what Twilio signs; the load balancer's address in production
@@ -137,36 +134,9 @@ async def call(cluster: Cluster, web: str, audio, *, hold_until=None, hold_max_s
     """One call as Twilio makes it: the voice webhook (on ``voice_on``), then the stream (on ``web``)."""
     call_sid = call_sid or new_call_sid()
     params = await asyncio.to_thread(announce, cluster, voice_on or web, call_sid)
-    stream_sid = "MZ" + uuid.uuid4().hex
-    signed = PUBLIC.replace("http", "ws") + "/twilio/stream"
-    headers = {"X-Twilio-Signature": RequestValidator(TOKEN).compute_signature(signed, {})}
-    ws_url = cluster.url(web).replace("http", "ws") + "/twilio/stream"
-    frames = mulaw_frames(audio) + [SILENCE_BYTE * FRAME_BYTES] * 100
-    async with websockets.connect(ws_url, additional_headers=headers) as ws:
-        await ws.send(CONNECTED_MESSAGE)
-        await ws.send(start_message(call_sid=call_sid, stream_sid=stream_sid, account_sid=ACCOUNT,
-                                    custom_parameters=params))
-        seq, started = 1, time.monotonic()
-        for n, payload in enumerate(frames):
-            seq += 1
-            await ws.send(media_message(stream_sid=stream_sid, sequence=seq, chunk=n + 1, timestamp_ms=n * 20,
-                                        payload=payload))
-            await asyncio.sleep(max(0.0, started + (n + 1) * 0.02 - time.monotonic()))  # a caller's pace
-        deadline = time.monotonic() + hold_max_s
-        while hold_until is not None and not await asyncio.to_thread(hold_until, call_sid):
-            if time.monotonic() > deadline:
-                break
-            for _ in range(5):
-                seq += 1
-                n += 1
-                await ws.send(media_message(stream_sid=stream_sid, sequence=seq, chunk=n, timestamp_ms=n * 20,
-                                            payload=SILENCE_BYTE * FRAME_BYTES))
-            await asyncio.sleep(0.1)
-        with_stop = hold_until is None or await asyncio.to_thread(hold_until, call_sid)
-        if with_stop:
-            await ws.send(stop_message(call_sid=call_sid, stream_sid=stream_sid, account_sid=ACCOUNT,
-                                       sequence=seq + 1))
-    return call_sid
+    return await stream_call(cluster.url(web).replace("http", "ws") + "/twilio/stream", audio, call_sid=call_sid,
+                             parameters=params, realtime=True, hold_seconds=2.0, hold_until=hold_until,
+                             max_hold_seconds=hold_max_s, signed_url=PUBLIC.replace("http", "ws") + "/twilio/stream")
 
 
 def r_of(cluster: Cluster) -> redis.Redis:
