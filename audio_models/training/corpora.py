@@ -4,10 +4,20 @@ Label mapping (documented in docs/MODEL_CARD.md):
 - RAVDESS: 01 neutral and 02 calm -> neutral; 03 happy; 04 sad; 05 angry.
   Fearful, disgust and surprised are left out.
 - TESS: neutral, happy, sad, angry. Fear, disgust and pleasant surprise are left out.
+- nEMO (Polish): anger -> angry, happiness -> happy, neutral, sadness -> sad. Fear and surprise
+  are left out.
+- ASED (Amharic): angry, happy, neutral, sad. Fearful is left out. A speaker is (gender, speaker
+  number): the corpus's file names pair a few numbers with both genders.
+
+Held-out speakers for the multi-corpus evaluation (issue #21), fixed here before any training on
+these corpora: nEMO's female and male speaker last in alphabetical order among those with a full
+set of recordings; ASED's speakers with at least 40 labelled clips, sorted, every second or fourth
+one until five women and five men (496 clips of the 4 classes; nEMO's two: 719).
 """
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +26,11 @@ LABELS: tuple[str, ...] = ("angry", "happy", "neutral", "sad")
 RAVDESS_EMOTIONS = {"01": "neutral", "02": "neutral", "03": "happy", "04": "sad", "05": "angry"}
 TESS_EMOTIONS = {"neutral": "neutral", "happy": "happy", "sad": "sad", "angry": "angry"}
 RAVDESS_STATEMENTS = {"01": "kids are talking by the door", "02": "dogs are sitting by the door"}
+NEMO_EMOTIONS = {"anger": "angry", "happiness": "happy", "neutral": "neutral", "sadness": "sad"}
+ASED_EMOTIONS = {"angry": "angry", "happy": "happy", "neutral": "neutral", "sad": "sad"}
+NEMO_HELD_OUT = ("nemo-KD0", "nemo-WR0")
+ASED_HELD_OUT = ("ased-f01", "ased-f11", "ased-f21", "ased-f25", "ased-f29",
+                 "ased-m04", "ased-m26", "ased-m41", "ased-m52", "ased-m56")
 
 
 @dataclass(frozen=True)
@@ -75,9 +90,32 @@ def list_tess(root: Path) -> list[Clip]:
     return clips
 
 
+def _labelled_rows(root: Path, corpus: str) -> list[dict[str, str]]:
+    path = root / corpus / "labels.tsv"
+    if not path.exists():
+        return []
+    with path.open(encoding="utf-8") as fh:
+        return list(csv.DictReader(fh, delimiter="\t"))
+
+
+def list_nemo(root: Path) -> list[Clip]:
+    """Return nEMO clips (Polish) that map to the 4 classes, with their sentences."""
+    return [Clip(path=root / "nemo" / row["file"], corpus="nemo", speaker=f"nemo-{row['speaker']}",
+                 label=NEMO_EMOTIONS[row["emotion"]], intensity="normal", transcript=row.get("text", ""))
+            for row in _labelled_rows(root, "nemo") if row["emotion"] in NEMO_EMOTIONS]
+
+
+def list_ased(root: Path) -> list[Clip]:
+    """Return ASED clips (Amharic) that map to the 4 classes; a speaker is (gender, number)."""
+    return [Clip(path=root / "ased" / row["file"], corpus="ased",
+                 speaker=f"ased-{row['gender'][:1]}{row['speaker'].removeprefix('S')}",
+                 label=ASED_EMOTIONS[row["emotion"]], intensity="normal", transcript="")
+            for row in _labelled_rows(root, "ased") if row["emotion"] in ASED_EMOTIONS]
+
+
 def list_corpora(root: Path, corpora: tuple[str, ...] = ("ravdess", "tess")) -> list[Clip]:
     """Return the labelled clips of the named corpora under ``root``."""
-    listers = {"ravdess": list_ravdess, "tess": list_tess}
+    listers = {"ravdess": list_ravdess, "tess": list_tess, "nemo": list_nemo, "ased": list_ased}
     unknown = set(corpora) - set(listers)
     if unknown:
         raise ValueError(f"unknown corpus {sorted(unknown)}; known: {sorted(listers)}")

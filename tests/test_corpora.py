@@ -1,0 +1,42 @@
+"""The four corpora as EmoRoute reads them: labels, speakers and the fixed held-out speakers (real files)."""
+
+from collections import Counter
+
+import pytest
+
+from audio_models.audio_io import load_audio
+from audio_models.training.corpora import (
+    ASED_HELD_OUT,
+    LABELS,
+    NEMO_HELD_OUT,
+    list_ased,
+    list_corpora,
+    list_nemo,
+)
+
+
+def test_nemo_maps_four_emotions_of_nine_polish_actors(corpora):
+    clips = list_nemo(corpora)
+    assert {c.label for c in clips} == set(LABELS)
+    assert len({c.speaker for c in clips}) == 9
+    assert len(clips) == 749 + 749 + 809 + 769  # anger, happiness, neutral, sadness; fear and surprise left out
+    assert set(NEMO_HELD_OUT) <= {c.speaker for c in clips}
+    assert all(c.transcript for c in clips)  # the Polish sentence spoken
+    assert load_audio(clips[0].path).size > 8000  # Ogg Opus, read by soundfile
+
+
+def test_ased_speakers_are_gender_and_number_and_the_held_out_ten_are_balanced(corpora):
+    clips = list_ased(corpora)
+    assert {c.label for c in clips} == set(LABELS) and len(clips) == 2474 - 510  # fearful left out
+    speakers = Counter(c.speaker for c in clips)
+    held = [s for s in ASED_HELD_OUT if s in speakers]
+    assert held == list(ASED_HELD_OUT)
+    assert sum(s.startswith("ased-f") for s in held) == 5 and sum(s.startswith("ased-m") for s in held) == 5
+    assert sum(speakers[s] for s in held) >= 400
+
+
+def test_unknown_corpora_and_missing_folders_fail_clearly(corpora, tmp_path):
+    with pytest.raises(ValueError, match="unknown corpus"):
+        list_corpora(corpora, ("klingon",))
+    with pytest.raises(FileNotFoundError, match="no nemo clips"):
+        list_corpora(tmp_path, ("nemo",))
