@@ -247,3 +247,38 @@ def test_a_job_past_its_deadline_is_dropped_and_counted_not_transcribed(cluster)
     assert raw.xlen(reply) == 0  # never transcribed
     assert not [e for e in raw.xrange(keys.asr_jobs("urgent")) if e[1].get(b"id") == b"late"]  # acknowledged
     raw.close()
+
+
+def test_a_worker_takes_the_most_urgent_job_first_and_reclaims_a_silent_workers_job(redis_url, whisper):
+    import threading
+
+    from emoroute.worker import InferenceWorker
+    from router.asr_jobs import pcm16
+
+    raw = redis.Redis.from_url(redis_url)
+    audio = pcm16(load_audio(INTENTS / "u01.wav"))
+    reply = keys.asr_results("order-test")
+    worker = InferenceWorker(raw, whisper, worker_id="w-order", claim_idle_ms=200)
+    worker.ensure_groups()
+    # a job a silent worker took and never answered
+    raw.xadd(keys.asr_jobs("normal"), {"id": "orphan", "reply": reply, "deadline": f"{time.time() + 60}",
+                                       "audio": audio})
+    raw.xreadgroup(keys.ASR_GROUP, "silent", {keys.asr_jobs("normal"): ">"}, count=1)
+    for i in range(2):
+        raw.xadd(keys.asr_jobs("spare"), {"id": f"partial-{i}", "reply": reply, "deadline": f"{time.time() + 60}",
+                                          "audio": audio})
+        raw.xadd(keys.asr_jobs("normal"), {"id": f"routed-{i}", "reply": reply, "deadline": f"{time.time() + 60}",
+                                           "audio": audio})
+    raw.xadd(keys.asr_jobs("urgent"), {"id": "deciding", "reply": reply, "deadline": f"{time.time() + 60}",
+                                       "audio": audio})
+    time.sleep(0.3)  # the orphan is now idle past claim_idle_ms
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    wait_for(lambda: raw.xlen(reply) == 6, timeout=60, what="six answers")
+    worker.stopping.set()
+    thread.join(timeout=10)
+    order = [fields[b"id"].decode() for _, fields in raw.xrange(reply)]
+    assert order[0] == "orphan" and worker.stats.reclaimed == 1  # reclaimed before new work
+    assert order[1:] == ["deciding", "routed-0", "routed-1", "partial-0", "partial-1"]
+    assert all(b"cancel" in fields[b"text"].lower() for _, fields in raw.xrange(reply))
+    raw.close()
