@@ -166,7 +166,9 @@ def add_model_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
     p = sub.add_parser("train-emotion", help="train the speech-emotion model")
     _training_inputs(p, ".cache/emotion-features", "computed features")
     p.add_argument("--out", type=Path, required=True, help="model directory to write")
-    p.add_argument("--train-corpora", default="ravdess,tess", help="comma list (default: %(default)s)")
+    p.add_argument("--train-corpora", default="ravdess,tess",
+                   help="comma list of ravdess, tess, nemo, ased (default: %(default)s); each trained corpus is "
+                        "scored on its fixed held-out speakers")
     p.add_argument("--test-actors", type=_actors, default=(1, 2, 23, 24),
                    help="held-out RAVDESS actors (default: 1,2,23,24)")
     p.add_argument("--val-actors", type=_actors, default=(19, 20),

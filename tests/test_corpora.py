@@ -40,3 +40,21 @@ def test_unknown_corpora_and_missing_folders_fail_clearly(corpora, tmp_path):
         list_corpora(corpora, ("klingon",))
     with pytest.raises(FileNotFoundError, match="no nemo clips"):
         list_corpora(tmp_path, ("nemo",))
+
+
+def test_a_four_corpus_run_never_trains_on_any_corpus_held_out_speakers(corpora):
+    from audio_models.training.train import TrainConfig, corpora_for, split_clips
+
+    cfg = TrainConfig(train_corpora=("ravdess", "tess", "nemo", "ased"))
+    assert corpora_for(cfg) == ("ravdess", "tess", "nemo", "ased")
+    train, val, tests = split_clips(list_corpora(corpora, corpora_for(cfg)), cfg)
+    trained = {c.speaker for c in train}
+    assert set(tests) == {"ravdess", "nemo", "ased"}  # TESS's two speakers are all trained on
+    assert {c.speaker for c in tests["nemo"]} == set(NEMO_HELD_OUT)
+    assert {c.speaker for c in tests["ased"]} == set(ASED_HELD_OUT)
+    assert not trained & {c.speaker for v in tests.values() for c in v}
+    assert not trained & {c.speaker for c in val}
+    # a corpus left out of training is scored on all of its speakers (leave-one-corpus-out)
+    _, _, out = split_clips(list_corpora(corpora, ("ravdess", "tess", "nemo", "ased")),
+                            TrainConfig(train_corpora=("ravdess", "tess", "nemo")))
+    assert len({c.speaker for c in out["ased"]}) >= 60

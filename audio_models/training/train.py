@@ -23,7 +23,15 @@ from tqdm import tqdm
 
 from audio_models.emotion import DEFAULT_AFFECT_ANCHORS
 from audio_models.nets import EmotionNet
-from audio_models.training.corpora import LABELS, Clip, babble_clips, list_corpora, ravdess_speakers
+from audio_models.training.corpora import (
+    ASED_HELD_OUT,
+    LABELS,
+    NEMO_HELD_OUT,
+    Clip,
+    babble_clips,
+    list_corpora,
+    ravdess_speakers,
+)
 from audio_models.training.features import cached_features
 from audio_models.training.metrics import classification_summary
 
@@ -119,11 +127,17 @@ def _evaluate(
     return classification_summary([c.label for c in clips], preds, LABELS)
 
 
+def corpora_for(cfg: TrainConfig) -> tuple[str, ...]:
+    """Return the corpora a run reads: RAVDESS and TESS always (headline and cross figures), and those it trains on."""
+    return tuple(dict.fromkeys(("ravdess", "tess", *cfg.train_corpora)))
+
+
 def split_clips(
     clips: list[Clip], cfg: TrainConfig
 ) -> tuple[list[Clip], list[Clip], dict[str, list[Clip]]]:
     """Return (train, validation, {corpus: held-out test clips}) with no shared speaker."""
-    test_spk = ravdess_speakers(list(cfg.test_actors))
+    # the fixed held-out speakers of every corpus (audio_models.training.corpora) are never trained on
+    test_spk = ravdess_speakers(list(cfg.test_actors)) | set(NEMO_HELD_OUT) | set(ASED_HELD_OUT)
     val_spk = ravdess_speakers(list(cfg.val_actors))
     train = [
         c for c in clips
@@ -133,8 +147,8 @@ def split_clips(
     trained_speakers = {c.speaker for c in train}
     tests: dict[str, list[Clip]] = {}
     for c in clips:
-        # RAVDESS is always scored on its test actors (comparable across runs);
-        # a corpus left out of training is scored on all of its speakers.
+        # a trained corpus is scored on its fixed held-out speakers (RAVDESS always, comparable across
+        # runs); a corpus left out of training is scored on all of its speakers.
         held_out = c.speaker in test_spk or (c.corpus not in cfg.train_corpora and c.corpus != "ravdess")
         if held_out and c.speaker not in trained_speakers:
             tests.setdefault(c.corpus, []).append(c)
@@ -159,7 +173,7 @@ def _train(data: Path, out: Path, cfg: TrainConfig, cache_dir: Path) -> dict[str
     rng = np.random.default_rng(cfg.seed)
     torch.set_num_threads(2)
     log.info("config: %s", json.dumps(asdict(cfg)))
-    clips = list_corpora(data)
+    clips = list_corpora(data, corpora_for(cfg))
     train, val, tests = split_clips(clips, cfg)
     log.info("train %d clips, val %d, test %s", len(train), len(val),
              {k: len(v) for k, v in tests.items()})
