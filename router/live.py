@@ -64,7 +64,6 @@ class CallState:
     # call time (s) until which short digit runs are masked: the caller named a card, PIN, code...
     sensitive_until: float = -1.0
     last_write: asyncio.Task[Any] | None = None
-    route_task: asyncio.Task[Any] | None = None
 
 
 class CallCoordinator:
@@ -393,7 +392,7 @@ class CallCoordinator:
             log.info("call %s: %s before routing; decision stored, no redirect", state.call_sid,
                      "caller hung up" if state.ended else "an agent has the call")
         else:
-            state.route_task = self._spawn(state, self._send_route(state, decision))
+            self._spawn(state, self._send_route(state, decision))
         latency_ms = (time.perf_counter() - closed_at) * 1000 if closed_at is not None else None
         if latency_ms is not None:
             self.metrics.decision_latency.observe(latency_ms / 1000)
