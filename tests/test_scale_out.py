@@ -258,7 +258,8 @@ def test_a_worker_takes_the_most_urgent_job_first_and_reclaims_a_silent_workers_
     raw = redis.Redis.from_url(redis_url)
     audio = pcm16(load_audio(INTENTS / "u01.wav"))
     reply = keys.asr_results("order-test")
-    worker = InferenceWorker(raw, whisper, worker_id="w-order", claim_idle_ms=200)
+    metrics_port = free_port()
+    worker = InferenceWorker(raw, whisper, worker_id="w-order", claim_idle_ms=200, metrics_port=metrics_port)
     worker.ensure_groups()
     # a job a silent worker took and never answered
     raw.xadd(keys.asr_jobs("normal"), {"id": "orphan", "reply": reply, "deadline": f"{time.time() + 60}",
@@ -281,4 +282,9 @@ def test_a_worker_takes_the_most_urgent_job_first_and_reclaims_a_silent_workers_
     assert order[0] == "orphan" and worker.stats.reclaimed == 1  # reclaimed before new work
     assert order[1:] == ["deciding", "routed-0", "routed-1", "partial-0", "partial-1"]
     assert all(b"cancel" in fields[b"text"].lower() for _, fields in raw.xrange(reply))
+    # what an autoscaler reads from a worker
+    metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+    assert 'emoroute_asr_stream_length{urgency="urgent"} 0.0' in metrics
+    assert 'emoroute_asr_stream_pending{urgency="normal"} 0.0' in metrics
+    assert "emoroute_worker_jobs_total 6.0" in metrics
     raw.close()
