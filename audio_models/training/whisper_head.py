@@ -93,7 +93,9 @@ def train_whisper_head(data: Path, model_dir: Path, *, cache_dir: Path, n_varian
     split = ecapa.hparams["split"]
     train_speakers = set(ecapa.hparams["training"]["train_speakers"])
     test_speakers: dict[str, list[str]] = split["test_speakers"]
-    clips = list_corpora(data)
+    # the corpora the ECAPA model was trained and scored on (a speaker id starts with its corpus)
+    known = train_speakers | {s for group in test_speakers.values() for s in group}
+    clips = list_corpora(data, tuple(sorted({s.split("-")[0] for s in known})))
     train = [c for c in clips if c.speaker in train_speakers and c.label in ecapa.labels]
     if not train:
         raise ValueError(f"no clips of the model's training speakers under {data}")
