@@ -127,9 +127,13 @@ def _evaluate(
     return classification_summary([c.label for c in clips], preds, LABELS)
 
 
-def corpora_for(cfg: TrainConfig) -> tuple[str, ...]:
-    """Return the corpora a run reads: RAVDESS and TESS always (headline and cross figures), and those it trains on."""
-    return tuple(dict.fromkeys(("ravdess", "tess", *cfg.train_corpora)))
+def corpora_for(cfg: TrainConfig, data: Path) -> tuple[str, ...]:
+    """Return the corpora a run reads: RAVDESS, TESS, those it trains on, and nEMO and ASED when present.
+
+    A corpus left out of training is then scored on all its speakers (leave-one-corpus-out).
+    """
+    present = tuple(c for c in ("nemo", "ased") if (data / c / "labels.tsv").exists())
+    return tuple(dict.fromkeys(("ravdess", "tess", *cfg.train_corpora, *present)))
 
 
 def split_clips(
@@ -173,7 +177,7 @@ def _train(data: Path, out: Path, cfg: TrainConfig, cache_dir: Path) -> dict[str
     rng = np.random.default_rng(cfg.seed)
     torch.set_num_threads(2)
     log.info("config: %s", json.dumps(asdict(cfg)))
-    clips = list_corpora(data, corpora_for(cfg))
+    clips = list_corpora(data, corpora_for(cfg, data))
     train, val, tests = split_clips(clips, cfg)
     log.info("train %d clips, val %d, test %s", len(train), len(val),
              {k: len(v) for k, v in tests.items()})
