@@ -59,3 +59,11 @@ def test_a_four_corpus_run_never_trains_on_any_corpus_held_out_speakers(corpora)
     assert corpora_for(loco, corpora) == ("ravdess", "tess", "nemo", "ased")
     _, _, out = split_clips(list_corpora(corpora, corpora_for(loco, corpora)), loco)
     assert len({c.speaker for c in out["ased"]}) >= 60
+    # leaving RAVDESS out scores every RAVDESS actor but the validation ones; leaving TESS out, both speakers
+    no_ravdess = TrainConfig(train_corpora=("tess", "nemo", "ased"))
+    train, val, out = split_clips(list_corpora(corpora, corpora_for(no_ravdess, corpora)), no_ravdess)
+    assert {c.speaker for c in out["ravdess"]} == {f"ravdess-{a:02d}" for a in range(1, 25) if a not in (19, 20)}
+    assert not {c.corpus for c in train} & {"ravdess"} and {c.speaker for c in val} == {"ravdess-19", "ravdess-20"}
+    no_tess = TrainConfig(train_corpora=("ravdess", "nemo", "ased"))
+    _, _, out = split_clips(list_corpora(corpora, corpora_for(no_tess, corpora)), no_tess)
+    assert {c.speaker for c in out["tess"]} == {"tess-OAF", "tess-YAF"}

@@ -151,9 +151,9 @@ def split_clips(
     trained_speakers = {c.speaker for c in train}
     tests: dict[str, list[Clip]] = {}
     for c in clips:
-        # a trained corpus is scored on its fixed held-out speakers (RAVDESS always, comparable across
-        # runs); a corpus left out of training is scored on all of its speakers.
-        held_out = c.speaker in test_spk or (c.corpus not in cfg.train_corpora and c.corpus != "ravdess")
+        # a trained corpus is scored on its fixed held-out speakers (comparable across runs); a corpus
+        # left out of training is scored on all of its speakers but the validation ones.
+        held_out = c.speaker in test_spk or (c.corpus not in cfg.train_corpora and c.speaker not in val_spk)
         if held_out and c.speaker not in trained_speakers:
             tests.setdefault(c.corpus, []).append(c)
     return train, val, tests
