@@ -23,6 +23,7 @@ from emoroute.redis_server import EmbeddedRedis
 from emoroute.settings import Settings
 from router.asr_jobs import RemoteTranscriber
 from router.cluster import ProcessRegistry, new_process_id
+from router.flow import CallFlow
 from router.live import CallCoordinator
 from router.metrics import Metrics
 from router.policy import Policy, load_policy
@@ -30,8 +31,14 @@ from router.store import CallStore, Outbox
 from router.text import TextAnalyser, load_text_analyser
 from telephony.actions import CallActions, DryRunActions, TwilioRestActions
 from telephony.credentials import LocalLedger
+from telephony.twiml import FlowUrls
 
 log = logging.getLogger(__name__)
+
+
+def call_flow(settings: Settings, policy: Policy) -> CallFlow:
+    """Return the call flow (TwiML and webhook URLs) for this server's public URL and policy."""
+    return CallFlow(policy, FlowUrls(settings.public_url), settings.twilio_workflow_sid)
 
 
 @dataclass
@@ -155,7 +162,8 @@ async def start_services(
                                   text_analyser=text_analyser, transcribe=transcribe,
                                   transcript_wait_s=settings.transcript_wait_ms / 1000,
                                   partial_every_s=settings.partial_transcript_s,
-                                  asr_workers=getattr(transcriber, "workers", 1), process_id=process_id)
+                                  asr_workers=getattr(transcriber, "workers", 1), process_id=process_id,
+            flow=call_flow(settings, policy), caller_secret=settings.secret_key)
     hub = EventHub(store, per_user=settings.sse_per_user)
     await hub.start()
     registry = ProcessRegistry(store, process_id=process_id, lease_s=settings.process_lease_s,

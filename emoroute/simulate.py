@@ -9,11 +9,14 @@ decision shows up in the API, then hangs up with ``stop``. Also the load generat
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import time
 import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import numpy as np
@@ -67,6 +70,73 @@ async def _wait_for_decision(client: httpx.AsyncClient, target: SimTarget, call_
     return {}
 
 
+@dataclass(frozen=True)
+class CallerScript:
+    """What a simulated caller does besides speaking, at each step of the call flow.
+
+    ``key`` is pressed during the question (a menu key, or the opt-out key) after ``key_after_s``
+    of audio; ``menu_key`` when the keypad menu is offered (None: no key); ``account_digits`` at
+    identification ("" just presses hash); ``agent`` takes the call from the queue (a signed
+    TaskRouter ``reservation.accepted``; None: the caller hangs up while waiting), while the caller
+    says ``agent_audio``; the agent leg then ends and ``survey_score`` is keyed (None: no key).
+    """
+
+    key: str | None = None
+    key_after_s: float = 1.0
+    menu_key: str | None = None
+    account_digits: str = ""
+    agent: str | None = None
+    agent_audio: np.ndarray | None = None
+    survey_score: str | None = None
+
+
+class _Twilio:
+    """Signs and posts the webhooks of one call as Twilio does (form, X-Twilio-Signature over URL and form)."""
+
+    def __init__(self, client: httpx.AsyncClient, target: SimTarget, call_sid: str, caller: str) -> None:
+        self.client, self.target, self.call_sid = client, target, call_sid
+        self.validator = RequestValidator(target.auth_token)
+        self.base = {"CallSid": call_sid, "AccountSid": target.account_sid, "From": caller, "To": "+15550100000",
+                     "Direction": "inbound", "ApiVersion": "2010-04-01"}
+        self.steps: list[str] = []  # the webhooks requested, in order (path and result)
+
+    async def post(self, url: str, **form: str) -> str:
+        """POST a webhook at its public ``url`` (rewritten to where the server listens); return the TwiML."""
+        data = {**self.base, **form}
+        signature = self.validator.compute_signature(url, data)
+        local = self.target.url.rstrip("/") + url[len(self.target.public_url.rstrip("/")):]
+        resp = await self.client.post(local, data=data, headers={"X-Twilio-Signature": signature})
+        resp.raise_for_status()
+        self.steps.append(urlsplit(url).path.rsplit("/", 1)[-1] + (f" {form}" if form else ""))
+        return resp.text
+
+
+def routed_by(twiml: str) -> tuple[str, int] | None:
+    """Return (queue, priority) a routing TwiML document leads to: its <Enqueue>, or an identification step's."""
+    root = ET.fromstring(twiml)
+    enqueue = root.find("Enqueue")
+    if enqueue is not None:
+        task = enqueue.find("Task")
+        if task is not None:
+            return str(json.loads(task.text or "{}").get("queue", "")), int(task.get("priority", "0"))
+        return (enqueue.text or "").strip(), 0
+    gather = root.find("Gather")
+    if gather is not None and "/twilio/identify" in gather.get("action", ""):
+        query = parse_qs(urlsplit(gather.get("action", "")).query)
+        return query["queue"][0], int(query["priority"][0])
+    return None
+
+
+async def _route_twiml(client: httpx.AsyncClient, target: SimTarget, call_sid: str) -> str | None:
+    """Return the TwiML of the server's latest redirect of the call (its dry-run record), if any."""
+    resp = await client.get(f"{target.url}/api/dry-run/requests", params={"call_sid": call_sid},
+                            headers={"Authorization": f"Bearer {target.api_token}"})
+    if resp.status_code != 200:
+        return None
+    routes = [r for r in resp.json() if r.get("method") == "POST" and "Twiml" in r.get("form", {})]
+    return str(routes[-1]["form"]["Twiml"]) if routes else None
+
+
 async def simulate_call(
     target: SimTarget,
     audio_16k: np.ndarray,
@@ -74,49 +144,150 @@ async def simulate_call(
     realtime: bool = False,
     caller: str = "+15550001111",
     hold_timeout: float = 20.0,
+    script: CallerScript | None = None,
 ) -> dict[str, Any]:
-    """Run one simulated call; return the call summary the server stored (with its decision)."""
+    """Run one simulated call through the whole flow; return the call summary the server stored.
+
+    Twilio's part is played from the TwiML the server answers with: the question's keypad, the
+    redirect (read from the dry-run record), identification, the queue, the agent leg and the
+    survey, each webhook signed. The summary gains ``steps``, the webhooks in order.
+    """
+    script = script or CallerScript()
     call_sid = "CA" + uuid.uuid4().hex
     stream_sid = "MZ" + uuid.uuid4().hex
-    validator = RequestValidator(target.auth_token)
-    form = {"CallSid": call_sid, "AccountSid": target.account_sid, "From": caller, "To": "+15550100000",
-            "CallStatus": "ringing", "Direction": "inbound", "ApiVersion": "2010-04-01"}
-    voice_url = target.public_url.rstrip("/") + "/twilio/voice"
     async with httpx.AsyncClient(timeout=30) as client:
-        resp = await client.post(f"{target.url}/twilio/voice", data=form,
-                                 headers={"X-Twilio-Signature": validator.compute_signature(voice_url, form)})
-        resp.raise_for_status()
-        stream_url, params = _stream_from_twiml(resp.text)
-        headers = {"X-Twilio-Signature": validator.compute_signature(stream_url, {})}
+        twilio = _Twilio(client, target, call_sid, caller)
+        greeting = await twilio.post(target.public_url.rstrip("/") + "/twilio/voice", CallStatus="ringing")
+        stream_url, params = _stream_from_twiml(greeting)
+        listen_gather = ET.fromstring(greeting).find("Gather")
+        headers = {"X-Twilio-Signature": twilio.validator.compute_signature(stream_url, {})}
         async with websockets.connect(stream_url, additional_headers=headers, max_size=2**20) as ws:
+            line = _Line(ws, call_sid, stream_sid, target.account_sid, realtime)
             await ws.send(CONNECTED_MESSAGE)
             await ws.send(start_message(call_sid=call_sid, stream_sid=stream_sid,
                                         account_sid=target.account_sid, custom_parameters=params))
-            seq = 1
-            decided = asyncio.create_task(_wait_for_decision(client, target, call_sid, hold_timeout))
-            started = time.monotonic()
-            frames = mulaw_frames(audio_16k)
-            silence = SILENCE_BYTE * FRAME_BYTES
-            n = 0
-            # The whole file is spoken even when the decision comes first (Twilio's <Start><Stream>
-            # keeps streaming while the caller holds), then silence until the decision.
-            while n < len(frames) or not decided.done():
-                payload = frames[n] if n < len(frames) else silence
-                if n >= len(frames) and time.monotonic() - started > hold_timeout + len(frames) * 0.02:
-                    break
-                seq += 1
-                await ws.send(media_message(stream_sid=stream_sid, sequence=seq, chunk=n + 1,
-                                            timestamp_ms=n * 20, payload=payload))
-                n += 1
-                if realtime:
-                    await asyncio.sleep(max(0.0, started + n * 0.02 - time.monotonic()))
-                elif n % 25 == 0:
-                    # Fast mode still yields, and after the file holds at 10x real time.
-                    await asyncio.sleep(0.05 if n >= len(frames) else 0)
-            summary = await decided
-            await ws.send(stop_message(call_sid=call_sid, stream_sid=stream_sid,
-                                       account_sid=target.account_sid, sequence=seq + 1))
-    return {"call_sid": call_sid, "frames_sent": n, **summary}
+            line.say(audio_16k)
+            streaming = asyncio.create_task(line.run())
+            try:
+                twiml: str | None = None
+                if script.key is not None and listen_gather is not None:
+                    await line.heard(script.key_after_s)
+                    twiml = await twilio.post(listen_gather.get("action", ""), Digits=script.key)
+                else:
+                    decided = await _wait_for_decision(client, target, call_sid, hold_timeout + len(audio_16k) / 16000)
+                    if decided:
+                        twiml = await _route_twiml(client, target, call_sid)
+                    if twiml is None and not decided:  # no redirect in time: the <Redirect> after the question
+                        twiml = await twilio.post(target.public_url.rstrip("/") + "/twilio/fallback")
+                await _follow(twilio, line, twiml, script)
+                await line.drained()
+            finally:
+                await line.stop()
+                streaming.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await streaming
+        await twilio.post(target.public_url.rstrip("/") + "/twilio/status", CallStatus="completed")
+        summary = await _wait_for_decision(client, target, call_sid, 5.0)
+    return {"call_sid": call_sid, "frames_sent": line.sent, "steps": twilio.steps, **summary}
+
+
+async def _follow(twilio: _Twilio, line: _Line, twiml: str | None, script: CallerScript) -> None:
+    """Play the caller's side of each TwiML document until the call hangs up or has nothing left to do."""
+    for _ in range(12):  # a flow is a handful of documents; a loop would be a server bug
+        if twiml is None:
+            return
+        root = ET.fromstring(twiml)
+        if root.find("Stop/Stream") is not None:
+            await line.stop()  # Twilio sends 'stop' on the stream it was told to stop
+        gather, enqueue = root.find("Gather"), root.find("Enqueue")
+        if gather is not None:
+            action = gather.get("action", "")
+            path = urlsplit(action).path
+            if path.endswith("/twilio/keypad"):
+                digits = script.menu_key or ""
+            elif path.endswith("/twilio/identify"):
+                digits = script.account_digits
+            elif path.endswith("/twilio/survey"):
+                digits = script.survey_score or ""
+                if not digits:
+                    return  # no key: the survey's <Hangup>
+            else:
+                return
+            if not digits and gather.get("actionOnEmptyResult") != "true":
+                break  # Twilio goes on to the verbs after the <Gather>
+            twiml = await twilio.post(action, Digits=digits)
+            continue
+        if enqueue is not None and enqueue.get("action"):
+            if script.agent is None:
+                return  # the caller gives up in the queue
+            task = json.dumps({"call_sid": twilio.call_sid})
+            await twilio.post(twilio.target.public_url.rstrip("/") + "/twilio/taskrouter",
+                              EventType="reservation.accepted", TaskAttributes=task, WorkerName=script.agent)
+            if script.agent_audio is not None:
+                line.say(script.agent_audio)
+            await line.drained()
+            await asyncio.sleep(0.3)
+            twiml = await twilio.post(enqueue.get("action", ""), QueueResult="bridged", QueueTime="5")
+            continue
+        return
+    # a <Gather> with nothing keyed falls through to its <Enqueue> (or <Redirect>): a queued caller hangs up
+
+
+class _Line:
+    """The caller's audio on the Media Stream: what is queued to be said, else silence, as Twilio frames it."""
+
+    def __init__(self, ws: Any, call_sid: str, stream_sid: str, account_sid: str, realtime: bool) -> None:
+        self.ws, self.call_sid, self.stream_sid, self.account_sid = ws, call_sid, stream_sid, account_sid
+        self.realtime = realtime
+        self.frames: list[bytes] = []
+        self.sent = 0
+        self.seq = 1
+        self.stopped = False
+        self._progress = asyncio.Event()
+
+    def say(self, audio_16k: np.ndarray) -> None:
+        """Queue ``audio_16k`` to be spoken after what is queued already."""
+        self.frames += mulaw_frames(audio_16k)
+
+    async def heard(self, seconds: float) -> None:
+        """Wait until ``seconds`` of audio have gone out."""
+        while self.sent * 0.02 < seconds and not self.stopped:
+            self._progress.clear()
+            await self._progress.wait()
+
+    async def drained(self) -> None:
+        """Wait until everything queued has been spoken."""
+        while self.sent < len(self.frames) and not self.stopped:
+            self._progress.clear()
+            await self._progress.wait()
+
+    async def run(self) -> None:
+        """Send frames until stopped: the queued audio, silence when there is none."""
+        started = time.monotonic()
+        silence = SILENCE_BYTE * FRAME_BYTES
+        while not self.stopped:
+            payload = self.frames[self.sent] if self.sent < len(self.frames) else silence
+            self.seq += 1
+            await self.ws.send(media_message(stream_sid=self.stream_sid, sequence=self.seq, chunk=self.sent + 1,
+                                             timestamp_ms=self.sent * 20, payload=payload))
+            self.sent += 1
+            self._progress.set()
+            if self.realtime:
+                await asyncio.sleep(max(0.0, started + self.sent * 0.02 - time.monotonic()))
+            elif self.sent % 25 == 0:
+                # fast mode still yields, and holds at 10x real time once nothing is queued
+                await asyncio.sleep(0.05 if self.sent >= len(self.frames) else 0)
+                started = time.monotonic() - self.sent * 0.02
+
+    async def stop(self) -> None:
+        """Send Twilio's ``stop`` (once): the stream ends, the call may go on."""
+        if self.stopped:
+            return
+        self.stopped = True
+        self._progress.set()
+        with contextlib.suppress(websockets.WebSocketException):
+            await self.ws.send(stop_message(call_sid=self.call_sid, stream_sid=self.stream_sid,
+                                            account_sid=self.account_sid, sequence=self.seq + 1))
 
 
 async def simulate_many(

@@ -25,13 +25,16 @@ import numpy as np
 from audio_models.asr_queue import NORMAL, SPARE, URGENT
 from audio_models.pipeline import BatchingScorer, Segment, SegmenterConfig, StreamSegmenter, WorkDropped
 from audio_models.transcribe import TranscriptSegment
+from router.flow import CallFlow
 from router.metrics import Metrics
+from router.phases import MANAGER_PHRASES, PhaseTrack, caller_hash, says_any
 from router.policy import Decision, Policy, TextSignals, TrajectoryPoint, decide, reprioritise
 from router.redact import mask_phone, names_secret
 from router.store import CallStore, ReadingRecord
 from router.text import TextAnalyser
 from telephony.actions import CallActions, RouteSpec
 from telephony.events import AudioChunk, CallEnded, CallStarted, StreamEvent
+from telephony.twiml import FlowUrls
 
 log = logging.getLogger(__name__)
 SENSITIVE_WINDOW_S = 30.0  # how long (call audio time) short numbers stay masked after a card/PIN is named
@@ -64,6 +67,10 @@ class CallState:
     # call time (s) until which short digit runs are masked: the caller named a card, PIN, code...
     sensitive_until: float = -1.0
     last_write: asyncio.Task[Any] | None = None
+    phases: PhaseTrack = field(default_factory=PhaseTrack)
+    key: str | None = None  # the keypad key the call was routed by
+    opted_out: bool = False  # the caller refused the analysis: nothing more is scored or stored
+    asked_manager: bool = False
 
 
 class CallCoordinator:
@@ -85,6 +92,8 @@ class CallCoordinator:
         partial_every_s: float = 0.0,
         asr_workers: int = 1,
         process_id: str = "",
+        flow: CallFlow | None = None,
+        caller_secret: str = "",
     ) -> None:
         """Wire the coordinator to its collaborators (``transcribe`` None = no ASR).
 
@@ -109,6 +118,9 @@ class CallCoordinator:
         self.partial_every_s = partial_every_s
         self.asr_workers = asr_workers
         self.process_id = process_id  # this web process, recorded as the owner of its calls
+        # what a routed call hears next (identification, queue, keypad menu); the URLs come from the server
+        self.flow = flow or CallFlow(policy, FlowUrls("http://127.0.0.1"))
+        self.caller_secret = caller_secret  # salts the caller hash kept for repeat-caller analytics
         self.asr_in_flight = 0
         self.calls: dict[str, CallState] = {}
         self.decision_latencies_ms: list[float] = []
@@ -136,15 +148,15 @@ class CallCoordinator:
         self.calls[event.call_sid] = state
         self.metrics.calls.inc()
         self.metrics.live_calls.inc()
-        self._persist(state, lambda: self.store.call_started(call_sid=event.call_sid, stream_sid=event.stream_sid,
-                                                             caller=state.caller, started_at=state.started_wall,
-                                                             owner=self.process_id))
+        self._persist(state, lambda: self.store.call_started(
+            call_sid=event.call_sid, stream_sid=event.stream_sid, caller=state.caller, started_at=state.started_wall,
+            owner=self.process_id, caller_hash=caller_hash(self.caller_secret, state.caller)))
         state.timer = self._spawn(state, self._listen_timeout(state))
         log.info("call %s from %s started (stream %s)", event.call_sid, mask_phone(state.caller), event.stream_sid)
 
     async def _audio(self, event: AudioChunk) -> None:
         state = self.calls.get(event.call_sid)
-        if state is None or state.ended:
+        if state is None or state.ended or state.opted_out:
             return
         received = time.perf_counter()
         # silero's ONNX VAD costs ~0.25 ms per 32 ms of audio: cheaper inline than a thread hop.
@@ -182,6 +194,15 @@ class CallCoordinator:
             await self.end_call(call_sid, str(request.get("reason", "ended elsewhere"))[:64])
         elif action == "with_agent":
             self.mark_with_agent(call_sid)
+        elif action == "phase":
+            self.enter_phase(call_sid, str(request.get("phase", "")))
+        elif action == "keyed":
+            d = request.get("decision") or {}
+            self.keyed(call_sid, str(request.get("key", "")),
+                       Decision(str(d.get("queue")), int(d.get("priority", 3)), str(d.get("reason", "")),
+                                str(d.get("rule", "keypad"))))
+        elif action == "opt_out":
+            await self.opt_out(call_sid, str(request.get("via", "key"))[:16])
         else:
             log.warning("unknown control request %s", request)
 
@@ -190,6 +211,69 @@ class CallCoordinator:
         state = self.calls.get(call_sid)
         if state is not None:
             state.with_agent = True
+            self.enter_phase(call_sid, "agent")
+
+    def enter_phase(self, call_sid: str, phase: str) -> None:
+        """The call moved on (a real event: decision, identification answered, agent, agent leg ended)."""
+        state = self.calls.get(call_sid)
+        if state is None or state.ended:
+            return
+        t = state.segmenter.seconds
+        try:
+            entered = state.phases.enter(phase, t)
+        except ValueError:
+            log.warning("call %s: unknown phase %r ignored", call_sid, phase)
+            return
+        if entered:
+            self._persist(state, lambda: self.store.phase_changed(call_sid=call_sid, phase=phase, t=t))
+
+    def points_of(self, call_sid: str) -> list[TrajectoryPoint] | None:
+        """Return the live call's trajectory so far (None if this process does not hold it)."""
+        state = self.calls.get(call_sid)
+        return None if state is None or state.opted_out else list(state.points)
+
+    def keyed(self, call_sid: str, key: str, decision: Decision) -> None:
+        """The caller pressed a menu key and the keypad webhook routed the call by it (``decision``).
+
+        Twilio already has the keypad webhook's answer, so nothing is redirected from here; the
+        decision is stored in the call's write order and later tone only raises its priority.
+        """
+        state = self.calls.get(call_sid)
+        if state is None or state.ended:
+            return
+        first = state.decision is None
+        state.key, state.decision = key, decision
+        state.arrival = time.time()
+        if state.timer is not None:
+            state.timer.cancel()
+        t = state.segmenter.seconds
+        self.metrics.decisions.labels(decision.queue, decision.rule).inc()
+        log.info("call %s keyed %s -> %s priority %d", call_sid, key, decision.queue, decision.priority)
+        self._persist(state, lambda: self.store.mark(call_sid=call_sid, fields={"keypad": key},
+                                                     entry={"type": "key", "key": key, "t": round(t, 3)}))
+        self._persist(state, lambda: self.store.record_decision(
+            call_sid=call_sid, decision=decision, t=t, arrival=state.arrival, latency_ms=None,
+            kind="decision" if first else "keypad"))
+        self.enter_phase(call_sid, "identification" if self.policy.identification else "queue")
+
+    async def opt_out(self, call_sid: str, via: str) -> bool:
+        """The caller refused the analysis: stop scoring, delete what was stored; False if not held here.
+
+        Writes already queued for the call land first (its write order), then the deletion; nothing
+        analysed is written after it.
+        """
+        state = self.calls.get(call_sid)
+        if state is None or state.opted_out:
+            return state is not None
+        state.opted_out = True
+        state.points.clear()
+        state.texts.clear()
+        state.partial = None
+        t = state.segmenter.seconds
+        self.metrics.opt_outs.inc()
+        log.info("call %s: caller opted out of analysis (%s)", call_sid, via)
+        await self._persist(state, lambda: self.store.opt_out(call_sid=call_sid, t=t, via=via))
+        return True
 
     async def _counted_transcribe(self, audio: np.ndarray, priority: int = URGENT) -> TranscriptSegment:
         assert self._transcribe_fn is not None
@@ -224,9 +308,11 @@ class CallCoordinator:
             return
         finally:
             state.partial_busy = False
-        if segment.empty or state.ended:
+        if segment.empty or state.ended or state.opted_out:
             return
         signals = await self._analyse(state, segment, t)
+        if state.opted_out:
+            return
         state.partial = (start_s, signals)
         self.metrics.transcripts.labels("partial").inc()
         self._persist(state, lambda: self.store.add_partial(call_sid=state.call_sid, t=t, text=signals.snippet,
@@ -294,17 +380,29 @@ class CallCoordinator:
                 await self._decide(state, received, "emotion model failed", at=seg.end_s)
             return
         text = await self._await_text(state, asr, seg.end_s, seg.start_s) if asr is not None else None
+        if state.opted_out:
+            return
+        if text is not None and await self._speech_opt_out(state, text):
+            return
         self.metrics.readings.labels(seg.kind).inc()
         point = TrajectoryPoint(t=seg.end_s, probs=reading.probs, arousal=reading.arousal,
                                 valence=reading.valence, kind=seg.kind)
         state.points.append(point)
         state.points.sort(key=lambda p: p.t)
+        phase = state.phases.at((seg.start_s + seg.end_s) / 2)
+        state.phases.add(phase, reading.probs.get("angry", 0.0), reading.valence)
+        extra: dict[str, Any] = {"phase_stats": state.phases.summary(), "peak_anger": round(state.phases.peak_anger, 3)}
+        if text is not None and not state.asked_manager and says_any(text.snippet, MANAGER_PHRASES):
+            state.asked_manager = True
+        if state.asked_manager:
+            extra["asked_manager"] = "1"
         record = ReadingRecord(
             t=seg.end_s, kind=seg.kind, start_s=seg.start_s, end_s=seg.end_s, label=reading.label,
             probs=reading.probs, arousal=reading.arousal, valence=reading.valence, model=reading.model,
             transcript=text.snippet if text else "", sentiment=text.sentiment if text else None,
-            intents=tuple(sorted(text.intents)) if text else ())
-        self._persist(state, lambda: self.store.add_reading(call_sid=state.call_sid, reading=record))
+            intents=tuple(sorted(text.intents)) if text else (), phase=phase)
+        self._persist(state, lambda: self.store.add_reading(call_sid=state.call_sid, reading=record,
+                                                            summary_extra=extra))
         if state.decision is None:
             if seg.kind == "utterance":
                 await self._decide(state, received, "first utterance", at=seg.end_s)
@@ -355,7 +453,7 @@ class CallCoordinator:
     async def _late_transcript(self, state: CallState, task: asyncio.Task[TranscriptSegment], at: float) -> None:
         """Store a transcript that missed the first decision (at its utterance's end), and let it re-route."""
         signals = await self._await_text(state, task, at)
-        if signals is None:
+        if signals is None or state.opted_out or await self._speech_opt_out(state, signals):
             return
         await self._persist(state, lambda: self.store.add_transcript(
             call_sid=state.call_sid, t=at, text=signals.snippet, sentiment=signals.sentiment,
@@ -381,7 +479,7 @@ class CallCoordinator:
         Without any reading (the model failed or the caller never spoke) the policy's safe default
         queue is what ``decide`` returns.
         """
-        if state.decision is not None or state.deciding:
+        if state.decision is not None or state.deciding or state.opted_out:
             return
         state.deciding = True
         decision = decide(state.points, self._text(state), self.policy)
@@ -392,7 +490,9 @@ class CallCoordinator:
             log.info("call %s: %s before routing; decision stored, no redirect", state.call_sid,
                      "caller hung up" if state.ended else "an agent has the call")
         else:
-            self._spawn(state, self._send_route(state, decision))
+            self._spawn(state, self._send_route(state, decision, menu=decision.rule == "default"))
+            if decision.rule != "default":  # the keypad menu is still part of the greeting
+                self.enter_phase(state.call_sid, "identification" if self.policy.identification else "queue")
         latency_ms = (time.perf_counter() - closed_at) * 1000 if closed_at is not None else None
         if latency_ms is not None:
             self.metrics.decision_latency.observe(latency_ms / 1000)
@@ -405,16 +505,14 @@ class CallCoordinator:
         if applied is False:
             log.info("call %s: decision not queued (the call ended or an agent has it)", state.call_sid)
 
-    async def _send_route(self, state: CallState, decision: Decision) -> None:
+    async def _send_route(self, state: CallState, decision: Decision, *, menu: bool = False,
+                          identify: bool = True, opting_out: bool = False) -> None:
+        """Redirect the call: its first route (identification, then the queue), a re-route, or the keypad menu."""
         last = state.points[-1] if state.points else None
-        spec = RouteSpec(
-            twilio_queue=self.policy.queues[decision.queue].twilio_queue,
-            priority=decision.priority,
-            attributes={"call_sid": state.call_sid, "reason": decision.reason,
-                        "emotion": max(last.probs, key=lambda k: last.probs[k]) if last else "unknown"},
-            hold_prompt=self.policy.prompts.hold,
-            voice=self.policy.prompts.voice,
-        )
+        emotion = max(last.probs, key=lambda k: last.probs[k]) if last and not opting_out else "unknown"
+        lead = self.policy.opt_out.confirmation if opting_out else ""
+        spec: RouteSpec = self.flow.route_spec(state.call_sid, decision, emotion, menu=menu, identify=identify,
+                                               lead=lead, stop_stream=opting_out)
         try:
             await self.actions.route_call(state.call_sid, spec)
         except Exception:  # noqa: BLE001 - the TwiML <Redirect> fallback still enqueues the caller
@@ -447,7 +545,7 @@ class CallCoordinator:
             if not await self._requeue(state, fresh, "reroute"):
                 return
             state.decision = fresh
-            await self._send_route(state, fresh)
+            await self._send_route(state, fresh, identify=False)
             log.info("call %s re-routed to %s (%s)", state.call_sid, fresh.queue, fresh.reason)
             return
         new_priority = reprioritise(state.decision.priority, state.points, self.policy)
@@ -465,10 +563,50 @@ class CallCoordinator:
             log.exception("call %s: TaskRouter priority update failed", state.call_sid)
         log.info("call %s: priority raised to %d", state.call_sid, new_priority)
 
+    async def _speech_opt_out(self, state: CallState, text: TextSignals) -> bool:
+        """Opt the caller out if what they said refuses the analysis; return whether they did.
+
+        The call is redirected (stream stopped, confirmation, keypad menu or its queue) unless an
+        agent has it.
+        """
+        if not says_any(text.snippet, self.policy.opt_out.phrases):
+            return False
+        await self.opt_out(state.call_sid, "speech")
+        if state.timer is not None:
+            state.timer.cancel()
+        if state.ended or state.with_agent:
+            return True  # nothing to redirect; the audio still arriving is ignored
+        if state.decision is None:
+            # routed by keypad (the menu follows the confirmation) or, with no key, the default queue
+            state.decision = Decision(self.policy.default_queue, self.policy.default_priority,
+                                      "caller opted out of analysis", "opt_out")
+            state.arrival = time.time()
+            decision = state.decision
+            await self._persist(state, lambda: self.store.record_decision(
+                call_sid=state.call_sid, decision=decision, t=state.segmenter.seconds, arrival=state.arrival,
+                latency_ms=None))
+            await self._send_route(state, state.decision, menu=True, opting_out=True)
+        else:  # already routed: stop the stream, confirm, and queue again where it was going
+            await self._send_route(state, state.decision, identify=False, opting_out=True)
+        return True
+
     async def end_call(self, call_sid: str, reason: str) -> None:
-        """Finish a call (stream stop, socket closed, or status callback); idempotent."""
+        """Finish a call (stream stop, socket closed, or status callback); idempotent.
+
+        A caller who opted out is not finished when their stream stops (the call goes on to the
+        keypad menu and a queue): this process only lets go of it; the status callback ends it.
+        """
         state = self.calls.get(call_sid)
         if state is None or state.ended:
+            return
+        if state.opted_out and reason in ("stop", "socket_closed", "idle_timeout"):
+            state.ended = True
+            if state.timer is not None:
+                state.timer.cancel()
+            await self._persist(state, lambda: self.store.release(call_sid=call_sid, owner=self.process_id))
+            self.metrics.live_calls.dec()
+            del self.calls[call_sid]
+            log.info("call %s: stream stopped after the opt-out; the call goes on without analysis", call_sid)
             return
         state.ended = True
         for seg in state.segmenter.flush():
@@ -488,3 +626,18 @@ class CallCoordinator:
         """End every live call (server stopping)."""
         for sid in list(self.calls):
             await self.end_call(sid, "server_shutdown")
+
+
+def trajectory_of(entries: list[dict[str, Any]]) -> list[TrajectoryPoint]:
+    """Return the trajectory points of stored timeline entries (readings only, decoded), oldest first."""
+    points = []
+    for e in entries:
+        if e.get("type") != "reading" or not isinstance(e.get("probs"), dict):
+            continue
+        try:
+            points.append(TrajectoryPoint(t=float(e["t"]), probs={k: float(v) for k, v in e["probs"].items()},
+                                          arousal=float(e["arousal"]), valence=float(e["valence"]),
+                                          kind=str(e.get("kind", "utterance"))))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return sorted(points, key=lambda p: p.t)

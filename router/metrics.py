@@ -23,6 +23,9 @@ class Metrics:
             "emoroute_decision_latency_seconds",
             "From the frame that closed the first utterance to the routing action",
             buckets=(0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5), registry=r)
+        self.opt_outs = Counter("emoroute_opt_outs_total", "Callers who refused the analysis", registry=r)
+        self.keys = Counter("emoroute_keypad_total", "Keypad webhook results", ["stage", "result"], registry=r)
+        self.surveys = Counter("emoroute_survey_total", "Post-call survey results", ["result"], registry=r)
         self.errors = Counter("emoroute_errors_total", "Handled errors", ["where"], registry=r)
         self.transcripts = Counter("emoroute_transcripts_total",
                                    "Transcripts: partial (of an utterance still spoken), partial_decided (a partial "

@@ -165,6 +165,67 @@ class Prompts(_Strict):
     voice: str = Field(min_length=1)
 
 
+class KeyChoice(_Strict):
+    """One keypad menu entry: what the caller hears, the intent it states and where it routes."""
+
+    say: str = Field(min_length=1, max_length=200)
+    intent: str | None = None
+    queue: str
+    priority: int = Priority
+
+
+KEYPAD_DIGITS = "0123456789"
+
+
+class KeypadRules(_Strict):
+    """The keypad: pressed while EmoRoute listens, or offered as a menu when nothing usable is heard."""
+
+    menu: dict[str, KeyChoice] = Field(min_length=1)
+    menu_intro: str = Field("Please choose from the following.", min_length=1)
+    menu_timeout_seconds: int = Field(6, ge=1, le=30)
+
+    @model_validator(mode="after")
+    def _digits(self) -> KeypadRules:
+        bad = [k for k in self.menu if len(k) != 1 or k not in KEYPAD_DIGITS]
+        if bad:
+            raise ValueError(f"keypad.menu keys must be single digits 0-9, got {bad}")
+        return self
+
+    def prompt(self) -> str:
+        """Return the spoken menu: the intro, then "press N <say>" for each entry in key order."""
+        order = sorted(self.menu.items(), key=lambda kv: (kv[0] == "0", kv[0]))  # 0 ("anything else") last
+        return " ".join([self.menu_intro, *(f"Press {k} {c.say}." for k, c in order)])
+
+
+class OptOutRules(_Strict):
+    """How a caller refuses the analysis (the disclosure must say how)."""
+
+    key: Literal["*", "#"] = "*"
+    phrases: list[str] = Field(default_factory=list)
+    confirmation: str = Field(min_length=1)
+
+
+class IdentificationStep(_Strict):
+    """One IVR step after the decision and before the queue ("key your account number")."""
+
+    name: str = Field(min_length=1, max_length=40, pattern=r"^[a-z_]+$")
+    prompt: str = Field(min_length=1)
+    input: Literal["dtmf", "dtmf speech"] = "dtmf"
+    finish_on_key: Literal["#", "*", ""] = "#"
+    max_digits: int = Field(12, ge=1, le=30)
+    timeout_seconds: int = Field(6, ge=1, le=30)
+
+
+class SurveyRules(_Strict):
+    """The one-question post-call survey (1-5 by keypad) after the agent leg ends."""
+
+    enabled: bool = False
+    question: str = Field(min_length=1)
+    thanks: str = Field(min_length=1)
+    retry: str = Field("Please press a key from 1 to 5.", min_length=1)
+    timeout_seconds: int = Field(6, ge=1, le=30)
+
+
 class Policy(_Strict):
     """The whole routing policy file."""
 
@@ -182,6 +243,10 @@ class Policy(_Strict):
     cues: list[CueRule] = Field(min_length=1)
     retention_days: float = Field(gt=0)
     prompts: Prompts
+    keypad: KeypadRules
+    opt_out: OptOutRules
+    identification: list[IdentificationStep] = Field(default_factory=list, max_length=5)
+    survey: SurveyRules
 
     @model_validator(mode="after")
     def _queues_exist(self) -> Policy:
@@ -191,7 +256,13 @@ class Policy(_Strict):
             "positive.queue": self.positive.queue,
             "text.angry_purchase_queue": self.text.angry_purchase_queue,
             **{f"text.intent_routes.{k}.queue": v.queue for k, v in self.text.intent_routes.items()},
+            **{f"keypad.menu.{k}.queue": v.queue for k, v in self.keypad.menu.items()},
         }
+        unknown = {k: c.intent for k, c in self.keypad.menu.items() if c.intent and c.intent not in self.text.intents}
+        if unknown:
+            raise ValueError(f"keypad.menu names intents not under text.intents: {unknown}")
+        if len({s.name for s in self.identification}) != len(self.identification):
+            raise ValueError("identification step names must be unique")
         for where, queue in named.items():
             if queue not in self.queues:
                 raise ValueError(f"{where} names queue {queue!r}, which is not under 'queues' "
@@ -276,9 +347,16 @@ def anger_trend(points: Sequence[TrajectoryPoint], seconds: float) -> float:
     return late - early
 
 
-def decide(points: Sequence[TrajectoryPoint], text: TextSignals | None, policy: Policy) -> Decision:
-    """Return the routing decision for a call's trajectory so far and what the caller said."""
+def decide(points: Sequence[TrajectoryPoint], text: TextSignals | None, policy: Policy,
+           key: str | None = None) -> Decision:
+    """Return the routing decision for a call's trajectory so far, what the caller said and the key pressed.
+
+    A key from the keypad menu is an explicit intent: it names the queue; the tone can only raise
+    the priority (an angry caller who pressed "cancel" keeps the anger priority).
+    """
     recent = list(points)[-policy.decision.window_readings :]
+    if key is not None and key in policy.keypad.menu:
+        return _keyed(key, recent, points, policy)
     intents = text.intents if text else frozenset()
     intent_hits = [name for name in policy.text.intent_routes if name in intents]
     said = f"; said {', '.join(repr(i) for i in intent_hits)}" if intent_hits else ""
@@ -332,3 +410,20 @@ def reprioritise(current: int, points: Sequence[TrajectoryPoint], policy: Policy
     if anger_trend(points, policy.reprioritise.trend_seconds) >= policy.reprioritise.rising_delta:
         return min(policy.anger.priority_max, current + policy.reprioritise.step)
     return current
+
+
+def _keyed(key: str, recent: Sequence[TrajectoryPoint], points: Sequence[TrajectoryPoint], policy: Policy) -> Decision:
+    choice = policy.keypad.menu[key]
+    what = f"pressed {key} ({choice.intent or choice.say})"
+    if not recent:
+        return Decision(choice.queue, choice.priority, what, "keypad")
+    a = policy.anger
+    p_angry = _mean([p.probs.get("angry", 0.0) for p in recent])
+    rising = anger_trend(points, policy.reprioritise.trend_seconds) >= policy.reprioritise.rising_delta
+    if p_angry >= a.min_probability:
+        anger_priority = _scale(p_angry, a.min_probability, a.priority_min, a.priority_max)
+        if rising:
+            anger_priority = min(a.priority_max, anger_priority + policy.reprioritise.step)
+        return Decision(choice.queue, max(choice.priority, anger_priority),
+                        f"angry tone (P={p_angry:.2f}); {what}", "keypad+anger")
+    return Decision(choice.queue, choice.priority, what, "keypad")

@@ -194,6 +194,13 @@ class ReadingRecord:
     transcript: str = ""
     sentiment: float | None = None
     intents: tuple[str, ...] = ()
+    phase: str = ""  # the call phase it was heard in (router.phases)
+
+
+# what an opt-out deletes from a call's summary: everything the analysis produced
+ANALYSED_FIELDS = ("emotion", "first_emotion", "first_valence", "last_valence", "last_t", "model", "transcript",
+                   "partial_transcript", "intents", "phase_stats", "peak_anger", "asked_manager", "anger_rose",
+                   "rule")
 
 
 def queue_score(priority: int, arrival: float, seconds_per_point: float) -> float:
@@ -373,11 +380,16 @@ class CallStore:
 
     async def call_started(
         self, *, call_sid: str, stream_sid: str, caller: str, started_at: float, agent_hint: str = "",
-        owner: str = "",
+        owner: str = "", caller_hash: str = "",
     ) -> bool:
-        """Record a new call as listening, held by process ``owner``; its keys expire even if it never ends."""
+        """Record a new call as listening, held by process ``owner``; its keys expire even if it never ends.
+
+        ``caller_hash`` (salted, router.phases.caller_hash) lets analytics count repeat callers.
+        """
         summary = {"call_sid": call_sid, "stream_sid": stream_sid, "caller": caller,
-                   "started_at": started_at, "status": "listening", "owner": owner}
+                   "started_at": started_at, "status": "listening", "owner": owner, "phase": "greeting"}
+        if caller_hash:
+            summary["caller_hash"] = caller_hash
         if agent_hint:
             summary["agent_hint"] = agent_hint
         ttl = int(self.retention_s + self.max_call_s)
@@ -395,16 +407,20 @@ class CallStore:
             ops.append(("sadd", [keys.proc_calls(owner), call_sid], {}))
         return await self.write(ops)
 
-    async def add_reading(self, *, call_sid: str, reading: ReadingRecord) -> bool:
-        """Append one emotion reading to the call's timeline."""
+    async def add_reading(self, *, call_sid: str, reading: ReadingRecord,
+                          summary_extra: dict[str, Any] | None = None) -> bool:
+        """Append one emotion reading to the call's timeline (``summary_extra``: more summary fields)."""
         fields = {
             "type": "reading", "t": round(reading.t, 3), "kind": reading.kind,
             "start": round(reading.start_s, 3), "end": round(reading.end_s, 3),
             "label": reading.label, "probs": json.dumps(reading.probs),
             "arousal": reading.arousal, "valence": reading.valence, "model": reading.model,
         }
+        if reading.phase:
+            fields["phase"] = reading.phase
         summary: dict[str, Any] = {"emotion": reading.label, "model": reading.model,
-                                   "last_valence": reading.valence, "last_t": round(reading.t, 3)}
+                                   "last_valence": reading.valence, "last_t": round(reading.t, 3),
+                                   **(summary_extra or {})}
         if reading.transcript:
             fields.update({"transcript": reading.transcript, "intents": ",".join(reading.intents)})
             summary.update({"transcript": reading.transcript, "partial_transcript": ""})
@@ -473,8 +489,11 @@ class CallStore:
         summary: dict[str, str] = {"status": "queued", "queue": decision.queue,
                                    "priority": str(decision.priority), "reason": decision.reason,
                                    "rule": decision.rule}
-        if kind != "decision":
+        if kind in ("reroute", "reprioritise"):
             summary["escalated"] = "1"
+            summary["rerouted" if kind == "reroute" else "anger_rose"] = "1"
+        if kind == "keypad":
+            summary["enqueued_at"] = str(arrival)
         if kind == "decision":
             summary["decided_at"] = str(time.time())
             summary["enqueued_at"] = str(arrival)
@@ -488,7 +507,7 @@ class CallStore:
         others = [keys.queue(q) for q in self.queues if q != decision.queue]
         args = [QUEUE_CALL_LUA, 3 + len(others), keys.call(call_sid), keys.timeline(call_sid),
                 keys.queue(decision.queue), *others,
-                "decision" if kind == "decision" else "update", call_sid, score, json.dumps(summary),
+                "decision" if kind in ("decision", "keypad") else "update", call_sid, score, json.dumps(summary),
                 json.dumps(entry), event, keys.events_channel(), self.timeline_max]
         reached, replies = await self.write_result([("eval", args, {})])
         if not reached or replies is None:
@@ -525,6 +544,51 @@ class CallStore:
                                   "source": source}),
             self._event("pickup", call_sid, agent=agent_id),
         ]
+        return await self.write(ops)
+
+    async def phase_changed(self, *, call_sid: str, phase: str, t: float) -> bool:
+        """Record that the call entered ``phase`` at call time ``t`` (a band on its timeline)."""
+        ops: list[Op] = [
+            self._xadd(call_sid, {"type": "phase", "phase": phase, "t": round(t, 3)}),
+            ("hset", [keys.call(call_sid)], {"mapping": {"phase": phase}}),
+            self._event("phase", call_sid, phase=phase, t=t),
+        ]
+        return await self.write(ops)
+
+    async def mark(self, *, call_sid: str, fields: dict[str, Any], entry: dict[str, Any] | None = None) -> bool:
+        """Set summary ``fields`` on an existing call (and append ``entry`` to its timeline)."""
+        ops: list[Op] = [("hset", [keys.call(call_sid)], {"mapping": fields})]
+        if entry:
+            ops.append(self._xadd(call_sid, entry))
+            ops.append(self._event(str(entry.get("type", "mark")), call_sid,
+                                   **{k: v for k, v in entry.items() if k != "type"}))
+        return await self.write(ops)
+
+    async def opt_out(self, *, call_sid: str, t: float, via: str) -> bool:
+        """Delete everything analysed of the call and keep only that the caller opted out.
+
+        The timeline (readings, transcripts, reasons naming the tone) is deleted and started
+        again with the call's start and the opt-out; the summary loses every analysed field.
+        Routing facts (queue, priority, times) stay: the call still has to be served.
+        """
+        ttl = int(self.retention_s + self.max_call_s)
+        ops: list[Op] = [
+            ("delete", [keys.timeline(call_sid)], {}),
+            ("hdel", [keys.call(call_sid), *ANALYSED_FIELDS], {}),
+            ("hset", [keys.call(call_sid)], {"mapping": {"opted_out": "1", "opted_out_via": via,
+                                                         "reason": "caller opted out of analysis"}}),
+            self._xadd(call_sid, {"type": "started", "t": 0.0}),
+            self._xadd(call_sid, {"type": "opted_out", "t": round(t, 3), "via": via}),
+            ("expire", [keys.timeline(call_sid), ttl], {}),
+            self._event("opted_out", call_sid, via=via),
+        ]
+        return await self.write(ops)
+
+    async def release(self, *, call_sid: str, owner: str) -> bool:
+        """Stop holding a call whose stream ended early (opt-out): it is not over, nobody streams it."""
+        ops: list[Op] = [("hset", [keys.call(call_sid)], {"mapping": {"owner": ""}})]
+        if owner:
+            ops.append(("srem", [keys.proc_calls(owner), call_sid], {}))
         return await self.write(ops)
 
     async def owner_of(self, call_sid: str) -> str:

@@ -49,13 +49,20 @@ class RestRequest:
 
 @dataclass(frozen=True)
 class RouteSpec:
-    """Where to send a call: the Twilio queue name, priority and task attributes."""
+    """Where to send a call: the Twilio queue name, priority and task attributes.
+
+    ``action_url`` is the ``<Enqueue>`` action (requested when the agent leg ends). ``twiml``, when
+    set, is sent instead of the enqueue document: an identification step or the keypad menu that
+    leads to the queue.
+    """
 
     twilio_queue: str
     priority: int
     attributes: dict[str, Any]
     hold_prompt: str
     voice: str
+    action_url: str | None = None
+    twiml: str | None = None
 
 
 class CallActions(Protocol):
@@ -109,9 +116,10 @@ class _ActionsBase:
 
     def build_route_request(self, call_sid: str, spec: RouteSpec) -> RestRequest:
         sid = checked_call_sid(call_sid)
-        twiml = enqueue_twiml(
+        twiml = spec.twiml or enqueue_twiml(
             twilio_queue=spec.twilio_queue, priority=spec.priority, attributes=spec.attributes,
             workflow_sid=self.workflow_sid, hold_prompt=spec.hold_prompt, voice=spec.voice,
+            action_url=spec.action_url,
         )
         url = f"{self.api_base}/2010-04-01/Accounts/{self.account_sid}/Calls/{sid}.json"
         return RestRequest("POST", url, {"Twiml": twiml}, sid)

@@ -15,9 +15,9 @@ from audio_models.audio_io import load_audio
 from audio_models.trim import trim_silence
 from benchmarks.transcription_benchmark import INTENTS
 from emoroute.redis_server import EmbeddedRedis, free_port
-from emoroute.simulate import SimTarget, simulate_call
+from emoroute.simulate import SimTarget, routed_by, simulate_call
 from router import keys
-from tests.helpers import HeldCall, signed_post, stream_call, wait_for
+from tests.helpers import ACCOUNT, HeldCall, signed_post, stream_call, wait_for
 
 SUPERVISOR = {"Authorization": "Bearer dev-supervisor-token"}
 AGENT = {"Authorization": "Bearer dev-agent-token"}
@@ -43,8 +43,8 @@ async def test_angry_caller_is_routed_to_retention_end_to_end(live_server, angry
     (request,) = [r for r in live_server.actions.requests if r.call_sid == sid]
     assert request.method == "POST"
     assert request.url == f"https://api.twilio.com/2010-04-01/Accounts/{live_server.settings.twilio_account_sid}/Calls/{sid}.json"
-    twiml = ET.fromstring(request.form["Twiml"])
-    assert twiml.find("Enqueue").text == "retention"
+    # the redirect leads through identification (the route travels in its action URL) to the queue
+    assert routed_by(request.form["Twiml"]) == ("retention", int(summary["priority"]))
 
     r = redis.Redis.from_url(redis_url, decode_responses=True)
     entries = [fields for _, fields in r.xrange(keys.timeline(sid))]
@@ -147,15 +147,21 @@ def test_voice_webhook_answers_disclosure_stream_prompt_and_hold(live_server):
     assert resp.status_code == 200 and resp.headers["content-type"].startswith("application/xml")
     root = ET.fromstring(resp.text)
     verbs = [child.tag for child in root]
-    assert verbs == ["Say", "Start", "Say", "Pause", "Redirect"]
-    assert "analysed" in root[0].text
+    assert verbs == ["Say", "Start", "Gather", "Redirect"]
+    # the disclosure says how to refuse; the question is asked with the keypad open
+    assert "analysed" in root[0].text and "press star" in root[0].text
+    gather = root.find("Gather")
+    assert gather.get("input") == "dtmf" and gather.get("numDigits") == "1"
+    assert gather.get("action") == live_server.url + "/twilio/keypad?stage=listen"
+    assert "why you are calling" in gather.find("Say").text
     stream = root.find("./Start/Stream")
     assert stream.get("url") == ws_url(live_server) and stream.get("track") == "inbound_track"
     assert stream.find("Parameter").get("value") == "+15550001111"
     assert root.find("Redirect").text == live_server.url + "/twilio/fallback"
 
 
-@pytest.mark.parametrize("path", ["/twilio/voice", "/twilio/status", "/twilio/fallback"])
+@pytest.mark.parametrize("path", ["/twilio/voice", "/twilio/status", "/twilio/fallback", "/twilio/keypad",
+                                  "/twilio/identify", "/twilio/queue-result", "/twilio/survey"])
 def test_forged_or_missing_signature_is_refused(live_server, path):
     form = {"CallSid": "CA" + "0" * 32, "CallStatus": "completed"}
     assert signed_post(live_server.url, live_server.url, path, form, token="wrong-token").status_code == 403
@@ -254,7 +260,7 @@ async def test_redis_down_call_still_routed_on_its_tone_then_trajectory_written(
 
         sid = await stream_call(ws_url(server), angry_audio, hold_until=redirected)
         (request,) = redirected(sid)
-        assert ET.fromstring(request.form["Twiml"]).find("Enqueue").text == "retention"
+        assert routed_by(request.form["Twiml"])[0] == "retention"
         assert httpx.get(server.url + "/healthz").json()["status"] == "degraded"
         assert httpx.get(server.url + "/api/calls", headers=SUPERVISOR).status_code == 503
         rs = EmbeddedRedis(tmp_path / "redis-outage", port=port)
@@ -289,9 +295,16 @@ async def test_rising_anger_while_waiting_raises_priority_and_the_taskrouter_tas
         assert "anger rising while waiting" in raised[0]["reason"]
         wait_for(lambda: r.hget(keys.call(sid), "status") == "ended", what="call end")
         assert r.hget(keys.call(sid), "escalated") == "1"
-        enqueue = ET.fromstring(server.actions.requests[0].form["Twiml"]).find("Enqueue")
-        assert enqueue.get("workflowSid") == workflow
+        # the redirect asks for the account number; answering it queues the call as a TaskRouter task
+        gather = ET.fromstring(server.actions.requests[0].form["Twiml"]).find("Gather")
+        action = gather.get("action")
+        form = {"CallSid": sid, "AccountSid": ACCOUNT, "Digits": "12345678"}
+        answer = signed_post(server.url, server.url, action.removeprefix(server.url), form)
+        enqueue = ET.fromstring(answer.text).find("Enqueue")
+        assert enqueue.get("workflowSid") == workflow and enqueue.get("action").endswith("/twilio/queue-result")
         assert enqueue.find("Task").get("priority") == first["priority"]
+        assert r.hget(keys.call(sid), "identified_account_number") == "1"
+        assert "12345678" not in str(r.hgetall(keys.call(sid))) + str(r.xrange(keys.timeline(sid)))
         lookup, update = [q for q in server.actions.requests if q.call_sid == sid][1:3]
         assert (lookup.method, lookup.url) == ("GET", f"https://taskrouter.twilio.com/v1/Workspaces/{workspace}/Tasks")
         assert lookup.form["EvaluateTaskAttributes"] == f'call_sid == "{sid}"'

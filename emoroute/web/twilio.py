@@ -23,12 +23,13 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 from twilio.request_validator import RequestValidator
 
 from emoroute.web.deps import ServicesDep
+from router.live import trajectory_of
+from router.policy import Decision, decide
 from router.redact import mask_phone
-from telephony.actions import RouteSpec
 from telephony.credentials import check_stream_start, is_account_sid, is_call_sid, stream_parameters
 from telephony.events import CallEnded, CallStarted
 from telephony.media_stream import StreamProtocolError, TwilioStreamParser
-from telephony.twiml import enqueue_twiml, greeting_twiml
+from telephony.twiml import goodbye_twiml, greeting_twiml
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["twilio"])
@@ -114,7 +115,7 @@ async def voice(request: Request, services: ServicesDep) -> Response:
                                          call_sid=call_sid)}
     twiml = greeting_twiml(
         stream_url=settings.stream_url,
-        fallback_url=settings.public_url.rstrip("/") + "/twilio/fallback",
+        urls=services.coordinator.flow.urls,
         disclosure=prompts.disclosure, question=prompts.question, voice=prompts.voice,
         listen_seconds=services.policy.decision.max_listen_seconds + 4,
         parameters=stream_params,
@@ -125,17 +126,157 @@ async def voice(request: Request, services: ServicesDep) -> Response:
 
 @router.post("/twilio/fallback")
 async def fallback(request: Request, services: ServicesDep) -> Response:
-    """Enqueue a call whose routing redirect never came (the never-drop guard)."""
+    """Offer the keypad menu to a call whose routing redirect never came (the never-drop guard).
+
+    No key, and the menu's own ``<Enqueue>`` puts the caller in the default queue.
+    """
     params = await _verified_params(request, services)
     call_sid = _call_ids(params, services)
+    log.warning("call %s reached the fallback: keypad menu", call_sid)
+    return Response(services.coordinator.flow.keypad_menu(call_sid), media_type=XML)
+
+
+async def _to_holder(services: ServicesDep, call_sid: str, request: dict[str, object]) -> bool:
+    """Hand ``request`` to the coordinator holding the call (here or another process); False if none does."""
+    if call_sid in services.coordinator.calls:
+        await services.coordinator.control({**request, "call_sid": call_sid})
+        return True
+    if services.registry is None:
+        return False
+    with contextlib.suppress(RedisError, OSError, TimeoutError):
+        where = await asyncio.wait_for(services.registry.forward(call_sid, dict(request)), ANNOUNCE_WAIT_S)
+        return where == "sent"
+    return False
+
+
+async def _bounded(coro: object, default: object = None) -> object:
+    """Await a store call for at most ANNOUNCE_WAIT_S: a slow Redis never holds a caller's next prompt."""
+    try:
+        return await asyncio.wait_for(coro, ANNOUNCE_WAIT_S)  # type: ignore[arg-type]
+    except (RedisError, OSError, TimeoutError) as exc:
+        log.warning("store unavailable in a call-flow webhook (%s); going on without it", type(exc).__name__)
+        return default
+
+
+@router.post("/twilio/keypad")
+async def keypad(request: Request, services: ServicesDep, stage: str = "listen") -> Response:
+    """A key pressed during the question (``stage=listen``) or the keypad menu (``stage=menu``).
+
+    The opt-out key stops the analysis (and the stream) and offers the menu; a menu key routes the
+    call by it (the tone heard so far may only raise its priority); no key at the menu queues the
+    call in the default queue; any other key hears the menu again.
+    """
+    params = await _verified_params(request, services)
+    call_sid = _call_ids(params, services)
+    stage = "menu" if stage == "menu" else "listen"
+    policy, flow, digits = services.policy, services.coordinator.flow, params.get("Digits", "")[:8]
+    if digits == policy.opt_out.key:
+        services.metrics.keys.labels(stage, "opt_out").inc()
+        if not await _to_holder(services, call_sid, {"action": "opt_out", "via": "key"}):
+            services.metrics.opt_outs.inc()
+            await _bounded(services.store.opt_out(call_sid=call_sid, t=0.0, via="key"))
+        log.info("call %s: caller opted out of analysis by key", call_sid)
+        return Response(flow.opted_out(call_sid), media_type=XML)
+    if digits in policy.keypad.menu:
+        services.metrics.keys.labels(stage, "menu").inc()
+        local = services.coordinator.points_of(call_sid)
+        call = await _bounded(services.store.get_call(call_sid)) or {}
+        opted_out = isinstance(call, dict) and call.get("opted_out") == "1"
+        if local is None and not opted_out:
+            entries = await _bounded(services.store.get_timeline(call_sid, count=50, latest=True), [])
+            local = trajectory_of(entries if isinstance(entries, list) else [])
+        decision = decide([] if opted_out else (local or []), None, policy, digits)
+        request_: dict[str, object] = {"action": "keyed", "key": digits, "decision": decision.__dict__}
+        if not await _to_holder(services, call_sid, request_):
+            await _store_keyed(services, call_sid, digits, decision)
+        return Response(flow.after_decision(call_sid, decision, {"reason": decision.reason}), media_type=XML)
+    if stage == "menu" and not digits:
+        services.metrics.keys.labels(stage, "no_key").inc()
+        decision = Decision(policy.default_queue, policy.default_priority, "no key pressed at the menu", "default")
+        if not await _to_holder(services, call_sid, {"action": "phase", "phase": "queue"}):
+            await _bounded(services.store.phase_changed(call_sid=call_sid, phase="queue", t=0.0))
+        return Response(flow.enqueue(call_sid, decision.queue, decision.priority, {"reason": decision.reason}),
+                        media_type=XML)
+    services.metrics.keys.labels(stage, "not_on_menu").inc()
+    return Response(flow.keypad_menu(call_sid, lead="That key is not on the menu."), media_type=XML)
+
+
+async def _store_keyed(services: ServicesDep, call_sid: str, key: str, decision: Decision) -> None:
+    """Store a keyed route when no coordinator holds the call (opted out, or its process is gone)."""
+    phase = "identification" if services.policy.identification else "queue"
+    await _bounded(services.store.mark(call_sid=call_sid, fields={"keypad": key},
+                                       entry={"type": "key", "key": key}))
+    await _bounded(services.store.record_decision(call_sid=call_sid, decision=decision, t=0.0, arrival=time.time(),
+                                                  latency_ms=None, kind="keypad"))
+    await _bounded(services.store.phase_changed(call_sid=call_sid, phase=phase, t=0.0))
+
+
+@router.post("/twilio/identify")
+async def identify(request: Request, services: ServicesDep, step: int = 0, queue: str = "",
+                   priority: int = 0) -> Response:
+    """One identification step answered (or not): the next step, or the queue the call was routed to.
+
+    What the caller keyed or said is never stored, only whether the step got an answer.
+    """
+    params = await _verified_params(request, services)
+    call_sid = _call_ids(params, services)
+    policy, flow = services.policy, services.coordinator.flow
+    if queue not in policy.queues or not 1 <= priority <= 10 or not 0 <= step < max(1, len(policy.identification)):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "identify: unknown step, queue or priority")
+    answered = bool(params.get("Digits", "").strip("#*") or params.get("SpeechResult", "").strip())
+    name = policy.identification[step].name if policy.identification else "identification"
+    await _bounded(services.store.mark(call_sid=call_sid, fields={f"identified_{name}": "1" if answered else "0"},
+                                       entry={"type": "identified", "step": name, "answered": int(answered)}))
+    nxt = flow.identify(step + 1, queue, priority)
+    if nxt is not None:
+        return Response(nxt, media_type=XML)
+    if not await _to_holder(services, call_sid, {"action": "phase", "phase": "queue"}):
+        await _bounded(services.store.phase_changed(call_sid=call_sid, phase="queue", t=0.0))
+    return Response(flow.enqueue(call_sid, queue, priority), media_type=XML)
+
+
+@router.post("/twilio/queue-result")
+async def queue_result(request: Request, services: ServicesDep) -> Response:
+    """The ``<Enqueue>`` action: the call left the queue.
+
+    After a bridged call (the agent leg ended) the survey starts, if the policy asks for one;
+    otherwise the call ends.
+    """
+    params = await _verified_params(request, services)
+    call_sid = _call_ids(params, services)
+    result = params.get("QueueResult", "")[:32]
     policy = services.policy
-    log.warning("call %s reached the fallback: default queue", call_sid)
-    spec = RouteSpec(policy.queues[policy.default_queue].twilio_queue, policy.default_priority,
-                     {"call_sid": call_sid, "reason": "fallback"}, policy.prompts.hold, policy.prompts.voice)
-    twiml = enqueue_twiml(twilio_queue=spec.twilio_queue, priority=spec.priority, attributes=spec.attributes,
-                          workflow_sid=services.settings.twilio_workflow_sid, hold_prompt=spec.hold_prompt,
-                          voice=spec.voice)
-    return Response(twiml, media_type=XML)
+    if result != "bridged":
+        log.info("call %s left the queue: %s", call_sid, result or "?")
+        return Response(goodbye_twiml(text="", voice=policy.prompts.voice), media_type=XML)
+    await _bounded(services.store.mark(call_sid=call_sid, fields={"agent_leg_ended_at": str(time.time())},
+                                       entry={"type": "agent_leg_ended"}))
+    if not policy.survey.enabled:
+        return Response(goodbye_twiml(text="", voice=policy.prompts.voice), media_type=XML)
+    if not await _to_holder(services, call_sid, {"action": "phase", "phase": "survey"}):
+        await _bounded(services.store.phase_changed(call_sid=call_sid, phase="survey", t=0.0))
+    services.metrics.surveys.labels("asked").inc()
+    return Response(services.coordinator.flow.survey(), media_type=XML)
+
+
+@router.post("/twilio/survey")
+async def survey(request: Request, services: ServicesDep, attempt: int = 0) -> Response:
+    """The survey's key: 1-5 is stored with the call; another key is asked again once."""
+    params = await _verified_params(request, services)
+    call_sid = _call_ids(params, services)
+    policy, digits = services.policy, params.get("Digits", "")[:8]
+    if digits in ("1", "2", "3", "4", "5"):
+        services.metrics.surveys.labels("answered").inc()
+        stored = await _bounded(services.store.mark(
+            call_sid=call_sid, fields={"csat": digits, "csat_at": str(time.time())},
+            entry={"type": "survey", "score": int(digits)}))
+        log.info("call %s: survey score %s%s", call_sid, digits, "" if stored else " (not stored: Redis unavailable)")
+        return Response(goodbye_twiml(text=policy.survey.thanks, voice=policy.prompts.voice), media_type=XML)
+    if attempt < 1:
+        services.metrics.surveys.labels("retry").inc()
+        return Response(services.coordinator.flow.survey(attempt + 1), media_type=XML)
+    services.metrics.surveys.labels("unanswered").inc()
+    return Response(goodbye_twiml(text=policy.survey.thanks, voice=policy.prompts.voice), media_type=XML)
 
 
 @router.post("/twilio/status", status_code=status.HTTP_204_NO_CONTENT)
@@ -155,6 +296,10 @@ async def end_anywhere(services: ServicesDep, call_sid: str, reason: str) -> Non
         return
     assert services.registry is not None
     where = await services.registry.forward(call_sid, {"action": "end", "reason": reason})
+    if where == "local":  # nobody holds it (its stream stopped early: an opt-out); end it unless ended
+        call = await services.store.get_call(call_sid)
+        if call and call.get("status") != "ended":
+            where = "orphan"
     if where == "orphan":
         # its process is gone: mark the stored call ended here
         owner = await services.store.owner_of(call_sid)

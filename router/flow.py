@@ -1,0 +1,96 @@
+"""The call flow as TwiML: what a decided, keyed, opted-out or surveyed call hears next.
+
+Shared by the live coordinator (it redirects a call through Twilio's REST API) and the web
+layer's webhooks (they answer Twilio with the document directly), so both send the same flow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from router.policy import Decision, Policy
+from telephony.actions import RouteSpec
+from telephony.twiml import (
+    FlowUrls,
+    enqueue_twiml,
+    identify_twiml,
+    keypad_menu_twiml,
+    survey_twiml,
+    with_stream_stopped,
+)
+
+
+@dataclass(frozen=True)
+class CallFlow:
+    """The policy's prompts and steps, the webhook URLs, and the TaskRouter workflow (if any)."""
+
+    policy: Policy
+    urls: FlowUrls
+    workflow_sid: str | None = None
+
+    def _enqueue_args(self, call_sid: str, queue: str, priority: int, extra: dict[str, Any]) -> dict[str, Any]:
+        return {"twilio_queue": self.policy.queues[queue].twilio_queue, "priority": priority,
+                "attributes": {"call_sid": call_sid, **extra}, "workflow_sid": self.workflow_sid,
+                "action_url": self.urls.queue_result}
+
+    def enqueue(self, call_sid: str, queue: str, priority: int, extra: dict[str, Any] | None = None) -> str:
+        """Return the TwiML that queues the call (the agent leg's end then reaches the survey)."""
+        prompts = self.policy.prompts
+        return enqueue_twiml(**self._enqueue_args(call_sid, queue, priority, extra or {}),
+                             hold_prompt=prompts.hold, voice=prompts.voice)
+
+    def identify(self, step: int, queue: str, priority: int) -> str | None:
+        """Return identification step ``step`` (the route travels in its action URL), None past the last."""
+        if step >= len(self.policy.identification):
+            return None
+        s = self.policy.identification[step]
+        return identify_twiml(prompt=s.prompt, voice=self.policy.prompts.voice,
+                              action_url=self.urls.identify(step, queue, priority), input_kind=s.input,
+                              finish_on_key=s.finish_on_key, max_digits=s.max_digits, timeout_s=s.timeout_seconds)
+
+    def after_decision(self, call_sid: str, decision: Decision, extra: dict[str, Any] | None = None) -> str:
+        """Return what a routed call hears: the first identification step, or the queue."""
+        return (self.identify(0, decision.queue, decision.priority)
+                or self.enqueue(call_sid, decision.queue, decision.priority, extra))
+
+    def keypad_menu(self, call_sid: str, *, lead: str = "", stop_stream: bool = False) -> str:
+        """Return the keypad menu; no key and the call goes to the default queue."""
+        p = self.policy
+        return keypad_menu_twiml(
+            menu_prompt=p.keypad.prompt(), voice=p.prompts.voice, action_url=self.urls.keypad("menu"),
+            timeout_s=p.keypad.menu_timeout_seconds, lead=lead, stop_stream=stop_stream,
+            default_enqueue=self._enqueue_args(call_sid, p.default_queue, p.default_priority,
+                                               {"reason": "no key pressed"}))
+
+    def opted_out(self, call_sid: str) -> str:
+        """Return what a caller who refused the analysis hears: the stream stops, then the keypad menu."""
+        return self.keypad_menu(call_sid, lead=self.policy.opt_out.confirmation, stop_stream=True)
+
+    def survey(self, attempt: int = 0) -> str:
+        """Return the survey question (a retry says what keys are allowed first)."""
+        s = self.policy.survey
+        return survey_twiml(question=s.question, voice=self.policy.prompts.voice, action_url=self.urls.survey(attempt),
+                            timeout_s=s.timeout_seconds, lead=s.retry if attempt else "")
+
+    def route_spec(self, call_sid: str, decision: Decision, emotion: str, *, menu: bool = False,
+                   identify: bool = True, lead: str = "", stop_stream: bool = False) -> RouteSpec:
+        """Return the REST redirect of a decided call.
+
+        ``menu``: nothing usable was heard, offer the keypad menu; ``identify``: a first route goes
+        through the identification steps (a re-route goes straight to its queue); ``lead`` and
+        ``stop_stream``: an opt-out heard in speech stops the stream and confirms first.
+        """
+        p = self.policy
+        attributes = {"call_sid": call_sid, "reason": decision.reason, "emotion": emotion}
+        if menu:
+            twiml = self.keypad_menu(call_sid, lead=lead, stop_stream=stop_stream)
+        elif identify:
+            twiml = self.after_decision(call_sid, decision, attributes)
+        else:
+            twiml = self.enqueue(call_sid, decision.queue, decision.priority, attributes)
+        if stop_stream and not menu:
+            twiml = with_stream_stopped(twiml, lead, p.prompts.voice)
+        return RouteSpec(twilio_queue=p.queues[decision.queue].twilio_queue, priority=decision.priority,
+                         attributes=attributes, hold_prompt=p.prompts.hold, voice=p.prompts.voice,
+                         action_url=self.urls.queue_result, twiml=twiml)
