@@ -10,12 +10,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dashboards.cues import anger_duration, caller_cues, readings_of
+from router.phases import PHASES, parse_phase_stats
 from router.policy import Policy
 from router.store import CallStore
 
 CSV_FIELDS = ("call_sid", "caller", "started_at", "ended_at", "status", "queue", "priority", "reason", "rule",
-              "first_emotion", "emotion", "first_valence", "last_valence", "intents", "escalated",
-              "enqueued_at", "picked_at", "agent", "decision_latency_ms", "end_reason", "model")
+              "first_emotion", "emotion", "first_valence", "last_valence", "intents", "keypad", "escalated",
+              "anger_rose", "rerouted", "asked_manager", "peak_anger", "repeat_caller", "opted_out", "csat",
+              "enqueued_at", "picked_at", "agent", "decision_latency_ms", "end_reason", "model",
+              *(f"{p}_{m}" for p in PHASES for m in ("anger", "valence")))
 
 
 async def agent_state(store: CallStore, policy: Policy, agent_id: str) -> dict[str, Any]:
@@ -53,6 +56,7 @@ async def wallboard(store: CallStore, policy: Policy, now: float | None = None) 
         wait_s = round(now - float(call["enqueued_at"]), 1) if waiting else None
         row: dict[str, Any] = {
             "call_sid": sid, "caller": call.get("caller", ""), "status": call.get("status", ""),
+            "phase": call.get("phase", ""),
             "emotion": call.get("emotion", ""), "queue": call.get("queue", ""),
             "priority": int(call["priority"]) if call.get("priority") else None, "wait_s": wait_s,
             "anger_s": anger_s, "reason": call.get("reason", ""), "agent": call.get("agent", ""),
@@ -123,7 +127,10 @@ def calls_csv(rows: list[dict[str, str]]) -> str:
     writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, extrasaction="ignore")
     writer.writeheader()
     for r in sorted(rows, key=lambda r: float(r.get("started_at", 0))):
-        writer.writerow({k: _csv_safe(r.get(k, "")) for k in CSV_FIELDS})
+        flat = dict(r)
+        for phase, (_, anger, valence) in parse_phase_stats(r.get("phase_stats")).items():
+            flat[f"{phase}_anger"], flat[f"{phase}_valence"] = str(anger), str(valence)
+        writer.writerow({k: _csv_safe(str(flat.get(k, ""))) for k in CSV_FIELDS})
     return out.getvalue()
 
 
@@ -148,7 +155,7 @@ class AgentView:
     Events about other callers cost nothing.
     """
 
-    RELOAD_ON = frozenset({"started", "decision", "reroute", "reprioritise", "pickup", "ended"})
+    RELOAD_ON = frozenset({"started", "decision", "reroute", "reprioritise", "pickup", "ended", "opted_out"})
 
     def __init__(self, store: CallStore, policy: Policy, agent_id: str) -> None:
         """Follow ``agent_id``'s card."""

@@ -94,7 +94,7 @@ function renderWallboard(board) {
   const rows = board.calls.map((c) => {
     const style = STYLE[c.emotion] || { colour: "#9e9e9e", icon: "…" };
     const row = el("tr", { class: `row${c.alerts.length ? " alert" : ""}`, "data-call": c.call_sid },
-      el("td", {}, c.call_sid.slice(0, 12) + "…"), el("td", {}, c.caller), el("td", {}, c.status),
+      el("td", {}, c.call_sid.slice(0, 12) + "…"), el("td", {}, c.caller), el("td", {}, c.status), el("td", { class: "phase" }, c.phase || "–"),
       el("td", { class: "emo", style: `color:${style.colour}` }, `${style.icon} ${c.emotion || "–"}`),
       el("td", {}, c.queue || "–"), el("td", {}, c.priority ?? "–"), el("td", {}, secs(c.wait_s)),
       el("td", {}, c.anger_s ? secs(c.anger_s) : "–"), el("td", {}, c.reason || "–"));
@@ -109,14 +109,15 @@ function initSupervisor() {
   const refresh = () => getJSON("/dashboard/api/wallboard").then(renderWallboard).catch(console.error);
   const soon = debounce(refresh, 150);
   refresh();
-  listen("/dashboard/events?scope=all", ["started", "reading", "transcript", "partial", "decision", "reprioritise", "reroute", "pickup", "ended"], soon);
+  listen("/dashboard/events?scope=all", ["started", "reading", "transcript", "partial", "decision", "reprioritise", "reroute", "pickup", "phase", "opted_out", "ended"], soon);
   setInterval(refresh, 3000);
 }
 
 // ---- call timeline ---------------------------------------------------------
 function drawTimeline(data) {
   const summary = data.call;
-  const fields = ["caller", "status", "queue", "priority", "reason", "agent", "decision_latency_ms", "model"];
+  const fields = ["caller", "status", "phase", "queue", "priority", "reason", "keypad", "agent", "csat", "opted_out",
+    "decision_latency_ms", "model"];
   $("#summary").replaceChildren(...fields.flatMap((f) => [el("dt", {}, f), el("dd", {}, summary[f] ?? "–")]));
   const readings = data.timeline.filter((e) => e.type === "reading");
   const t = readings.map((r) => Number(r.t));
@@ -137,6 +138,18 @@ function drawTimeline(data) {
   });
   const annotations = marks.map((m) => ({ x: m.t !== undefined ? Number(m.t) : lastT, yref: "paper", y: 1.08, showarrow: false,
     text: m.type === "pickup" ? `agent ${m.agent}` : `${m.type}: ${m.queue} P${m.priority}`, font: { size: 11 } }));
+  // call phases as bands: greeting from 0, then each phase entry until the next (or the last thing heard)
+  const ends = data.timeline.map((e) => Number(e.t)).filter((x) => !Number.isNaN(x));
+  const lastT2 = Math.max(lastT, ...ends, 1);
+  const starts = [{ t: 0, phase: "greeting" }, ...data.timeline.filter((e) => e.type === "phase").map((e) => ({ t: Number(e.t), phase: e.phase }))];
+  starts.forEach((s, i) => {
+    const x1 = i + 1 < starts.length ? starts[i + 1].t : lastT2;
+    if (x1 <= s.t) return;
+    shapes.push({ type: "rect", layer: "below", x0: s.t, x1, yref: "paper", y0: 0, y1: 1, line: { width: 0 },
+      fillcolor: PHASE_COLOURS[s.phase] || "#eeeeee", opacity: 0.3 });
+    annotations.push({ x: (s.t + x1) / 2, yref: "paper", y: -0.02, yanchor: "top", showarrow: false, text: s.phase, font: { size: 11, color: "#455a64" } });
+  });
+  $("#chart").dataset.phases = starts.map((s) => s.phase).join(",");
   const layout = { margin: { t: 40, r: 60, l: 50, b: 40 }, xaxis: { title: { text: "seconds into the call" } },
     yaxis: { title: { text: "class probability" }, range: [0, 1.1] },
     yaxis2: { title: { text: "arousal / valence" }, overlaying: "y", side: "right", range: [-1, 1.2],
@@ -150,7 +163,7 @@ function initCall() {
   const sid = document.body.dataset.call;
   const refresh = () => getJSON(`/dashboard/api/calls/${encodeURIComponent(sid)}/timeline`).then(drawTimeline).catch((err) => setText("#summary", String(err)));
   refresh();
-  listen(`/dashboard/events?scope=call&id=${encodeURIComponent(sid)}`, ["reading", "transcript", "decision", "reprioritise", "reroute", "pickup", "ended"], debounce(refresh, 100));
+  listen(`/dashboard/events?scope=call&id=${encodeURIComponent(sid)}`, ["reading", "transcript", "decision", "reprioritise", "reroute", "pickup", "phase", "key", "survey", "opted_out", "ended"], debounce(refresh, 100));
 }
 
 // ---- analytics --------------------------------------------------------------
@@ -177,10 +190,62 @@ async function loadAnalytics() {
     { title: { text: "Calls per queue" }, margin: { t: 40, b: 60 } }, SMALL_CHART);
   stacked("emotion-queue", a.emotion_by_queue, "First emotion heard, per queue");
   stacked("emotion-hour", a.emotion_by_hour, "First emotion heard, per hour (UTC)");
+  drawInsights(a, tile);
   const ev = a.emotion_evolution;
   Plotly.react("evolution", [{ labels: Object.keys(ev), values: Object.values(ev), type: "pie", hole: 0.45,
     marker: { colors: ["#2e7d32", "#90a4ae", "#c62828"] } }], { title: { text: "Valence, start to end of call" }, margin: { t: 40 } }, SMALL_CHART);
   markUpdated();
+}
+
+const PHASE_COLOURS = { greeting: "#90caf9", identification: "#ce93d8", queue: "#ffcc80", agent: "#a5d6a7", survey: "#b0bec5" };
+const pct = (x) => (x === null || x === undefined ? "–" : `${Math.round(x * 100)} %`);
+
+function drawInsights(a, tile) {
+  const cs = a.csat, rep = a.repeat_callers;
+  $("#kpis").append(tile("opted out", `${a.opt_outs.calls} (${pct(a.opt_outs.share)})`),
+    tile(`repeat callers (${rep.days} d)`, `${rep.repeat_calls} (${pct(rep.share)})`),
+    tile("escalation", pct(a.escalation.share_any)),
+    tile("CSAT", cs.answered ? `${fmt(cs.mean, 1)} (${cs.answered})` : "–"));
+  const hurts = a.phases.hurts_most;
+  setText("#hurts", hurts ? `Valence worsens most often from ${hurts.from} to ${hurts.to}: ${pct(hurts.share)} of ${hurts.calls} calls.`
+    : "Not enough calls with two phases to name the phase that hurts most.");
+  const phases = a.phases.order.filter((p) => a.phases.all[p]);
+  Plotly.react("phase-means", [
+    { x: phases, y: phases.map((p) => a.phases.all[p].anger), name: "mean P(angry)", type: "bar", marker: { color: STYLE.angry.colour } },
+    { x: phases, y: phases.map((p) => a.phases.all[p].valence), name: "mean valence", type: "bar", marker: { color: "#6a1b9a" } },
+  ], { title: { text: "Anger and valence per call phase" }, barmode: "group", margin: { t: 40, b: 60 } }, SMALL_CHART);
+  const steps = Object.keys(a.phases.worsened);
+  Plotly.react("phase-worsened", [{ x: steps.map((s) => s.replace(">", " → ")), y: steps.map((s) => a.phases.worsened[s].share),
+    type: "bar", marker: { color: "#c62828" }, text: steps.map((s) => `${a.phases.worsened[s].worsened}/${a.phases.worsened[s].calls}`) }],
+    { title: { text: "Share of calls whose valence worsened" }, yaxis: { tickformat: ".0%" }, margin: { t: 40, b: 80 } }, SMALL_CHART);
+  const topics = Object.keys(a.topics.totals);
+  const days = Object.keys(a.topics.by_day);
+  Plotly.react("topics-day", topics.map((t) => ({ x: days, y: days.map((d) => a.topics.by_day[d][t] || 0), name: t, type: "bar" })),
+    { title: { text: "Topics per day" }, barmode: "stack", margin: { t: 40, b: 60 } }, SMALL_CHART);
+  Plotly.react("topic-emotion", LABELS.map((label) => ({ x: topics, y: topics.map((t) => (a.topics.emotion[t] || {})[label] || 0),
+    name: label, type: "bar", marker: { color: STYLE[label].colour } })),
+    { title: { text: "First emotion heard, per topic" }, barmode: "stack", margin: { t: 40, b: 80 } }, SMALL_CHART);
+  const queues = Object.keys(a.topics.by_queue);
+  Plotly.react("topic-queue", topics.map((t) => ({ x: queues, y: queues.map((q) => a.topics.by_queue[q][t] || 0), name: t, type: "bar" })),
+    { title: { text: "Topics per queue" }, barmode: "stack", margin: { t: 40, b: 60 } }, SMALL_CHART);
+  const esc = a.escalation.by_day, edays = Object.keys(esc);
+  const kinds = { anger_rose: "anger rose while waiting", rerouted: "re-routed", asked_manager: "asked for a manager" };
+  Plotly.react("escalation", Object.entries(kinds).map(([k, name]) => ({ x: edays, y: edays.map((d) => esc[d][k] / Math.max(1, esc[d].calls)),
+    name, type: "scatter", mode: "lines+markers" })), { title: { text: "Escalation share per day" }, yaxis: { tickformat: ".0%" }, margin: { t: 40, b: 60 } }, SMALL_CHART);
+  const jitter = (i) => ((i * 7919) % 100) / 500 - 0.1;
+  Plotly.react("csat-scatter", [{ x: cs.points.map((p) => p.valence_change), y: cs.points.map((p, i) => p.csat + jitter(i)), mode: "markers", type: "scatter",
+    marker: { color: cs.points.map((p) => p.peak_anger ?? 0), colorscale: [[0, "#607d8b"], [1, "#c62828"]], cmin: 0, cmax: 1, size: 8,
+      colorbar: { title: { text: "peak P(angry)" } } }, text: cs.points.map((p) => p.call_sid), hoverinfo: "text+x+y" }],
+    { title: { text: "CSAT against valence change (start to end)" }, xaxis: { title: { text: "valence change" } },
+      yaxis: { title: { text: "score" }, range: [0.5, 5.5] }, margin: { t: 40, b: 60 } }, SMALL_CHART);
+  const corr = Object.entries(cs.correlation).filter(([, v]) => v.r !== null);
+  Plotly.react("csat-correlation", [{ x: corr.map(([k]) => k.replace(/_/g, " ")), y: corr.map(([, v]) => v.r), type: "bar",
+    marker: { color: corr.map(([, v]) => (v.r >= 0 ? "#2e7d32" : "#c62828")) }, text: corr.map(([, v]) => `n=${v.calls}`) }],
+    { title: { text: "Correlation of CSAT with the trajectory (Pearson r)" }, yaxis: { range: [-1, 1] }, margin: { t: 40, b: 80 } }, SMALL_CHART);
+  $("#disagreements tbody").replaceChildren(...(cs.disagreements.length ? cs.disagreements.map((d) => el("tr", {},
+    el("td", {}, el("a", { href: `/dashboard/calls/${encodeURIComponent(d.call_sid)}` }, d.call_sid.slice(0, 14) + "…")),
+    el("td", {}, d.csat), el("td", {}, fmt(d.valence_change)), el("td", {}, fmt(d.peak_anger)), el("td", {}, d.why)))
+    : [el("tr", {}, el("td", { class: "muted", colspan: "5" }, "none"))]));
 }
 
 function initAnalytics() {

@@ -88,7 +88,8 @@ async def take_next(agent_id: str, services: ServicesDep, principal: PrincipalDe
 
 
 @router.get("/dry-run/requests")
-async def dry_run_requests(services: ServicesDep, _: SupervisorDep, call_sid: str | None = None) -> list[dict[str, Any]]:
+async def dry_run_requests(services: ServicesDep, _: SupervisorDep,
+                           call_sid: str | None = None) -> list[dict[str, Any]]:
     """Return the Twilio REST requests recorded in dry-run mode (empty when live), or one call's."""
     return [r.as_dict() for r in list(getattr(services.actions, "requests", []))
             if call_sid is None or r.call_sid == call_sid]

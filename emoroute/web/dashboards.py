@@ -26,6 +26,7 @@ from starlette.responses import StreamingResponse
 
 import dashboards
 from dashboards.hub import Subscription, TooManyConnections
+from dashboards.insights import INSIGHT_FIELDS, insights_of, repeat_figures
 from dashboards.state import (
     ANALYTICS_FIELDS,
     AgentView,
@@ -239,21 +240,43 @@ def _range(start: str | None, end: str | None) -> tuple[float, float]:
 
 @router.get("/api/analytics")
 async def analytics_json(request: Request, services: ServicesDep, start: str | None = None,
-                         end: str | None = None) -> dict[str, Any]:
-    """Aggregates over calls that started in [start, end] (UTC, ISO 8601; default: last 24 h)."""
+                         end: str | None = None, repeat_days: float = Query(7.0, gt=0, le=90)) -> dict[str, Any]:
+    """Aggregates over calls that started in [start, end] (UTC, ISO 8601; default: last 24 h).
+
+    Besides the routing figures: call phases, topics, escalation, repeat callers (the same caller
+    within ``repeat_days`` before), opt-outs and the post-call score against the trajectory.
+    """
     _require(request, services.settings, supervisor=True)
     lo, hi = _range(start, end)
-    rows = await summaries_between(services.store, lo, hi, ANALYTICS_FIELDS)
-    return {"start": lo, "end": hi, **analytics_of(rows, list(services.policy.queues))}
+    rows, history = await _rows_and_history(services, lo, hi, repeat_days,
+                                            tuple(dict.fromkeys((*ANALYTICS_FIELDS, *INSIGHT_FIELDS))))
+    queues = list(services.policy.queues)
+    return {"start": lo, "end": hi, **analytics_of(rows, queues),
+            **insights_of(rows, queues, key_intents=_key_intents(services), history=history,
+                          repeat_days=repeat_days)}
+
+
+def _key_intents(services: ServicesDep) -> dict[str, str]:
+    return {k: c.intent for k, c in services.policy.keypad.menu.items() if c.intent}
+
+
+async def _rows_and_history(services: ServicesDep, lo: float, hi: float, repeat_days: float,
+                            fields: tuple[str, ...] | None) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """Return the calls that started in [lo, hi] and (caller hash, start) of calls from repeat_days before lo."""
+    rows = await summaries_between(services.store, lo, hi, fields)
+    earlier = await summaries_between(services.store, lo - repeat_days * 86400, lo, ("caller_hash", "started_at"))
+    return rows, earlier + [{"caller_hash": r.get("caller_hash", ""), "started_at": r.get("started_at", "")}
+                            for r in rows]
 
 
 @router.get("/api/analytics.csv", response_class=PlainTextResponse)
 async def analytics_csv(request: Request, services: ServicesDep, start: str | None = None,
-                        end: str | None = None) -> Response:
+                        end: str | None = None, repeat_days: float = Query(7.0, gt=0, le=90)) -> Response:
     """The call summaries in the range as CSV."""
     _require(request, services.settings, supervisor=True)
     lo, hi = _range(start, end)
-    rows = await summaries_between(services.store, lo, hi)
+    rows, history = await _rows_and_history(services, lo, hi, repeat_days, None)
+    repeat_figures(rows, history, repeat_days)  # marks each repeat call for its column
     return Response(calls_csv(rows), media_type="text/csv",
                     headers={"Content-Disposition": 'attachment; filename="emoroute-calls.csv"'})
 
