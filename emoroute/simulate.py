@@ -14,6 +14,7 @@ import json
 import time
 import uuid
 import xml.etree.ElementTree as ET
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -239,7 +240,7 @@ class _Line:
     def __init__(self, ws: Any, call_sid: str, stream_sid: str, account_sid: str, realtime: bool) -> None:
         self.ws, self.call_sid, self.stream_sid, self.account_sid = ws, call_sid, stream_sid, account_sid
         self.realtime = realtime
-        self.frames: list[bytes] = []
+        self.frames: deque[bytes] = deque()  # still to be said
         self.sent = 0
         self.seq = 1
         self.stopped = False
@@ -247,7 +248,7 @@ class _Line:
 
     def say(self, audio_16k: np.ndarray) -> None:
         """Queue ``audio_16k`` to be spoken after what is queued already."""
-        self.frames += mulaw_frames(audio_16k)
+        self.frames.extend(mulaw_frames(audio_16k))
 
     async def heard(self, seconds: float) -> None:
         """Wait until ``seconds`` of audio have gone out."""
@@ -257,7 +258,7 @@ class _Line:
 
     async def drained(self) -> None:
         """Wait until everything queued has been spoken."""
-        while self.sent < len(self.frames) and not self.stopped:
+        while self.frames and not self.stopped:
             self._progress.clear()
             await self._progress.wait()
 
@@ -266,7 +267,8 @@ class _Line:
         started = time.monotonic()
         silence = SILENCE_BYTE * FRAME_BYTES
         while not self.stopped:
-            payload = self.frames[self.sent] if self.sent < len(self.frames) else silence
+            speaking = bool(self.frames)
+            payload = self.frames.popleft() if speaking else silence
             self.seq += 1
             await self.ws.send(media_message(stream_sid=self.stream_sid, sequence=self.seq, chunk=self.sent + 1,
                                              timestamp_ms=self.sent * 20, payload=payload))
@@ -276,8 +278,7 @@ class _Line:
                 await asyncio.sleep(max(0.0, started + self.sent * 0.02 - time.monotonic()))
             elif self.sent % 25 == 0:
                 # fast mode still yields, and holds at 10x real time once nothing is queued
-                await asyncio.sleep(0.05 if self.sent >= len(self.frames) else 0)
-                started = time.monotonic() - self.sent * 0.02
+                await asyncio.sleep(0 if speaking else 0.05)
 
     async def stop(self) -> None:
         """Send Twilio's ``stop`` (once): the stream ends, the call may go on."""

@@ -213,12 +213,15 @@ class CallCoordinator:
             state.with_agent = True
             self.enter_phase(call_sid, "agent")
 
-    def enter_phase(self, call_sid: str, phase: str) -> None:
-        """The call moved on (a real event: decision, identification answered, agent, agent leg ended)."""
+    def enter_phase(self, call_sid: str, phase: str, at: float | None = None) -> None:
+        """The call moved on (a real event: decision, identification answered, agent, agent leg ended).
+
+        ``at``: the call time of the event (default: the audio heard so far).
+        """
         state = self.calls.get(call_sid)
         if state is None or state.ended:
             return
-        t = state.segmenter.seconds
+        t = state.segmenter.seconds if at is None else at
         try:
             entered = state.phases.enter(phase, t)
         except ValueError:
@@ -492,7 +495,7 @@ class CallCoordinator:
         else:
             self._spawn(state, self._send_route(state, decision, menu=decision.rule == "default"))
             if decision.rule != "default":  # the keypad menu is still part of the greeting
-                self.enter_phase(state.call_sid, "identification" if self.policy.identification else "queue")
+                self.enter_phase(state.call_sid, "identification" if self.policy.identification else "queue", t)
         latency_ms = (time.perf_counter() - closed_at) * 1000 if closed_at is not None else None
         if latency_ms is not None:
             self.metrics.decision_latency.observe(latency_ms / 1000)

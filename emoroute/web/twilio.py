@@ -29,7 +29,7 @@ from router.redact import mask_phone
 from telephony.credentials import check_stream_start, is_account_sid, is_call_sid, stream_parameters
 from telephony.events import CallEnded, CallStarted
 from telephony.media_stream import StreamProtocolError, TwilioStreamParser
-from telephony.twiml import goodbye_twiml, greeting_twiml
+from telephony.twiml import goodbye_twiml, greeting_twiml, with_stream_stopped
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["twilio"])
@@ -172,10 +172,7 @@ async def keypad(request: Request, services: ServicesDep, stage: str = "listen")
     policy, flow, digits = services.policy, services.coordinator.flow, params.get("Digits", "")[:8]
     if digits == policy.opt_out.key:
         services.metrics.keys.labels(stage, "opt_out").inc()
-        if not await _to_holder(services, call_sid, {"action": "opt_out", "via": "key"}):
-            services.metrics.opt_outs.inc()
-            await _bounded(services.store.opt_out(call_sid=call_sid, t=0.0, via="key"))
-        log.info("call %s: caller opted out of analysis by key", call_sid)
+        await _opt_out(services, call_sid, "key")
         return Response(flow.opted_out(call_sid), media_type=XML)
     if digits in policy.keypad.menu:
         services.metrics.keys.labels(stage, "menu").inc()
@@ -201,6 +198,14 @@ async def keypad(request: Request, services: ServicesDep, stage: str = "listen")
     return Response(flow.keypad_menu(call_sid, lead="That key is not on the menu."), media_type=XML)
 
 
+async def _opt_out(services: ServicesDep, call_sid: str, via: str) -> None:
+    """Stop the analysis and delete what it stored: by the coordinator holding the call, else here."""
+    if not await _to_holder(services, call_sid, {"action": "opt_out", "via": via}):
+        services.metrics.opt_outs.inc()
+        await _bounded(services.store.opt_out(call_sid=call_sid, t=0.0, via=via))
+    log.info("call %s: caller opted out of analysis (%s)", call_sid, via)
+
+
 async def _store_keyed(services: ServicesDep, call_sid: str, key: str, decision: Decision) -> None:
     """Store a keyed route when no coordinator holds the call (opted out, or its process is gone)."""
     phase = "identification" if services.policy.identification else "queue"
@@ -223,16 +228,23 @@ async def identify(request: Request, services: ServicesDep, step: int = 0, queue
     policy, flow = services.policy, services.coordinator.flow
     if queue not in policy.queues or not 1 <= priority <= 10 or not 0 <= step < max(1, len(policy.identification)):
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "identify: unknown step, queue or priority")
-    answered = bool(params.get("Digits", "").strip("#*") or params.get("SpeechResult", "").strip())
+    digits = params.get("Digits", "")
+    opting_out = policy.opt_out.key in digits  # "press star at any time": the caller refuses the analysis here
+    if opting_out:
+        await _opt_out(services, call_sid, "key")
+        digits = digits.replace(policy.opt_out.key, "")
+    answered = bool(digits.strip("#*") or params.get("SpeechResult", "").strip())
     name = policy.identification[step].name if policy.identification else "identification"
     await _bounded(services.store.mark(call_sid=call_sid, fields={f"identified_{name}": "1" if answered else "0"},
                                        entry={"type": "identified", "step": name, "answered": int(answered)}))
     nxt = flow.identify(step + 1, queue, priority)
-    if nxt is not None:
-        return Response(nxt, media_type=XML)
-    if not await _to_holder(services, call_sid, {"action": "phase", "phase": "queue"}):
-        await _bounded(services.store.phase_changed(call_sid=call_sid, phase="queue", t=0.0))
-    return Response(flow.enqueue(call_sid, queue, priority), media_type=XML)
+    if nxt is None:
+        if not await _to_holder(services, call_sid, {"action": "phase", "phase": "queue"}):
+            await _bounded(services.store.phase_changed(call_sid=call_sid, phase="queue", t=0.0))
+        nxt = flow.enqueue(call_sid, queue, priority)
+    if opting_out:
+        nxt = with_stream_stopped(nxt, policy.opt_out.confirmation, policy.prompts.voice)
+    return Response(nxt, media_type=XML)
 
 
 @router.post("/twilio/queue-result")
