@@ -7,12 +7,15 @@ per-phase means), so they run the same on the API, the CSV export and the benchm
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from router.phases import PHASES, parse_phase_stats
 
+Stats = dict[str, tuple[int, float, float]]  # phase -> (readings, mean P(angry), mean valence)
 INSIGHT_FIELDS = ("call_sid", "queue", "started_at", "first_valence", "last_valence", "first_emotion", "emotion",
                   "intents", "keypad", "phase_stats", "peak_anger", "asked_manager", "anger_rose", "rerouted",
                   "caller_hash", "opted_out", "csat")
@@ -28,8 +31,22 @@ def _f(row: dict[str, str], key: str) -> float | None:
         return None
 
 
-def _bucket(ts: float, fmt: str) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime(fmt)
+@lru_cache(maxsize=65536)
+def _hour_and_day(hour: int) -> tuple[str, str]:
+    moment = datetime.fromtimestamp(hour * 3600, UTC)
+    return moment.strftime("%Y-%m-%d %H:00"), moment.strftime("%Y-%m-%d")
+
+
+def _buckets(ts: float) -> tuple[str, str]:
+    """Return the UTC hour ("YYYY-MM-DD HH:00") and day of a timestamp (cached per hour: 100k calls, few hours)."""
+    return _hour_and_day(int(ts // 3600))
+
+
+def _stats(row: dict[str, str], cache: dict[int, Stats]) -> Stats:
+    key = id(row)
+    if key not in cache:
+        cache[key] = parse_phase_stats(row.get("phase_stats"))
+    return cache[key]
 
 
 def _mean(values: list[float]) -> float | None:
@@ -45,24 +62,28 @@ def topics_of(row: dict[str, str], key_intents: dict[str, str]) -> list[str]:
     return found
 
 
-def phase_figures(rows: list[dict[str, str]], queues: list[str]) -> dict[str, Any]:
+def phase_figures(rows: list[dict[str, str]], queues: list[str],
+                  parsed: dict[int, Stats] | None = None) -> dict[str, Any]:
     """Return mean P(angry) and valence per phase (all calls, per queue) and worsened shares.
 
     A call worsened from one phase to the next when its mean valence dropped by more than
     WORSE_BY; the change that worsens most often (in at least MIN_CALLS calls) is named.
     """
-    sums: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    parsed = {} if parsed is None else parsed
+    sums: dict[str, dict[str, list[float]]] = defaultdict(dict)  # scope -> phase -> [calls, anger, valence]
     steps: Counter[str] = Counter()
     worse: Counter[str] = Counter()
     for r in rows:
-        stats = parse_phase_stats(r.get("phase_stats"))
+        stats = _stats(r, parsed)
         if not stats:
             continue
         queue = r.get("queue") or "undecided"
         for phase, (_, anger, valence) in stats.items():
             for scope in ("all", queue):
-                sums[scope][f"{phase}:anger"].append(anger)
-                sums[scope][f"{phase}:valence"].append(valence)
+                acc = sums[scope].setdefault(phase, [0.0, 0.0, 0.0])
+                acc[0] += 1
+                acc[1] += anger
+                acc[2] += valence
         seen = [p for p in PHASES if p in stats]
         for a, b in zip(seen, seen[1:], strict=False):
             steps[f"{a}>{b}"] += 1
@@ -71,8 +92,8 @@ def phase_figures(rows: list[dict[str, str]], queues: list[str]) -> dict[str, An
 
     def table(scope: str) -> dict[str, dict[str, Any]]:
         got = sums.get(scope, {})
-        return {p: {"calls": len(got.get(f"{p}:anger", [])), "anger": _mean(got.get(f"{p}:anger", [])),
-                    "valence": _mean(got.get(f"{p}:valence", []))} for p in PHASES if got.get(f"{p}:anger")}
+        return {p: {"calls": int(got[p][0]), "anger": round(got[p][1] / got[p][0], 3),
+                    "valence": round(got[p][2] / got[p][0], 3)} for p in PHASES if p in got}
 
     worsened = {k: {"calls": n, "worsened": worse[k], "share": round(worse[k] / n, 3)} for k, n in steps.items()}
     named = [(v["share"], k) for k, v in worsened.items() if v["calls"] >= MIN_CALLS and v["worsened"]]
@@ -94,20 +115,22 @@ def topic_figures(rows: list[dict[str, str]], key_intents: dict[str, str]) -> di
     by_queue: dict[str, Counter[str]] = defaultdict(Counter)
     emotion: dict[str, Counter[str]] = defaultdict(Counter)
     anger: dict[str, list[float]] = defaultdict(list)
+    totals: Counter[str] = Counter()
     for r in rows:
         topics = topics_of(r, key_intents) or ["(none)"]
         ts = _f(r, "started_at")
+        hour, day = _buckets(ts) if ts is not None else ("", "")
         label, peak = r.get("first_emotion", ""), _f(r, "peak_anger")
         for t in topics:
+            totals[t] += 1
             if ts is not None:
-                by_hour[_bucket(ts, "%Y-%m-%d %H:00")][t] += 1
-                by_day[_bucket(ts, "%Y-%m-%d")][t] += 1
+                by_hour[hour][t] += 1
+                by_day[day][t] += 1
             by_queue[r.get("queue") or "undecided"][t] += 1
             if label:
                 emotion[t][label] += 1
             if peak is not None:
                 anger[t].append(peak)
-    totals = Counter(t for r in rows for t in (topics_of(r, key_intents) or ["(none)"]))
     return {
         "totals": dict(totals.most_common()),
         "by_hour": {k: dict(by_hour[k]) for k in sorted(by_hour)},
@@ -122,20 +145,23 @@ def escalation_figures(rows: list[dict[str, str]]) -> dict[str, Any]:
     """Return, per day and overall, calls whose anger rose while waiting, re-routed, or asking for a manager."""
     kinds = ("anger_rose", "rerouted", "asked_manager")
     per_day: dict[str, Counter[str]] = defaultdict(Counter)
+    overall: Counter[str] = Counter()
     for r in rows:
+        flags = [k for k in kinds if r.get(k) == "1"]
+        overall.update(flags)
+        overall["any"] += bool(flags)
         ts = _f(r, "started_at")
         if ts is None:
             continue
-        day = per_day[_bucket(ts, "%Y-%m-%d")]
+        day = per_day[_buckets(ts)[1]]
         day["calls"] += 1
-        for k in kinds:
-            day[k] += r.get(k) == "1"
-        day["any"] += any(r.get(k) == "1" for k in kinds)
+        day.update(flags)
+        day["any"] += bool(flags)
     n = len(rows)
     return {
         "by_day": {d: {k: per_day[d][k] for k in ("calls", *kinds, "any")} for d in sorted(per_day)},
-        "share": {k: round(sum(1 for r in rows if r.get(k) == "1") / n, 3) if n else 0.0 for k in kinds},
-        "share_any": round(sum(1 for r in rows if any(r.get(k) == "1" for k in kinds)) / n, 3) if n else 0.0,
+        "share": {k: round(overall[k] / n, 3) if n else 0.0 for k in kinds},
+        "share_any": round(overall["any"] / n, 3) if n else 0.0,
     }
 
 
@@ -157,7 +183,9 @@ def repeat_figures(rows: list[dict[str, str]], history: list[dict[str, str]], da
         if ts is None or not who:
             continue
         callers.add(who)
-        if any(ts - days * 86400 <= s < ts for s in starts.get(who, [])):
+        earlier = starts.get(who, [])
+        i = bisect_left(earlier, ts)  # the calls before this one; the latest must be within ``days``
+        if i and earlier[i - 1] >= ts - days * 86400:
             repeats += 1
             r["repeat_caller"] = "1"  # the CSV export shows it
     hashed = sum(1 for r in rows if r.get("caller_hash"))
@@ -177,7 +205,8 @@ def _pearson(xs: list[float], ys: list[float]) -> float | None:
     return round(sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / math.sqrt(sxx * syy), 3)
 
 
-def csat_figures(rows: list[dict[str, str]], *, max_points: int = 2000, max_listed: int = 50) -> dict[str, Any]:
+def csat_figures(rows: list[dict[str, str]], *, max_points: int = 2000, max_listed: int = 50,
+                 parsed: dict[int, Stats] | None = None) -> dict[str, Any]:
     """Return the post-call score against the trajectory: correlations, scatter points, disagreements.
 
     Listed as disagreeing: a high score (4-5) after a call that stayed angry, a low one (1-2) after
@@ -195,7 +224,7 @@ def csat_figures(rows: list[dict[str, str]], *, max_points: int = 2000, max_list
             if value is not None:
                 pairs[name][0].append(value)
                 pairs[name][1].append(score)
-        for phase, (_, _, valence) in parse_phase_stats(r.get("phase_stats")).items():
+        for phase, (_, _, valence) in _stats(r, {} if parsed is None else parsed).items():
             pairs[f"{phase}_valence"][0].append(valence)
             pairs[f"{phase}_valence"][1].append(score)
         if change is not None and len(points) < max_points:
@@ -223,11 +252,12 @@ def insights_of(rows: list[dict[str, str]], queues: list[str], *, key_intents: d
                 history: list[dict[str, str]] | None = None, repeat_days: float = 7.0) -> dict[str, Any]:
     """Return every figure above for the calls in ``rows``."""
     opted = sum(1 for r in rows if r.get("opted_out") == "1")
+    parsed: dict[int, Stats] = {}  # each call's phase_stats, decoded once
     return {
-        "phases": phase_figures(rows, queues),
+        "phases": phase_figures(rows, queues, parsed),
         "topics": topic_figures(rows, key_intents),
         "escalation": escalation_figures(rows),
         "repeat_callers": repeat_figures(rows, history if history is not None else rows, repeat_days),
         "opt_outs": {"calls": opted, "share": round(opted / len(rows), 3) if rows else 0.0},
-        "csat": csat_figures(rows),
+        "csat": csat_figures(rows, parsed=parsed),
     }

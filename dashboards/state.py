@@ -75,6 +75,10 @@ async def wallboard(store: CallStore, policy: Policy, now: float | None = None) 
             "queues": {q: {k: v for k, v in s.items() if k != "calls"} for q, s in queues.items()}}
 
 
+# what the CSV export reads of each call (its columns, the phase means' source, the caller hash)
+CSV_READ_FIELDS = tuple(dict.fromkeys((*(f for f in CSV_FIELDS if not f.endswith(("_anger", "_valence"))
+                                        or f in ("peak_anger", "first_valence", "last_valence")),
+                                       "phase_stats", "caller_hash")))
 ANALYTICS_FIELDS = ("queue", "first_emotion", "started_at", "first_valence", "last_valence", "picked_at",
                     "enqueued_at", "escalated", "priority")
 

@@ -63,3 +63,55 @@ def test_cues_trend_duration_and_suggestion():
     assert trend_word(-0.3) == "falling" and trend_word(0.05) == "steady"
     empty = caller_cues({}, [], load_policy().cues)
     assert empty["emotion"] == "unknown" and empty["suggestion"]
+
+
+def _call(sid, day, phases, **extra):
+    import json
+
+    return {"call_sid": sid, "started_at": str(day * 86400 + 3600), "phase_stats": json.dumps(phases), **extra}
+
+
+def test_insights_name_the_phase_that_hurts_most_and_relate_csat_to_the_trajectory():
+    from dashboards.insights import insights_of
+
+    rows = [
+        # three calls: fine greeting, identification sours them, the agent brings them back
+        _call("CA1", 0, {"greeting": [2, .1, .3], "identification": [1, .5, -.4], "agent": [3, .1, .2]},
+              queue="general", intents="billing_dispute", first_emotion="neutral", peak_anger="0.5", csat="4",
+              first_valence="0.3", last_valence="0.2", caller_hash="h1"),
+        _call("CA2", 0, {"greeting": [1, .2, .2], "identification": [1, .6, -.3]}, queue="retention",
+              intents="cancel", first_emotion="angry", peak_anger="0.9", csat="5", emotion="angry",
+              first_valence="-0.5", last_valence="-0.6", anger_rose="1", caller_hash="h2"),
+        _call("CA3", 1, {"greeting": [1, 0., .5], "identification": [2, .4, 0.]}, queue="sales", keypad="3",
+              first_emotion="happy", peak_anger="0.1", csat="1", first_valence="-0.2", last_valence="0.4",
+              asked_manager="1", caller_hash="h1"),
+        _call("CA4", 1, {}, queue="general", opted_out="1", keypad="0", caller_hash="h3"),
+    ]
+    a = insights_of(rows, ["retention", "sales", "general"], key_intents={"3": "purchase", "1": "cancel"},
+                    repeat_days=7)
+    ph = a["phases"]
+    assert ph["all"]["greeting"] == {"calls": 3, "anger": 0.1, "valence": 0.333}
+    assert ph["worsened"]["greeting>identification"] == {"calls": 3, "worsened": 3, "share": 1.0}
+    assert ph["worsened"]["identification>agent"] == {"calls": 1, "worsened": 0, "share": 0.0}
+    assert ph["hurts_most"] == {"from": "greeting", "to": "identification", "share": 1.0, "calls": 3}
+    assert set(ph["per_queue"]["retention"]) == {"greeting", "identification"}
+    t = a["topics"]
+    assert t["totals"] == {"billing_dispute": 1, "cancel": 1, "purchase": 1, "(none)": 1}
+    assert t["by_day"] == {"1970-01-01": {"billing_dispute": 1, "cancel": 1},
+                           "1970-01-02": {"purchase": 1, "(none)": 1}}
+    assert t["emotion"]["cancel"] == {"angry": 1} and t["angry_share"]["cancel"] == 1.0
+    assert t["by_queue"]["sales"] == {"purchase": 1}
+    e = a["escalation"]
+    assert e["by_day"]["1970-01-01"] == {"calls": 2, "anger_rose": 1, "rerouted": 0, "asked_manager": 0, "any": 1}
+    assert e["share_any"] == 0.5
+    assert a["repeat_callers"] == {"days": 7, "repeat_calls": 1, "share": 0.25, "callers": 3}
+    assert rows[2]["repeat_caller"] == "1"
+    assert a["opt_outs"] == {"calls": 1, "share": 0.25}
+    c = a["csat"]
+    assert c["answered"] == 3 and c["distribution"] == {"1": 1, "2": 0, "3": 0, "4": 1, "5": 1}
+    assert c["correlation"]["valence_change"]["r"] < -0.9  # in these three calls the score ran against the change
+    assert [(d["call_sid"], d["why"]) for d in c["disagreements"]] == [
+        ("CA2", "high score after a call that stayed angry"),
+        ("CA3", "low score after a call that improved and was never angry")]
+    empty = insights_of([], ["general"], key_intents={})
+    assert empty["phases"]["hurts_most"] is None and empty["csat"]["answered"] == 0

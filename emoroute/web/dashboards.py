@@ -29,6 +29,7 @@ from dashboards.hub import Subscription, TooManyConnections
 from dashboards.insights import INSIGHT_FIELDS, insights_of, repeat_figures
 from dashboards.state import (
     ANALYTICS_FIELDS,
+    CSV_READ_FIELDS,
     AgentView,
     agent_state,
     analytics_of,
@@ -261,7 +262,7 @@ def _key_intents(services: ServicesDep) -> dict[str, str]:
 
 
 async def _rows_and_history(services: ServicesDep, lo: float, hi: float, repeat_days: float,
-                            fields: tuple[str, ...] | None) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+                            fields: tuple[str, ...]) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
     """Return the calls that started in [lo, hi] and (caller hash, start) of calls from repeat_days before lo."""
     rows = await summaries_between(services.store, lo, hi, fields)
     earlier = await summaries_between(services.store, lo - repeat_days * 86400, lo, ("caller_hash", "started_at"))
@@ -275,7 +276,7 @@ async def analytics_csv(request: Request, services: ServicesDep, start: str | No
     """The call summaries in the range as CSV."""
     _require(request, services.settings, supervisor=True)
     lo, hi = _range(start, end)
-    rows, history = await _rows_and_history(services, lo, hi, repeat_days, None)
+    rows, history = await _rows_and_history(services, lo, hi, repeat_days, CSV_READ_FIELDS)
     repeat_figures(rows, history, repeat_days)  # marks each repeat call for its column
     return Response(calls_csv(rows), media_type="text/csv",
                     headers={"Content-Disposition": 'attachment; filename="emoroute-calls.csv"'})
