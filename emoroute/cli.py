@@ -204,14 +204,18 @@ def _load_audio_or_none(path: Path):  # type: ignore[no-untyped-def]
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from emoroute.simulate import SimTarget, simulate_many
+    from emoroute.simulate import CallerScript, SimTarget, simulate_many
 
     audios = [(str(p), a) for p in args.audio if (a := _load_audio_or_none(p)) is not None]
     if not audios:
         return 2
     target = SimTarget(url=args.url.rstrip("/"), public_url=(args.public_url or args.url).rstrip("/"),
                        auth_token=args.auth_token, api_token=args.api_token)
-    results = asyncio.run(simulate_many(target, audios, calls=args.calls, realtime=args.realtime))
+    script = CallerScript(key=args.press, key_after_s=args.press_after, menu_key=args.menu_key,
+                          account_digits=args.account_digits, agent=args.agent,
+                          agent_audio=_load_audio_or_none(args.agent_audio) if args.agent_audio else None,
+                          survey_score=args.survey)
+    results = asyncio.run(simulate_many(target, audios, calls=args.calls, realtime=args.realtime, scripts=[script]))
     for r in results:
         if args.json:
             _out(r)
@@ -219,7 +223,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
             _say(f"{r['file']}: FAILED {r['error']}")
         else:
             _say(f"{r['call_sid']} {Path(r['file']).name}: -> {r.get('queue', '?')} priority "
-                 f"{r.get('priority', '?')} ({r.get('reason', 'no decision observed')})")
+                 f"{r.get('priority', '?')} ({r.get('reason', 'no decision observed')}); "
+                 f"Twilio asked: {', '.join(s.split(' ')[0] for s in r.get('steps', []))}")
     return 1 if any("error" in r or not r.get("queue") for r in results) else 0
 
 
@@ -268,6 +273,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--auth-token", default=os.environ.get("EMOROUTE_TWILIO_AUTH_TOKEN", "dev-auth-token"))
     p.add_argument("--api-token", default=os.environ.get("EMOROUTE_API_TOKEN", "dev-supervisor-token"))
     p.add_argument("--json", action="store_true", help="one JSON object per call")
+    flow = p.add_argument_group("the caller's part of the call flow (Twilio's callbacks, signed)")
+    flow.add_argument("--press", metavar="KEY", help="press KEY while asked (a menu key, or * to refuse analysis)")
+    flow.add_argument("--press-after", type=float, default=1.0, metavar="S", help="... after S s of audio")
+    flow.add_argument("--menu-key", metavar="KEY", help="press KEY when the keypad menu is offered (default none)")
+    flow.add_argument("--account-digits", default="", help="keyed at identification (default: just #; * refuses)")
+    flow.add_argument("--agent", help="an agent with this name takes the call (TaskRouter's reservation.accepted); "
+                                      "without it the caller hangs up while queued")
+    flow.add_argument("--agent-audio", type=Path, help="what the caller says to the agent")
+    flow.add_argument("--survey", choices=["1", "2", "3", "4", "5"], help="the post-call survey key")
     p.set_defaults(func=_cmd_simulate)
 
     p = sub.add_parser("classify", help="emotion of audio files (one result per file)")

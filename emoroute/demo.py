@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -14,7 +15,7 @@ from audio_models.audio_io import load_audio
 from emoroute.app import create_app
 from emoroute.redis_server import free_port
 from emoroute.settings import Settings
-from emoroute.simulate import SimTarget, simulate_many
+from emoroute.simulate import CallerScript, SimTarget, simulate_many
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,20 @@ DEMO_CLIPS = (
     "ravdess/Actor_24/03-01-05-02-02-01-24.flac",  # angry
     "ravdess/Actor_23/03-01-03-02-01-02-23.flac",  # happy
 )
+
+
+def demo_scripts(agent: str, agent_audio: np.ndarray) -> list[CallerScript]:
+    """What each demo caller does beyond speaking (in DEMO_CLIPS order, then the silent caller).
+
+    Most reach an agent and answer the survey; one presses 3 while asked; one refuses the analysis
+    (star at identification); the silent one gets the keypad menu and presses 2.
+    """
+    def talks(score: str, **more: Any) -> CallerScript:
+        return CallerScript(agent=agent, agent_audio=agent_audio, account_digits="40721193", survey_score=score,
+                            **more)
+
+    return [talks("2"), talks("5"), talks("4", key="3", key_after_s=0.6), talks("3"),
+            CallerScript(agent=agent, account_digits="*"), talks("4"), talks("1", menu_key="2")]
 
 
 def demo_audio(data: Path) -> list[tuple[str, np.ndarray]]:
@@ -64,18 +79,28 @@ async def run_demo(*, data: Path, port: int, exit_after: bool, realtime: bool, d
     target = SimTarget(url=url, public_url=url, auth_token=settings.twilio_auth_token,
                        api_token=settings.api_token)
     await _register_demo_agent(url, settings)
+    agent_id = next(iter(settings.agent_token_map()))
+    audios.append(("(a caller who says nothing)", np.zeros(16000 * 7, dtype=np.float32)))
     _say(f"EmoRoute demo: server {url}, embedded Redis under {data_dir}/redis, "
          f"{len(audios)} simulated calls ({'real time' if realtime else 'fast'})")
-    results = await simulate_many(target, audios, calls=len(audios), realtime=realtime)
+    scripts = demo_scripts(agent_id, audios[2][1])
+    # two callers call twice (a repeat caller in analytics)
+    callers = ["+15550001001", "+15550001002", "+15550001003", "+15550001001", "+15550001005",
+               "+15550001002", "+15550001007"]
+    results = await simulate_many(target, audios, calls=len(audios), realtime=realtime, scripts=scripts,
+                                  callers=callers)
     for r in results:
         label = Path(r["file"]).name
         if "error" in r or not r.get("queue"):
             _say(f"  {label}: NOT ROUTED {r.get('error', '(no decision observed)')}")
             continue
+        extra = "".join([f", pressed {r['keypad']}" if r.get("keypad") else "",
+                         ", opted out of analysis" if r.get("opted_out") else "",
+                         f", survey {r['csat']}/5" if r.get("csat") else ""])
         _say(f"  {label}: -> {r['queue']:<9} priority {r['priority']:>2}  {r['reason']}  "
-             f"[emotion {r.get('emotion', '?')}, decided in {r.get('decision_latency_ms', '?')} ms]")
+             f"[emotion {r.get('emotion', '–')}, decided in {r.get('decision_latency_ms', '–')} ms{extra}]")
     token = settings.api_token
-    agent_id, agent_token = next(iter(settings.agent_token_map().items()))
+    agent_token = settings.agent_token_map()[agent_id]
     _say(f"Dashboards: {url}/dashboard/supervisor?token={token}")
     _say(f"Agent view: {url}/dashboard/agent?agent={agent_id}&token={agent_token}")
     _say(f"Analytics:  {url}/dashboard/analytics?token={token}")

@@ -89,6 +89,9 @@ class CallerScript:
     agent: str | None = None
     agent_audio: np.ndarray | None = None
     survey_score: str | None = None
+    identify_s: float = 1.5  # call time the caller takes to key the account number
+    queue_wait_s: float = 2.0  # call time waiting in the queue before the agent answers
+    survey_s: float = 2.0  # call time listening to the survey question before keying
 
 
 class _Twilio:
@@ -208,10 +211,12 @@ async def _follow(twilio: _Twilio, line: _Line, twiml: str | None, script: Calle
                 digits = script.menu_key or ""
             elif path.endswith("/twilio/identify"):
                 digits = script.account_digits
+                await line.pause(script.identify_s)
             elif path.endswith("/twilio/survey"):
                 digits = script.survey_score or ""
                 if not digits:
                     return  # no key: the survey's <Hangup>
+                await line.pause(script.survey_s)
             else:
                 return
             if not digits and gather.get("actionOnEmptyResult") != "true":
@@ -221,6 +226,7 @@ async def _follow(twilio: _Twilio, line: _Line, twiml: str | None, script: Calle
         if enqueue is not None and enqueue.get("action"):
             if script.agent is None:
                 return  # the caller gives up in the queue
+            await line.pause(script.queue_wait_s)
             task = json.dumps({"call_sid": twilio.call_sid})
             await twilio.post(twilio.target.public_url.rstrip("/") + "/twilio/taskrouter",
                               EventType="reservation.accepted", TaskAttributes=task, WorkerName=script.agent)
@@ -255,6 +261,10 @@ class _Line:
         while self.sent * 0.02 < seconds and not self.stopped:
             self._progress.clear()
             await self._progress.wait()
+
+    async def pause(self, seconds: float) -> None:
+        """Wait for ``seconds`` more of call time (audio or silence) to go out."""
+        await self.heard(self.sent * 0.02 + seconds)
 
     async def drained(self) -> None:
         """Wait until everything queued has been spoken."""
@@ -292,13 +302,16 @@ class _Line:
 
 
 async def simulate_many(
-    target: SimTarget, audios: list[tuple[str, np.ndarray]], *, calls: int, realtime: bool
+    target: SimTarget, audios: list[tuple[str, np.ndarray]], *, calls: int, realtime: bool,
+    scripts: list[CallerScript] | None = None, callers: list[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Run ``calls`` concurrent calls cycling through ``audios``; return their summaries."""
+    """Run ``calls`` concurrent calls cycling through ``audios`` (``scripts``, ``callers``); return the summaries."""
     async def one(i: int) -> dict[str, Any]:
         name, audio = audios[i % len(audios)]
+        script = scripts[i % len(scripts)] if scripts else None
+        caller = callers[i % len(callers)] if callers else f"+1555000{i:04d}"
         try:
-            result = await simulate_call(target, audio, realtime=realtime, caller=f"+1555000{i:04d}")
+            result = await simulate_call(target, audio, realtime=realtime, caller=caller, script=script)
         except (OSError, httpx.HTTPError, websockets.WebSocketException, RuntimeError) as exc:
             result = {"error": f"{type(exc).__name__}: {exc}"}
         return {"file": name, **result}

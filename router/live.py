@@ -71,6 +71,7 @@ class CallState:
     key: str | None = None  # the keypad key the call was routed by
     opted_out: bool = False  # the caller refused the analysis: nothing more is scored or stored
     asked_manager: bool = False
+    stream_gone: bool = False  # an opted-out caller's stream stopped; the call goes on
 
 
 class CallCoordinator:
@@ -603,10 +604,14 @@ class CallCoordinator:
         if state is None or state.ended:
             return
         if state.opted_out and reason in ("stop", "socket_closed", "idle_timeout"):
-            state.ended = True
+            if state.stream_gone:
+                return
+            state.stream_gone = True
             if state.timer is not None:
                 state.timer.cancel()
             await self._persist(state, lambda: self.store.release(call_sid=call_sid, owner=self.process_id))
+            if state.ended:
+                return  # the status callback ended the call meanwhile
             self.metrics.live_calls.dec()
             del self.calls[call_sid]
             log.info("call %s: stream stopped after the opt-out; the call goes on without analysis", call_sid)

@@ -65,9 +65,11 @@ end
 return out
 """
 # Accept a call's first Media Stream: it must have been announced by a signed voice webhook, and
-# have no stream yet. Returns 1 accepted, 0 never announced (or expired), -1 a stream exists already.
+# have no stream yet, and its caller must not have refused the analysis. Returns 1 accepted, 0 never
+# announced (or expired), -1 a stream exists already, -2 the caller opted out.
 CLAIM_STREAM_LUA = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('HGET', KEYS[3], 'opted_out') == '1' then return -2 end
 if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'EX', ARGV[2]) then return 1 end
 return -1
 """
@@ -384,11 +386,13 @@ class CallStore:
     async def claim_stream(self, *, call_sid: str, stream_sid: str) -> int:
         """Return 1 if this stream is the announced call's first, 0 if never announced, -1 if it has one.
 
+        -2 if the caller already refused the analysis (pressed the key before the stream connected).
+
         Raises:
             RedisError: Redis could not answer (the caller decides what a local record allows).
         """
-        return int(await self.redis.eval(CLAIM_STREAM_LUA, 2, keys.announced(call_sid), keys.stream_owner(call_sid),
-                                         stream_sid, int(self.retention_s + self.max_call_s)))
+        return int(await self.redis.eval(CLAIM_STREAM_LUA, 3, keys.announced(call_sid), keys.stream_owner(call_sid),
+                                         keys.call(call_sid), stream_sid, int(self.retention_s + self.max_call_s)))
 
     async def count_login_failure(self, *, client: str, window_s: int = 60) -> int:
         """Count a failed dashboard login from ``client`` in the current window; return the count."""

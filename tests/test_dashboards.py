@@ -189,3 +189,58 @@ def test_agent_card_carries_what_the_caller_is_saying_now():
     summary = {"call_sid": "CA1", "partial_transcript": "I want to cancel my"}
     assert caller_cues(summary, [], load_policy().cues)["hearing"] == "I want to cancel my"
     assert caller_cues({"call_sid": "CA1"}, [], load_policy().cues)["hearing"] == ""
+
+
+async def test_phase_bands_and_the_new_analytics_panels_in_a_real_browser(live_server, browser, angry_audio,
+                                                                          neutral_audio, redis_url, shots):
+    from emoroute.simulate import CallerScript, SimTarget, simulate_many
+
+    base = live_server.url
+    target = SimTarget(url=base, public_url=base, auth_token="dev-auth-token", api_token="dev-supervisor-token")
+    talk = {"agent": "agent-1", "agent_audio": neutral_audio, "account_digits": "1234"}
+    scripts = [CallerScript(**talk, survey_score="5"),  # angry, then calm with the agent: a high score
+               CallerScript(key="3", key_after_s=0.4, **talk, survey_score="2"),  # a keypad caller
+               CallerScript(account_digits="*")]  # refuses the analysis at identification
+    audio = [("angry", np.concatenate([angry_audio, neutral_audio])), ("neutral", neutral_audio),
+             ("angry", angry_audio)]
+    # at real-time pace: the timeline's call time and the webhooks' wall-clock times then agree, as on a real call
+    full, keyed, opted = await simulate_many(target, audio, calls=3, realtime=True, scripts=scripts,
+                                             callers=["+15550002001", "+15550002002", "+15550002001"])
+    assert full["csat"] == "5" and keyed["keypad"] == "3" and opted["opted_out"] == "1"
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    for call in (full, keyed, opted):
+        wait_for(lambda c=call: r.hget(keys.call(c["call_sid"]), "status") == "ended", what="call end")
+    r.close()
+
+    # the timeline shows the call's phases as bands, in order
+    browser.get(f"{base}/dashboard/calls/{full['call_sid']}?token=dev-supervisor-token")
+    chart = "document.getElementById('chart')"
+    wait_js(browser, f"{chart}.data && {chart}.data[0].x.length > 0", what="timeline chart points")
+    assert js(browser, f"{chart}.dataset.phases") == "greeting,identification,queue,agent,survey"
+    bands = js(browser, f"{chart}.layout.shapes.filter((s) => s.type === 'rect').length")
+    assert bands >= 4  # identification may be too short to draw in a fast simulated call
+    assert js(browser, "document.querySelectorAll('#chart .layer-below .shapelayer path').length") >= bands
+    labels = js(browser, f"{chart}.layout.annotations.map((a) => a.text)")
+    assert {"greeting", "queue", "agent", "survey"} <= set(labels)
+    browser.save_screenshot(str(shots / "call-phases.png"))
+
+    # analytics: phases, topics, escalation, repeat callers, opt-outs, CSAT panels drawn from those calls
+    browser.get(f"{base}/dashboard/analytics")
+    wait_js(browser, "window.emoroute.updates > 0", what="analytics render")
+    tiles = js(browser, "[...document.querySelectorAll('#kpis .tile')].map((t) => t.textContent)")
+    assert any(t.startswith("opted out") and "1 (33 %)" in t for t in tiles), tiles
+    assert any(t.startswith("repeat callers") and t.endswith("1 (33 %)") for t in tiles), tiles
+    assert any(t.startswith("CSAT") and "3.5 (2)" in t for t in tiles), tiles
+    phases = js(browser, "document.getElementById('phase-means').data[0].x")
+    assert phases[0] == "greeting" and "agent" in phases
+    assert js(browser, "document.querySelectorAll('#phase-means .bars path').length") >= len(phases)
+    assert "purchase" in js(browser, "document.getElementById('topic-emotion').data[0].x")
+    assert len(js(browser, "document.getElementById('csat-scatter').data[0].x")) == 2
+    assert js(browser, "document.querySelectorAll('#csat-scatter .scatterlayer .point').length") == 2
+    assert js(browser, "document.getElementById('escalation').data.length") == 3
+    rows = js(browser, "[...document.querySelectorAll('#disagreements tbody tr')].map((t) => t.textContent)")
+    assert rows and all(isinstance(t, str) for t in rows)
+    browser.execute_script("document.querySelector('h2').scrollIntoView()")
+    browser.save_screenshot(str(shots / "analytics-phases.png"))
+    browser.execute_script("document.querySelector('#csat-scatter').scrollIntoView()")
+    browser.save_screenshot(str(shots / "analytics-csat.png"))

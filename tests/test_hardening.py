@@ -578,3 +578,21 @@ async def test_a_full_emotion_queue_drops_sliding_windows_never_an_utterance(emo
     assert all(not isinstance(x, BaseException) and x.label for x in utterance_results)  # every utterance scored
     assert any(isinstance(x, WorkDropped) for x in window_results) and scorer.dropped > 0
     assert not [x for x in window_results if isinstance(x, BaseException) and not isinstance(x, WorkDropped)]
+
+
+async def test_a_caller_who_refused_before_the_stream_connected_is_never_streamed(live_server, redis_url):
+    url = ws_url(live_server)
+    sid = new_call_sid()
+    params = await asyncio.to_thread(announce, url, sid)
+    # the opt-out key reaches the keypad webhook before Twilio's WebSocket does
+    answer = signed_post(live_server.url, live_server.url, "/twilio/keypad?stage=listen",
+                         {"CallSid": sid, "AccountSid": ACCOUNT, "Digits": "*"})
+    assert answer.status_code == 200 and "<Stop><Stream name=\"emoroute\" /></Stop>" in answer.text
+    ws, _ = await open_stream(url, sid, params)
+    assert await refused_with(ws) == (1008, "opted_out")
+    await ws.close()
+    assert metric(live_server, 'emoroute_streams_refused_total{reason="opted_out"}') == 1.0
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    assert r.hget(keys.call(sid), "opted_out") == "1"
+    assert [f["type"] for _, f in r.xrange(keys.timeline(sid))] == ["started", "opted_out"]
+    r.close()

@@ -221,7 +221,7 @@ function drawInsights(a, tile) {
   const topics = Object.keys(a.topics.totals);
   const days = Object.keys(a.topics.by_day);
   Plotly.react("topics-day", topics.map((t) => ({ x: days, y: days.map((d) => a.topics.by_day[d][t] || 0), name: t, type: "bar" })),
-    { title: { text: "Topics per day" }, barmode: "stack", margin: { t: 40, b: 60 } }, SMALL_CHART);
+    { title: { text: "Topics per day" }, barmode: "stack", xaxis: { type: "category" }, margin: { t: 40, b: 60 } }, SMALL_CHART);
   Plotly.react("topic-emotion", LABELS.map((label) => ({ x: topics, y: topics.map((t) => (a.topics.emotion[t] || {})[label] || 0),
     name: label, type: "bar", marker: { color: STYLE[label].colour } })),
     { title: { text: "First emotion heard, per topic" }, barmode: "stack", margin: { t: 40, b: 80 } }, SMALL_CHART);
@@ -231,7 +231,8 @@ function drawInsights(a, tile) {
   const esc = a.escalation.by_day, edays = Object.keys(esc);
   const kinds = { anger_rose: "anger rose while waiting", rerouted: "re-routed", asked_manager: "asked for a manager" };
   Plotly.react("escalation", Object.entries(kinds).map(([k, name]) => ({ x: edays, y: edays.map((d) => esc[d][k] / Math.max(1, esc[d].calls)),
-    name, type: "scatter", mode: "lines+markers" })), { title: { text: "Escalation share per day" }, yaxis: { tickformat: ".0%" }, margin: { t: 40, b: 60 } }, SMALL_CHART);
+    name, type: "scatter", mode: "lines+markers" })), { title: { text: "Escalation share per day" }, xaxis: { type: "category" },
+    yaxis: { tickformat: ".0%", range: [0, 1] }, margin: { t: 40, b: 60 } }, SMALL_CHART);
   const jitter = (i) => ((i * 7919) % 100) / 500 - 0.1;
   Plotly.react("csat-scatter", [{ x: cs.points.map((p) => p.valence_change), y: cs.points.map((p, i) => p.csat + jitter(i)), mode: "markers", type: "scatter",
     marker: { color: cs.points.map((p) => p.peak_anger ?? 0), colorscale: [[0, "#607d8b"], [1, "#c62828"]], cmin: 0, cmax: 1, size: 8,
@@ -241,7 +242,9 @@ function drawInsights(a, tile) {
   const corr = Object.entries(cs.correlation).filter(([, v]) => v.r !== null);
   Plotly.react("csat-correlation", [{ x: corr.map(([k]) => k.replace(/_/g, " ")), y: corr.map(([, v]) => v.r), type: "bar",
     marker: { color: corr.map(([, v]) => (v.r >= 0 ? "#2e7d32" : "#c62828")) }, text: corr.map(([, v]) => `n=${v.calls}`) }],
-    { title: { text: "Correlation of CSAT with the trajectory (Pearson r)" }, yaxis: { range: [-1, 1] }, margin: { t: 40, b: 80 } }, SMALL_CHART);
+    { title: { text: "Correlation of CSAT with the trajectory (Pearson r)" }, yaxis: { range: [-1, 1] }, margin: { t: 40, b: 80 },
+      annotations: corr.length ? [] : [{ text: "needs at least 3 scored calls with varied answers", showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5 }] },
+    SMALL_CHART);
   $("#disagreements tbody").replaceChildren(...(cs.disagreements.length ? cs.disagreements.map((d) => el("tr", {},
     el("td", {}, el("a", { href: `/dashboard/calls/${encodeURIComponent(d.call_sid)}` }, d.call_sid.slice(0, 14) + "…")),
     el("td", {}, d.csat), el("td", {}, fmt(d.valence_change)), el("td", {}, fmt(d.peak_anger)), el("td", {}, d.why)))

@@ -138,6 +138,11 @@ async def fallback(request: Request, services: ServicesDep) -> Response:
 
 async def _to_holder(services: ServicesDep, call_sid: str, request: dict[str, object]) -> bool:
     """Hand ``request`` to the coordinator holding the call (here or another process); False if none does."""
+    # a stream admitted here registers its call a moment later (its VAD loads first): wait for it
+    for _ in range(40):
+        if call_sid in services.coordinator.calls or call_sid not in services.ledger.streaming:
+            break
+        await asyncio.sleep(0.025)
     if call_sid in services.coordinator.calls:
         await services.coordinator.control({**request, "call_sid": call_sid})
         return True
@@ -376,6 +381,8 @@ async def _admit(event: CallStarted, services: ServicesDep) -> tuple[str, str] |
         return "unverifiable", f"call {event.call_sid}: Redis unavailable and not announced here"
     if claimed == 0:
         return "not_announced", f"call {event.call_sid}: no signed voice webhook announced it"
+    if claimed == -2:
+        return "opted_out", f"call {event.call_sid}: the caller refused the analysis"
     if claimed < 0:
         return "duplicate_stream", f"call {event.call_sid} already has a stream"
     return None
