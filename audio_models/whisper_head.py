@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from audio_models.calibration import CALIBRATION_FILE, load_temperature, temperature_scale
 from audio_models.emotion import (
     DEFAULT_MODEL_DIR,
     EcapaEmotionModel,
@@ -95,6 +96,7 @@ class FusedEmotionModel:
         self.hparams: dict[str, Any] = ecapa.hparams
         self.name = f"{ecapa.name}+whisper-head"
         self.load_seconds = ecapa.load_seconds
+        self.temperature: float | None = None  # see audio_models.calibration (from_dir reads it)
 
     @classmethod
     def from_dir(cls, source: str | Path = DEFAULT_MODEL_DIR) -> FusedEmotionModel:
@@ -111,7 +113,14 @@ class FusedEmotionModel:
             raise ModelLoadError(f"cannot read {head_file}: {exc}") from exc
         # an ECAPA-TDNN on Whisper block-1 frames already computes what the head reads
         shared = ecapa.whisper_frontend
-        return cls(ecapa, head, shared if shared is not None else WhisperLayerEmbedder(head.block))
+        model = cls(ecapa, head, shared if shared is not None else WhisperLayerEmbedder(head.block))
+        try:
+            model.temperature = load_temperature(src)
+        except (OSError, KeyError, ValueError) as exc:
+            raise ModelLoadError(f"cannot read {src / CALIBRATION_FILE}: {exc}") from exc
+        if model.temperature is not None:
+            model.name += f"+T{model.temperature:g}"
+        return model
 
     def classify_batch(self, waves: Sequence[np.ndarray]) -> list[EmotionReading]:
         """Return one fused reading per waveform."""
@@ -125,6 +134,8 @@ class FusedEmotionModel:
             ecapa, means = self.ecapa.class_probs(prepared)[0], self.embedder.embed_batch(prepared)
         head = self.head.probs(means)
         fused = self.ecapa_weight * ecapa + (1 - self.ecapa_weight) * head
+        if self.temperature is not None:
+            fused = temperature_scale(fused, self.temperature)
         out = []
         for row in fused:
             p = {lab: round(float(v), 4) for lab, v in zip(self.labels, row, strict=True)}

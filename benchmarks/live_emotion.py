@@ -5,7 +5,9 @@ the caller's first utterance (often part of a sentence), the pipeline scores tha
 the routing decision follows from it. This streams the 144 held-out RAVDESS clips of the four
 classes (actors 1, 2, 23, 24; calm counted as neutral, as in training) to a real server as
 Twilio calls, eight at a time, and scores each call's *first* emotion reading against the
-clip's label (UAR, confusion) and counts where angry and happy callers were routed. Run it
+clip's label (UAR, confusion), counts where angry and happy callers were routed (strongly angry
+callers sent to sales: the costliest mistake) and prices every call's queue with policy.yaml's
+``emotion_routing.costs`` (the mean misroute cost per call). Run it
 with ``EMOROUTE_TRANSCRIBER=none`` to read tone alone (what was said does not move the queue);
 ``EMOROUTE_EMOTION_MODEL_DIR`` / ``EMOROUTE_EMOTION_BACKEND`` pick the model. Prints one JSON line.
 
@@ -26,6 +28,7 @@ from audio_models.training.corpora import list_corpora
 from audio_models.training.metrics import classification_summary
 from benchmarks.common import served
 from emoroute.simulate import SimTarget, simulate_many
+from router.policy import load_policy
 
 HELD_OUT = {f"ravdess-{a:02d}" for a in (1, 2, 23, 24)}
 LABELS = ("angry", "happy", "neutral", "sad")
@@ -55,12 +58,25 @@ def main() -> None:
     summary = classification_summary(truth, [r["first_emotion"] for r in scored], LABELS)
     queues = {lab: dict(Counter(r.get("queue", "none") for r, t in zip(scored, truth, strict=True) if t == lab))
               for lab in LABELS}
+    costs = load_policy(Path(os.environ["EMOROUTE_POLICY_FILE"]) if os.environ.get("EMOROUTE_POLICY_FILE")
+                        else None).emotion_routing.costs
+    strong = [(r, label[r["file"]]) for r in results if r["file"].split("-")[3] == "02"]  # RAVDESS intensity
+    call_costs = [costs[label[r["file"]]].get(r.get("queue", ""), max(costs[label[r["file"]]].values()))
+                  for r in results]
     print(json.dumps({
         "benchmark": "live_emotion", "streamed": len(clips), "scored": len(scored),
         "model": scored[0].get("model") if scored else None,
         "transcriber": os.environ.get("EMOROUTE_TRANSCRIBER", "whisper"),
         "pace": "realtime" if args.realtime else "fast",
         "first_reading_uar": summary["uar"], "first_reading": summary, "queues_by_label": queues,
+        # the costliest mistake, and every misroute priced by policy.yaml's emotion_routing.costs
+        "strongly_angry_to_sales": sum(1 for r, t in strong if t == "angry" and r.get("queue") == "sales"),
+        "strongly_angry_calls": sum(1 for _, t in strong if t == "angry"),
+        "angry_heard_as_happy": sum(1 for r, t in zip(scored, truth, strict=True)
+                                    if t == "angry" and r["first_emotion"] == "happy"),
+        "mean_misroute_cost": round(sum(call_costs) / len(call_costs), 4) if call_costs else None,
+        "cost_aware": load_policy(Path(os.environ["EMOROUTE_POLICY_FILE"]) if os.environ.get("EMOROUTE_POLICY_FILE")
+                                  else None).emotion_routing.cost_aware,
         # calls decided before any reading (streamed faster than speech, a deadline can pass first)
         "unscored": [{k: r.get(k) for k in ("file", "error", "queue", "reason")}
                      for r in results if not r.get("first_emotion")],

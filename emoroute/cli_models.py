@@ -36,6 +36,13 @@ def _actors(text: str) -> tuple[int, ...]:
     return actors
 
 
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from audio_models.training.calibrate import calibrate
+
+    _out(calibrate(args.data, args.model_dir, write=not args.dry_run))
+    return 0
+
+
 def _cmd_train_emotion(args: argparse.Namespace) -> int:
     from audio_models.training.train import TrainConfig, train_emotion
 
@@ -162,6 +169,15 @@ def add_model_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
                         "model's; the Fbank model's head uses 0.25)")
     p.add_argument("--seed", type=int, default=1234)
     p.set_defaults(func=_cmd_train_head)
+
+    p = sub.add_parser("calibrate-emotion",
+                       help="fit the fused model's temperature on its validation speakers (calibration.json)")
+    p.add_argument("--data", type=Path, default=Path(os.environ.get("EMOROUTE_CORPORA", "../shared/data")),
+                   help="corpora root (default: %(default)s)")
+    p.add_argument("--model-dir", type=Path, default=Path("audio_models/models/emotion-whisper-ecapa"),
+                   help="model directory with whisper_head.npz (default: %(default)s)")
+    p.add_argument("--dry-run", action="store_true", help="report only; write nothing")
+    p.set_defaults(func=_cmd_calibrate)
 
     p = sub.add_parser("train-emotion", help="train the speech-emotion model")
     _training_inputs(p, ".cache/emotion-features", "computed features")

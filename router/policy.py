@@ -165,6 +165,24 @@ class Prompts(_Strict):
     voice: str = Field(min_length=1)
 
 
+class EmotionRouting(_Strict):
+    """Routing by tone as the least expected cost of a misroute (on) or by thresholds (off)."""
+
+    cost_aware: bool = False
+    # costs[true emotion][queue]: what sending such a caller to that queue costs (0: the right place)
+    costs: dict[str, dict[str, float]] = Field(default_factory=dict)
+    min_confidence: float = Field(0.5, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _complete(self) -> EmotionRouting:
+        if self.cost_aware and not self.costs:
+            raise ValueError("emotion_routing.cost_aware needs costs")
+        for emotion, row in self.costs.items():
+            if any(v < 0 for v in row.values()):
+                raise ValueError(f"emotion_routing.costs.{emotion} has a negative cost")
+        return self
+
+
 class KeyChoice(_Strict):
     """One keypad menu entry: what the caller hears, the intent it states and where it routes."""
 
@@ -247,6 +265,7 @@ class Policy(_Strict):
     opt_out: OptOutRules
     identification: list[IdentificationStep] = Field(default_factory=list, max_length=5)
     survey: SurveyRules
+    emotion_routing: EmotionRouting = EmotionRouting()
 
     @model_validator(mode="after")
     def _queues_exist(self) -> Policy:
@@ -258,6 +277,12 @@ class Policy(_Strict):
             **{f"text.intent_routes.{k}.queue": v.queue for k, v in self.text.intent_routes.items()},
             **{f"keypad.menu.{k}.queue": v.queue for k, v in self.keypad.menu.items()},
         }
+        if self.emotion_routing.costs:
+            queues = set(self.queues)
+            for emotion, row in self.emotion_routing.costs.items():
+                if set(row) != queues:
+                    raise ValueError(f"emotion_routing.costs.{emotion} must price every queue "
+                                     f"({', '.join(sorted(queues))}), got {', '.join(sorted(row))}")
         unknown = {k: c.intent for k, c in self.keypad.menu.items() if c.intent and c.intent not in self.text.intents}
         if unknown:
             raise ValueError(f"keypad.menu names intents not under text.intents: {unknown}")
@@ -391,6 +416,9 @@ def decide(points: Sequence[TrajectoryPoint], text: TextSignals | None, policy: 
         tone = "happy tone; " if p_happy >= policy.positive.min_probability else ""
         bump = 1 if tone and top.queue == policy.positive.queue else 0
         return Decision(top.queue, min(top.priority + bump, 10), f"{tone}{said[2:]}", "text")
+    if policy.emotion_routing.cost_aware:
+        return _least_cost(recent, policy, frustrated=frustrated, anger_priority=anger_priority, rising=rising,
+                           arousal=arousal, valence=valence)
     if angry or frustrated:
         what = f"angry tone (P={p_angry:.2f})" if angry else (
             f"frustrated tone (arousal {arousal:+.2f}, valence {valence:+.2f})")
@@ -427,3 +455,36 @@ def _keyed(key: str, recent: Sequence[TrajectoryPoint], points: Sequence[Traject
         return Decision(choice.queue, max(choice.priority, anger_priority),
                         f"angry tone (P={p_angry:.2f}); {what}", "keypad+anger")
     return Decision(choice.queue, choice.priority, what, "keypad")
+
+
+def expected_costs(probs: dict[str, float], costs: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Return each queue's expected misroute cost: sum over emotions of P(emotion) x cost(emotion, queue)."""
+    queues = next(iter(costs.values())).keys() if costs else ()
+    return {q: sum(p * costs.get(e, {}).get(q, 0.0) for e, p in probs.items()) for q in queues}
+
+
+def _least_cost(recent: Sequence[TrajectoryPoint], policy: Policy, *, frustrated: bool, anger_priority: int,
+                rising: str, arousal: float, valence: float) -> Decision:
+    """Route by tone to the queue of least expected cost; unsure (top P under min_confidence): general."""
+    rules = policy.emotion_routing
+    labels = sorted({k for p in recent for k in p.probs})
+    probs = {k: _mean([p.probs.get(k, 0.0) for p in recent]) for k in labels}
+    top = max(probs, key=lambda k: probs[k])
+    cost = expected_costs(probs, rules.costs)
+    queue = min(cost, key=lambda q: (cost[q], q != policy.default_queue))
+    a, pos = policy.anger, policy.positive
+    if frustrated and queue != a.queue and probs.get("angry", 0.0) < a.min_probability:
+        return Decision(a.queue, anger_priority, f"frustrated tone (arousal {arousal:+.2f}, valence {valence:+.2f})"
+                        f"{rising}", "anger")
+    if probs[top] < rules.min_confidence and queue != a.queue:
+        return Decision(policy.default_queue, policy.default_priority,
+                        f"tone unsure (top {top} P={probs[top]:.2f})", "unsure")
+    why = f"{top} tone (P={probs[top]:.2f}); least expected misroute cost {cost[queue]:.2f}"
+    if queue == a.queue:
+        return Decision(queue, anger_priority, f"{why}{rising}", "anger")
+    if queue == pos.queue:
+        return Decision(queue, _scale(probs.get("happy", 0.0), pos.min_probability, pos.priority_min,
+                                      pos.priority_max), why, "positive")
+    if probs.get("sad", 0.0) >= policy.sadness.min_probability:
+        return Decision(queue, policy.sadness.priority, why, "sadness")
+    return Decision(queue, policy.default_priority, why, "neutral")
