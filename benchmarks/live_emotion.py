@@ -70,8 +70,12 @@ def main() -> None:
         "pace": "realtime" if args.realtime else "fast",
         "first_reading_uar": summary["uar"], "first_reading": summary, "queues_by_label": queues,
         # the costliest mistake, and every misroute priced by policy.yaml's emotion_routing.costs
-        "strongly_angry_to_sales": sum(1 for r, t in strong if t == "angry" and r.get("queue") == "sales"),
-        "strongly_angry_calls": sum(1 for _, t in strong if t == "angry"),
+        # "strongly angry callers" in issue #21 and the README: all 32 angry clips (RAVDESS's anger is acted
+        # strongly at both intensities); the intensity-02 half is reported beside it
+        "angry_to_sales": sum(1 for r in results if label[r["file"]] == "angry" and r.get("queue") == "sales"),
+        "angry_calls": sum(1 for r in results if label[r["file"]] == "angry"),
+        "intensity_02_angry_to_sales": sum(1 for r, t in strong if t == "angry" and r.get("queue") == "sales"),
+        "intensity_02_angry_calls": sum(1 for _, t in strong if t == "angry"),
         "angry_heard_as_happy": sum(1 for r, t in zip(scored, truth, strict=True)
                                     if t == "angry" and r["first_emotion"] == "happy"),
         "mean_misroute_cost": round(sum(call_costs) / len(call_costs), 4) if call_costs else None,
