@@ -473,9 +473,11 @@ def _least_cost(recent: Sequence[TrajectoryPoint], policy: Policy, *, frustrated
     cost = expected_costs(probs, rules.costs)
     queue = min(cost, key=lambda q: (cost[q], q != policy.default_queue))
     a, pos = policy.anger, policy.positive
-    if frustrated and queue != a.queue and probs.get("angry", 0.0) < a.min_probability:
-        return Decision(a.queue, anger_priority, f"frustrated tone (arousal {arousal:+.2f}, valence {valence:+.2f})"
-                        f"{rising}", "anger")
+    frustration = f"frustrated tone (arousal {arousal:+.2f}, valence {valence:+.2f})"
+    if frustrated and probs.get("angry", 0.0) < a.min_probability:
+        # frustration counts as anger whatever the cost table says
+        extra = f"; least expected misroute cost {cost[a.queue]:.2f}" if queue == a.queue else ""
+        return Decision(a.queue, anger_priority, f"{frustration}{extra}{rising}", "anger")
     if probs[top] < rules.min_confidence and queue != a.queue:
         return Decision(policy.default_queue, policy.default_priority,
                         f"tone unsure (top {top} P={probs[top]:.2f})", "unsure")

@@ -121,3 +121,51 @@ def test_policy_empty_no_intent_phrase_is_rejected(tmp_path):
     path = write_policy(tmp_path, lambda p: p["text"]["no_intent_phrases"].append("  "))
     with pytest.raises(PolicyError, match="no_intent_phrases has an empty phrase"):
         load_policy(path)
+
+
+def test_cost_aware_routing_sends_a_doubtful_happy_reading_to_general_not_sales():
+    from router.policy import expected_costs
+
+    policy = load_policy()
+    assert policy.emotion_routing.cost_aware
+    costs = policy.emotion_routing.costs
+    # an angry caller heard as mostly happy: sales would be the costliest place to guess
+    heard = {"angry": 0.3, "happy": 0.6, "neutral": 0.1, "sad": 0.0}
+    assert expected_costs(heard, costs) == pytest.approx({"retention": 1.3, "sales": 3.1, "general": 1.5})
+    point = TrajectoryPoint(t=1.0, probs=heard, arousal=0.6, valence=0.3)
+    decision = decide([point], None, policy)
+    assert decision.queue == "retention" and "least expected misroute cost 1.30" in decision.reason
+    # a clearly happy caller still goes to sales, a clearly sad one to general at the sadness priority
+    happy = TrajectoryPoint(t=1.0, probs={"angry": 0.02, "happy": 0.95, "neutral": 0.03, "sad": 0.0},
+                            arousal=0.5, valence=0.8)
+    assert decide([happy], None, policy).queue == "sales"
+    sad = TrajectoryPoint(t=1.0, probs={"angry": 0.0, "happy": 0.0, "neutral": 0.3, "sad": 0.7},
+                          arousal=-0.5, valence=-0.6)
+    d = decide([sad], None, policy)
+    assert (d.queue, d.priority) == ("general", policy.sadness.priority)
+    # no class above min_confidence: general, said so
+    unsure = TrajectoryPoint(t=1.0, probs={"angry": 0.1, "happy": 0.4, "neutral": 0.35, "sad": 0.15},
+                             arousal=0.0, valence=0.1)
+    assert decide([unsure], None, policy).rule in ("unsure", "neutral")
+    assert decide([unsure], None, policy).queue == "general"
+    # an intent still routes on its own; a key beats the tone
+    assert decide([point], TextSignals(intents=frozenset({"upgrade"})), policy).queue in ("sales", "retention")
+    d = decide([happy], None, policy, "1")
+    assert (d.queue, d.priority) == ("retention", 7)
+
+
+def test_calibration_keeps_the_argmax_and_fits_a_temperature():
+    import numpy as np
+
+    from audio_models.calibration import expected_calibration_error, fit_temperature, temperature_scale
+
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 4, 400)
+    logits = rng.normal(0, 1, (400, 4))
+    logits[np.arange(400), truth] += 1.0
+    over = np.exp(logits * 4) / np.exp(logits * 4).sum(axis=1, keepdims=True)  # far too confident
+    t = fit_temperature(over, truth)
+    assert 2.5 < t < 6
+    fixed = temperature_scale(over, t)
+    assert (fixed.argmax(axis=1) == over.argmax(axis=1)).all()
+    assert expected_calibration_error(fixed, truth) < expected_calibration_error(over, truth) / 2
