@@ -253,7 +253,12 @@ class CallCoordinator:
         t = state.segmenter.seconds
         self.metrics.decisions.labels(decision.queue, decision.rule).inc()
         log.info("call %s keyed %s -> %s priority %d", call_sid, key, decision.queue, decision.priority)
-        self._persist(state, lambda: self.store.mark(call_sid=call_sid, fields={"keypad": key},
+        fields = {"keypad": key}
+        keyed_intent = self.policy.keypad.menu[key].intent if key in self.policy.keypad.menu else None
+        if keyed_intent:  # the agent's card and the topic analytics see the stated intent too
+            said = self._text(state)
+            fields["intents"] = ",".join(sorted({keyed_intent, *(said.intents if said else ())}))
+        self._persist(state, lambda: self.store.mark(call_sid=call_sid, fields=fields,
                                                      entry={"type": "key", "key": key, "t": round(t, 3)}))
         self._persist(state, lambda: self.store.record_decision(
             call_sid=call_sid, decision=decision, t=t, arrival=state.arrival, latency_ms=None,

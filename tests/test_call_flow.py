@@ -79,6 +79,7 @@ async def test_a_key_pressed_during_the_question_routes_the_call(live_server, re
     sid = summary["call_sid"]
     assert summary["queue"] == "sales" and summary["rule"] in ("keypad", "keypad+anger"), summary
     assert summary["keypad"] == "3" and "pressed 3 (purchase)" in summary["reason"]
+    assert "purchase" in summary["intents"].split(",")  # the stated intent, for the agent's card
     assert summary["steps"][1].startswith("keypad") and summary["steps"][2].startswith("identify")
     # the keypad webhook answered Twilio itself: the coordinator never redirected the call
     assert not [q for q in live_server.actions.requests if q.call_sid == sid]
