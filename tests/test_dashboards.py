@@ -222,6 +222,7 @@ async def test_phase_bands_and_the_new_analytics_panels_in_a_real_browser(live_s
     assert js(browser, "document.querySelectorAll('#chart .layer-below .shapelayer path').length") >= bands
     labels = js(browser, f"{chart}.layout.annotations.map((a) => a.text)")
     assert {"greeting", "queue", "agent", "survey"} <= set(labels)
+    browser.execute_script("document.getElementById('chart').scrollIntoView()")
     browser.save_screenshot(str(shots / "call-phases.png"))
 
     # analytics: phases, topics, escalation, repeat callers, opt-outs, CSAT panels drawn from those calls

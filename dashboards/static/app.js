@@ -147,7 +147,8 @@ function drawTimeline(data) {
     if (x1 <= s.t) return;
     shapes.push({ type: "rect", layer: "below", x0: s.t, x1, yref: "paper", y0: 0, y1: 1, line: { width: 0 },
       fillcolor: PHASE_COLOURS[s.phase] || "#eeeeee", opacity: 0.3 });
-    annotations.push({ x: (s.t + x1) / 2, yref: "paper", y: -0.02, yanchor: "top", showarrow: false, text: s.phase, font: { size: 11, color: "#455a64" } });
+    annotations.push({ x: (s.t + x1) / 2, yref: "paper", y: 0.995, yanchor: "top", showarrow: false, text: s.phase,
+      bgcolor: "rgba(255,255,255,0.7)", font: { size: 11, color: "#37474f" } });
   });
   $("#chart").dataset.phases = starts.map((s) => s.phase).join(",");
   const layout = { margin: { t: 40, r: 60, l: 50, b: 40 }, xaxis: { title: { text: "seconds into the call" } },
