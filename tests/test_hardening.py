@@ -596,3 +596,28 @@ async def test_a_caller_who_refused_before_the_stream_connected_is_never_streame
     assert r.hget(keys.call(sid), "opted_out") == "1"
     assert [f["type"] for _, f in r.xrange(keys.timeline(sid))] == ["started", "opted_out"]
     r.close()
+
+
+def test_call_flow_webhooks_answer_the_caller_while_redis_is_frozen(server_factory, tmp_path):
+    rs = EmbeddedRedis(tmp_path / "redis-frozen-flow", persist=False)
+    rs.start()
+    thread, server = server_factory(rs.url)
+    sid = new_call_sid()
+    form = {"CallSid": sid, "AccountSid": ACCOUNT}
+    with thread:
+        os.kill(rs.process.pid, signal.SIGSTOP)
+        try:
+            for path, extra, expect in (
+                    ("/twilio/keypad?stage=listen", {"Digits": "1"}, "/twilio/identify?step=0&amp;queue=retention"),
+                    ("/twilio/keypad?stage=menu", {"Digits": "*"}, "<Stop><Stream"),
+                    ("/twilio/identify?step=0&queue=sales&priority=5", {"Digits": "42#"}, "<Enqueue"),
+                    ("/twilio/queue-result", {"QueueResult": "bridged"}, "/twilio/survey?attempt=0"),
+                    ("/twilio/survey?attempt=0", {"Digits": "4"}, "Thank you for your feedback")):
+                started = time.monotonic()
+                resp = signed_post(server.url, server.url, path, {**form, **extra})
+                took = time.monotonic() - started
+                assert resp.status_code == 200 and expect in resp.text, (path, resp.text)
+                assert took < 3 * 0.5 + 0.5, (path, took)  # at most three bounded store calls of 0.5 s each
+        finally:
+            os.kill(rs.process.pid, signal.SIGCONT)
+    rs.stop()

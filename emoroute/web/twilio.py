@@ -14,6 +14,9 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Callable, Coroutine
+from contextvars import ContextVar
+from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, HTTPException, Request, WebSocket, status
@@ -38,6 +41,7 @@ XML = "application/xml"
 FORM = "application/x-www-form-urlencoded"
 ANNOUNCE_WAIT_S = 0.5  # the voice webhook never waits longer than this for Redis
 FLOOD_CLOSE_AFTER_S = 2.0  # a stream over its message rate for this long is closed
+_ACTING: set[asyncio.Future[None]] = set()  # call-flow requests still being acted on by the coordinator
 
 
 def _signed_url(public_url: str, request_path: str, query: str) -> str:
@@ -144,23 +148,53 @@ async def _to_holder(services: ServicesDep, call_sid: str, request: dict[str, ob
             break
         await asyncio.sleep(0.025)
     if call_sid in services.coordinator.calls:
-        await services.coordinator.control({**request, "call_sid": call_sid})
+        # the coordinator's stored writes may wait on a slow Redis; the caller's next prompt does not
+        acting = asyncio.ensure_future(services.coordinator.control({**request, "call_sid": call_sid}))
+        _ACTING.add(acting)  # held until done (the event loop keeps only a weak reference)
+        acting.add_done_callback(_ACTING.discard)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(acting), max(0.05, _DEADLINE.get() - time.monotonic()))
         return True
     if services.registry is None:
         return False
-    with contextlib.suppress(RedisError, OSError, TimeoutError):
-        where = await asyncio.wait_for(services.registry.forward(call_sid, dict(request)), ANNOUNCE_WAIT_S)
-        return where == "sent"
-    return False
+    where = await _bounded(services.registry.forward(call_sid, dict(request)), "unknown")
+    return bool(where == "sent")
 
 
-async def _bounded(coro: object, default: object = None) -> object:
-    """Await a store call for at most ANNOUNCE_WAIT_S: a slow Redis never holds a caller's next prompt."""
+_DEADLINE: ContextVar[float] = ContextVar("call_flow_deadline", default=0.0)
+
+
+def _budget() -> None:
+    """Start this webhook's Redis budget: all its reads together wait at most ANNOUNCE_WAIT_S."""
+    _DEADLINE.set(time.monotonic() + ANNOUNCE_WAIT_S)
+
+
+async def _bounded(coro: Coroutine[Any, Any, Any], default: object = None) -> Any:
+    """Await a store read within the webhook's budget: a slow Redis never holds a caller's next prompt."""
+    remaining = _DEADLINE.get() - time.monotonic()
+    if remaining <= 0:
+        coro.close()
+        return default
     try:
-        return await asyncio.wait_for(coro, ANNOUNCE_WAIT_S)  # type: ignore[arg-type]
+        return await asyncio.wait_for(coro, remaining)
     except (RedisError, OSError, TimeoutError) as exc:
         log.warning("store unavailable in a call-flow webhook (%s); going on without it", type(exc).__name__)
+        _DEADLINE.set(0.0)  # the rest of this request does not ask again
         return default
+
+
+def _later(*writes: Callable[[], Coroutine[Any, Any, Any]]) -> None:
+    """Run store writes in order off the caller's path (the store's outbox keeps them through an outage)."""
+    async def run() -> None:
+        for write in writes:
+            try:
+                await write()
+            except (RedisError, OSError) as exc:  # the outbox normally absorbs these; never lose the webhook
+                log.warning("call-flow write failed: %s", exc)
+
+    task = asyncio.ensure_future(run())
+    _ACTING.add(task)
+    task.add_done_callback(_ACTING.discard)
 
 
 @router.post("/twilio/keypad")
@@ -173,6 +207,7 @@ async def keypad(request: Request, services: ServicesDep, stage: str = "listen")
     """
     params = await _verified_params(request, services)
     call_sid = _call_ids(params, services)
+    _budget()
     stage = "menu" if stage == "menu" else "listen"
     policy, flow, digits = services.policy, services.coordinator.flow, params.get("Digits", "")[:8]
     if digits == policy.opt_out.key:
@@ -196,7 +231,7 @@ async def keypad(request: Request, services: ServicesDep, stage: str = "listen")
         services.metrics.keys.labels(stage, "no_key").inc()
         decision = Decision(policy.default_queue, policy.default_priority, "no key pressed at the menu", "default")
         if not await _to_holder(services, call_sid, {"action": "phase", "phase": "queue"}):
-            await _bounded(services.store.phase_changed(call_sid=call_sid, phase="queue", t=0.0))
+            _later(lambda: services.store.phase_changed(call_sid=call_sid, phase="queue", t=0.0))
         return Response(flow.enqueue(call_sid, decision.queue, decision.priority, {"reason": decision.reason}),
                         media_type=XML)
     services.metrics.keys.labels(stage, "not_on_menu").inc()
@@ -207,18 +242,18 @@ async def _opt_out(services: ServicesDep, call_sid: str, via: str) -> None:
     """Stop the analysis and delete what it stored: by the coordinator holding the call, else here."""
     if not await _to_holder(services, call_sid, {"action": "opt_out", "via": via}):
         services.metrics.opt_outs.inc()
-        await _bounded(services.store.opt_out(call_sid=call_sid, t=0.0, via=via))
+        _later(lambda: services.store.opt_out(call_sid=call_sid, t=0.0, via=via))
     log.info("call %s: caller opted out of analysis (%s)", call_sid, via)
 
 
 async def _store_keyed(services: ServicesDep, call_sid: str, key: str, decision: Decision) -> None:
     """Store a keyed route when no coordinator holds the call (opted out, or its process is gone)."""
     phase = "identification" if services.policy.identification else "queue"
-    await _bounded(services.store.mark(call_sid=call_sid, fields={"keypad": key},
-                                       entry={"type": "key", "key": key}))
-    await _bounded(services.store.record_decision(call_sid=call_sid, decision=decision, t=0.0, arrival=time.time(),
-                                                  latency_ms=None, kind="keypad"))
-    await _bounded(services.store.phase_changed(call_sid=call_sid, phase=phase, t=0.0))
+    arrival = time.time()
+    _later(lambda: services.store.mark(call_sid=call_sid, fields={"keypad": key}, entry={"type": "key", "key": key}),
+           lambda: services.store.record_decision(call_sid=call_sid, decision=decision, t=0.0, arrival=arrival,
+                                                  latency_ms=None, kind="keypad"),
+           lambda: services.store.phase_changed(call_sid=call_sid, phase=phase, t=0.0))
 
 
 @router.post("/twilio/identify")
@@ -230,6 +265,7 @@ async def identify(request: Request, services: ServicesDep, step: int = 0, queue
     """
     params = await _verified_params(request, services)
     call_sid = _call_ids(params, services)
+    _budget()
     policy, flow = services.policy, services.coordinator.flow
     if queue not in policy.queues or not 1 <= priority <= 10 or not 0 <= step < max(1, len(policy.identification)):
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "identify: unknown step, queue or priority")
@@ -240,12 +276,12 @@ async def identify(request: Request, services: ServicesDep, step: int = 0, queue
         digits = digits.replace(policy.opt_out.key, "")
     answered = bool(digits.strip("#*") or params.get("SpeechResult", "").strip())
     name = policy.identification[step].name if policy.identification else "identification"
-    await _bounded(services.store.mark(call_sid=call_sid, fields={f"identified_{name}": "1" if answered else "0"},
+    _later(lambda: services.store.mark(call_sid=call_sid, fields={f"identified_{name}": "1" if answered else "0"},
                                        entry={"type": "identified", "step": name, "answered": int(answered)}))
     nxt = flow.identify(step + 1, queue, priority)
     if nxt is None:
         if not await _to_holder(services, call_sid, {"action": "phase", "phase": "queue"}):
-            await _bounded(services.store.phase_changed(call_sid=call_sid, phase="queue", t=0.0))
+            _later(lambda: services.store.phase_changed(call_sid=call_sid, phase="queue", t=0.0))
         nxt = flow.enqueue(call_sid, queue, priority)
     if opting_out:
         nxt = with_stream_stopped(nxt, policy.opt_out.confirmation, policy.prompts.voice)
@@ -261,17 +297,19 @@ async def queue_result(request: Request, services: ServicesDep) -> Response:
     """
     params = await _verified_params(request, services)
     call_sid = _call_ids(params, services)
+    _budget()
     result = params.get("QueueResult", "")[:32]
     policy = services.policy
     if result != "bridged":
         log.info("call %s left the queue: %s", call_sid, result or "?")
         return Response(goodbye_twiml(text="", voice=policy.prompts.voice), media_type=XML)
-    await _bounded(services.store.mark(call_sid=call_sid, fields={"agent_leg_ended_at": str(time.time())},
+    ended_at = str(time.time())
+    _later(lambda: services.store.mark(call_sid=call_sid, fields={"agent_leg_ended_at": ended_at},
                                        entry={"type": "agent_leg_ended"}))
     if not policy.survey.enabled:
         return Response(goodbye_twiml(text="", voice=policy.prompts.voice), media_type=XML)
     if not await _to_holder(services, call_sid, {"action": "phase", "phase": "survey"}):
-        await _bounded(services.store.phase_changed(call_sid=call_sid, phase="survey", t=0.0))
+        _later(lambda: services.store.phase_changed(call_sid=call_sid, phase="survey", t=0.0))
     services.metrics.surveys.labels("asked").inc()
     return Response(services.coordinator.flow.survey(), media_type=XML)
 
@@ -284,10 +322,10 @@ async def survey(request: Request, services: ServicesDep, attempt: int = 0) -> R
     policy, digits = services.policy, params.get("Digits", "")[:8]
     if digits in ("1", "2", "3", "4", "5"):
         services.metrics.surveys.labels("answered").inc()
-        stored = await _bounded(services.store.mark(
-            call_sid=call_sid, fields={"csat": digits, "csat_at": str(time.time())},
-            entry={"type": "survey", "score": int(digits)}))
-        log.info("call %s: survey score %s%s", call_sid, digits, "" if stored else " (not stored: Redis unavailable)")
+        answered_at = str(time.time())
+        _later(lambda: services.store.mark(call_sid=call_sid, fields={"csat": digits, "csat_at": answered_at},
+                                           entry={"type": "survey", "score": int(digits)}))
+        log.info("call %s: survey score %s", call_sid, digits)
         return Response(goodbye_twiml(text=policy.survey.thanks, voice=policy.prompts.voice), media_type=XML)
     if attempt < 1:
         services.metrics.surveys.labels("retry").inc()
