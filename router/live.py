@@ -255,7 +255,7 @@ class CallCoordinator:
         log.info("call %s keyed %s -> %s priority %d", call_sid, key, decision.queue, decision.priority)
         fields = {"keypad": key}
         keyed_intent = self.policy.keypad.menu[key].intent if key in self.policy.keypad.menu else None
-        if keyed_intent:  # the agent's card and the topic analytics see the stated intent too
+        if keyed_intent and not state.opted_out:  # the agent's card and topic analytics see the stated intent
             said = self._text(state)
             fields["intents"] = ",".join(sorted({keyed_intent, *(said.intents if said else ())}))
         self._persist(state, lambda: self.store.mark(call_sid=call_sid, fields=fields,
