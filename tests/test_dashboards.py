@@ -236,6 +236,7 @@ async def test_phase_bands_and_the_new_analytics_panels_in_a_real_browser(live_s
     assert phases[0] == "greeting" and "agent" in phases
     assert js(browser, "document.querySelectorAll('#phase-means .bars path').length") >= len(phases)
     assert "purchase" in js(browser, "document.getElementById('topic-emotion').data[0].x")
+    assert set(js(browser, "document.getElementById('phase-queue').data[0].y")) >= {"retention", "sales"}
     assert len(js(browser, "document.getElementById('csat-scatter').data[0].x")) == 2
     assert js(browser, "document.querySelectorAll('#csat-scatter .scatterlayer .point').length") == 2
     assert js(browser, "document.getElementById('escalation').data.length") == 3

@@ -219,6 +219,12 @@ function drawInsights(a, tile) {
   Plotly.react("phase-worsened", [{ x: steps.map((s) => s.replace(">", " → ")), y: steps.map((s) => a.phases.worsened[s].share),
     type: "bar", marker: { color: "#c62828" }, text: steps.map((s) => `${a.phases.worsened[s].worsened}/${a.phases.worsened[s].calls}`) }],
     { title: { text: "Share of calls whose valence worsened" }, yaxis: { tickformat: ".0%" }, margin: { t: 40, b: 80 } }, SMALL_CHART);
+  const pq = a.phases.per_queue, pqQueues = Object.keys(pq);
+  Plotly.react("phase-queue", [{ type: "heatmap", x: phases, y: pqQueues, zmin: -1, zmax: 1, colorscale: "RdBu", reversescale: true,
+    z: pqQueues.map((q) => phases.map((p) => (pq[q][p] ? pq[q][p].valence : null))),
+    text: pqQueues.map((q) => phases.map((p) => (pq[q][p] ? `${pq[q][p].calls} calls, P(angry) ${fmt(pq[q][p].anger)}` : ""))),
+    hoverinfo: "x+y+z+text", colorbar: { title: { text: "valence" } } }],
+    { title: { text: "Mean valence per phase and queue" }, margin: { t: 40, b: 60, l: 80 } }, SMALL_CHART);
   const topics = Object.keys(a.topics.totals);
   const days = Object.keys(a.topics.by_day);
   Plotly.react("topics-day", topics.map((t) => ({ x: days, y: days.map((d) => a.topics.by_day[d][t] || 0), name: t, type: "bar" })),
