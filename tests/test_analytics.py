@@ -115,3 +115,48 @@ def test_insights_name_the_phase_that_hurts_most_and_relate_csat_to_the_trajecto
         ("CA3", "low score after a call that improved and was never angry")]
     empty = insights_of([], ["general"], key_intents={})
     assert empty["phases"]["hurts_most"] is None and empty["csat"]["answered"] == 0
+
+
+def test_analytics_over_many_calls_never_stall_the_live_event_loop(live_server, redis_url):
+    """The figures take seconds of pure Python over a big period; the server keeps answering meanwhile."""
+    import json
+    import threading
+
+    import httpx
+    import redis
+
+    from router import keys
+
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    now = time.time()
+    phases = json.dumps({"greeting": [2, 0.4, -0.2], "queue": [3, 0.6, -0.5], "agent": [2, 0.1, 0.3]})
+    with r.pipeline(transaction=False) as pipe:
+        for i in range(40_000):
+            sid = f"CA{i:032x}"
+            pipe.hset(keys.call(sid), mapping={
+                "call_sid": sid, "started_at": now - i * 0.05, "queue": QUEUES[i % 3], "first_emotion": "angry",
+                "first_valence": "-0.4", "last_valence": "0.2", "intents": "cancel", "phase_stats": phases,
+                "peak_anger": "0.7", "caller_hash": f"h{i % 9000}", "csat": str(1 + i % 5)})
+            pipe.zadd(keys.calls_index(), {sid: now - i * 0.05})
+        pipe.execute()
+    result: dict = {}
+
+    def ask() -> None:
+        started = time.monotonic()
+        result["figures"] = httpx.get(live_server.url + "/dashboard/api/analytics",
+                                      headers={"Authorization": "Bearer dev-supervisor-token"}, timeout=120).json()
+        result["took"] = time.monotonic() - started
+
+    worker = threading.Thread(target=ask)
+    worker.start()
+    waits = []
+    while worker.is_alive():
+        started = time.monotonic()
+        assert httpx.get(live_server.url + "/healthz", timeout=10).status_code == 200
+        waits.append(time.monotonic() - started)
+        time.sleep(0.05)
+    worker.join()
+    assert result["figures"]["calls"] == 40_000 and result["figures"]["repeat_callers"]["repeat_calls"] > 0
+    assert result["took"] > 1.0 and len(waits) >= 5  # long enough to have stalled the loop, had it run there
+    assert max(waits) < 0.5, waits
+    r.close()
