@@ -48,6 +48,9 @@ def anger_duration(readings: Sequence[dict[str, Any]], threshold: float) -> floa
     return round(float(readings[-1]["t"]) - start, 1)
 
 
+OPTED_OUT_CUE = "The caller refused the analysis: no tone cues for this call. Ask how you can help."
+
+
 def pick_cue(rules: Sequence[CueRule], *, emotion: str, trend: str, intents: set[str]) -> str:
     """Return the first matching suggestion."""
     for rule in rules:
@@ -91,6 +94,8 @@ def caller_cues(
         "intents": sorted(intents),
         "snippets": snippets[-3:],
         "hearing": summary.get("partial_transcript", ""),
-        "suggestion": pick_cue(rules, emotion=emotion, trend=trend, intents=intents),
+        "suggestion": (OPTED_OUT_CUE if summary.get("opted_out") == "1"
+                       else pick_cue(rules, emotion=emotion, trend=trend, intents=intents)),
+        "keypad": summary.get("keypad", ""),
         "updated_t": float(latest["t"]) if latest else None,
     }

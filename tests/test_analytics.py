@@ -61,6 +61,8 @@ def test_cues_trend_duration_and_suggestion():
     assert anger_duration(timeline[:4], 0.6) == 4.0  # from the start of the 9 s reading (8 s) to 12 s
     assert anger_duration(timeline[:2], 0.6) == 0.0
     assert trend_word(-0.3) == "falling" and trend_word(0.05) == "steady"
+    refused = caller_cues({"call_sid": "CA2", "opted_out": "1", "keypad": "1"}, [], load_policy().cues)
+    assert refused["suggestion"].startswith("The caller refused the analysis") and refused["keypad"] == "1"
     empty = caller_cues({}, [], load_policy().cues)
     assert empty["emotion"] == "unknown" and empty["suggestion"]
 
