@@ -130,14 +130,15 @@ function drawTimeline(data) {
   const said = data.timeline.filter((e) => e.transcript);
   traces.push({ x: said.map((e) => Number(e.t)), y: said.map(() => 1.04), name: "said", mode: "markers", marker: { symbol: "diamond", size: 11, color: "#263238" },
     hovertext: said.map((e) => e.transcript + (e.intents ? `  [${e.intents}]` : "")), hoverinfo: "text+x" });
-  const marks = data.timeline.filter((e) => ["decision", "reprioritise", "reroute", "pickup"].includes(e.type));
+  const marks = data.timeline.filter((e) => ["decision", "keypad", "reprioritise", "reroute", "pickup", "opted_out"].includes(e.type));
   let lastT = t.length ? t[t.length - 1] : 0;
   const shapes = marks.map((m) => {
     const x = m.t !== undefined ? Number(m.t) : lastT;
     return { type: "line", x0: x, x1: x, yref: "paper", y0: 0, y1: 1, line: { color: m.type === "pickup" ? "#00897b" : "#212121", dash: "dash", width: 1.5 } };
   });
   const annotations = marks.map((m) => ({ x: m.t !== undefined ? Number(m.t) : lastT, yref: "paper", y: 1.08, showarrow: false,
-    text: m.type === "pickup" ? `agent ${m.agent}` : `${m.type}: ${m.queue} P${m.priority}`, font: { size: 11 } }));
+    text: m.type === "pickup" ? `agent ${m.agent}` : m.type === "opted_out" ? "opted out" : `${m.type}: ${m.queue} P${m.priority}`,
+    font: { size: 11 } }));
   // call phases as bands: greeting from 0, then each phase entry until the next (or the last thing heard)
   const ends = data.timeline.map((e) => Number(e.t)).filter((x) => !Number.isNaN(x));
   const lastT2 = Math.max(lastT, ...ends, 1);
@@ -164,7 +165,7 @@ function initCall() {
   const sid = document.body.dataset.call;
   const refresh = () => getJSON(`/dashboard/api/calls/${encodeURIComponent(sid)}/timeline`).then(drawTimeline).catch((err) => setText("#summary", String(err)));
   refresh();
-  listen(`/dashboard/events?scope=call&id=${encodeURIComponent(sid)}`, ["reading", "transcript", "decision", "reprioritise", "reroute", "pickup", "phase", "key", "survey", "opted_out", "ended"], debounce(refresh, 100));
+  listen(`/dashboard/events?scope=call&id=${encodeURIComponent(sid)}`, ["reading", "transcript", "decision", "keypad", "reprioritise", "reroute", "pickup", "phase", "key", "survey", "opted_out", "ended"], debounce(refresh, 100));
 }
 
 // ---- analytics --------------------------------------------------------------
