@@ -159,7 +159,7 @@ class AgentView:
     Events about other callers cost nothing.
     """
 
-    RELOAD_ON = frozenset({"started", "decision", "reroute", "reprioritise", "pickup", "ended", "opted_out"})
+    RELOAD_ON = frozenset({"started", "decision", "keypad", "reroute", "reprioritise", "pickup", "ended", "opted_out"})
 
     def __init__(self, store: CallStore, policy: Policy, agent_id: str) -> None:
         """Follow ``agent_id``'s card."""

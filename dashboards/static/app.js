@@ -109,7 +109,7 @@ function initSupervisor() {
   const refresh = () => getJSON("/dashboard/api/wallboard").then(renderWallboard).catch(console.error);
   const soon = debounce(refresh, 150);
   refresh();
-  listen("/dashboard/events?scope=all", ["started", "reading", "transcript", "partial", "decision", "reprioritise", "reroute", "pickup", "phase", "opted_out", "ended"], soon);
+  listen("/dashboard/events?scope=all", ["started", "reading", "transcript", "partial", "decision", "keypad", "reprioritise", "reroute", "pickup", "phase", "opted_out", "ended"], soon);
   setInterval(refresh, 3000);
 }
 
