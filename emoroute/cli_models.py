@@ -172,8 +172,7 @@ def add_model_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
 
     p = sub.add_parser("calibrate-emotion",
                        help="fit the fused model's temperature on its validation speakers (calibration.json)")
-    p.add_argument("--data", type=Path, default=Path(os.environ.get("EMOROUTE_CORPORA", "../shared/data")),
-                   help="corpora root (default: %(default)s)")
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="corpora root (default: %(default)s)")
     p.add_argument("--model-dir", type=Path, default=Path("audio_models/models/emotion-whisper-ecapa"),
                    help="model directory with whisper_head.npz (default: %(default)s)")
     p.add_argument("--dry-run", action="store_true", help="report only; write nothing")
