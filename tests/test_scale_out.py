@@ -190,6 +190,50 @@ async def test_a_status_callback_on_the_other_process_ends_the_call_on_its_owner
     r.close()
 
 
+async def test_identification_agent_and_opt_out_on_the_other_process_reach_the_stream_holder(cluster):
+    """Each call-flow webhook may land on either web process; the one holding the stream acts on it."""
+    r = r_of(cluster)
+    caller = load_audio(INTENTS / "u01.wav")  # "I want to cancel my account."
+    posted: set[str] = set()
+
+    def post(path: str, form: dict[str, str]) -> None:
+        sig = RequestValidator(TOKEN).compute_signature(PUBLIC + path, form)
+        resp = httpx.post(cluster.url("web-b") + path, data=form, headers={"X-Twilio-Signature": sig}, timeout=10)
+        assert resp.status_code in (200, 204), resp.text
+
+    def phases(sid: str) -> list[str]:
+        return [f["phase"] for _, f in r.xrange(keys.timeline(sid)) if f["type"] == "phase"]
+
+    def hold(sid: str) -> bool:
+        if not r.hget(keys.call(sid), "queue"):
+            return False
+        if not posted:  # routed: the caller presses star at identification, on the other process
+            post("/twilio/identify?step=0&queue=retention&priority=7",
+                 {"CallSid": sid, "AccountSid": ACCOUNT, "Digits": "*1234"})
+            posted.add("identify")
+        if "queue" in phases(sid) and "taskrouter" not in posted:
+            post("/twilio/taskrouter", {"EventType": "reservation.accepted", "AccountSid": ACCOUNT,
+                                        "WorkerName": "ann", "TaskAttributes": json.dumps({"call_sid": sid})})
+            posted.add("taskrouter")
+        return "agent" in phases(sid)
+
+    sid = await call(cluster, "web-a", np.concatenate([caller, caller]), hold_until=hold)
+    # an opted-out caller's stream stopping does not end the call: Twilio's status callback does
+    wait_for(lambda: r.hget(keys.call(sid), "owner") == "", what="web-a letting go of the stream")
+    assert r.hget(keys.call(sid), "status") != "ended"
+    post("/twilio/status", {"CallSid": sid, "AccountSid": ACCOUNT, "CallStatus": "completed"})
+    wait_for(lambda: r.hget(keys.call(sid), "status") == "ended", what="call end")
+    entries = [f for _, f in r.xrange(keys.timeline(sid))]
+    # web-a's coordinator deleted what it had analysed, kept streaming without analysing, and wrote the phases
+    assert [f["type"] for f in entries][:2] == ["started", "opted_out"], entries
+    assert not [f for f in entries if f["type"] in ("reading", "transcript")], entries
+    assert phases(sid) == ["queue", "agent"]
+    summary = r.hgetall(keys.call(sid))
+    assert summary["opted_out_via"] == "key" and "transcript" not in summary and "emotion" not in summary
+    assert summary["queue"] == "retention" and summary["agent"] == "ann" and summary["identified_account_number"] == "1"
+    r.close()
+
+
 async def test_a_worker_killed_mid_burst_loses_no_transcript(cluster):
     r = r_of(cluster)
     cancel = load_audio(INTENTS / "u01.wav")
@@ -290,47 +334,3 @@ def test_a_worker_takes_the_most_urgent_job_first_and_reclaims_a_silent_workers_
     assert 'emoroute_asr_stream_pending{urgency="normal"} 0.0' in metrics
     assert "emoroute_worker_jobs_total 6.0" in metrics
     raw.close()
-
-
-async def test_identification_agent_and_opt_out_on_the_other_process_reach_the_stream_holder(cluster):
-    """Each call-flow webhook may land on either web process; the one holding the stream acts on it."""
-    r = r_of(cluster)
-    caller = load_audio(INTENTS / "u01.wav")  # "I want to cancel my account."
-    posted: set[str] = set()
-
-    def post(path: str, form: dict[str, str]) -> None:
-        sig = RequestValidator(TOKEN).compute_signature(PUBLIC + path, form)
-        resp = httpx.post(cluster.url("web-b") + path, data=form, headers={"X-Twilio-Signature": sig}, timeout=10)
-        assert resp.status_code in (200, 204), resp.text
-
-    def phases(sid: str) -> list[str]:
-        return [f["phase"] for _, f in r.xrange(keys.timeline(sid)) if f["type"] == "phase"]
-
-    def hold(sid: str) -> bool:
-        if not r.hget(keys.call(sid), "queue"):
-            return False
-        if not posted:  # routed: the caller presses star at identification, on the other process
-            post("/twilio/identify?step=0&queue=retention&priority=7",
-                 {"CallSid": sid, "AccountSid": ACCOUNT, "Digits": "*1234"})
-            posted.add("identify")
-        if "queue" in phases(sid) and "taskrouter" not in posted:
-            post("/twilio/taskrouter", {"EventType": "reservation.accepted", "AccountSid": ACCOUNT,
-                                        "WorkerName": "ann", "TaskAttributes": json.dumps({"call_sid": sid})})
-            posted.add("taskrouter")
-        return "agent" in phases(sid)
-
-    sid = await call(cluster, "web-a", np.concatenate([caller, caller]), hold_until=hold)
-    # an opted-out caller's stream stopping does not end the call: Twilio's status callback does
-    wait_for(lambda: r.hget(keys.call(sid), "owner") == "", what="web-a letting go of the stream")
-    assert r.hget(keys.call(sid), "status") != "ended"
-    post("/twilio/status", {"CallSid": sid, "AccountSid": ACCOUNT, "CallStatus": "completed"})
-    wait_for(lambda: r.hget(keys.call(sid), "status") == "ended", what="call end")
-    entries = [f for _, f in r.xrange(keys.timeline(sid))]
-    # web-a's coordinator deleted what it had analysed, kept streaming without analysing, and wrote the phases
-    assert [f["type"] for f in entries][:2] == ["started", "opted_out"], entries
-    assert not [f for f in entries if f["type"] in ("reading", "transcript")], entries
-    assert phases(sid) == ["queue", "agent"]
-    summary = r.hgetall(keys.call(sid))
-    assert summary["opted_out_via"] == "key" and "transcript" not in summary and "emotion" not in summary
-    assert summary["queue"] == "retention" and summary["agent"] == "ann" and summary["identified_account_number"] == "1"
-    r.close()
