@@ -12,8 +12,10 @@ configuration and fold, then a summary line. The rule: docs/experiments/2026-11-
     python -m benchmarks.head_features --data ../shared/data --sets b1,b1-4+p --fused var/emotion-v2-loco-{corpus}
 
 ``--fused`` also scores each configuration fused with the ECAPA-TDNN of each finished LOCO run
-(``{corpus}`` is the left-out corpus; ECAPA's weight 0.75 as in the recipe), the rule's fourth
-condition; the ECAPA posteriors are cached next to the prosody statistics.
+(``{corpus}`` is the left-out corpus) at each of ``--weights`` (ECAPA's share; 0.75 is the
+recipe's), and ``--fused-all`` with the ECAPA-TDNN of a run on all four corpora on the ``all``
+fold (run 7: docs/experiments/2026-11-29-emotion-v2-fusion-weight-rule.md). The ECAPA posteriors
+are cached next to the prosody statistics.
 """
 
 from __future__ import annotations
@@ -143,7 +145,8 @@ def main() -> None:
     ap.add_argument("--c", type=float, default=1.0, help="the logistic regression's C (the shipped head's)")
     ap.add_argument("--sets", default=",".join(FEATURE_SETS))
     ap.add_argument("--fused", default="", help="LOCO run directories, {corpus} for the left-out corpus")
-    ap.add_argument("--ecapa-weight", type=float, default=0.75)
+    ap.add_argument("--fused-all", type=Path, default=None, help="a four-corpus run for the all fold")
+    ap.add_argument("--weights", default="0.75", help="comma list of ECAPA weights to fuse at")
     args = ap.parse_args()
     clips = [c for c in list_corpora(args.data, CORPORA) if c.label in LABELS]
     emb, owner = clip_embeddings(clips, block_embedder(), args.cache_dir, 1, args.seed)
@@ -152,6 +155,7 @@ def main() -> None:
     labels = [c.label for c in clips]
     corpora = [c.corpus for c in clips]
     summary: dict[str, dict[str, float]] = {}
+    weights = [float(w) for w in args.weights.split(",")]
     for name in args.sets.split(","):
         x = features(name, emb, pros)
         for balance in (False, True):
@@ -165,14 +169,18 @@ def main() -> None:
                                     {k: x[m] for k, m in tests.items()}, balance, args.c)
                 result = {k: scored([labels[i] for i in np.flatnonzero(tests[k])], p) for k, p in probs.items()}
                 left = fold.removeprefix("loco-")
-                run = Path(args.fused.format(corpus=left)) if args.fused and fold != "all" else None
+                run = args.fused_all if fold == "all" else Path(args.fused.format(corpus=left)) if args.fused else None
                 if run is not None and (run / "model.ckpt").is_file():
-                    test_clips = [clips[i] for i in np.flatnonzero(tests[left])]
-                    p_ecapa = ecapa_posteriors(run, test_clips, args.cache_dir.parent / "prosody", args.seed)
-                    fused = args.ecapa_weight * p_ecapa + (1 - args.ecapa_weight) * probs[left]
-                    result[f"{left}-fused"] = scored([c.label for c in test_clips], fused)
-                    result[f"{left}-ecapa"] = scored([c.label for c in test_clips], p_ecapa)
-                    row[f"fused_{fold}"] = float(result[f"{left}-fused"]["uar"])  # type: ignore[arg-type]
+                    for k in list(result):
+                        test_clips = [clips[i] for i in np.flatnonzero(tests[k])]
+                        p_ecapa = ecapa_posteriors(run, test_clips, args.cache_dir.parent / "prosody", args.seed)
+                        truth = [c.label for c in test_clips]
+                        result[f"{k}-ecapa"] = scored(truth, p_ecapa)
+                        for w in weights:
+                            result[f"{k}-fused@{w:g}"] = scored(truth, w * p_ecapa + (1 - w) * probs[k])
+                            row[f"fused@{w:g}_{fold}_{k}"] = float(result[f"{k}-fused@{w:g}"]["uar"])  # type: ignore[arg-type]
+                            row[f"fused@{w:g}_{fold}_{k}_a2h"] = float(
+                                result[f"{k}-fused@{w:g}"]["angry_as_happy"])  # type: ignore[arg-type]
                 print(json.dumps({"config": config, "fold": fold, "train_clips": int(train.sum()),
                                   "seconds": round(time.time() - started, 1), "test": result}), flush=True)
                 if fold == "all":
@@ -184,6 +192,11 @@ def main() -> None:
                        loco_min=round(float(np.min([r["uar"] for r in loco])), 4),
                        loco_angry_as_happy=round(float(np.mean([r["angry_as_happy"] for r in loco])), 4),
                        **{f"loco_{c}": r["uar"] for c, r in zip(CORPORA, loco, strict=True)})
+            for w in weights:
+                done = [f"fused@{w:g}_loco-{c}_{c}" for c in CORPORA if f"fused@{w:g}_loco-{c}_{c}" in row]
+                if done:
+                    row[f"fused@{w:g}_loco_mean"] = round(float(np.mean([row[k] for k in done])), 4)
+                    row[f"fused@{w:g}_loco_a2h"] = round(float(np.mean([row[f"{k}_a2h"] for k in done])), 4)
             summary[config] = row
     best = max(summary, key=lambda k: summary[k]["loco_mean"])
     print(json.dumps({"summary": summary, "candidate": best}), flush=True)

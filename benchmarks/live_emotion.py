@@ -11,7 +11,11 @@ callers sent to sales: the costliest mistake) and prices every call's queue with
 with ``EMOROUTE_TRANSCRIBER=none`` to read tone alone (what was said does not move the queue);
 ``EMOROUTE_EMOTION_MODEL_DIR`` / ``EMOROUTE_EMOTION_BACKEND`` pick the model. Prints one JSON line.
 
+``--corpus nemo`` / ``--corpus ased`` stream the fixed held-out speakers of nEMO (Polish, 719
+clips) or ASED (Amharic, 496) instead: callers in a language the English-only default never heard.
+
     EMOROUTE_TRANSCRIBER=none python -m benchmarks.live_emotion --data ../shared/data
+    EMOROUTE_TRANSCRIBER=none python -m benchmarks.live_emotion --data ../shared/data --corpus ased
 """
 
 from __future__ import annotations
@@ -24,20 +28,21 @@ from collections import Counter
 from pathlib import Path
 
 from audio_models.audio_io import load_audio
-from audio_models.training.corpora import list_corpora
+from audio_models.training.corpora import ASED_HELD_OUT, NEMO_HELD_OUT, Clip, list_corpora
 from audio_models.training.metrics import classification_summary
 from benchmarks.common import served
 from emoroute.simulate import SimTarget, simulate_many
 from router.policy import load_policy
 
-HELD_OUT = {f"ravdess-{a:02d}" for a in (1, 2, 23, 24)}
+HELD_OUT = {"ravdess": {f"ravdess-{a:02d}" for a in (1, 2, 23, 24)}, "nemo": set(NEMO_HELD_OUT),
+            "ased": set(ASED_HELD_OUT)}
 LABELS = ("angry", "happy", "neutral", "sad")
 
 
-async def _stream(target: SimTarget, paths: list[Path], at_once: int, realtime: bool) -> list[dict]:
+async def _stream(target: SimTarget, clips: list[Clip], at_once: int, realtime: bool) -> list[dict]:
     out: list[dict] = []
-    for i in range(0, len(paths), at_once):
-        batch = [(p.name, load_audio(p)) for p in paths[i:i + at_once]]
+    for i in range(0, len(clips), at_once):
+        batch = [(c.key, load_audio(c.path)) for c in clips[i:i + at_once]]
         out += await simulate_many(target, batch, calls=len(batch), realtime=realtime)
     return out
 
@@ -48,11 +53,14 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--at-once", type=int, default=8, help="calls streamed at the same time (default: 8)")
     ap.add_argument("--realtime", action="store_true", help="stream at the caller's pace (20 ms a frame)")
+    ap.add_argument("--corpus", choices=sorted(HELD_OUT), default="ravdess",
+                    help="whose held-out speakers call (default: ravdess, actors 1, 2, 23, 24)")
     args = ap.parse_args()
-    clips = [c for c in list_corpora(args.data) if c.speaker in HELD_OUT and c.label in LABELS]
-    label = {c.path.name: c.label for c in clips}
+    clips = [c for c in list_corpora(args.data, (args.corpus,))
+             if c.speaker in HELD_OUT[args.corpus] and c.label in LABELS]
+    label = {c.key: c.label for c in clips}
     with served() as target:
-        results = asyncio.run(_stream(target, [c.path for c in clips], args.at_once, args.realtime))
+        results = asyncio.run(_stream(target, clips, args.at_once, args.realtime))
     scored = [r for r in results if r.get("first_emotion")]
     truth = [label[r["file"]] for r in scored]
     summary = classification_summary(truth, [r["first_emotion"] for r in scored], LABELS)
@@ -60,11 +68,13 @@ def main() -> None:
               for lab in LABELS}
     costs = load_policy(Path(os.environ["EMOROUTE_POLICY_FILE"]) if os.environ.get("EMOROUTE_POLICY_FILE")
                         else None).emotion_routing.costs
-    strong = [(r, label[r["file"]]) for r in results if r["file"].split("-")[3] == "02"]  # RAVDESS intensity
+    # RAVDESS's intensity 02 (nEMO and ASED mark no intensity)
+    strong = [(r, label[r["file"]]) for r in results
+              if args.corpus == "ravdess" and Path(r["file"]).name.split("-")[3] == "02"]
     call_costs = [costs[label[r["file"]]].get(r.get("queue", ""), max(costs[label[r["file"]]].values()))
                   for r in results]
     print(json.dumps({
-        "benchmark": "live_emotion", "streamed": len(clips), "scored": len(scored),
+        "benchmark": "live_emotion", "corpus": args.corpus, "streamed": len(clips), "scored": len(scored),
         "model": scored[0].get("model") if scored else None,
         "transcriber": os.environ.get("EMOROUTE_TRANSCRIBER", "whisper"),
         "pace": "realtime" if args.realtime else "fast",
