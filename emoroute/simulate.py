@@ -90,7 +90,7 @@ class CallerScript:
     agent_audio: np.ndarray | None = None
     survey_score: str | None = None
     identify_s: float = 1.5  # call time the caller takes to key the account number
-    queue_wait_s: float = 2.0  # call time waiting in the queue before the agent answers
+    queue_wait_s: float = 2.0  # call time waiting in the queue before the agent answers (or hanging up)
     survey_s: float = 2.0  # call time listening to the survey question before keying
 
 
@@ -225,7 +225,8 @@ async def _follow(twilio: _Twilio, line: _Line, twiml: str | None, script: Calle
             continue
         if enqueue is not None and enqueue.get("action"):
             if script.agent is None:
-                return  # the caller gives up in the queue
+                await line.pause(script.queue_wait_s)
+                return  # the caller waits, then gives up in the queue
             await line.pause(script.queue_wait_s)
             task = json.dumps({"call_sid": twilio.call_sid})
             await twilio.post(twilio.target.public_url.rstrip("/") + "/twilio/taskrouter",

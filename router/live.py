@@ -575,16 +575,17 @@ class CallCoordinator:
     async def _speech_opt_out(self, state: CallState, text: TextSignals) -> bool:
         """Opt the caller out if what they said refuses the analysis; return whether they did.
 
-        The call is redirected (stream stopped, confirmation, keypad menu or its queue) unless an
-        agent has it.
+        Before routing, the call is redirected (stream stopped, confirmation, keypad menu). Once it
+        is queued or with an agent, only the stream is stopped (Twilio's Stream resource), so the
+        caller keeps their place in the queue or their conversation; the agent's card says so.
         """
         if not says_any(text.snippet, self.policy.opt_out.phrases):
             return False
         await self.opt_out(state.call_sid, "speech")
         if state.timer is not None:
             state.timer.cancel()
-        if state.ended or state.with_agent:
-            return True  # nothing to redirect; the audio still arriving is ignored
+        if state.ended:
+            return True
         if state.decision is None:
             # routed by keypad (the menu follows the confirmation) or, with no key, the default queue
             state.decision = Decision(self.policy.default_queue, self.policy.default_priority,
@@ -595,9 +596,17 @@ class CallCoordinator:
                 call_sid=state.call_sid, decision=decision, t=state.segmenter.seconds, arrival=state.arrival,
                 latency_ms=None))
             await self._send_route(state, state.decision, menu=True, opting_out=True)
-        else:  # already routed: stop the stream, confirm, and queue again where it was going
-            await self._send_route(state, state.decision, identify=False, opting_out=True)
+        else:
+            self._spawn(state, self._stop_stream(state))
         return True
+
+    async def _stop_stream(self, state: CallState) -> None:
+        """Stop the call's stream where it is; a failure leaves audio arriving, which is ignored."""
+        try:
+            await self.actions.stop_stream(state.call_sid)
+        except Exception:  # noqa: BLE001 - the coordinator already ignores an opted-out call's audio
+            self.metrics.errors.labels("twilio_rest").inc()
+            log.exception("call %s: stopping the stream failed; its audio is ignored", state.call_sid)
 
     async def end_call(self, call_sid: str, reason: str) -> None:
         """Finish a call (stream stop, socket closed, or status callback); idempotent.

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import httpx
 
 from telephony.credentials import WORKSPACE_OR_WORKFLOW_SID, is_account_sid, is_call_sid
-from telephony.twiml import enqueue_twiml
+from telephony.twiml import STREAM_NAME, enqueue_twiml
 
 log = logging.getLogger(__name__)
 API_BASE = "https://api.twilio.com"
@@ -76,6 +76,10 @@ class CallActions(Protocol):
         """Raise the priority of the call's queued TaskRouter task (None when there is none)."""
         ...
 
+    async def stop_stream(self, call_sid: str) -> RestRequest:
+        """Stop the call's Media Stream without touching its TwiML (queue position, agent leg)."""
+        ...
+
     async def aclose(self) -> None:
         """Release connections."""
         ...
@@ -124,6 +128,16 @@ class _ActionsBase:
         url = f"{self.api_base}/2010-04-01/Accounts/{self.account_sid}/Calls/{sid}.json"
         return RestRequest("POST", url, {"Twiml": twiml}, sid)
 
+    def build_stop_stream_request(self, call_sid: str) -> RestRequest:
+        """Return the Stream resource update that stops the ``<Stream name="emoroute">`` of a live call.
+
+        Twilio's Stream resource is addressed by the SID or the name the stream was started with;
+        stopping it leaves the call where it is (in its queue, or talking to an agent).
+        """
+        sid = checked_call_sid(call_sid)
+        url = f"{self.api_base}/2010-04-01/Accounts/{self.account_sid}/Calls/{sid}/Streams/{STREAM_NAME}.json"
+        return RestRequest("POST", url, {"Status": "stopped"}, sid)
+
     async def aclose(self) -> None:
         """Release what the actions hold (nothing, unless they talk to Twilio)."""
 
@@ -147,6 +161,13 @@ class DryRunActions(_ActionsBase):
         update = RestRequest("POST", f"{url}/{{TaskSid of {call_sid}}}", {"Priority": str(priority)}, call_sid)
         self.requests.append(update)
         return update
+
+    async def stop_stream(self, call_sid: str) -> RestRequest:
+        """Record the Stream resource update that would stop the call's stream."""
+        req = self.build_stop_stream_request(call_sid)
+        self.requests.append(req)
+        log.info("dry-run Twilio %s %s (stop the stream)", req.method, req.url)
+        return req
 
     async def route_call(self, call_sid: str, spec: RouteSpec) -> RestRequest:
         """Record the redirect that would put the call in its queue."""
@@ -188,6 +209,12 @@ class TwilioRestActions(_ActionsBase):
     async def route_call(self, call_sid: str, spec: RouteSpec) -> RestRequest:
         """Update the live call with the enqueue TwiML."""
         req = self.build_route_request(call_sid, spec)
+        await self._send("POST", req.url, data=req.form)
+        return req
+
+    async def stop_stream(self, call_sid: str) -> RestRequest:
+        """Stop the call's Media Stream through Twilio's Stream resource."""
+        req = self.build_stop_stream_request(call_sid)
         await self._send("POST", req.url, data=req.form)
         return req
 

@@ -181,3 +181,31 @@ async def test_saying_no_analysis_opts_out_before_any_reading_is_kept(live_serve
     assert not [e for e in timeline(r, sid) if e["type"] in ("reading", "transcript")]
     assert not set(ANALYSED) & set(r.hgetall(keys.call(sid)))
     r.close()
+
+
+@pytest.mark.parametrize("where", ["queued", "with the agent"])
+async def test_saying_no_analysis_later_stops_only_the_stream(live_server, redis_url, angry_audio, where):
+    # routed on tone first; then "No analysis, please..." (flite slt) while queued or talking to the
+    # agent: the stream is stopped through Twilio's Stream resource, and the call is not redirected,
+    # so the caller keeps their place in the queue or their conversation
+    refusal = load_audio(Path(__file__).parent / "data" / "opt-out-slt.wav")
+    if where == "queued":
+        audio = np.concatenate([angry_audio, np.zeros(16000, dtype=np.float32), refusal])
+        script = CallerScript(account_digits="12345678", queue_wait_s=30.0)  # then hangs up in the queue
+    else:  # the refusal is said to the agent; then the survey, listened to for 30 s of call time
+        audio = angry_audio
+        script = CallerScript(account_digits="12345678", agent="agent-7", agent_audio=refusal, survey_score="4",
+                              survey_s=30.0)
+    summary = await simulate_call(target(live_server), audio, script=script)
+    sid = summary["call_sid"]
+    assert summary["opted_out"] == "1" and summary["opted_out_via"] == "speech", summary
+    assert summary["queue"] == "retention"
+    requests = [q for q in live_server.actions.requests if q.call_sid == sid]
+    assert [q.url.rsplit("/", 2)[-2:] for q in requests] == [["Calls", f"{sid}.json"], ["Streams", "emoroute.json"]]
+    assert requests[1].form == {"Status": "stopped"}
+    assert "<Stop>" not in requests[0].form["Twiml"]  # the one redirect is the first route, before the refusal
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    wait_for(lambda: r.hget(keys.call(sid), "status") == "ended", what="call end")
+    assert not [e for e in timeline(r, sid) if e["type"] in ("reading", "transcript")]
+    assert not set(ANALYSED) & set(r.hgetall(keys.call(sid)))
+    r.close()
