@@ -262,7 +262,7 @@ class CallCoordinator:
                                                      entry={"type": "key", "key": key, "t": round(t, 3)}))
         self._persist(state, lambda: self.store.record_decision(
             call_sid=call_sid, decision=decision, t=t, arrival=state.arrival, latency_ms=None,
-            kind="decision" if first else "keypad"))
+            kind="decision" if first else "keypad", enqueued=not self.policy.identification))
         self.enter_phase(call_sid, "identification" if self.policy.identification else "queue")
 
     async def opt_out(self, call_sid: str, via: str) -> bool:
@@ -509,8 +509,11 @@ class CallCoordinator:
         self.metrics.decisions.labels(decision.queue, decision.rule).inc()
         log.info("call %s -> %s priority %d (%s; %s)", state.call_sid, decision.queue, decision.priority,
                  decision.reason, trigger)
+        # identification follows a routed decision (not the keypad menu): the wait starts after it
+        enqueued = decision.rule == "default" or not self.policy.identification
         applied = await self._persist(state, lambda: self.store.record_decision(
-            call_sid=state.call_sid, decision=decision, t=t, arrival=state.arrival, latency_ms=latency_ms))
+            call_sid=state.call_sid, decision=decision, t=t, arrival=state.arrival, latency_ms=latency_ms,
+            enqueued=enqueued))
         if applied is False:
             log.info("call %s: decision not queued (the call ended or an agent has it)", state.call_sid)
 

@@ -511,8 +511,12 @@ class CallStore:
         arrival: float,
         latency_ms: float | None,
         kind: str = "decision",
+        enqueued: bool = True,
     ) -> bool | None:
         """Queue the call with a routing decision (or a re-route / new priority), atomically.
+
+        ``enqueued`` False: identification steps come first, so the call's wait (``enqueued_at``)
+        starts only when it enters the queue phase (:meth:`phase_changed`).
 
         Return True when applied, False when Redis refused it because the call is with an agent
         or has ended (or, for a re-route or new priority, is no longer queued), None when Redis
@@ -524,11 +528,10 @@ class CallStore:
         if kind in ("reroute", "reprioritise"):
             summary["escalated"] = "1"
             summary["rerouted" if kind == "reroute" else "anger_rose"] = "1"
-        if kind == "keypad":
+        if kind in ("decision", "keypad") and enqueued:
             summary["enqueued_at"] = str(arrival)
         if kind == "decision":
             summary["decided_at"] = str(time.time())
-            summary["enqueued_at"] = str(arrival)
             if latency_ms is not None:
                 summary["decision_latency_ms"] = str(round(latency_ms, 2))
         score = queue_score(decision.priority, arrival, self.seconds_per_point)
@@ -579,10 +582,16 @@ class CallStore:
         return await self.write(ops)
 
     async def phase_changed(self, *, call_sid: str, phase: str, t: float) -> bool:
-        """Record that the call entered ``phase`` at call time ``t`` (a band on its timeline)."""
+        """Record that the call entered ``phase`` at call time ``t`` (a band on its timeline).
+
+        Entering the queue phase starts the call's wait (``enqueued_at``), after any identification.
+        """
+        fields: dict[str, Any] = {"phase": phase}
+        if phase == "queue":
+            fields["enqueued_at"] = time.time()
         ops: list[Op] = [
             self._xadd(call_sid, {"type": "phase", "phase": phase, "t": round(t, 3)}),
-            ("hset", [keys.call(call_sid)], {"mapping": {"phase": phase}}),
+            ("hset", [keys.call(call_sid)], {"mapping": fields}),
             self._event("phase", call_sid, phase=phase, t=t),
         ]
         return await self.write(ops)

@@ -46,6 +46,9 @@ async def test_a_whole_call_is_tagged_with_its_phases_and_its_survey_score_reach
     entries = timeline(r, sid)
     phases = [e["phase"] for e in entries if e["type"] == "phase"]
     assert phases == ["identification", "queue", "agent", "survey"], phases
+    # the wait starts when identification is over, not at the decision
+    decided, enqueued, picked = (float(r.hget(keys.call(sid), k)) for k in ("decided_at", "enqueued_at", "picked_at"))
+    assert decided < enqueued < picked
     starts = [float(e["t"]) for e in entries if e["type"] == "phase"]
     assert starts == sorted(starts)
     # every reading carries the phase it was heard in; the caller spoke while greeting and with the agent
