@@ -31,6 +31,17 @@ def timeline(r: redis.Redis, sid: str) -> list[dict[str, str]]:
     return [f for _, f in r.xrange(keys.timeline(sid))]
 
 
+def assert_nothing_analysed(redis_url: str, sid: str) -> None:
+    """Once the call has ended: no reading or transcript in its timeline, no analysed summary field."""
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        wait_for(lambda: r.hget(keys.call(sid), "status") == "ended", what="call end")
+        assert not [e for e in timeline(r, sid) if e["type"] in ("reading", "transcript")]
+        assert not set(ANALYSED) & set(r.hgetall(keys.call(sid)))
+    finally:
+        r.close()
+
+
 async def test_a_whole_call_is_tagged_with_its_phases_and_its_survey_score_reaches_analytics(
         live_server, redis_url, angry_audio, neutral_audio):
     script = CallerScript(account_digits="12345678", agent="agent-7", agent_audio=neutral_audio, survey_score="2")
@@ -161,11 +172,7 @@ async def test_an_opt_out_key_during_the_question_is_answered_with_the_menu(live
                                   script=CallerScript(key="*", key_after_s=0.4, menu_key="0"))
     sid = summary["call_sid"]
     assert summary["opted_out"] == "1" and summary["queue"] == "general" and summary["keypad"] == "0"
-    r = redis.Redis.from_url(redis_url, decode_responses=True)
-    wait_for(lambda: r.hget(keys.call(sid), "status") == "ended", what="call end")
-    assert not [e for e in timeline(r, sid) if e["type"] in ("reading", "transcript")]
-    assert not set(ANALYSED) & set(r.hgetall(keys.call(sid)))
-    r.close()
+    assert_nothing_analysed(redis_url, sid)
 
 
 @pytest.mark.parametrize("voice", ["slt", "awb"])
@@ -179,11 +186,7 @@ async def test_saying_no_analysis_opts_out_before_any_reading_is_kept(live_serve
     (redirect,) = [q for q in live_server.actions.requests if q.call_sid == sid]
     root = ET.fromstring(redirect.form["Twiml"])
     assert root[0].tag == "Stop" and "Nothing more of this call will be analysed" in root[1].text
-    r = redis.Redis.from_url(redis_url, decode_responses=True)
-    wait_for(lambda: r.hget(keys.call(sid), "status") == "ended", what="call end")
-    assert not [e for e in timeline(r, sid) if e["type"] in ("reading", "transcript")]
-    assert not set(ANALYSED) & set(r.hgetall(keys.call(sid)))
-    r.close()
+    assert_nothing_analysed(redis_url, sid)
 
 
 @pytest.mark.parametrize("where", ["queued", "with the agent"])
@@ -207,8 +210,4 @@ async def test_saying_no_analysis_later_stops_only_the_stream(live_server, redis
     assert [q.url.rsplit("/", 2)[-2:] for q in requests] == [["Calls", f"{sid}.json"], ["Streams", "emoroute.json"]]
     assert requests[1].form == {"Status": "stopped"}
     assert "<Stop>" not in requests[0].form["Twiml"]  # the one redirect is the first route, before the refusal
-    r = redis.Redis.from_url(redis_url, decode_responses=True)
-    wait_for(lambda: r.hget(keys.call(sid), "status") == "ended", what="call end")
-    assert not [e for e in timeline(r, sid) if e["type"] in ("reading", "transcript")]
-    assert not set(ANALYSED) & set(r.hgetall(keys.call(sid)))
-    r.close()
+    assert_nothing_analysed(redis_url, sid)
