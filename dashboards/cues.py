@@ -51,10 +51,13 @@ def anger_duration(readings: Sequence[dict[str, Any]], threshold: float) -> floa
 OPTED_OUT_CUE = "The caller refused the analysis: no tone cues for this call. Ask how you can help."
 
 
-def pick_cue(rules: Sequence[CueRule], *, emotion: str, trend: str, intents: set[str]) -> str:
-    """Return the first matching suggestion."""
+def pick_cue(rules: Sequence[CueRule], *, emotion: str, trend: str, intents: set[str],
+             probs: dict[str, float] | None = None) -> str:
+    """Return the first matching suggestion (``probs``: the latest reading's, for ``min_probability``)."""
     for rule in rules:
-        if rule.emotion and rule.emotion != emotion:
+        if rule.emotion and rule.emotion != emotion and not (
+                rule.min_probability is not None and probs is not None
+                and float(probs.get(rule.emotion, 0.0)) >= rule.min_probability):
             continue
         if rule.trend and rule.trend != trend:
             continue
@@ -95,7 +98,8 @@ def caller_cues(
         "snippets": snippets[-3:],
         "hearing": summary.get("partial_transcript", ""),
         "suggestion": (OPTED_OUT_CUE if summary.get("opted_out") == "1"
-                       else pick_cue(rules, emotion=emotion, trend=trend, intents=intents)),
+                       else pick_cue(rules, emotion=emotion, trend=trend, intents=intents,
+                                     probs=latest["probs"] if latest else None)),
         "keypad": summary.get("keypad", ""),
         "updated_t": float(latest["t"]) if latest else None,
     }

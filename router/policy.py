@@ -148,9 +148,15 @@ class AlertRules(_Strict):
 
 
 class CueRule(_Strict):
-    """One suggested opening line and when it applies."""
+    """One suggested opening line and when it applies.
+
+    ``emotion`` matches the latest reading's label; with ``min_probability`` it also matches when
+    the reading's probability of that emotion reaches it (a cue whose misses cost more than its
+    false alarms: "a few warm words" to a low caller heard as neutral).
+    """
 
     emotion: str | None = None
+    min_probability: float | None = Field(None, gt=0, le=1)
     trend: Literal["rising", "falling", "steady"] | None = None
     intent: str | None = None
     say: str = Field(min_length=1, max_length=300)
