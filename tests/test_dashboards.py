@@ -246,3 +246,21 @@ async def test_phase_bands_and_the_new_analytics_panels_in_a_real_browser(live_s
     browser.save_screenshot(str(shots / "analytics-phases.png"))
     browser.execute_script("document.querySelector('#csat-scatter').scrollIntoView()")
     browser.save_screenshot(str(shots / "analytics-csat.png"))
+
+
+def test_a_cue_rule_with_min_probability_matches_on_the_probability():
+    from dashboards.cues import pick_cue
+    from router.policy import load_policy
+
+    rules = load_policy().cues
+    sad = next(r for r in rules if r.emotion == "sad")
+    low = {"angry": 0.05, "happy": 0.05, "neutral": 0.55, "sad": 0.35}
+    # as shipped, a reading labelled neutral gets the generic greeting, whatever its P(sad)
+    assert pick_cue(rules, emotion="neutral", trend="steady", intents=set(), probs=low) != sad.say
+    lowered = [r.model_copy(update={"min_probability": 0.3}) if r is sad else r for r in rules]
+    assert pick_cue(lowered, emotion="neutral", trend="steady", intents=set(), probs=low) == sad.say
+    assert pick_cue(lowered, emotion="neutral", trend="steady", intents=set(),
+                    probs={**low, "sad": 0.2, "neutral": 0.7}) != sad.say
+    # rules still match first to last: an angry reading keeps its own cue
+    assert "angry" in pick_cue(lowered, emotion="angry", trend="steady", intents=set(),
+                               probs={"angry": 0.5, "sad": 0.4, "happy": 0.05, "neutral": 0.05})
