@@ -262,5 +262,6 @@ def test_a_cue_rule_with_min_probability_matches_on_the_probability():
     assert pick_cue(lowered, emotion="neutral", trend="steady", intents=set(),
                     probs={**low, "sad": 0.2, "neutral": 0.7}) != sad.say
     # rules still match first to last: an angry reading keeps its own cue
-    assert "angry" in pick_cue(lowered, emotion="angry", trend="steady", intents=set(),
-                               probs={"angry": 0.5, "sad": 0.4, "happy": 0.05, "neutral": 0.05})
+    angry = next(r for r in rules if r.emotion == "angry" and not r.intent and not r.trend)
+    assert pick_cue(lowered, emotion="angry", trend="steady", intents=set(),
+                    probs={"angry": 0.5, "sad": 0.4, "happy": 0.05, "neutral": 0.05}) == angry.say
