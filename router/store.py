@@ -581,14 +581,23 @@ class CallStore:
         ]
         return await self.write(ops)
 
-    async def phase_changed(self, *, call_sid: str, phase: str, t: float) -> bool:
+    async def phase_changed(self, *, call_sid: str, phase: str, t: float | None) -> bool:
         """Record that the call entered ``phase`` at call time ``t`` (a band on its timeline).
 
-        Entering the queue phase starts the call's wait (``enqueued_at``), after any identification.
+        ``t`` None (no process holds the call's stream, so no audio clock): the seconds since the
+        call started, by the wall clock (0 when Redis cannot say). Entering the queue phase starts
+        the call's wait (``enqueued_at``), after any identification.
         """
+        now = time.time()
+        if t is None:
+            try:
+                started = await self.redis.hget(keys.call(call_sid), "started_at")
+            except REDIS_DOWN:
+                started = None
+            t = max(0.0, now - float(started)) if started else 0.0
         fields: dict[str, Any] = {"phase": phase}
         if phase == "queue":
-            fields["enqueued_at"] = time.time()
+            fields["enqueued_at"] = now
         ops: list[Op] = [
             self._xadd(call_sid, {"type": "phase", "phase": phase, "t": round(t, 3)}),
             ("hset", [keys.call(call_sid)], {"mapping": fields}),

@@ -211,3 +211,21 @@ def test_the_spool_is_bounded_compacted_and_capped_on_reload(tmp_path):
     reloaded.sync()
     assert len(reloaded) == 10 and reloaded.pending[0][0][1][0] == "k40"
     assert len(spool.read_text().splitlines()) == 10
+
+
+async def test_a_phase_change_without_an_audio_clock_is_timed_from_the_call_start_and_starts_the_wait(redis_url):
+    # the process holding the stream is gone: the webhook stores the phase with t=None
+    import time
+
+    store = make_store(redis_url)
+    sid = "CA" + "7" * 32
+    await store.call_started(call_sid=sid, stream_sid="MZ7", caller="", started_at=time.time() - 42.0)
+    await store.record_decision(call_sid=sid, decision=Decision("sales", 5, "keyed 3", "keypad"), t=0.0,
+                                arrival=time.time(), latency_ms=None, kind="keypad", enqueued=False)
+    assert "enqueued_at" not in await store.get_call(sid)  # identification first: no wait yet
+    await store.phase_changed(call_sid=sid, phase="queue", t=None)
+    (phase,) = [e for e in await store.get_timeline(sid) if e["type"] == "phase"]
+    assert 41.5 < float(phase["t"]) < 60
+    call = await store.get_call(sid)
+    assert call["phase"] == "queue" and abs(float(call["enqueued_at"]) - time.time()) < 5
+    await store.redis.aclose()

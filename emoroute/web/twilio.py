@@ -231,7 +231,7 @@ async def keypad(request: Request, services: ServicesDep, stage: str = "listen")
         services.metrics.keys.labels(stage, "no_key").inc()
         decision = Decision(policy.default_queue, policy.default_priority, "no key pressed at the menu", "default")
         if not await _to_holder(services, call_sid, {"action": "phase", "phase": "queue"}):
-            _later(lambda: services.store.phase_changed(call_sid=call_sid, phase="queue", t=0.0))
+            _later(lambda: services.store.phase_changed(call_sid=call_sid, phase="queue", t=None))
         return Response(flow.enqueue(call_sid, decision.queue, decision.priority, {"reason": decision.reason}),
                         media_type=XML)
     services.metrics.keys.labels(stage, "not_on_menu").inc()
@@ -252,8 +252,9 @@ async def _store_keyed(services: ServicesDep, call_sid: str, key: str, decision:
     arrival = time.time()
     _later(lambda: services.store.mark(call_sid=call_sid, fields={"keypad": key}, entry={"type": "key", "key": key}),
            lambda: services.store.record_decision(call_sid=call_sid, decision=decision, t=0.0, arrival=arrival,
-                                                  latency_ms=None, kind="keypad"),
-           lambda: services.store.phase_changed(call_sid=call_sid, phase=phase, t=0.0))
+                                                  latency_ms=None, kind="keypad",
+                                                  enqueued=not services.policy.identification),
+           lambda: services.store.phase_changed(call_sid=call_sid, phase=phase, t=None))
 
 
 @router.post("/twilio/identify")
@@ -281,7 +282,7 @@ async def identify(request: Request, services: ServicesDep, step: int = 0, queue
     nxt = flow.identify(step + 1, queue, priority)
     if nxt is None:
         if not await _to_holder(services, call_sid, {"action": "phase", "phase": "queue"}):
-            _later(lambda: services.store.phase_changed(call_sid=call_sid, phase="queue", t=0.0))
+            _later(lambda: services.store.phase_changed(call_sid=call_sid, phase="queue", t=None))
         nxt = flow.enqueue(call_sid, queue, priority)
     if opting_out:
         nxt = with_stream_stopped(nxt, policy.opt_out.confirmation, policy.prompts.voice)
@@ -309,7 +310,7 @@ async def queue_result(request: Request, services: ServicesDep) -> Response:
     if not policy.survey.enabled:
         return Response(goodbye_twiml(text="", voice=policy.prompts.voice), media_type=XML)
     if not await _to_holder(services, call_sid, {"action": "phase", "phase": "survey"}):
-        _later(lambda: services.store.phase_changed(call_sid=call_sid, phase="survey", t=0.0))
+        _later(lambda: services.store.phase_changed(call_sid=call_sid, phase="survey", t=None))
     services.metrics.surveys.labels("asked").inc()
     return Response(services.coordinator.flow.survey(), media_type=XML)
 
