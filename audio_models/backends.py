@@ -9,12 +9,23 @@ from audio_models.emotion_types import DEFAULT_BACKEND, DEFAULT_MODEL_DIR, Emoti
 from audio_models.whisper_head import FusedEmotionModel
 
 
+def shipped_model_dir(source: str | Path) -> Path:
+    """Return ``source``, or the shipped model directory of that name when ``source`` is no path here."""
+    path = Path(source)
+    shipped = DEFAULT_MODEL_DIR.parent / path.name
+    if not path.exists() and path.name == str(source) and shipped.is_dir():
+        return shipped
+    return path
+
+
 def load_emotion_model(backend: str = DEFAULT_BACKEND, source: str | Path = DEFAULT_MODEL_DIR) -> EmotionModel:
     """Return the named backend loaded from ``source``.
 
     'ecapa': the directory's ECAPA-TDNN alone; 'ecapa-whisper': fused with the block-1 head in
-    the same directory (``whisper_head.npz``).
+    the same directory (``whisper_head.npz``). ``source`` may also be the bare name of a shipped
+    model directory (``emotion-v2-four-corpora``, ``emotion-ecapa``).
     """
+    source = shipped_model_dir(source)
     if backend == "ecapa":
         return EcapaEmotionModel.from_dir(source)
     if backend == "ecapa-whisper":

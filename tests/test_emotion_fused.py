@@ -89,3 +89,24 @@ def test_classify_cli_with_the_fused_backend(corpora, capsys):
     assert main(["classify", "--backend", "ecapa-whisper", "--telephone", "--json", str(path)]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["label"] == "angry" and result["model"].endswith("+whisper-head")
+
+
+def test_the_four_corpus_model_loads_by_name_and_hears_amharic_anger(corpora):
+    # shipped beside the default for lines with Polish or Amharic callers
+    # (docs/experiments/2026-11-29-emotion-v2-ship-rule.md)
+    from audio_models.training.corpora import ASED_HELD_OUT, list_corpora
+
+    model = load_emotion_model("ecapa-whisper", "emotion-v2-four-corpora")
+    assert isinstance(model, FusedEmotionModel) and "emotion-v2-run1" in model.name
+    assert set(model.hparams["training"]["train_corpora"]) == {"ravdess", "tess", "nemo", "ased"}
+    trained = set(model.hparams["training"]["train_speakers"])
+    angry = [c for c in list_corpora(corpora, ("ased",)) if c.speaker in ASED_HELD_OUT and c.label == "angry"][::12]
+    assert len(angry) >= 10 and not trained & {c.speaker for c in angry}
+    from audio_models.audio_io import load_audio
+    from audio_models.g711 import telephone_round_trip
+
+    heard = [max(r.probs, key=lambda k: r.probs[k]) for r in
+             model.classify_batch([telephone_round_trip(load_audio(c.path)) for c in angry])]
+    assert heard.count("angry") >= 0.8 * len(heard) and "happy" not in heard, heard
+    with pytest.raises(ModelLoadError):
+        load_emotion_model("ecapa-whisper", "no-such-model")

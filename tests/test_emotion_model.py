@@ -189,6 +189,7 @@ def test_model_directories_hold_only_what_loading_and_citing_needs():
               "whisper_head_log.txt", "whisper_head_metrics.json", "band_extender.npz", "config.json",
               "training_log.txt"}
     models = [d for d in root.iterdir() if d.is_dir()]
-    assert {d.name for d in models} == {"emotion-whisper-ecapa", "emotion-ecapa", "asr-band-extension"}
+    assert {d.name for d in models} == {"emotion-whisper-ecapa", "emotion-ecapa", "emotion-v2-four-corpora",
+                                        "asr-band-extension"}
     extra = sorted(str(p.relative_to(root)) for d in models for p in d.rglob("*") if p.is_dir() or p.name not in needed)
     assert extra == []  # experiment records live in docs/experiments/, benchmark tables in benchmarks/results/
