@@ -10,6 +10,8 @@ configuration and fold, then a summary line. The rule: docs/experiments/2026-11-
 
     python -m benchmarks.head_features --data ../shared/data > head-features.jsonl
     python -m benchmarks.head_features --data ../shared/data --sets b1,b1-4+p --fused var/emotion-v2-loco-{corpus}
+    python -m benchmarks.head_features --data ../shared/data --encoder-dir var/whisper-base-ct2 --encoder-blocks 6 \
+        --sets b1,b2,b3,b4,b5,b6,b1-6,b1-6+p
 
 ``--fused`` also scores each configuration fused with the ECAPA-TDNN of each finished LOCO run
 (``{corpus}`` is the left-out corpus) at each of ``--weights`` (ECAPA's share; 0.75 is the
@@ -42,7 +44,8 @@ from audio_models.training.corpora import (
 )
 from audio_models.training.features import clip_variants
 from audio_models.training.metrics import classification_summary
-from audio_models.training.whisper_head import block_embedder, clip_embeddings
+from audio_models.training.whisper_head import BLOCKS, block_embedder, clip_embeddings
+from audio_models.whisper_encoder import WhisperLayerEmbedder
 
 CORPORA = ("ravdess", "tess", "nemo", "ased")
 TEST_SPEAKERS = ravdess_speakers([1, 2, 23, 24]) | set(NEMO_HELD_OUT) | set(ASED_HELD_OUT)
@@ -147,9 +150,17 @@ def main() -> None:
     ap.add_argument("--fused", default="", help="LOCO run directories, {corpus} for the left-out corpus")
     ap.add_argument("--fused-all", type=Path, default=None, help="a four-corpus run for the all fold")
     ap.add_argument("--weights", default="0.75", help="comma list of ECAPA weights to fuse at")
+    ap.add_argument("--encoder-dir", type=Path, default=None,
+                    help="another CTranslate2 Whisper model directory (run 9: multilingual base); default tiny.en")
+    ap.add_argument("--encoder-blocks", type=int, default=BLOCKS, help="its encoder blocks (base: 6)")
     args = ap.parse_args()
     clips = [c for c in list_corpora(args.data, CORPORA) if c.label in LABELS]
-    emb, owner = clip_embeddings(clips, block_embedder(), args.cache_dir, 1, args.seed)
+    embedder = block_embedder()
+    if args.encoder_dir is not None:
+        embedder = WhisperLayerEmbedder(args.encoder_blocks, model_dir=args.encoder_dir)
+        # the cache key names the encoder: never a tiny.en embedding under a base name, or back
+        embedder.name = f"whisper-{args.encoder_dir.resolve().name}-block{args.encoder_blocks}"
+    emb, owner = clip_embeddings(clips, embedder, args.cache_dir, 1, args.seed)
     assert owner == list(range(len(clips)))
     pros = prosody_table(clips, args.cache_dir.parent / "prosody", args.seed)
     labels = [c.label for c in clips]
