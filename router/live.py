@@ -589,7 +589,7 @@ class CallCoordinator:
             state.timer.cancel()
         if state.ended:
             return True
-        if state.decision is None:
+        if state.decision is None and not state.with_agent:
             # routed by keypad (the menu follows the confirmation) or, with no key, the default queue
             state.decision = Decision(self.policy.default_queue, self.policy.default_priority,
                                       "caller opted out of analysis", "opt_out")
