@@ -18,6 +18,7 @@ from audio_models.pipeline import BatchingScorer
 from audio_models.transcribe import Transcriber, TranscriptSegment, load_transcriber
 from audio_models.vad import SileroVAD
 from dashboards.auth import LoginGuard
+from dashboards.gate import ComputeGate
 from dashboards.hub import EventHub
 from emoroute.redis_server import EmbeddedRedis
 from emoroute.settings import Settings
@@ -64,6 +65,8 @@ class Services:
     remote_asr: RemoteTranscriber | None = None
     raw_redis: aioredis.Redis | None = None
     streams_open: int = 0
+    # analytics and CSV exports: one at a time per process, identical requests share one
+    analytics_gate: ComputeGate = field(default_factory=ComputeGate)
 
     @property
     def process_id(self) -> str:

@@ -162,3 +162,64 @@ def test_analytics_over_many_calls_never_stall_the_live_event_loop(live_server, 
     assert result["took"] > 1.0 and len(waits) >= 5  # long enough to have stalled the loop, had it run there
     assert max(waits) < 0.5, waits
     r.close()
+
+
+def test_identical_analytics_requests_share_one_computation_and_run_one_at_a_time(live_server, redis_url):
+    """A reload storm computes the figures once; different periods queue behind each other."""
+    import json
+    from concurrent.futures import ThreadPoolExecutor
+    from datetime import UTC, datetime
+
+    import httpx
+    import redis
+
+    from router import keys
+
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    base = 86400.0 * 400  # a day of its own, far from the other tests' calls
+    with r.pipeline(transaction=False) as pipe:
+        for i in range(20_000):
+            sid = f"CB{i:032x}"
+            pipe.hset(keys.call(sid), mapping={"call_sid": sid, "started_at": base + i, "queue": QUEUES[i % 3],
+                                               "first_emotion": "neutral", "caller_hash": f"g{i % 5000}"})
+            pipe.zadd(keys.calls_index(), {sid: base + i})
+        pipe.execute()
+    iso = [datetime.fromtimestamp(base + s, UTC).isoformat() for s in (0, 10_000, 20_000)]
+    gate = live_server.app.state.services.analytics_gate
+    before = gate.computed
+
+    def get(path: str, lo: str, hi: str) -> httpx.Response:
+        return httpx.get(f"{live_server.url}/dashboard/api/{path}", params={"start": lo, "end": hi},
+                         headers={"Authorization": "Bearer dev-supervisor-token"}, timeout=120)
+
+    with ThreadPoolExecutor(4) as pool:
+        same = list(pool.map(lambda _: get("analytics", iso[0], iso[2]), range(4)))
+    assert all(resp.status_code == 200 for resp in same)
+    assert {json.dumps(resp.json(), sort_keys=True) for resp in same} == {json.dumps(same[0].json(), sort_keys=True)}
+    assert same[0].json()["calls"] == 20_000
+    assert gate.computed - before == 1, gate.computed - before  # four requests, one computation
+    with ThreadPoolExecutor(2) as pool:
+        halves = list(pool.map(lambda p: get("analytics", *p), [(iso[0], iso[1]), (iso[1], iso[2])]))
+    assert [h.json()["calls"] for h in halves] == [10_001, 10_000]  # both ends of a period count
+    assert gate.computed - before == 3
+    csv = get("analytics.csv", iso[0], iso[2])
+    assert csv.status_code == 200 and csv.text.count("\n") == 20_001
+    r.close()
+
+
+async def test_the_gate_runs_different_computations_one_at_a_time():
+    import asyncio
+
+    from dashboards.gate import ComputeGate
+
+    gate, running, most = ComputeGate(), [0], [0]
+
+    async def work(value: int) -> int:
+        running[0] += 1
+        most[0] = max(most[0], running[0])
+        await asyncio.sleep(0.05)
+        running[0] -= 1
+        return value
+
+    results = await asyncio.gather(*(gate.run(k, lambda k=k: work(k)) for k in (1, 2, 3, 1)))
+    assert results == [1, 2, 3, 1] and most[0] == 1 and gate.computed == 3

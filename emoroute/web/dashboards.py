@@ -249,17 +249,21 @@ async def analytics_json(request: Request, services: ServicesDep, start: str | N
     """
     _require(request, services.settings, supervisor=True)
     lo, hi = _range(start, end)
-    rows, history = await _rows_and_history(services, lo, hi, repeat_days,
-                                            tuple(dict.fromkeys((*ANALYTICS_FIELDS, *INSIGHT_FIELDS))))
     queues = list(services.policy.queues)
 
-    def figures() -> dict[str, Any]:
-        return {"start": lo, "end": hi, **analytics_of(rows, queues),
-                **insights_of(rows, queues, key_intents=_key_intents(services), history=history,
-                              repeat_days=repeat_days)}
+    async def compute() -> dict[str, Any]:
+        rows, history = await _rows_and_history(services, lo, hi, repeat_days,
+                                                tuple(dict.fromkeys((*ANALYTICS_FIELDS, *INSIGHT_FIELDS))))
 
-    # seconds of pure Python over 100,000 calls: in a thread, so the live calls' event loop keeps running
-    return await asyncio.to_thread(figures)
+        def figures() -> dict[str, Any]:
+            return {"start": lo, "end": hi, **analytics_of(rows, queues),
+                    **insights_of(rows, queues, key_intents=_key_intents(services), history=history,
+                                  repeat_days=repeat_days)}
+
+        # seconds of pure Python over 100,000 calls: in a thread, so the live calls' event loop keeps running
+        return await asyncio.to_thread(figures)
+
+    return await services.analytics_gate.run(("analytics", round(lo), round(hi), repeat_days), compute)
 
 
 def _key_intents(services: ServicesDep) -> dict[str, str]:
@@ -281,13 +285,18 @@ async def analytics_csv(request: Request, services: ServicesDep, start: str | No
     """The call summaries in the range as CSV."""
     _require(request, services.settings, supervisor=True)
     lo, hi = _range(start, end)
-    rows, history = await _rows_and_history(services, lo, hi, repeat_days, CSV_READ_FIELDS)
 
-    def export() -> str:
-        repeat_figures(rows, history, repeat_days)  # marks each repeat call for its column
-        return calls_csv(rows)
+    async def compute() -> str:
+        rows, history = await _rows_and_history(services, lo, hi, repeat_days, CSV_READ_FIELDS)
 
-    return Response(await asyncio.to_thread(export), media_type="text/csv",
+        def export() -> str:
+            repeat_figures(rows, history, repeat_days)  # marks each repeat call for its column
+            return calls_csv(rows)
+
+        return await asyncio.to_thread(export)
+
+    text = await services.analytics_gate.run(("csv", round(lo), round(hi), repeat_days), compute)
+    return Response(text, media_type="text/csv",
                     headers={"Content-Disposition": 'attachment; filename="emoroute-calls.csv"'})
 
 
