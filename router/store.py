@@ -714,19 +714,8 @@ class CallStore:
         data = await self.redis.hgetall(keys.agent(agent_id))
         return data or None
 
-    @staticmethod
-    async def _first_ready(pipe: Any, queue_key: str, scan: int = 50) -> tuple[float, str] | None:
-        """Return (score, CallSid) of the best call in a queue that is not still at identification."""
-        for sid, score in await pipe.zrange(queue_key, 0, scan - 1, withscores=True):
-            if await pipe.hget(keys.call(sid), "phase") != "identification":
-                return float(score), str(sid)
-        return None
-
     async def take_next(self, *, agent_id: str) -> str | None:
-        """Pop the best waiting call across the agent's queues and assign it (WATCH-guarded).
-
-        A call still keying its identification is passed over: it is not waiting for an agent yet.
-        """
+        """Pop the best waiting call across the agent's queues and assign it (WATCH-guarded)."""
         agent = await self.get_agent(agent_id)
         if agent is None:
             raise KeyError(agent_id)
@@ -739,9 +728,9 @@ class CallStore:
                     await pipe.watch(*queue_keys)
                     best: tuple[float, str, str] | None = None
                     for qk in queue_keys:
-                        head = await self._first_ready(pipe, qk)
-                        if head and (best is None or head[0] < best[0]):
-                            best = (head[0], head[1], qk)
+                        head = await pipe.zrange(qk, 0, 0, withscores=True)
+                        if head and (best is None or head[0][1] < best[0]):
+                            best = (head[0][1], head[0][0], qk)
                     if best is None:
                         await pipe.unwatch()
                         return None

@@ -229,21 +229,3 @@ async def test_a_phase_change_without_an_audio_clock_is_timed_from_the_call_star
     call = await store.get_call(sid)
     assert call["phase"] == "queue" and abs(float(call["enqueued_at"]) - time.time()) < 5
     await store.redis.aclose()
-
-
-async def test_an_agent_never_takes_a_call_still_at_identification(redis_url):
-    store = make_store(redis_url)
-    await store.register_agent(agent_id="a-ident", name="A", skills=["retention"])
-    first, second = "CA" + "8" * 32, "CA" + "9" * 32
-    for sid, arrival in ((first, 100.0), (second, 200.0)):
-        await store.call_started(call_sid=sid, stream_sid="MZ", caller="", started_at=arrival)
-        await store.record_decision(call_sid=sid, decision=Decision("retention", 8, "angry tone", "anger"),
-                                    t=1.0, arrival=arrival, latency_ms=None, enqueued=False)
-    await store.phase_changed(call_sid=first, phase="identification", t=1.0)
-    await store.phase_changed(call_sid=second, phase="queue", t=5.0)
-    # the first caller is ahead in the queue but still keying the account number
-    assert await store.take_next(agent_id="a-ident") == second
-    assert await store.take_next(agent_id="a-ident") is None
-    await store.phase_changed(call_sid=first, phase="queue", t=9.0)
-    assert await store.take_next(agent_id="a-ident") == first
-    await store.redis.aclose()
