@@ -80,7 +80,7 @@ CSV_READ_FIELDS = tuple(dict.fromkeys((*(f for f in CSV_FIELDS if not f.endswith
                                         or f in ("peak_anger", "first_valence", "last_valence")),
                                        "phase_stats", "caller_hash")))
 ANALYTICS_FIELDS = ("queue", "first_emotion", "started_at", "first_valence", "last_valence", "picked_at",
-                    "enqueued_at", "escalated", "priority")
+                    "enqueued_at", "decided_at", "escalated", "priority")
 
 
 async def summaries_between(
@@ -110,8 +110,10 @@ def analytics_of(rows: list[dict[str, str]], queues: list[str], *, improve_delta
             delta = float(r["last_valence"]) - float(r["first_valence"])
             evolution["improved" if delta > improve_delta else "worsened" if delta < -improve_delta
                       else "unchanged"] += 1
-    waits = [float(r["picked_at"]) - float(r["enqueued_at"]) for r in rows if r.get("picked_at") and
-             r.get("enqueued_at")]
+    # the wait starts when the call enters the queue phase; one taken before that (its identification
+    # never reported) waited from the decision
+    waits = [float(r["picked_at"]) - float(r.get("enqueued_at") or r["decided_at"]) for r in rows
+             if r.get("picked_at") and (r.get("enqueued_at") or r.get("decided_at"))]
     return {
         "calls": len(rows),
         "calls_per_queue": {q: per_queue.get(q, 0) for q in [*queues, "undecided"] if per_queue.get(q, 0) or

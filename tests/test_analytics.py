@@ -28,6 +28,9 @@ def test_analytics_figures():
     assert a["share_escalated"] == 0.25
     assert a["average_priority"] == 6.0
     assert a["average_wait_s"] == 20.0
+    # taken before its identification was reported: the wait counts from the decision
+    taken_early = {"queue": "general", "started_at": "3900", "decided_at": "3905", "picked_at": "3965"}
+    assert analytics_of([*rows, taken_early], QUEUES)["average_wait_s"] == round((30 + 10 + 60) / 3, 2)
     assert a["emotion_evolution"] == {"improved": 1, "unchanged": 1, "worsened": 1}
     assert analytics_of([], QUEUES)["calls"] == 0
 
