@@ -129,7 +129,8 @@ async def start_services(
     store = CallStore(client, outbox=Outbox(settings.data_dir / "outbox.jsonl", max_items=settings.outbox_max),
                       retention_s=policy.retention_days * 86400,
                       seconds_per_point=policy.ageing.seconds_per_priority_point, queues=list(policy.queues),
-                      timeline_max=settings.timeline_max_entries, max_call_s=settings.max_call_seconds)
+                      timeline_max=settings.timeline_max_entries, max_call_s=settings.max_call_seconds,
+                      identification_max_s=policy.identification_max_s)
     scorer = BatchingScorer(model, max_batch=settings.batch_max, max_wait_ms=settings.batch_wait_ms,
                             max_pending=max(64, settings.max_streams))
     await scorer.start()

@@ -273,6 +273,16 @@ class Policy(_Strict):
     survey: SurveyRules
     emotion_routing: EmotionRouting = EmotionRouting()
 
+    @property
+    def identification_max_s(self) -> float:
+        """The longest a caller can take over the identification steps, in seconds.
+
+        Per step: its prompt read at 2.5 words a second, then Twilio's <Gather> waiting up to
+        ``timeout_seconds`` for each of ``max_digits`` keys and the finishing key.
+        """
+        return sum(len(s.prompt.split()) / 2.5 + (s.max_digits + 1) * s.timeout_seconds
+                   for s in self.identification)
+
     @model_validator(mode="after")
     def _queues_exist(self) -> Policy:
         named = {

@@ -243,12 +243,15 @@ class CallStore:
         queues: Sequence[str],
         timeline_max: int = 5000,
         max_call_s: float = 3600.0,
+        identification_max_s: float = 0.0,
     ) -> None:
         """Use ``client`` (decode_responses=True) and ``outbox`` for writes Redis misses.
 
         Every call's keys expire ``retention_s`` after it ends, and, should its end never be
         written, ``retention_s + max_call_s`` after it starts; its timeline keeps at most about
-        ``timeline_max`` entries.
+        ``timeline_max`` entries. ``identification_max_s``: the longest a caller can take over the
+        identification steps (``Policy.identification_max_s``); "take next" passes over a call that
+        entered them less than that long ago (0: never passes over a call).
         """
         # decode_responses=True makes every reply str; redis-py's stubs cannot say so.
         self.redis: Any = client
@@ -258,6 +261,7 @@ class CallStore:
         self.queues = tuple(queues)
         self.timeline_max = timeline_max
         self.max_call_s = max_call_s
+        self.identification_max_s = identification_max_s
         self.redis_up = True
         self._flush_lock = asyncio.Lock()
 
@@ -595,7 +599,7 @@ class CallStore:
             except REDIS_DOWN:
                 started = None
             t = max(0.0, now - float(started)) if started else 0.0
-        fields: dict[str, Any] = {"phase": phase}
+        fields: dict[str, Any] = {"phase": phase, "phase_at": now}
         if phase == "queue":
             fields["enqueued_at"] = now
         ops: list[Op] = [
@@ -714,8 +718,31 @@ class CallStore:
         data = await self.redis.hgetall(keys.agent(agent_id))
         return data or None
 
+    async def _first_ready(self, pipe: Any, queue_key: str, now: float, scan: int = 50) -> tuple[float, str] | None:
+        """Return (score, CallSid) of the best call in a queue that is not keying its identification.
+
+        A call entered the identification phase less than ``identification_max_s`` ago is not
+        waiting for an agent yet. Past that, or when its phase change was never stored, it is
+        taken like any other call: one whose identification Twilio never reports back (a raw
+        stream, an API-driven desk) is delayed, never stranded.
+        """
+        ranked = await pipe.zrange(queue_key, 0, scan - 1, withscores=True)
+        if not ranked:
+            return None
+        if self.identification_max_s > 0:
+            for sid, score in ranked:
+                phase, phase_at = await pipe.hmget(keys.call(sid), "phase", "phase_at")
+                if phase != "identification" or not phase_at or now - float(phase_at) >= self.identification_max_s:
+                    return float(score), str(sid)
+            return None
+        sid, score = ranked[0]
+        return float(score), str(sid)
+
     async def take_next(self, *, agent_id: str) -> str | None:
-        """Pop the best waiting call across the agent's queues and assign it (WATCH-guarded)."""
+        """Pop the best waiting call across the agent's queues and assign it (WATCH-guarded).
+
+        A call still keying its identification is passed over while it may (``_first_ready``).
+        """
         agent = await self.get_agent(agent_id)
         if agent is None:
             raise KeyError(agent_id)
@@ -728,9 +755,9 @@ class CallStore:
                     await pipe.watch(*queue_keys)
                     best: tuple[float, str, str] | None = None
                     for qk in queue_keys:
-                        head = await pipe.zrange(qk, 0, 0, withscores=True)
-                        if head and (best is None or head[0][1] < best[0]):
-                            best = (head[0][1], head[0][0], qk)
+                        head = await self._first_ready(pipe, qk, time.time())
+                        if head and (best is None or head[0] < best[0]):
+                            best = (head[0], head[1], qk)
                     if best is None:
                         await pipe.unwatch()
                         return None

@@ -28,6 +28,27 @@ def signed_post(url: str, public_url: str, path: str, form: dict[str, str], toke
     return httpx.post(url + path, data=form, headers=headers, timeout=30)
 
 
+def answer_identification(base: str, call_sid: str, digits: str = "#",
+                          headers: dict[str, str] | None = None) -> str:
+    """Play back the identification step EmoRoute sent the call, as Twilio would: POST its <Gather> action.
+
+    Reads the step from the dry-run REST requests (what Twilio would have been told to play),
+    submits ``digits`` to its action URL, signed, and returns the TwiML answer (the next step or
+    the <Enqueue>).
+    """
+    headers = headers or {"Authorization": "Bearer dev-supervisor-token"}
+    sent = httpx.get(f"{base}/api/dry-run/requests", params={"call_sid": call_sid}, headers=headers, timeout=10)
+    sent.raise_for_status()
+    actions = [g.get("action", "") for r in sent.json() if "Twiml" in r["form"]
+               for g in ET.fromstring(r["form"]["Twiml"]).iter("Gather")]
+    steps = [a for a in actions if "/twilio/identify" in a]
+    assert steps, f"no identification step was sent for {call_sid}: {actions}"
+    path = steps[-1].removeprefix(base).replace("&amp;", "&")
+    resp = signed_post(base, base, path, {"CallSid": call_sid, "AccountSid": ACCOUNT, "Digits": digits})
+    resp.raise_for_status()
+    return resp.text
+
+
 def new_call_sid() -> str:
     return "CA" + uuid.uuid4().hex
 

@@ -18,7 +18,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
 from router import keys
-from tests.helpers import HeldCall, wait_for
+from tests.helpers import HeldCall, answer_identification, wait_for
 
 SUPERVISOR = {"Authorization": "Bearer dev-supervisor-token"}
 AGENT = {"Authorization": "Bearer dev-agent-token"}
@@ -148,6 +148,11 @@ def test_supervisor_agent_timeline_and_analytics_in_a_real_browser(live_server, 
             assert js(agent, "document.querySelector('#suggestion').textContent").startswith("Caller sounds")
             assert js(agent, "window.__xss") is None
             before = js(agent, "window.emoroute.updates")
+            # still keying the account number: not the agent's yet; Twilio then posts the step's answer
+            assert httpx.post(f"{base}/api/agents/agent-1/next", headers=AGENT).json()["call_sid"] is None
+            assert "<Enqueue" in answer_identification(base, call.sid, "12345678#")
+            wait_for(lambda: any(e["call_sid"] == call.sid and e["type"] == "phase" and e["phase"] == "queue"
+                                 for e in clock.events), what="the queue phase")
             assert httpx.post(f"{base}/api/agents/agent-1/next", headers=AGENT).json()["call_sid"] == call.sid
             wait_js(agent, "document.querySelector('#mode').textContent === 'Connected caller'", timeout=5,
                     what="pickup shown live")

@@ -30,7 +30,16 @@ from router.policy import load_policy
 from telephony.credentials import stream_parameters
 from telephony.media_stream import CONNECTED_MESSAGE, media_message, start_message
 from tests.conftest import _ServerThread, make_settings
-from tests.helpers import ACCOUNT, HeldCall, announce, new_call_sid, signed_post, stream_call, wait_for
+from tests.helpers import (
+    ACCOUNT,
+    HeldCall,
+    announce,
+    answer_identification,
+    new_call_sid,
+    signed_post,
+    stream_call,
+    wait_for,
+)
 
 SUPERVISOR = {"Authorization": "Bearer dev-supervisor-token"}
 DEV_SECRET = "dev-secret-key-not-for-production"
@@ -141,6 +150,8 @@ async def test_a_call_taken_by_an_agent_is_never_requeued_or_redirected(live_ser
         if n == len(neutral_audio) // 320 + 50:
             def take():
                 wait_for(lambda: r.hget(keys.call(sid), "status") == "queued", what="decision")
+                answer_identification(live_server.url, sid)  # the caller presses hash at the step
+                wait_for(lambda: r.hget(keys.call(sid), "phase") == "queue", what="the queue phase")
                 resp = httpx.post(live_server.url + "/api/agents/agent-1/next", headers=SUPERVISOR)
                 assert resp.json()["call_sid"] == sid
                 taken.set()

@@ -17,7 +17,7 @@ from benchmarks.transcription_benchmark import INTENTS
 from emoroute.redis_server import EmbeddedRedis, free_port
 from emoroute.simulate import SimTarget, routed_by, simulate_call
 from router import keys
-from tests.helpers import ACCOUNT, HeldCall, signed_post, stream_call, wait_for
+from tests.helpers import ACCOUNT, HeldCall, answer_identification, signed_post, stream_call, wait_for
 
 SUPERVISOR = {"Authorization": "Bearer dev-supervisor-token"}
 AGENT = {"Authorization": "Bearer dev-agent-token"}
@@ -135,6 +135,11 @@ def test_an_agent_takes_the_angrier_caller_first_though_they_rang_later(live_ser
             agents = f"{live_server.url}/api/agents/agent-1"
             assert httpx.put(agents, json={"name": "A", "skills": ["general", "retention"]},
                              headers=SUPERVISOR).status_code == 204
+            # both callers key their account numbers; until then neither waits for an agent
+            assert httpx.post(f"{agents}/next", headers=AGENT).json()["call_sid"] is None
+            for call in (calm, angry):
+                answer_identification(live_server.url, call.sid)
+                wait_for(lambda c=call: r.hget(keys.call(c.sid), "phase") == "queue", what="the queue phase")
             taken = [httpx.post(f"{agents}/next", headers=AGENT).json()["call_sid"] for _ in range(3)]
             assert r.hget(keys.call(angry.sid), "status") == "with_agent"
     assert taken == [angry.sid, calm.sid, None]

@@ -169,3 +169,12 @@ def test_calibration_keeps_the_argmax_and_fits_a_temperature():
     fixed = temperature_scale(over, t)
     assert (fixed.argmax(axis=1) == over.argmax(axis=1)).all()
     assert expected_calibration_error(fixed, truth) < expected_calibration_error(over, truth) / 2
+
+
+def test_identification_max_s_bounds_the_time_a_caller_can_spend_keying():
+    # the shipped step: a 17-word prompt (6.8 s at 2.5 words a second), then up to 12 digits and
+    # the hash, each with Twilio's 5 s <Gather> timeout
+    (step,) = POLICY.identification
+    assert len(step.prompt.split()) == 17 and step.max_digits == 12 and step.timeout_seconds == 5
+    assert POLICY.identification_max_s == pytest.approx(17 / 2.5 + 13 * 5)
+    assert POLICY.model_copy(update={"identification": []}).identification_max_s == 0

@@ -229,3 +229,40 @@ async def test_a_phase_change_without_an_audio_clock_is_timed_from_the_call_star
     call = await store.get_call(sid)
     assert call["phase"] == "queue" and abs(float(call["enqueued_at"]) - time.time()) < 5
     await store.redis.aclose()
+
+
+async def test_take_next_passes_over_a_call_keying_its_identification_until_it_could_have_finished(redis_url):
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    store = CallStore(client, outbox=Outbox(None), retention_s=3600, seconds_per_point=60, queues=QUEUES,
+                      identification_max_s=1.5)
+    await store.register_agent(agent_id="a-ident", name="A", skills=["retention"])
+    keying, queued, unheard = "CA" + "8" * 32, "CA" + "9" * 32, "CA" + "6" * 32
+    for sid, arrival in ((keying, 100.0), (unheard, 150.0), (queued, 200.0)):
+        await store.call_started(call_sid=sid, stream_sid="MZ", caller="", started_at=arrival)
+        await store.record_decision(call_sid=sid, decision=Decision("retention", 8, "angry tone", "anger"),
+                                    t=1.0, arrival=arrival, latency_ms=None, enqueued=False)
+    await store.phase_changed(call_sid=keying, phase="identification", t=1.0)
+    await store.phase_changed(call_sid=unheard, phase="identification", t=1.0)
+    await store.phase_changed(call_sid=queued, phase="queue", t=5.0)
+    # the first two callers are ahead in the queue but still keying their account numbers
+    assert await store.take_next(agent_id="a-ident") == queued
+    assert await store.take_next(agent_id="a-ident") is None
+    await store.phase_changed(call_sid=keying, phase="queue", t=9.0)  # Twilio reported the last step
+    assert await store.take_next(agent_id="a-ident") == keying
+    assert await store.take_next(agent_id="a-ident") is None
+    # the other's last step is never reported (a raw stream): it is taken once it could have finished
+    await asyncio.sleep(1.6)
+    assert await store.take_next(agent_id="a-ident") == unheard
+    await client.aclose()
+
+
+async def test_take_next_without_an_identification_bound_takes_the_head_of_the_queue(redis_url):
+    store = make_store(redis_url)  # identification_max_s=0: a deployment that never passes over a call
+    await store.register_agent(agent_id="a-plain", name="A", skills=["general"])
+    sid = "CA" + "5" * 32
+    await store.call_started(call_sid=sid, stream_sid="MZ", caller="", started_at=100.0)
+    await store.record_decision(call_sid=sid, decision=Decision("general", 5, "neutral", "neutral"),
+                                t=1.0, arrival=100.0, latency_ms=None, enqueued=False)
+    await store.phase_changed(call_sid=sid, phase="identification", t=1.0)
+    assert await store.take_next(agent_id="a-plain") == sid
+    await store.redis.aclose()
