@@ -6,6 +6,7 @@ per-phase means), so they run the same on the API, the CSV export and the benchm
 
 from __future__ import annotations
 
+import json
 import math
 from bisect import bisect_left
 from collections import Counter, defaultdict
@@ -22,6 +23,7 @@ INSIGHT_FIELDS = ("call_sid", "queue", "started_at", "first_valence", "last_vale
 WORSE_BY = 0.2  # a mean valence drop larger than this from one phase to the next counts as worsened
 MIN_CALLS = 3  # a phase change seen in fewer calls is not named as the one that hurts most
 ANGRY_PEAK = 0.6  # a call whose P(angry) reached this counts as having been angry
+ESCALATIONS = ("anger_rose", "rerouted", "asked_manager")
 
 
 def _f(row: dict[str, str], key: str) -> float | None:
@@ -42,13 +44,6 @@ def _buckets(ts: float) -> tuple[str, str]:
     return _hour_and_day(int(ts // 3600))
 
 
-def _stats(row: dict[str, str], cache: dict[int, Stats]) -> Stats:
-    key = id(row)
-    if key not in cache:
-        cache[key] = parse_phase_stats(row.get("phase_stats"))
-    return cache[key]
-
-
 def _mean(values: list[float]) -> float | None:
     return round(sum(values) / len(values), 3) if values else None
 
@@ -62,107 +57,229 @@ def topics_of(row: dict[str, str], key_intents: dict[str, str]) -> list[str]:
     return found
 
 
-def phase_figures(rows: list[dict[str, str]], queues: list[str],
-                  parsed: dict[int, Stats] | None = None) -> dict[str, Any]:
-    """Return mean P(angry) and valence per phase (all calls, per queue) and worsened shares.
+class Tally:
+    """Mergeable sums of call summaries from which every figure but repeat callers is computed.
 
-    A call worsened from one phase to the next when its mean valence dropped by more than
-    WORSE_BY; the change that worsens most often (in at least MIN_CALLS calls) is named.
+    ``add`` takes one call's summary; ``merge`` adds another tally (the calls of another hour), so
+    an hour's tally can be stored once the hour can no longer change (``dashboards.rollup``) and a
+    period's figures merged from its hours. ``to_dict``/``from_dict`` give its JSON form. Scatter
+    points and disagreements keep the first ``max_points``/``max_listed`` calls in the order added.
     """
-    parsed = {} if parsed is None else parsed
-    sums: dict[str, dict[str, list[float]]] = defaultdict(dict)  # scope -> phase -> [calls, anger, valence]
-    steps: Counter[str] = Counter()
-    worse: Counter[str] = Counter()
-    for r in rows:
-        stats = _stats(r, parsed)
-        if not stats:
-            continue
-        queue = r.get("queue") or "undecided"
+
+    VERSION = 1  # bump when what a stored tally holds changes
+
+    def __init__(self, key_intents: dict[str, str], *, max_points: int = 2000, max_listed: int = 50) -> None:
+        """Count topics with ``key_intents`` (keypad key -> intent)."""
+        self.key_intents, self.max_points, self.max_listed = key_intents, max_points, max_listed
+        self.d: dict[str, Any] = {"n": 0, "queue": {}, "emo_queue": {}, "emo_hour": {}, "evolution": {},
+                                  "escalated": 0, "priority": [0, 0.0], "wait": [0, 0.0], "phase": {},
+                                  "steps": {}, "worse": {}, "topic": {}, "topic_hour": {}, "topic_day": {},
+                                  "topic_queue": {}, "topic_emotion": {}, "topic_anger": {}, "esc": {},
+                                  "esc_day": {}, "opted": 0, "csat": {}, "csat_sum": 0.0, "pairs": {},
+                                  "points": [], "disagree": []}
+
+    @classmethod
+    def of(cls, rows: list[dict[str, str]], key_intents: dict[str, str]) -> Tally:
+        """Return the tally of ``rows``."""
+        tally = cls(key_intents)
+        for r in rows:
+            tally.add(r)
+        return tally
+
+    def add(self, r: dict[str, str]) -> None:
+        """Count one call's summary."""
+        d, queue = self.d, r.get("queue") or "undecided"
+        d["n"] += 1
+        _inc(d["queue"], queue)
+        ts = _f(r, "started_at")
+        hour, day = _buckets(ts) if ts is not None else ("", "")
+        first = r.get("first_emotion", "")
+        if first:
+            _inc(d["emo_queue"].setdefault(queue, {}), first)
+            if ts is not None:
+                _inc(d["emo_hour"].setdefault(hour, {}), first)
+        fv, lv = _f(r, "first_valence"), _f(r, "last_valence")
+        if fv is not None and lv is not None:
+            delta = lv - fv
+            _inc(d["evolution"], "improved" if delta > WORSE_BY else "worsened" if delta < -WORSE_BY else "unchanged")
+        d["escalated"] += r.get("escalated") == "1"
+        _acc(d["priority"], _f(r, "priority"))
+        # the wait starts when the call enters the queue phase; one taken before that (its
+        # identification never reported) waited from the decision
+        waited_from = _f(r, "enqueued_at") if r.get("enqueued_at") else _f(r, "decided_at")
+        picked = _f(r, "picked_at")
+        _acc(d["wait"], picked - waited_from if picked is not None and waited_from is not None else None)
+        stats = parse_phase_stats(r.get("phase_stats"))
+        self._phases(stats, queue)
+        self._topics(r, queue, hour, day, ts is not None)
+        flags = [k for k in ESCALATIONS if r.get(k) == "1"]
+        for k in (*flags, *(["any"] if flags else [])):
+            _inc(d["esc"], k)
+        if ts is not None:
+            for k in ("calls", *flags, *(["any"] if flags else [])):
+                _inc(d["esc_day"].setdefault(day, {}), k)
+        d["opted"] += r.get("opted_out") == "1"
+        if r.get("csat") in ("1", "2", "3", "4", "5"):
+            self._csat(r, stats, lv, fv)
+
+    def _phases(self, stats: Stats, queue: str) -> None:
+        d = self.d
         for phase, (_, anger, valence) in stats.items():
             for scope in ("all", queue):
-                acc = sums[scope].setdefault(phase, [0.0, 0.0, 0.0])
+                acc = d["phase"].setdefault(scope, {}).setdefault(phase, [0, 0.0, 0.0])
                 acc[0] += 1
                 acc[1] += anger
                 acc[2] += valence
         seen = [p for p in PHASES if p in stats]
         for a, b in zip(seen, seen[1:], strict=False):
-            steps[f"{a}>{b}"] += 1
+            _inc(d["steps"], f"{a}>{b}")
             if stats[b][2] < stats[a][2] - WORSE_BY:
-                worse[f"{a}>{b}"] += 1
+                _inc(d["worse"], f"{a}>{b}")
 
-    def table(scope: str) -> dict[str, dict[str, Any]]:
-        got = sums.get(scope, {})
-        return {p: {"calls": int(got[p][0]), "anger": round(got[p][1] / got[p][0], 3),
-                    "valence": round(got[p][2] / got[p][0], 3)} for p in PHASES if p in got}
-
-    worsened = {k: {"calls": n, "worsened": worse[k], "share": round(worse[k] / n, 3)} for k, n in steps.items()}
-    named = [(v["share"], k) for k, v in worsened.items() if v["calls"] >= MIN_CALLS and v["worsened"]]
-    worst = max(named) if named else None
-    return {
-        "order": list(PHASES),
-        "all": table("all"),
-        "per_queue": {q: table(q) for q in queues if q in sums},
-        "worsened": dict(sorted(worsened.items(), key=lambda kv: [PHASES.index(p) for p in kv[0].split(">")])),
-        "hurts_most": ({"from": worst[1].split(">")[0], "to": worst[1].split(">")[1], "share": worst[0],
-                        "calls": worsened[worst[1]]["calls"]} if worst else None),
-    }
-
-
-def topic_figures(rows: list[dict[str, str]], key_intents: dict[str, str]) -> dict[str, Any]:
-    """Return topic frequencies per hour, day and queue, and the emotion mix and anger share per topic."""
-    by_hour: dict[str, Counter[str]] = defaultdict(Counter)
-    by_day: dict[str, Counter[str]] = defaultdict(Counter)
-    by_queue: dict[str, Counter[str]] = defaultdict(Counter)
-    emotion: dict[str, Counter[str]] = defaultdict(Counter)
-    anger: dict[str, list[float]] = defaultdict(list)
-    totals: Counter[str] = Counter()
-    for r in rows:
-        topics = topics_of(r, key_intents) or ["(none)"]
-        ts = _f(r, "started_at")
-        hour, day = _buckets(ts) if ts is not None else ("", "")
+    def _topics(self, r: dict[str, str], queue: str, hour: str, day: str, timed: bool) -> None:
+        d = self.d
         label, peak = r.get("first_emotion", ""), _f(r, "peak_anger")
-        for t in topics:
-            totals[t] += 1
-            if ts is not None:
-                by_hour[hour][t] += 1
-                by_day[day][t] += 1
-            by_queue[r.get("queue") or "undecided"][t] += 1
+        for t in topics_of(r, self.key_intents) or ["(none)"]:
+            _inc(d["topic"], t)
+            if timed:
+                _inc(d["topic_hour"].setdefault(hour, {}), t)
+                _inc(d["topic_day"].setdefault(day, {}), t)
+            _inc(d["topic_queue"].setdefault(queue, {}), t)
             if label:
-                emotion[t][label] += 1
+                _inc(d["topic_emotion"].setdefault(t, {}), label)
             if peak is not None:
-                anger[t].append(peak)
-    return {
-        "totals": dict(totals.most_common()),
-        "by_hour": {k: dict(by_hour[k]) for k in sorted(by_hour)},
-        "by_day": {k: dict(by_day[k]) for k in sorted(by_day)},
-        "by_queue": {k: dict(v) for k, v in by_queue.items()},
-        "emotion": {k: dict(v) for k, v in emotion.items()},
-        "angry_share": {t: round(sum(1 for p in v if p >= ANGRY_PEAK) / len(v), 3) for t, v in anger.items()},
-    }
+                acc = d["topic_anger"].setdefault(t, [0, 0])
+                acc[0] += 1
+                acc[1] += peak >= ANGRY_PEAK
 
+    def _csat(self, r: dict[str, str], stats: Stats, last: float | None, first: float | None) -> None:
+        d, score = self.d, float(r["csat"])
+        _inc(d["csat"], r["csat"])
+        d["csat_sum"] += score
+        peak = _f(r, "peak_anger")
+        change = None if first is None or last is None else last - first
+        values = [("valence_change", change), ("end_valence", last), ("peak_anger", peak),
+                  *((f"{phase}_valence", v) for phase, (_, _, v) in stats.items())]
+        for name, x in values:
+            if x is not None:
+                acc = d["pairs"].setdefault(name, [0, 0.0, 0.0, 0.0, 0.0, 0.0])  # n, Σx, Σy, Σx², Σy², Σxy
+                for i, v in enumerate((1, x, score, x * x, score * score, x * score)):
+                    acc[i] += v
+        if change is not None and len(d["points"]) < self.max_points:
+            d["points"].append({"call_sid": r.get("call_sid", ""), "valence_change": round(change, 3),
+                                "peak_anger": peak, "csat": int(score)})
+        stayed_angry = peak is not None and peak >= ANGRY_PEAK and (r.get("emotion") == "angry" or
+                                                                    (last is not None and last < -0.3))
+        improved = change is not None and change > WORSE_BY and (peak is None or peak < ANGRY_PEAK)
+        why = ("high score after a call that stayed angry" if score >= 4 and stayed_angry else
+               "low score after a call that improved and was never angry" if score <= 2 and improved else "")
+        if why and len(d["disagree"]) < self.max_listed:
+            d["disagree"].append({"call_sid": r.get("call_sid", ""), "csat": int(score), "why": why,
+                                  "valence_change": None if change is None else round(change, 3),
+                                  "peak_anger": peak})
 
-def escalation_figures(rows: list[dict[str, str]]) -> dict[str, Any]:
-    """Return, per day and overall, calls whose anger rose while waiting, re-routed, or asking for a manager."""
-    kinds = ("anger_rose", "rerouted", "asked_manager")
-    per_day: dict[str, Counter[str]] = defaultdict(Counter)
-    overall: Counter[str] = Counter()
-    for r in rows:
-        flags = [k for k in kinds if r.get(k) == "1"]
-        overall.update(flags)
-        overall["any"] += bool(flags)
-        ts = _f(r, "started_at")
-        if ts is None:
-            continue
-        day = per_day[_buckets(ts)[1]]
-        day["calls"] += 1
-        day.update(flags)
-        day["any"] += bool(flags)
-    n = len(rows)
-    return {
-        "by_day": {d: {k: per_day[d][k] for k in ("calls", *kinds, "any")} for d in sorted(per_day)},
-        "share": {k: round(overall[k] / n, 3) if n else 0.0 for k in kinds},
-        "share_any": round(overall["any"] / n, 3) if n else 0.0,
-    }
+    def merge(self, other: Tally | dict[str, Any]) -> Tally:
+        """Add another tally (or its ``to_dict``) of calls that came after this one's; return self."""
+        src = other.d if isinstance(other, Tally) else other
+        for key, value in src.items():
+            if key == "points":
+                self.d[key] = (self.d[key] + value[: max(0, self.max_points - len(self.d[key]))])
+            elif key == "disagree":
+                self.d[key] = (self.d[key] + value[: max(0, self.max_listed - len(self.d[key]))])
+            else:
+                self.d[key] = _sum(self.d.get(key), value)
+        return self
+
+    def lists_full(self) -> bool:
+        """Return whether the scatter points and the disagreements listed are both at their limits."""
+        return len(self.d["points"]) >= self.max_points and len(self.d["disagree"]) >= self.max_listed
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON-ready sums."""
+        return self.d
+
+    @property
+    def calls(self) -> int:
+        """Return how many calls were counted."""
+        return int(self.d["n"])
+
+    def analytics(self, queues: list[str]) -> dict[str, Any]:
+        """Return the routing figures (calls per queue, emotions, escalation, priority, wait, evolution)."""
+        d, n = self.d, self.d["n"]
+        per_queue = d["queue"]
+        return {
+            "calls": n,
+            "calls_per_queue": {q: per_queue.get(q, 0) for q in [*queues, "undecided"]
+                                if per_queue.get(q, 0) or q in queues},
+            "emotion_by_queue": {q: dict(c) for q, c in d["emo_queue"].items()},
+            "emotion_by_hour": {h: dict(d["emo_hour"][h]) for h in sorted(d["emo_hour"])},
+            "share_escalated": round(d["escalated"] / n, 3) if n else 0.0,
+            "average_priority": _mean_of(d["priority"], 2),
+            "average_wait_s": _mean_of(d["wait"], 2),
+            "emotion_evolution": {k: d["evolution"].get(k, 0) for k in ("improved", "unchanged", "worsened")},
+        }
+
+    def insights(self, queues: list[str]) -> dict[str, Any]:
+        """Return phases, topics, escalation, opt-outs and CSAT (repeat callers: ``repeat_figures``)."""
+        n = self.d["n"]
+        return {"phases": self._phase_figures(queues), "topics": self._topic_figures(),
+                "escalation": self._escalation_figures(),
+                "opt_outs": {"calls": self.d["opted"], "share": round(self.d["opted"] / n, 3) if n else 0.0},
+                "csat": self._csat_figures()}
+
+    def _phase_figures(self, queues: list[str]) -> dict[str, Any]:
+        d = self.d
+
+        def table(scope: str) -> dict[str, dict[str, Any]]:
+            got = d["phase"].get(scope, {})
+            return {p: {"calls": int(got[p][0]), "anger": round(got[p][1] / got[p][0], 3),
+                        "valence": round(got[p][2] / got[p][0], 3)} for p in PHASES if p in got}
+
+        worse = d["worse"]
+        worsened = {k: {"calls": n, "worsened": worse.get(k, 0), "share": round(worse.get(k, 0) / n, 3)}
+                    for k, n in d["steps"].items()}
+        named = [(v["share"], k) for k, v in worsened.items() if v["calls"] >= MIN_CALLS and v["worsened"]]
+        worst = max(named) if named else None
+        return {
+            "order": list(PHASES),
+            "all": table("all"),
+            "per_queue": {q: table(q) for q in queues if q in d["phase"]},
+            "worsened": dict(sorted(worsened.items(), key=lambda kv: [PHASES.index(p) for p in kv[0].split(">")])),
+            "hurts_most": ({"from": worst[1].split(">")[0], "to": worst[1].split(">")[1], "share": worst[0],
+                            "calls": worsened[worst[1]]["calls"]} if worst else None),
+        }
+
+    def _topic_figures(self) -> dict[str, Any]:
+        d = self.d
+        return {
+            "totals": dict(Counter(d["topic"]).most_common()),
+            "by_hour": {k: dict(d["topic_hour"][k]) for k in sorted(d["topic_hour"])},
+            "by_day": {k: dict(d["topic_day"][k]) for k in sorted(d["topic_day"])},
+            "by_queue": {k: dict(v) for k, v in d["topic_queue"].items()},
+            "emotion": {k: dict(v) for k, v in d["topic_emotion"].items()},
+            "angry_share": {t: round(angry / calls, 3) for t, (calls, angry) in d["topic_anger"].items()},
+        }
+
+    def _escalation_figures(self) -> dict[str, Any]:
+        d, n = self.d, self.d["n"]
+        return {
+            "by_day": {day: {k: d["esc_day"][day].get(k, 0) for k in ("calls", *ESCALATIONS, "any")}
+                       for day in sorted(d["esc_day"])},
+            "share": {k: round(d["esc"].get(k, 0) / n, 3) if n else 0.0 for k in ESCALATIONS},
+            "share_any": round(d["esc"].get("any", 0) / n, 3) if n else 0.0,
+        }
+
+    def _csat_figures(self) -> dict[str, Any]:
+        d = self.d
+        answered = sum(d["csat"].values())
+        return {
+            "answered": answered,
+            "mean": round(d["csat_sum"] / answered, 3) if answered else None,
+            "distribution": {str(k): d["csat"].get(str(k), 0) for k in range(1, 6)},
+            "correlation": {k: {"r": _pearson(v), "calls": int(v[0])} for k, v in d["pairs"].items()},
+            "points": d["points"],
+            "disagreements": d["disagree"],
+        }
 
 
 def repeat_figures(rows: list[dict[str, str]], history: list[dict[str, str]], days: float) -> dict[str, Any]:
@@ -193,71 +310,54 @@ def repeat_figures(rows: list[dict[str, str]], history: list[dict[str, str]], da
             "callers": len(callers)}
 
 
-def _pearson(xs: list[float], ys: list[float]) -> float | None:
-    n = len(xs)
+def _pearson(sums: list[float]) -> float | None:
+    """Return Pearson's r from (n, Σx, Σy, Σx², Σy², Σxy); None under 3 pairs or without spread."""
+    n, sx, sy, sxx, syy, sxy = sums
     if n < 3:
         return None
-    mx, my = sum(xs) / n, sum(ys) / n
-    sxx = sum((x - mx) ** 2 for x in xs)
-    syy = sum((y - my) ** 2 for y in ys)
-    if sxx == 0 or syy == 0:
+    vx, vy = sxx - sx * sx / n, syy - sy * sy / n
+    if vx <= 1e-9 * max(1.0, sxx) or vy <= 1e-9 * max(1.0, syy):
         return None
-    return round(sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / math.sqrt(sxx * syy), 3)
+    return round(max(-1.0, min(1.0, (sxy - sx * sy / n) / math.sqrt(vx * vy))), 3)
 
 
-def csat_figures(rows: list[dict[str, str]], *, max_points: int = 2000, max_listed: int = 50,
-                 parsed: dict[int, Stats] | None = None) -> dict[str, Any]:
-    """Return the post-call score against the trajectory: correlations, scatter points, disagreements.
+def _inc(counter: dict[str, int], key: str) -> None:
+    counter[key] = counter.get(key, 0) + 1
 
-    Listed as disagreeing: a high score (4-5) after a call that stayed angry, a low one (1-2) after
-    a call whose valence improved and that was never angry.
-    """
-    scored = [r for r in rows if r.get("csat") in ("1", "2", "3", "4", "5")]
-    pairs: dict[str, tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
-    points: list[dict[str, Any]] = []
-    disagree: list[dict[str, Any]] = []
-    for r in scored:
-        score = float(r["csat"])
-        first, last, peak = _f(r, "first_valence"), _f(r, "last_valence"), _f(r, "peak_anger")
-        change = None if first is None or last is None else last - first
-        for name, value in (("valence_change", change), ("end_valence", last), ("peak_anger", peak)):
-            if value is not None:
-                pairs[name][0].append(value)
-                pairs[name][1].append(score)
-        for phase, (_, _, valence) in _stats(r, {} if parsed is None else parsed).items():
-            pairs[f"{phase}_valence"][0].append(valence)
-            pairs[f"{phase}_valence"][1].append(score)
-        if change is not None and len(points) < max_points:
-            points.append({"call_sid": r.get("call_sid", ""), "valence_change": round(change, 3),
-                           "peak_anger": peak, "csat": int(score)})
-        stayed_angry = peak is not None and peak >= ANGRY_PEAK and (r.get("emotion") == "angry" or
-                                                                    (last is not None and last < -0.3))
-        improved = change is not None and change > WORSE_BY and (peak is None or peak < ANGRY_PEAK)
-        why = ("high score after a call that stayed angry" if score >= 4 and stayed_angry else
-               "low score after a call that improved and was never angry" if score <= 2 and improved else "")
-        if why and len(disagree) < max_listed:
-            disagree.append({"call_sid": r.get("call_sid", ""), "csat": int(score), "why": why,
-                             "valence_change": None if change is None else round(change, 3), "peak_anger": peak})
-    return {
-        "answered": len(scored),
-        "mean": _mean([float(r["csat"]) for r in scored]),
-        "distribution": {str(k): sum(1 for r in scored if r["csat"] == str(k)) for k in range(1, 6)},
-        "correlation": {k: {"r": _pearson(x, y), "calls": len(x)} for k, (x, y) in pairs.items()},
-        "points": points,
-        "disagreements": disagree,
-    }
+
+def _acc(acc: list[float], value: float | None) -> None:
+    if value is not None:
+        acc[0] += 1
+        acc[1] += value
+
+
+def _mean_of(acc: list[float], digits: int) -> float | None:
+    return round(acc[1] / acc[0], digits) if acc[0] else None
+
+
+def _sum(a: Any, b: Any) -> Any:
+    """Add two tallies' values: numbers, equal-length lists of numbers, or dicts of either."""
+    if a is None:
+        return json.loads(json.dumps(b))  # a copy: later merges never change the source
+    if isinstance(b, dict):
+        out = dict(a)
+        for k, v in b.items():
+            out[k] = _sum(out.get(k), v)
+        return out
+    if isinstance(b, list):
+        return [x + y for x, y in zip(a, b, strict=True)]
+    return a + b
 
 
 def insights_of(rows: list[dict[str, str]], queues: list[str], *, key_intents: dict[str, str],
                 history: list[dict[str, str]] | None = None, repeat_days: float = 7.0) -> dict[str, Any]:
     """Return every figure above for the calls in ``rows``."""
-    opted = sum(1 for r in rows if r.get("opted_out") == "1")
-    parsed: dict[int, Stats] = {}  # each call's phase_stats, decoded once
-    return {
-        "phases": phase_figures(rows, queues, parsed),
-        "topics": topic_figures(rows, key_intents),
-        "escalation": escalation_figures(rows),
-        "repeat_callers": repeat_figures(rows, history if history is not None else rows, repeat_days),
-        "opt_outs": {"calls": opted, "share": round(opted / len(rows), 3) if rows else 0.0},
-        "csat": csat_figures(rows, parsed=parsed),
-    }
+    return insights_from(Tally.of(rows, key_intents), queues,
+                         repeat_figures(rows, history if history is not None else rows, repeat_days))
+
+
+def insights_from(tally: Tally, queues: list[str], repeats: dict[str, Any]) -> dict[str, Any]:
+    """Return the insight figures of a tally and the period's repeat callers, in the API's order."""
+    figures = tally.insights(queues)
+    return {"phases": figures["phases"], "topics": figures["topics"], "escalation": figures["escalation"],
+            "repeat_callers": repeats, "opt_outs": figures["opt_outs"], "csat": figures["csat"]}

@@ -5,11 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import time
-from collections import Counter, defaultdict
-from datetime import UTC, datetime
 from typing import Any
 
 from dashboards.cues import anger_duration, caller_cues, readings_of
+from dashboards.insights import Tally
 from router.phases import PHASES, parse_phase_stats
 from router.policy import Policy
 from router.store import CallStore
@@ -94,37 +93,9 @@ def _mean(values: list[float]) -> float | None:
     return round(sum(values) / len(values), 2) if values else None
 
 
-def analytics_of(rows: list[dict[str, str]], queues: list[str], *, improve_delta: float = 0.2) -> dict[str, Any]:
-    """Return aggregate figures of call summaries (pure; see summaries_between)."""
-    per_queue = Counter(r.get("queue", "undecided") or "undecided" for r in rows)
-    emotion_by_queue: dict[str, Counter[str]] = defaultdict(Counter)
-    emotion_by_hour: dict[str, Counter[str]] = defaultdict(Counter)
-    evolution: Counter[str] = Counter()
-    for r in rows:
-        first = r.get("first_emotion", "")
-        if first:
-            emotion_by_queue[r.get("queue", "undecided") or "undecided"][first] += 1
-            hour = datetime.fromtimestamp(float(r["started_at"]), UTC).strftime("%Y-%m-%d %H:00")
-            emotion_by_hour[hour][first] += 1
-        if r.get("first_valence") and r.get("last_valence"):
-            delta = float(r["last_valence"]) - float(r["first_valence"])
-            evolution["improved" if delta > improve_delta else "worsened" if delta < -improve_delta
-                      else "unchanged"] += 1
-    # the wait starts when the call enters the queue phase; one taken before that (its identification
-    # never reported) waited from the decision
-    waits = [float(r["picked_at"]) - float(r.get("enqueued_at") or r["decided_at"]) for r in rows
-             if r.get("picked_at") and (r.get("enqueued_at") or r.get("decided_at"))]
-    return {
-        "calls": len(rows),
-        "calls_per_queue": {q: per_queue.get(q, 0) for q in [*queues, "undecided"] if per_queue.get(q, 0) or
-                            q in queues},
-        "emotion_by_queue": {q: dict(c) for q, c in emotion_by_queue.items()},
-        "emotion_by_hour": {h: dict(emotion_by_hour[h]) for h in sorted(emotion_by_hour)},
-        "share_escalated": round(sum(1 for r in rows if r.get("escalated") == "1") / len(rows), 3) if rows else 0.0,
-        "average_priority": _mean([float(r["priority"]) for r in rows if r.get("priority")]),
-        "average_wait_s": _mean(waits),
-        "emotion_evolution": {k: evolution.get(k, 0) for k in ("improved", "unchanged", "worsened")},
-    }
+def analytics_of(rows: list[dict[str, str]], queues: list[str]) -> dict[str, Any]:
+    """Return aggregate figures of call summaries (pure; see summaries_between and insights.Tally)."""
+    return Tally.of(rows, {}).analytics(queues)
 
 
 def calls_csv(rows: list[dict[str, str]]) -> str:
