@@ -2,8 +2,9 @@
 
 Seeds a fresh embedded redis-server with realistic call summaries (the hash fields router.store
 and the live coordinator write: phases, topics, keypad, escalation, caller hash, opt-outs, CSAT),
-then times the analytics endpoint's read path (the calls, the repeat-caller history, every
-figure) and the CSV export. One JSON line.
+then times every figure counted from the calls (read, aggregate), the analytics endpoint's path
+(``dashboards.rollup.period_figures``: closed hours from stored roll-ups) the first time (no
+roll-up stored yet) and again, and the CSV export. One JSON line.
 
     python -m benchmarks.analytics_benchmark --calls 100000
 """
@@ -21,6 +22,7 @@ import numpy as np
 import redis.asyncio as aioredis
 
 from dashboards.insights import INSIGHT_FIELDS, insights_of, repeat_figures
+from dashboards.rollup import period_figures
 from dashboards.state import ANALYTICS_FIELDS, CSV_READ_FIELDS, analytics_of, calls_csv, summaries_between
 from emoroute.redis_server import EmbeddedRedis
 from router import keys
@@ -80,11 +82,21 @@ async def _run(n: int, url: str) -> dict[str, float]:
     repeat_figures(full, history, days)
     csv = calls_csv(full)
     t3 = time.perf_counter()
+    settle_s = 2 * 3600  # the endpoint's: the maximum call length (1 h) and the margin (1 h)
+    timed = []
+    for _ in range(2):  # the first request stores the closed hours' roll-ups, the second reads them
+        t = time.perf_counter()
+        endpoint = await period_figures(store, lo, hi, queues=list(QUEUES), key_intents={"1": "cancel"},
+                                        repeat_days=days, settle_s=settle_s)
+        timed.append(round((time.perf_counter() - t) * 1000, 1))
+    direct = {**figures, **more}
+    assert all(endpoint[k] == direct[k] for k in direct), "roll-ups changed a figure"
     await client.aclose()
     return {"calls": figures["calls"], "repeat_calls": more["repeat_callers"]["repeat_calls"],
             "hurts_most": more["phases"]["hurts_most"], "read_ms": round((t1 - t0) * 1000, 1),
             "aggregate_ms": round((t2 - t1) * 1000, 1), "csv_with_full_read_ms": round((t3 - t2) * 1000, 1),
-            "total_ms": round((t3 - t0) * 1000, 1), "csv_bytes": len(csv)}
+            "total_ms": round((t3 - t0) * 1000, 1), "csv_bytes": len(csv),
+            "endpoint_first_ms": timed[0], "endpoint_rollups_stored_ms": timed[1]}
 
 
 def main() -> None:

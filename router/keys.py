@@ -32,6 +32,10 @@ shard and how.
   ``emoroute:asr:results:{process}`` STREAM of transcripts for the web process that owns the call;
   ``emoroute:worker:{id}`` HASH, a worker's heartbeat and load; ``emoroute:asr:dropped`` counter of
   jobs dropped past their deadline.
+- ``emoroute:analytics:{version}:{hour}`` HASH, the analytics roll-up of the calls that started in
+  one closed UTC hour (hour = epoch seconds // 3600): ``tally`` (JSON sums, dashboards.insights.Tally),
+  ``listed`` (JSON scatter points and disagreements) and ``callers`` (JSON [caller hash, start]
+  pairs, for repeat callers); expires when the hour's calls do.
 
 Every per-call key carries a TTL from the moment it is written (retention + the maximum call
 duration; retention alone once the call has ended).
@@ -149,3 +153,8 @@ def asr_dropped() -> str:
 def worker(worker_id: str) -> str:
     """Return the key of one inference worker's heartbeat and load."""
     return f"{PREFIX}:worker:{worker_id}"
+
+
+def analytics_hour(version: str, hour: int) -> str:
+    """Return the key of one closed hour's analytics roll-up (``version`` names what it counts)."""
+    return f"{PREFIX}:analytics:{version}:{hour}"

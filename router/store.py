@@ -347,10 +347,13 @@ class CallStore:
         return best[1] if best else None
 
     async def summaries_between(
-        self, start: float, end: float, fields: Sequence[str] | None = None
+        self, start: float, end: float, fields: Sequence[str] | None = None, *, end_open: bool = False
     ) -> list[dict[str, str]]:
-        """Return the summaries (all fields, or only ``fields``) of calls that started in [start, end]."""
-        sids = await self.redis.zrangebyscore(keys.calls_index(), start, end)
+        """Return the summaries (all fields, or only ``fields``) of calls that started in [start, end].
+
+        ``end_open``: in [start, end) instead (an hour's calls, not the next hour's first).
+        """
+        sids = await self.redis.zrangebyscore(keys.calls_index(), start, f"({end}" if end_open else end)
         rows: list[dict[str, str]] = []
         if fields:
             # one script call per 5,000 calls, one string per call: 100,000 calls read in about a second
@@ -373,6 +376,34 @@ class CallStore:
             else:
                 rows += [r for r in replies if r]
         return rows
+
+    async def read_rollups(self, version: str, hours: Sequence[int], field: str) -> list[str | None]:
+        """Return one field of each hour's stored analytics roll-up (None where there is none)."""
+        if not hours:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for hour in hours:
+                pipe.hget(keys.analytics_hour(version, hour), field)
+            return list(await pipe.execute())
+
+    async def write_rollup(self, version: str, hour: int, fields: dict[str, str], ttl_s: float) -> bool:
+        """Store an hour's analytics roll-up for ``ttl_s`` seconds; False if it was not stored.
+
+        Not written while this process still holds writes for Redis in its outbox (a roll-up must
+        count every call of its hour), nor for under a minute; a Redis error is logged.
+        """
+        if len(self.outbox) or ttl_s < 60:
+            return False
+        name = keys.analytics_hour(version, hour)
+        try:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hset(name, mapping=fields)
+                pipe.expire(name, int(ttl_s))
+                await pipe.execute()
+        except RedisError as exc:
+            log.warning("analytics roll-up %s not stored (%s)", name, exc)
+            return False
+        return True
 
     def _event(self, kind: str, call_sid: str, **data: Any) -> Op:
         payload = json.dumps({"type": kind, "call_sid": call_sid, "ts": time.time(), **data})

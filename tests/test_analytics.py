@@ -226,3 +226,95 @@ async def test_the_gate_runs_different_computations_one_at_a_time():
 
     results = await asyncio.gather(*(gate.run(k, lambda k=k: work(k)) for k in (1, 2, 3, 1)))
     assert results == [1, 2, 3, 1] and most[0] == 1 and gate.computed == 3
+
+
+def _random_summary(rng, i: int, started: float) -> dict[str, str]:
+    import json
+
+    phases = {p: [1, round(rng.random(), 3), round(rng.uniform(-1, 1), 3)]
+              for p in ("greeting", "identification", "queue", "agent", "survey") if rng.random() < 0.7}
+    r = {"queue": rng.choice(QUEUES), "priority": str(rng.randint(1, 10)),
+         "first_emotion": rng.choice(["angry", "happy", "neutral", "sad"]), "emotion": rng.choice(["angry", "neutral"]),
+         "first_valence": str(round(rng.uniform(-1, 1), 3)), "last_valence": str(round(rng.uniform(-1, 1), 3)),
+         "intents": rng.choice(["cancel", "purchase", "", "cancel,complaint"]), "keypad": rng.choice(["", "1", "3"]),
+         "peak_anger": str(round(rng.random(), 3)), "caller_hash": f"h{rng.randint(0, 40)}",
+         "phase_stats": json.dumps(phases), "enqueued_at": str(started + 5), "picked_at": str(started + 40)}
+    for flag in ("escalated", "anger_rose", "rerouted", "asked_manager", "opted_out"):
+        if rng.random() < 0.15:
+            r[flag] = "1"
+    if rng.random() < 0.4:
+        r["csat"] = str(rng.randint(1, 5))
+    return r
+
+
+async def test_hourly_rollups_give_the_same_figures_and_are_read_instead_of_the_calls(redis_url):
+    import random
+
+    from dashboards.insights import INSIGHT_FIELDS, insights_of
+    from dashboards.rollup import closed_hours, period_figures, rollup_version
+    from dashboards.state import ANALYTICS_FIELDS
+    from router import keys
+
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    await client.flushdb()
+    store = CallStore(client, outbox=Outbox(None), retention_s=10 * 86400, seconds_per_point=60, queues=QUEUES)
+    rng = random.Random(7)
+    now = (time.time() // 3600) * 3600 + 1800  # half past the current hour
+    lo, hi = now - 6.25 * 3600, now  # a partial hour, five whole hours, the open hour
+    for i in range(300):
+        started = now - rng.uniform(0, 8 * 3600)  # some before the period: repeat-caller history
+        sid = f"CA{i:032x}"
+        await store.call_started(call_sid=sid, stream_sid="MZ", caller="", started_at=started)
+        await store.mark(call_sid=sid, fields=_random_summary(rng, i, started))
+    key_intents = {"1": "cancel", "3": "purchase"}
+
+    async def figures(settle_s: float = 3600.0, intents=key_intents):
+        return await period_figures(store, lo, hi, queues=QUEUES, key_intents=intents, repeat_days=1.0,
+                                    settle_s=settle_s, now=now)
+
+    async def direct():
+        rows = await summaries_between(store, lo, hi, tuple(dict.fromkeys((*ANALYTICS_FIELDS, *INSIGHT_FIELDS))))
+        history = await summaries_between(store, lo - 86400, hi, ("caller_hash", "started_at"))
+        return {"start": lo, "end": hi, **analytics_of(rows, QUEUES),
+                **insights_of(rows, QUEUES, key_intents=key_intents, history=history, repeat_days=1.0)}
+
+    hours = closed_hours(lo, hi, settle_s=3600.0, now=now)
+    # four closed hours; the partial first hour, the hour still settling and the open one come from calls
+    assert hours == [int(now // 3600) - k for k in (5, 4, 3, 2)]
+    cold = await figures()
+    assert cold == await direct() and cold["calls"] > 200 and cold["repeat_callers"]["repeat_calls"] > 0
+    version = rollup_version(key_intents)
+    for h in hours:
+        assert await client.hexists(keys.analytics_hour(version, h), "tally")
+        assert 0 < await client.ttl(keys.analytics_hour(version, h)) <= 10 * 86400
+    assert not await client.exists(keys.analytics_hour(version, hours[-1] + 1))
+
+    # a call of a closed hour changed behind the roll-up's back: the stored sums are what is read
+    sid = next(s for s in await client.zrangebyscore(keys.calls_index(), hours[0] * 3600, hours[0] * 3600 + 3599))
+    before = await client.hgetall(keys.call(sid))
+    await client.hset(keys.call(sid), mapping={"queue": "sales", "escalated": "1", "csat": "5"})
+    assert await figures() == cold
+    await client.delete(keys.call(sid))
+    await client.hset(keys.call(sid), mapping=before)
+    # while a call of the open hour counts at once
+    late = (await client.zrangebyscore(keys.calls_index(), (hours[-1] + 1) * 3600, hi))[0]
+    await client.hset(keys.call(late), mapping={"opted_out": "1", "csat": "1", "peak_anger": "0.95"})
+    warm = await figures()
+    assert warm != cold and warm == await direct()
+    # other keypad topics count differently: a roll-up of its own
+    other = await figures(intents={"1": "complaint"})
+    assert other["topics"]["totals"] != warm["topics"]["totals"]
+    await client.aclose()
+
+
+async def test_no_rollup_is_stored_while_writes_wait_in_the_outbox(redis_url):
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    store = CallStore(client, outbox=Outbox(None), retention_s=86400, seconds_per_point=60, queues=QUEUES)
+    store.outbox.add([("hset", ["emoroute:call:{CA_pending}", {"csat": "2"}], {})])  # a write Redis missed
+    assert await store.write_rollup("v-test", 1000, {"tally": "{}"}, ttl_s=3600) is False
+    assert await store.read_rollups("v-test", [1000], "tally") == [None]
+    store.outbox.pending.clear()
+    assert await store.write_rollup("v-test", 1000, {"tally": "{}"}, ttl_s=3600) is True
+    assert await store.read_rollups("v-test", [1000, 1001], "tally") == ["{}", None]
+    assert await store.write_rollup("v-test", 1002, {"tally": "{}"}, ttl_s=30) is False  # would expire at once
+    await client.aclose()

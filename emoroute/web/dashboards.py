@@ -26,17 +26,9 @@ from starlette.responses import StreamingResponse
 
 import dashboards
 from dashboards.hub import Subscription, TooManyConnections
-from dashboards.insights import INSIGHT_FIELDS, insights_of, repeat_figures
-from dashboards.state import (
-    ANALYTICS_FIELDS,
-    CSV_READ_FIELDS,
-    AgentView,
-    agent_state,
-    analytics_of,
-    calls_csv,
-    summaries_between,
-    wallboard,
-)
+from dashboards.insights import repeat_figures
+from dashboards.rollup import period_figures
+from dashboards.state import CSV_READ_FIELDS, AgentView, agent_state, calls_csv, summaries_between, wallboard
 from emoroute.web.deps import (
     SESSION_COOKIE,
     Principal,
@@ -50,6 +42,9 @@ from emoroute.web.deps import (
 HERE = Path(dashboards.__file__).resolve().parent  # the dashboards package: templates/ and static/
 PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
 STATIC = {"app.js": "text/javascript", "style.css": "text/css"}
+# an hour's analytics roll-up is stored once every call that started in it has ended (the maximum
+# call length) and this margin has passed (late writes, a short Redis outage's outbox)
+ROLLUP_MARGIN_S = 3600.0
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 router = APIRouter(prefix="/dashboard", tags=["dashboards"])
 
@@ -249,19 +244,13 @@ async def analytics_json(request: Request, services: ServicesDep, start: str | N
     """
     _require(request, services.settings, supervisor=True)
     lo, hi = _range(start, end)
-    queues = list(services.policy.queues)
 
     async def compute() -> dict[str, Any]:
-        rows, history = await _rows_and_history(services, lo, hi, repeat_days,
-                                                tuple(dict.fromkeys((*ANALYTICS_FIELDS, *INSIGHT_FIELDS))))
-
-        def figures() -> dict[str, Any]:
-            return {"start": lo, "end": hi, **analytics_of(rows, queues),
-                    **insights_of(rows, queues, key_intents=_key_intents(services), history=history,
-                                  repeat_days=repeat_days)}
-
-        # seconds of pure Python over 100,000 calls: in a thread, so the live calls' event loop keeps running
-        return await asyncio.to_thread(figures)
+        # closed hours from their stored roll-ups, the rest from the calls; the counting runs in
+        # threads, so the live calls' event loop keeps running
+        return await period_figures(services.store, lo, hi, queues=list(services.policy.queues),
+                                    key_intents=_key_intents(services), repeat_days=repeat_days,
+                                    settle_s=services.settings.max_call_seconds + ROLLUP_MARGIN_S)
 
     return await services.analytics_gate.run(("analytics", round(lo), round(hi), repeat_days), compute)
 
