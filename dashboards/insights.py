@@ -1,4 +1,4 @@
-"""What managers buy emotion analytics for: phases, topics, escalation, repeat callers, opt-outs, CSAT.
+"""What managers buy emotion analytics for: phases, topics, escalation, repeat callers, opt-outs, CSAT, agents.
 
 Pure functions of stored call summaries (router.store writes the fields; router.phases the
 per-phase means), so they run the same on the API, the CSV export and the benchmark.
@@ -19,7 +19,7 @@ from router.phases import PHASES, parse_phase_stats
 Stats = dict[str, tuple[int, float, float]]  # phase -> (readings, mean P(angry), mean valence)
 INSIGHT_FIELDS = ("call_sid", "queue", "started_at", "first_valence", "last_valence", "first_emotion", "emotion",
                   "intents", "keypad", "phase_stats", "peak_anger", "asked_manager", "anger_rose", "rerouted",
-                  "caller_hash", "opted_out", "csat")
+                  "caller_hash", "opted_out", "csat", "agent")
 WORSE_BY = 0.2  # a mean valence drop larger than this from one phase to the next counts as worsened
 MIN_CALLS = 3  # a phase change seen in fewer calls is not named as the one that hurts most
 ANGRY_PEAK = 0.6  # a call whose P(angry) reached this counts as having been angry
@@ -66,7 +66,7 @@ class Tally:
     points and disagreements keep the first ``max_points``/``max_listed`` calls in the order added.
     """
 
-    VERSION = 1  # bump when what a stored tally holds changes
+    VERSION = 2  # bump when what a stored tally holds changes
 
     def __init__(self, key_intents: dict[str, str], *, max_points: int = 2000, max_listed: int = 50) -> None:
         """Count topics with ``key_intents`` (keypad key -> intent)."""
@@ -76,7 +76,7 @@ class Tally:
                                   "steps": {}, "worse": {}, "topic": {}, "topic_hour": {}, "topic_day": {},
                                   "topic_queue": {}, "topic_emotion": {}, "topic_anger": {}, "esc": {},
                                   "esc_day": {}, "opted": 0, "csat": {}, "csat_sum": 0.0, "pairs": {},
-                                  "points": [], "disagree": []}
+                                  "agents": {}, "points": [], "disagree": []}
 
     @classmethod
     def of(cls, rows: list[dict[str, str]], key_intents: dict[str, str]) -> Tally:
@@ -121,6 +121,26 @@ class Tally:
         d["opted"] += r.get("opted_out") == "1"
         if r.get("csat") in ("1", "2", "3", "4", "5"):
             self._csat(r, stats, lv, fv)
+        if r.get("agent"):
+            self._agent(r["agent"], stats, _f(r, "csat") if r.get("csat") in ("1", "2", "3", "4", "5") else None)
+
+    def _agent(self, agent: str, stats: Stats, csat: float | None) -> None:
+        """Count how the caller fared with the agent who took the call."""
+        a = self.d["agents"].setdefault(agent, {"calls": 0, "anger": [0, 0.0], "valence": [0, 0.0], "compared": 0,
+                                                "improved": 0, "worsened": 0, "csat": [0, 0.0]})
+        a["calls"] += 1
+        _acc(a["csat"], csat)
+        if "agent" not in stats:
+            return
+        _, anger, valence = stats["agent"]
+        _acc(a["anger"], anger)
+        _acc(a["valence"], valence)
+        before = [p for p in PHASES[: PHASES.index("agent")] if p in stats]
+        if before:  # the phase the caller came from: the queue, or an earlier one
+            a["compared"] += 1
+            change = valence - stats[before[-1]][2]
+            a["improved"] += change > WORSE_BY
+            a["worsened"] += change < -WORSE_BY
 
     def _phases(self, stats: Stats, queue: str) -> None:
         d = self.d
@@ -225,7 +245,22 @@ class Tally:
         return {"phases": self._phase_figures(queues), "topics": self._topic_figures(),
                 "escalation": self._escalation_figures(),
                 "opt_outs": {"calls": self.d["opted"], "share": round(self.d["opted"] / n, 3) if n else 0.0},
-                "csat": self._csat_figures()}
+                "csat": self._csat_figures(), "agents": self._agent_figures()}
+
+    def _agent_figures(self) -> dict[str, dict[str, Any]]:
+        """Return per agent, busiest first, how callers fared with them.
+
+        Calls taken, the caller's mean P(angry) and valence in the agent phase, how often the
+        caller's valence rose (or fell) by more than WORSE_BY from the phase before, and CSAT.
+        """
+        out = {}
+        for agent, a in sorted(self.d["agents"].items(), key=lambda kv: (-kv[1]["calls"], kv[0])):
+            out[agent] = {"calls": a["calls"], "anger_with_agent": _mean_of(a["anger"], 3),
+                          "valence_with_agent": _mean_of(a["valence"], 3), "compared": a["compared"],
+                          "improved": a["improved"], "worsened": a["worsened"],
+                          "share_improved": round(a["improved"] / a["compared"], 3) if a["compared"] else None,
+                          "csat_mean": _mean_of(a["csat"], 2), "csat_answered": int(a["csat"][0])}
+        return out
 
     def _phase_figures(self, queues: list[str]) -> dict[str, Any]:
         d = self.d
@@ -360,4 +395,5 @@ def insights_from(tally: Tally, queues: list[str], repeats: dict[str, Any]) -> d
     """Return the insight figures of a tally and the period's repeat callers, in the API's order."""
     figures = tally.insights(queues)
     return {"phases": figures["phases"], "topics": figures["topics"], "escalation": figures["escalation"],
-            "repeat_callers": repeats, "opt_outs": figures["opt_outs"], "csat": figures["csat"]}
+            "repeat_callers": repeats, "opt_outs": figures["opt_outs"], "csat": figures["csat"],
+            "agents": figures["agents"]}

@@ -318,3 +318,23 @@ async def test_no_rollup_is_stored_while_writes_wait_in_the_outbox(redis_url):
     assert await store.read_rollups("v-test", [1000, 1001], "tally") == ["{}", None]
     assert await store.write_rollup("v-test", 1002, {"tally": "{}"}, ttl_s=30) is False  # would expire at once
     await client.aclose()
+
+
+def test_agents_are_shown_with_how_their_callers_fared():
+    from dashboards.insights import Tally, insights_of
+
+    rows = [
+        _call("CA1", 0, {"greeting": [1, .8, -.6], "queue": [2, .7, -.5], "agent": [4, .2, .2]}, agent="ann", csat="5"),
+        _call("CA2", 0, {"agent": [2, .4, 0.]}, agent="ann"),  # taken at once: nothing to compare with
+        _call("CA3", 1, {"identification": [1, .1, .4], "agent": [3, .6, -.2]}, agent="bob", csat="2"),
+        _call("CA4", 1, {"queue": [1, .3, 0.]}),  # never reached an agent
+    ]
+    agents = insights_of(rows, ["general"], key_intents={})["agents"]
+    assert list(agents) == ["ann", "bob"]  # busiest first
+    assert agents["ann"] == {"calls": 2, "anger_with_agent": 0.3, "valence_with_agent": 0.1, "compared": 1,
+                             "improved": 1, "worsened": 0, "share_improved": 1.0, "csat_mean": 5.0,
+                             "csat_answered": 1}
+    assert agents["bob"]["worsened"] == 1 and agents["bob"]["share_improved"] == 0.0  # -0.2 after 0.4
+    # per-hour sums merge to the same figures
+    merged = Tally({}).merge(Tally.of(rows[:2], {}).to_dict()).merge(Tally.of(rows[2:], {}).to_dict())
+    assert merged.insights(["general"])["agents"] == agents

@@ -247,10 +247,16 @@ async def test_phase_bands_and_the_new_analytics_panels_in_a_real_browser(live_s
     assert js(browser, "document.getElementById('escalation').data.length") == 3
     rows = js(browser, "[...document.querySelectorAll('#disagreements tbody tr')].map((t) => t.textContent)")
     assert rows and all(isinstance(t, str) for t in rows)
+    # agent-1 took the two callers who stayed on: how they fared with the agent, and their scores
+    agent_row = js(browser, "[...document.querySelectorAll('#agents tbody tr[data-agent=\"agent-1\"] td')]"
+                            ".map((t) => t.textContent)")
+    assert agent_row[:2] == ["agent-1", "2"] and agent_row[5] == "3.5 (2)", agent_row
     browser.execute_script("document.querySelector('h2').scrollIntoView()")
     browser.save_screenshot(str(shots / "analytics-phases.png"))
     browser.execute_script("document.querySelector('#csat-scatter').scrollIntoView()")
     browser.save_screenshot(str(shots / "analytics-csat.png"))
+    browser.execute_script("document.querySelector('#disagreements').scrollIntoView()")
+    browser.save_screenshot(str(shots / "analytics-agents.png"))
 
 
 def test_a_cue_rule_with_min_probability_matches_on_the_probability():

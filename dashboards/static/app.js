@@ -257,6 +257,12 @@ function drawInsights(a, tile) {
     el("td", {}, el("a", { href: `/dashboard/calls/${encodeURIComponent(d.call_sid)}` }, d.call_sid.slice(0, 14) + "…")),
     el("td", {}, d.csat), el("td", {}, fmt(d.valence_change)), el("td", {}, fmt(d.peak_anger)), el("td", {}, d.why)))
     : [el("tr", {}, el("td", { class: "muted", colspan: "5" }, "none"))]));
+  const agents = Object.entries(a.agents);
+  $("#agents tbody").replaceChildren(...(agents.length ? agents.map(([id, g]) => el("tr", { "data-agent": id },
+    el("td", {}, id), el("td", {}, g.calls), el("td", {}, fmt(g.anger_with_agent)), el("td", {}, fmt(g.valence_with_agent)),
+    el("td", {}, g.compared ? `${g.improved} / ${g.worsened} of ${g.compared} (${pct(g.share_improved)} improved)` : "–"),
+    el("td", {}, g.csat_answered ? `${fmt(g.csat_mean, 1)} (${g.csat_answered})` : "–")))
+    : [el("tr", {}, el("td", { class: "muted", colspan: "6" }, "no call reached an agent in this period"))]));
 }
 
 function initAnalytics() {
