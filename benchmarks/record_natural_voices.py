@@ -47,8 +47,12 @@ def main() -> None:
     """Record every sentence with every voice into <id>-<voice>.wav."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--piper", default="piper", help="the piper command (from the piper-tts wheel)")
+    ap.add_argument("--data", type=Path, default=DATA,
+                    help="the set's folder, holding sentences.csv (default: the intent set; "
+                         "benchmarks/data/hardship_voices for the hardship set)")
     args = ap.parse_args()
-    with (DATA / "sentences.csv").open() as fh:
+    data = args.data
+    with (data / "sentences.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     with tempfile.TemporaryDirectory() as tmp:
         for row in rows:
@@ -56,8 +60,8 @@ def main() -> None:
                 raw = Path(tmp) / f"{row['id']}-{voice}.wav"
                 _speak(voice, row["text"], raw, args.piper)
                 subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-e", "mu-law",
-                                str(DATA / f"{row['id']}-{voice}.wav")], check=True)
-    print(f"recorded {len(rows)} sentences x {len(VOICES)} voices into {DATA}")
+                                str(data / f"{row['id']}-{voice}.wav")], check=True)
+    print(f"recorded {len(rows)} sentences x {len(VOICES)} voices into {data}")
 
 
 if __name__ == "__main__":
