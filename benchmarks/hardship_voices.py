@@ -1,14 +1,14 @@
 """Hardship from natural voices: callers who say they are bereaved, ill or cannot pay, and controls.
 
-The set: benchmarks/data/hardship_voices (16 hardship sentences, 16 controls that share their
-words, each spoken by seven voices of four families through the 8 kHz mu-law line;
-``record_natural_voices --data benchmarks/data/hardship_voices``). Each recording is transcribed
-once with the shipped recogniser settings and read by the shipped analyser; a call counts as
-hardship when the routing-order first intent is ``hardship`` (it is routed first). Natural voices
-(flite, festival, piper) are the headline, espeak-ng a diagnostic. The rule that judged it:
-docs/experiments/2026-11-29-hardship-intent-rule.md.
+The sets: benchmarks/data/hardship_voices (set 1, now development data) and hardship_voices_2
+(set 2, the test): 16 hardship sentences and 16 controls that share their words each, spoken by
+seven voices of four families through the 8 kHz mu-law line (``record_natural_voices --data …``).
+Each recording is transcribed once with the shipped recogniser settings and read by the shipped
+analyser; a call counts as hardship when the routing-order first intent is ``hardship`` (it is
+routed first). Natural voices (flite, festival, piper) are the headline, espeak-ng a diagnostic.
+The rule that judged it: docs/experiments/2026-11-29-hardship-intent-rule.md.
 
-    python -m benchmarks.hardship_voices
+    python -m benchmarks.hardship_voices [--data benchmarks/data/hardship_voices_2]
 """
 
 from __future__ import annotations
@@ -35,13 +35,15 @@ DATA = Path(__file__).resolve().parent / "data" / "hardship_voices"
 def main() -> None:
     """Transcribe, analyse, print the JSON line."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.parse_args()
+    ap.add_argument("--data", type=Path, default=DATA, help="the set's folder (default: set 1; set 2: "
+                    "benchmarks/data/hardship_voices_2)")
+    args = ap.parse_args()
     torch.set_num_threads(1)
     rules = load_policy().text
     analyser = load_text_analyser(rules)
     order = list(rules.intent_routes)
     whisper = shipped_recogniser()
-    with (DATA / "sentences.csv").open() as fh:
+    with (args.data / "sentences.csv").open() as fh:
         sentences = list(csv.DictReader(fh))
     hits: dict[str, list[bool]] = defaultdict(list)
     wrong = []
@@ -49,7 +51,7 @@ def main() -> None:
         kind = row["intent"]  # hardship | control
         hits[f"text:{kind}"].append(primary_intent(analyser, row["text"], order) == "hardship")
         for voice, family in VOICES.items():
-            seg = whisper.transcribe(load_audio(DATA / f"{row['id']}-{voice}.wav"))
+            seg = whisper.transcribe(load_audio(args.data / f"{row['id']}-{voice}.wav"))
             said = primary_intent(analyser, seg.text, order, seg.alternatives)
             hit = said == "hardship"
             hits[f"{family}:{kind}"].append(hit)
@@ -63,7 +65,8 @@ def main() -> None:
         return round(sum(hits[key]) / len(hits[key]), 4)
 
     print(json.dumps({
-        "benchmark": "hardship_voices", "recogniser": whisper.name, "n_sentences": len(sentences),
+        "benchmark": "hardship_voices", "set": args.data.name, "recogniser": whisper.name,
+        "n_sentences": len(sentences),
         "natural_recall_audio": share("natural:hardship"),
         "natural_false_on_controls_audio": share("natural:control"),
         "natural_false_controls_count": sum(hits["natural:control"]), "natural_controls": len(hits["natural:control"]),
