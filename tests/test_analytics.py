@@ -301,6 +301,9 @@ async def test_hourly_rollups_give_the_same_figures_and_are_read_instead_of_the_
     await client.hset(keys.call(late), mapping={"opted_out": "1", "csat": "1", "peak_anger": "0.95"})
     warm = await figures()
     assert warm != cold and warm == await direct()
+    # an hour's roll-up lost (expired, deleted by an operator) in the middle: recounted from its calls
+    await client.delete(keys.analytics_hour(version, hours[1]))
+    assert await figures() == warm and await client.hexists(keys.analytics_hour(version, hours[1]), "tally")
     # other keypad topics count differently: a roll-up of its own
     other = await figures(intents={"1": "complaint"})
     assert other["topics"]["totals"] != warm["topics"]["totals"]
@@ -338,3 +341,10 @@ def test_agents_are_shown_with_how_their_callers_fared():
     # per-hour sums merge to the same figures
     merged = Tally({}).merge(Tally.of(rows[:2], {}).to_dict()).merge(Tally.of(rows[2:], {}).to_dict())
     assert merged.insights(["general"])["agents"] == agents
+
+
+def test_missing_hours_are_read_in_runs_of_consecutive_hours():
+    from dashboards.rollup import _runs
+
+    assert _runs([1, 2, 3, 7, 8, 10]) == [(1, 3), (7, 8), (10, 10)]
+    assert _runs([]) == [] and _runs([5]) == [(5, 5)]
