@@ -158,3 +158,8 @@ def worker(worker_id: str) -> str:
 def analytics_hour(version: str, hour: int) -> str:
     """Return the key of one closed hour's analytics roll-up (``version`` names what it counts)."""
     return f"{PREFIX}:analytics:{version}:{hour}"
+
+
+def analytics_hour_pattern(hour: int) -> str:
+    """Return the SCAN pattern of one hour's analytics roll-ups, of every version."""
+    return f"{PREFIX}:analytics:*:{hour}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -404,6 +405,42 @@ class CallStore:
             log.warning("analytics roll-up %s not stored (%s)", name, exc)
             return False
         return True
+
+    async def calls_of_caller(self, *, number: str, number_hash: str) -> list[dict[str, str]]:
+        """Return (call_sid, status, started_at) of every stored call from ``number`` or its salted hash."""
+        rows = await self.summaries_between(0, math.inf, ("call_sid", "caller", "caller_hash", "status", "started_at"))
+        return [{k: r.get(k, "") for k in ("call_sid", "status", "started_at")} for r in rows
+                if r.get("call_sid") and ((number and r.get("caller") == number)
+                                          or (number_hash and r.get("caller_hash") == number_hash))]
+
+    async def erase_calls(self, call_sids: Sequence[str]) -> int:
+        """Delete every stored trace of these calls; return how many summaries were deleted.
+
+        Their summaries, timelines, stream records, index and queue entries go, and so do the
+        analytics roll-ups of the hours they started in (recounted, without them, when next asked).
+
+        Raises:
+            RedisError: Redis could not answer (nothing is half-promised: repeat the request).
+        """
+        if not call_sids:
+            return 0
+        starts = [await self.redis.hget(keys.call(sid), "started_at") for sid in call_sids]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for sid in call_sids:
+                pipe.delete(keys.call(sid))
+                for key in (keys.timeline(sid), keys.announced(sid), keys.stream_owner(sid)):
+                    pipe.delete(key)
+                pipe.zrem(keys.calls_index(), sid)
+                pipe.srem(keys.calls_live(), sid)
+                for q in self.queues:
+                    pipe.zrem(keys.queue(q), sid)
+            replies = await pipe.execute()
+        per_call = 4 + 2 + len(self.queues)
+        deleted = sum(int(replies[i * per_call]) for i in range(len(call_sids)))
+        for hour in {int(float(t) // 3600) for t in starts if t}:
+            async for name in self.redis.scan_iter(match=keys.analytics_hour_pattern(hour), count=500):
+                await self.redis.delete(name)
+        return deleted
 
     def _event(self, kind: str, call_sid: str, **data: Any) -> Op:
         payload = json.dumps({"type": kind, "call_sid": call_sid, "ts": time.time(), **data})

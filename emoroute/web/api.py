@@ -1,7 +1,9 @@
-"""Read API for agents and supervisors: calls, timelines, queues; agents take the next call."""
+"""API for agents and supervisors: calls, timelines, queues; agents take the next call; erasure."""
 
 from __future__ import annotations
 
+import logging
+import re
 import time
 from typing import Any
 
@@ -9,8 +11,12 @@ from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, Field
 
 from emoroute.web.deps import Principal, PrincipalDep, ServicesDep, SupervisorDep
+from router.phases import caller_hash
+from router.redact import mask_phone
 
 router = APIRouter(prefix="/api", tags=["api"])
+log = logging.getLogger(__name__)
+CALLER_NUMBER = re.compile(r"^\+?[0-9]{4,16}$")
 
 
 def _may_see(principal: Principal, call: dict[str, str]) -> bool:
@@ -93,3 +99,24 @@ async def dry_run_requests(services: ServicesDep, _: SupervisorDep,
     """Return the Twilio REST requests recorded in dry-run mode (empty when live), or one call's."""
     return [r.as_dict() for r in list(getattr(services.actions, "requests", []))
             if call_sid is None or r.call_sid == call_sid]
+
+
+@router.delete("/callers/{number}")
+async def erase_caller(number: str, services: ServicesDep, _: SupervisorDep) -> dict[str, Any]:
+    """Erase every finished call from a caller number (a data subject's right to erasure).
+
+    Each call's summary, timeline and index entries are deleted, with the analytics roll-ups of
+    the hours they started in (recounted without them). A call still in progress is not touched
+    and is named in ``live``: repeat the request once it has ended. Supervisor only.
+    """
+    if not CALLER_NUMBER.match(number):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            "number: the caller's number as Twilio gives it (+ and 4-16 digits)")
+    calls = await services.store.calls_of_caller(number=number,
+                                                 number_hash=caller_hash(services.settings.secret_key, number))
+    over = time.time() - services.settings.max_call_seconds  # a call older than the longest call has ended
+    done = [c["call_sid"] for c in calls if c["status"] == "ended" or float(c["started_at"] or 0) < over]
+    live = [c["call_sid"] for c in calls if c["call_sid"] not in done]
+    erased = await services.store.erase_calls(done)
+    log.info("erasure: %d calls of caller %s deleted, %d still live", erased, mask_phone(number), len(live))
+    return {"erased": done, "live": live}

@@ -1,0 +1,71 @@
+"""A caller's right to erasure: every finished call from a number deleted, analytics recounted."""
+
+import time
+from datetime import UTC, datetime
+
+import httpx
+import redis
+import redis.asyncio as aioredis
+
+from router import keys
+from router.store import CallStore, Outbox
+from tests.helpers import HeldCall, new_call_sid, stream_call, wait_for
+
+SUPERVISOR = {"Authorization": "Bearer dev-supervisor-token"}
+AGENT = {"Authorization": "Bearer dev-agent-token"}
+ASKING, OTHER = "+15550007777", "+15550008888"
+
+
+async def test_a_caller_is_erased_with_their_calls_and_the_analytics_forget_them(live_server, neutral_audio,
+                                                                                  redis_url):
+    base = live_server.url
+    ws = base.replace("http://", "ws://") + "/twilio/stream"
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    # two real calls through the live path, one from each number, and an older call of the asker's
+    sid_mine, sid_other = new_call_sid(), new_call_sid()
+    await stream_call(ws, neutral_audio, call_sid=sid_mine, caller=ASKING)
+    await stream_call(ws, neutral_audio, call_sid=sid_other, caller=OTHER)
+    for sid in (sid_mine, sid_other):
+        wait_for(lambda s=sid: r.hget(keys.call(s), "status") == "ended", what="call end")
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    store = CallStore(client, outbox=Outbox(None), retention_s=86400, seconds_per_point=60,
+                      queues=["retention", "sales", "general"])
+    old_sid, old_start = new_call_sid(), time.time() - 3 * 3600
+    await store.call_started(call_sid=old_sid, stream_sid="MZ", caller=ASKING, started_at=old_start)
+    await store.mark(call_sid=old_sid, fields={"status": "ended", "queue": "general", "first_emotion": "neutral"})
+    await client.aclose()
+    since = datetime.fromtimestamp(time.time() - 4 * 3600, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+    def calls_in_analytics() -> int:
+        resp = httpx.get(f"{base}/dashboard/api/analytics", params={"start": since}, headers=SUPERVISOR, timeout=30)
+        resp.raise_for_status()
+        return int(resp.json()["calls"])
+
+    assert calls_in_analytics() == 3
+    old_hour = int(old_start // 3600)
+    assert list(r.scan_iter(match=keys.analytics_hour_pattern(old_hour)))  # the closed hour's roll-up
+
+    # only a supervisor, only a number
+    assert httpx.delete(f"{base}/api/callers/{ASKING}", headers=AGENT).status_code == 403
+    assert httpx.delete(f"{base}/api/callers/not-a-number", headers=SUPERVISOR).status_code == 422
+    with HeldCall(ws, neutral_audio, caller=ASKING) as live:  # a call of theirs still in progress
+        wait_for(lambda: r.hget(keys.call(live.sid), "status") in ("listening", "queued"), what="live call")
+        resp = httpx.delete(f"{base}/api/callers/{ASKING}", headers=SUPERVISOR)
+        assert resp.status_code == 200
+        body = resp.json()
+        assert sorted(body["erased"]) == sorted([sid_mine, old_sid]) and body["live"] == [live.sid]
+        assert r.exists(keys.call(live.sid))  # left alone until it ends
+    for sid in (sid_mine, old_sid):
+        assert not r.exists(keys.call(sid)) and not r.exists(keys.timeline(sid))
+        assert r.zscore(keys.calls_index(), sid) is None
+    assert not list(r.scan_iter(match=keys.analytics_hour_pattern(old_hour)))
+    assert r.hget(keys.call(sid_other), "caller") == OTHER  # another caller's call is untouched
+    # the analytics recount the hour without them: the other caller, and the asker's call that was live
+    wait_for(lambda: r.hget(keys.call(live.sid), "status") == "ended", what="the live call's end")
+    assert calls_in_analytics() == 2
+    csv = httpx.get(f"{base}/dashboard/api/analytics.csv", params={"start": since}, headers=SUPERVISOR).text
+    assert sid_mine not in csv and old_sid not in csv and sid_other in csv
+    # erased again once it ended
+    assert httpx.delete(f"{base}/api/callers/{ASKING}", headers=SUPERVISOR).json() == {"erased": [live.sid],
+                                                                                        "live": []}
+    r.close()
