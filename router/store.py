@@ -416,11 +416,13 @@ class CallStore:
     async def erase_calls(self, call_sids: Sequence[str]) -> int:
         """Delete every stored trace of these calls; return how many summaries were deleted.
 
-        Their summaries, timelines, stream records, index and queue entries go, and so do the
-        analytics roll-ups of the hours they started in (recounted, without them, when next asked).
+        Their summaries, timelines, stream records, index and queue entries go, an agent's pointer
+        to one of them, and the analytics roll-ups of the hours they started in (recounted,
+        without them, when next asked).
 
         Raises:
-            RedisError: Redis could not answer (nothing is half-promised: repeat the request).
+            RedisError: Redis could not answer; what was deleted stays deleted, and repeating the
+                request deletes the rest.
         """
         if not call_sids:
             return 0
@@ -437,6 +439,10 @@ class CallStore:
             replies = await pipe.execute()
         per_call = 4 + 2 + len(self.queues)
         deleted = sum(int(replies[i * per_call]) for i in range(len(call_sids)))
+        erased = set(call_sids)
+        for agent_id in await self.redis.smembers(keys.agents()):
+            if await self.redis.hget(keys.agent(agent_id), "current_call") in erased:
+                await self.redis.hdel(keys.agent(agent_id), "current_call")
         for hour in {int(float(t) // 3600) for t in starts if t}:
             async for name in self.redis.scan_iter(match=keys.analytics_hour_pattern(hour), count=500):
                 await self.redis.delete(name)

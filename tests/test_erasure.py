@@ -45,6 +45,10 @@ async def test_a_caller_is_erased_with_their_calls_and_the_analytics_forget_them
     old_hour = int(old_start // 3600)
     assert list(r.scan_iter(match=keys.analytics_hour_pattern(old_hour)))  # the closed hour's roll-up
 
+    # an agent who took the asker's call still points at it
+    assert httpx.put(f"{base}/api/agents/agent-9", json={"name": "Nia", "skills": ["general"]},
+                     headers=SUPERVISOR).status_code == 204
+    r.hset(keys.agent("agent-9"), "current_call", sid_mine)
     # only a supervisor, only a number
     assert httpx.delete(f"{base}/api/callers/{ASKING}", headers=AGENT).status_code == 403
     assert httpx.delete(f"{base}/api/callers/not-a-number", headers=SUPERVISOR).status_code == 422
@@ -59,6 +63,7 @@ async def test_a_caller_is_erased_with_their_calls_and_the_analytics_forget_them
         assert not r.exists(keys.call(sid)) and not r.exists(keys.timeline(sid))
         assert r.zscore(keys.calls_index(), sid) is None
     assert not list(r.scan_iter(match=keys.analytics_hour_pattern(old_hour)))
+    assert r.hget(keys.agent("agent-9"), "current_call") is None and r.hget(keys.agent("agent-9"), "name") == "Nia"
     assert r.hget(keys.call(sid_other), "caller") == OTHER  # another caller's call is untouched
     # the analytics recount the hour without them: the other caller, and the asker's call that was live
     wait_for(lambda: r.hget(keys.call(live.sid), "status") == "ended", what="the live call's end")
