@@ -128,11 +128,13 @@ class AgentView:
     """An agent's cue card kept up to date from live events, reading Redis only when the caller shown may change.
 
     A reading, transcript or partial of the caller shown updates the card from the event itself;
-    a decision, pickup or end (which can change who is connected or next in line) re-reads it.
+    a decision, phase change, pickup or end (which can change who is connected or next in line:
+    a caller keying their identification is not next yet) re-reads it.
     Events about other callers cost nothing.
     """
 
-    RELOAD_ON = frozenset({"started", "decision", "keypad", "reroute", "reprioritise", "pickup", "ended", "opted_out"})
+    RELOAD_ON = frozenset({"started", "decision", "keypad", "reroute", "reprioritise", "pickup", "ended", "opted_out",
+                           "phase"})
 
     def __init__(self, store: CallStore, policy: Policy, agent_id: str) -> None:
         """Follow ``agent_id``'s card."""

@@ -339,12 +339,13 @@ class CallStore:
         return self.redis.pubsub()
 
     async def queue_head(self, queues: Sequence[str]) -> str | None:
-        """Return the call served next across ``queues`` (lowest score first), or None."""
+        """Return the call "take next" would hand out across ``queues`` (lowest score first), or None."""
         best: tuple[float, str] | None = None
+        now = time.time()
         for q in queues:
-            head = await self.redis.zrange(keys.queue(q), 0, 0, withscores=True)
-            if head and (best is None or head[0][1] < best[0]):
-                best = (head[0][1], head[0][0])
+            head = await self._first_ready(self.redis, keys.queue(q), now)
+            if head and (best is None or head[0] < best[0]):
+                best = head
         return best[1] if best else None
 
     async def summaries_between(
@@ -792,20 +793,21 @@ class CallStore:
         data = await self.redis.hgetall(keys.agent(agent_id))
         return data or None
 
-    async def _first_ready(self, pipe: Any, queue_key: str, now: float, scan: int = 50) -> tuple[float, str] | None:
+    async def _first_ready(self, redis: Any, queue_key: str, now: float, scan: int = 50) -> tuple[float, str] | None:
         """Return (score, CallSid) of the best call in a queue that is not keying its identification.
 
         A call entered the identification phase less than ``identification_max_s`` ago is not
         waiting for an agent yet. Past that, or when its phase change was never stored, it is
         taken like any other call: one whose identification Twilio never reports back (a raw
-        stream, an API-driven desk) is delayed, never stranded.
+        stream, an API-driven desk) is delayed, never stranded. ``redis``: the client, or a
+        pipeline in WATCH mode (whose reads run at once).
         """
-        ranked = await pipe.zrange(queue_key, 0, scan - 1, withscores=True)
+        ranked = await redis.zrange(queue_key, 0, scan - 1, withscores=True)
         if not ranked:
             return None
         if self.identification_max_s > 0:
             for sid, score in ranked:
-                phase, phase_at = await pipe.hmget(keys.call(sid), "phase", "phase_at")
+                phase, phase_at = await redis.hmget(keys.call(sid), "phase", "phase_at")
                 if phase != "identification" or not phase_at or now - float(phase_at) >= self.identification_max_s:
                     return float(score), str(sid)
             return None

@@ -133,6 +133,12 @@ def test_supervisor_agent_timeline_and_analytics_in_a_real_browser(live_server, 
             agent = browser
             agent.delete_all_cookies()
             agent.get(f"{base}/dashboard/agent?agent=agent-1&token=dev-agent-token")
+            wait_js(agent, "window.emoroute.updates > 0", what="agent page render")
+            # still keying the account number: not the agent's next caller yet, and "take next" passes
+            # over it; then Twilio posts the step's answer and the caller waits for an agent
+            assert js(agent, "document.querySelector('#card').dataset.call || ''") != call.sid
+            assert httpx.post(f"{base}/api/agents/agent-1/next", headers=AGENT).json()["call_sid"] is None
+            assert "<Enqueue" in answer_identification(base, call.sid, "12345678#")
             wait_js(agent, f"document.querySelector('#card').dataset.call === '{call.sid}'", what="agent cue card")
             def readings():
                 return [e for e in clock.events if e["call_sid"] == call.sid and e["type"] == "reading"]
@@ -148,11 +154,6 @@ def test_supervisor_agent_timeline_and_analytics_in_a_real_browser(live_server, 
             assert js(agent, "document.querySelector('#suggestion').textContent").startswith("Caller sounds")
             assert js(agent, "window.__xss") is None
             before = js(agent, "window.emoroute.updates")
-            # still keying the account number: not the agent's yet; Twilio then posts the step's answer
-            assert httpx.post(f"{base}/api/agents/agent-1/next", headers=AGENT).json()["call_sid"] is None
-            assert "<Enqueue" in answer_identification(base, call.sid, "12345678#")
-            wait_for(lambda: any(e["call_sid"] == call.sid and e["type"] == "phase" and e["phase"] == "queue"
-                                 for e in clock.events), what="the queue phase")
             assert httpx.post(f"{base}/api/agents/agent-1/next", headers=AGENT).json()["call_sid"] == call.sid
             wait_js(agent, "document.querySelector('#mode').textContent === 'Connected caller'", timeout=5,
                     what="pickup shown live")

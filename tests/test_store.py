@@ -244,7 +244,9 @@ async def test_take_next_passes_over_a_call_keying_its_identification_until_it_c
     await store.phase_changed(call_sid=keying, phase="identification", t=1.0)
     await store.phase_changed(call_sid=unheard, phase="identification", t=1.0)
     await store.phase_changed(call_sid=queued, phase="queue", t=5.0)
-    # the first two callers are ahead in the queue but still keying their account numbers
+    # the first two callers are ahead in the queue but still keying their account numbers: the
+    # agent's card shows as next the caller "take next" hands out
+    assert await store.queue_head(["retention"]) == queued
     assert await store.take_next(agent_id="a-ident") == queued
     assert await store.take_next(agent_id="a-ident") is None
     await store.phase_changed(call_sid=keying, phase="queue", t=9.0)  # Twilio reported the last step
