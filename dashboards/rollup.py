@@ -34,6 +34,7 @@ HOUR = 3600
 TALLY_FIELDS = tuple(dict.fromkeys((*ANALYTICS_FIELDS, *INSIGHT_FIELDS)))
 LISTED = ("points", "disagree")
 CALLER_FIELDS = ("caller_hash", "started_at")
+CHUNK_HOURS = 24  # closed hours counted per read when their roll-ups are missing
 
 
 def rollup_version(key_intents: dict[str, str]) -> str:
@@ -90,23 +91,25 @@ async def _hourly(store: CallStore, version: str, hours: list[int], field: str, 
     out = {h: {field: json.loads(v)} for h, v in zip(hours, await store.read_rollups(version, hours, field),
                                                       strict=True) if v}
     missing = [h for h in hours if h not in out]
-    rows: list[dict[str, str]] = []
-    for first, last in _runs(missing):  # each run of consecutive hours in one read
-        rows += await store.summaries_between(first * HOUR, (last + 1) * HOUR, read, end_open=True)
+    for first, last in _runs(missing):
+        # a day of calls read at a time: a month never counted before is never all in memory
+        for start in range(first, last + 1, CHUNK_HOURS):
+            chunk = list(range(start, min(last, start + CHUNK_HOURS - 1) + 1))
+            rows = await store.summaries_between(chunk[0] * HOUR, (chunk[-1] + 1) * HOUR, read, end_open=True)
 
-    def count() -> dict[int, dict[str, Any]]:
-        by_hour: dict[int, list[dict[str, str]]] = {h: [] for h in missing}
-        for r in rows:
-            h = int(float(r.get("started_at") or 0) // HOUR)
-            if h in by_hour:
-                by_hour[h].append(r)
-        return {h: build(hour_rows) for h, hour_rows in by_hour.items()}
+            def count(rows: list[dict[str, str]] = rows, chunk: list[int] = chunk) -> dict[int, dict[str, Any]]:
+                by_hour: dict[int, list[dict[str, str]]] = {h: [] for h in chunk}
+                for r in rows:
+                    h = int(float(r.get("started_at") or 0) // HOUR)
+                    if h in by_hour:
+                        by_hour[h].append(r)
+                return {h: build(hour_rows) for h, hour_rows in by_hour.items()}
 
-    for h, built in (await asyncio.to_thread(count)).items():
-        # the hour's first calls expire retention_s after they end: the roll-up goes with them
-        await store.write_rollup(version, h, {k: json.dumps(v) for k, v in built.items()},
-                                 ttl_s=h * HOUR + store.retention_s - now)
-        out[h] = built
+            for h, built in (await asyncio.to_thread(count)).items():
+                # the hour's first calls expire retention_s after they end: the roll-up goes with them
+                await store.write_rollup(version, h, {k: json.dumps(v) for k, v in built.items()},
+                                         ttl_s=h * HOUR + store.retention_s - now)
+                out[h] = built
     return out
 
 
