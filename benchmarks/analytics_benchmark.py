@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import redis.asyncio as aioredis
 
-from dashboards.insights import INSIGHT_FIELDS, insights_of, repeat_figures
+from dashboards.insights import INSIGHT_FIELDS, insights_of, mark_repeats, repeat_index
 from dashboards.rollup import period_figures
-from dashboards.state import ANALYTICS_FIELDS, CSV_READ_FIELDS, analytics_of, calls_csv, summaries_between
+from dashboards.state import ANALYTICS_FIELDS, CSV_READ_FIELDS, analytics_of, csv_header, csv_rows, summaries_between
 from emoroute.redis_server import EmbeddedRedis
 from router import keys
 from router.store import CallStore, Outbox
@@ -78,9 +78,13 @@ async def _run(n: int, url: str) -> dict[str, float]:
     figures = analytics_of(rows, list(QUEUES))
     more = insights_of(rows, list(QUEUES), key_intents={"1": "cancel"}, history=history, repeat_days=days)
     t2 = time.perf_counter()
-    full = await summaries_between(store, lo, hi, CSV_READ_FIELDS)
-    repeat_figures(full, history, days)
-    csv = calls_csv(full)
+    # the CSV export as the endpoint streams it: the callers' history, then 5,000 calls at a time
+    index = repeat_index(history)
+    parts = [csv_header()]
+    async for batch in store.summary_batches(await store.call_sids_between(lo, hi), CSV_READ_FIELDS):
+        mark_repeats(batch, index, days)
+        parts.append(csv_rows(batch))
+    csv = "".join(parts)
     t3 = time.perf_counter()
     settle_s = 2 * 3600  # the endpoint's: the maximum call length (1 h) and the margin (1 h)
     timed = []
@@ -94,7 +98,7 @@ async def _run(n: int, url: str) -> dict[str, float]:
     await client.aclose()
     return {"calls": figures["calls"], "repeat_calls": more["repeat_callers"]["repeat_calls"],
             "hurts_most": more["phases"]["hurts_most"], "read_ms": round((t1 - t0) * 1000, 1),
-            "aggregate_ms": round((t2 - t1) * 1000, 1), "csv_with_full_read_ms": round((t3 - t2) * 1000, 1),
+            "aggregate_ms": round((t2 - t1) * 1000, 1), "csv_streamed_ms": round((t3 - t2) * 1000, 1),
             "total_ms": round((t3 - t0) * 1000, 1), "csv_bytes": len(csv),
             "endpoint_first_ms": timed[0], "endpoint_rollups_stored_ms": timed[1]}
 

@@ -9,7 +9,8 @@ one already running waits for its answer instead of computing it again.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -33,6 +34,12 @@ class ComputeGate:
             task.add_done_callback(lambda _t: self._running.pop(key, None))
         # a caller that goes away does not cancel the computation others wait on
         return await asyncio.shield(task)
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold one of the slots: for work done in pieces (a streamed export), one piece at a time."""
+        async with self._slots:
+            yield
 
     async def _one_at_a_time(self, compute: Callable[[], Awaitable[T]]) -> T:
         async with self._slots:

@@ -317,11 +317,8 @@ class Tally:
         }
 
 
-def repeat_figures(rows: list[dict[str, str]], history: list[dict[str, str]], days: float) -> dict[str, Any]:
-    """Return how many calls in ``rows`` come from a caller (salted hash) who called within ``days`` before.
-
-    ``history`` holds (caller_hash, started_at) of calls from ``days`` before the period to its end.
-    """
+def repeat_index(history: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """Return each caller hash's call starts, sorted, from (caller_hash, started_at) rows."""
     starts: dict[str, list[float]] = defaultdict(list)
     for h in history:
         ts = _f(h, "started_at")
@@ -329,17 +326,31 @@ def repeat_figures(rows: list[dict[str, str]], history: list[dict[str, str]], da
             starts[h["caller_hash"]].append(ts)
     for v in starts.values():
         v.sort()
+    return starts
+
+
+def mark_repeats(rows: list[dict[str, str]], index: dict[str, list[float]], days: float) -> tuple[int, set[str]]:
+    """Mark (``repeat_caller``) each call whose caller called within ``days`` before; return (repeats, callers)."""
     repeats, callers = 0, set()
     for r in rows:
         ts, who = _f(r, "started_at"), r.get("caller_hash", "")
         if ts is None or not who:
             continue
         callers.add(who)
-        earlier = starts.get(who, [])
+        earlier = index.get(who, [])
         i = bisect_left(earlier, ts)  # the calls before this one; the latest must be within ``days``
         if i and earlier[i - 1] >= ts - days * 86400:
             repeats += 1
             r["repeat_caller"] = "1"  # the CSV export shows it
+    return repeats, callers
+
+
+def repeat_figures(rows: list[dict[str, str]], history: list[dict[str, Any]], days: float) -> dict[str, Any]:
+    """Return how many calls in ``rows`` come from a caller (salted hash) who called within ``days`` before.
+
+    ``history`` holds (caller_hash, started_at) of calls from ``days`` before the period to its end.
+    """
+    repeats, callers = mark_repeats(rows, repeat_index(history), days)
     hashed = sum(1 for r in rows if r.get("caller_hash"))
     return {"days": days, "repeat_calls": repeats, "share": round(repeats / hashed, 3) if hashed else 0.0,
             "callers": len(callers)}

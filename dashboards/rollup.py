@@ -63,7 +63,8 @@ async def period_figures(store: CallStore, lo: float, hi: float, *, queues: list
         tally.merge(await _tally_between(store, lo, first, key_intents, end_open=True))
         await _merge_hours(store, version, tally, hours, now)
         tally.merge(await _tally_between(store, after, hi, key_intents))
-    history = await _callers_between(store, version, lo - repeat_days * 86400, hi, settle_s=settle_s, now=now)
+    history = await callers_between(store, lo - repeat_days * 86400, hi, key_intents=key_intents,
+                                    settle_s=settle_s, now=now)
     in_period = [r for r in history if float(r["started_at"]) >= lo]
     repeats = await asyncio.to_thread(repeat_figures, in_period, history, repeat_days)
 
@@ -129,9 +130,11 @@ async def _merge_hours(store: CallStore, version: str, tally: Tally, hours: list
         tally.merge({**stored[h]["tally"], **(listed or {})})
 
 
-async def _callers_between(store: CallStore, version: str, lo: float, hi: float, *, settle_s: float,
-                           now: float) -> list[dict[str, Any]]:
+async def callers_between(store: CallStore, lo: float, hi: float, *, key_intents: dict[str, str], settle_s: float,
+                          now: float | None = None) -> list[dict[str, Any]]:
     """Return (caller hash, start) of the calls that started in [lo, hi], closed hours from their roll-ups."""
+    now = time.time() if now is None else now
+    version = rollup_version(key_intents)
     async def read(a: float, b: float, end_open: bool = False) -> list[list[Any]]:
         if b < a or (end_open and a == b):
             return []

@@ -99,11 +99,22 @@ def analytics_of(rows: list[dict[str, str]], queues: list[str]) -> dict[str, Any
 
 
 def calls_csv(rows: list[dict[str, str]]) -> str:
-    """Return the call summaries as CSV (one row per call, fixed columns)."""
+    """Return the call summaries as CSV (one row per call, fixed columns), oldest first."""
+    return csv_header() + csv_rows(sorted(rows, key=lambda r: float(r.get("started_at", 0))))
+
+
+def csv_header() -> str:
+    """Return the CSV export's header line."""
+    out = io.StringIO()
+    csv.DictWriter(out, fieldnames=CSV_FIELDS).writeheader()
+    return out.getvalue()
+
+
+def csv_rows(rows: list[dict[str, str]]) -> str:
+    """Return CSV lines for these call summaries, in the order given (no header)."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, extrasaction="ignore")
-    writer.writeheader()
-    for r in sorted(rows, key=lambda r: float(r.get("started_at", 0))):
+    for r in rows:
         flat = dict(r)
         for phase, (_, anger, valence) in parse_phase_stats(r.get("phase_stats")).items():
             flat[f"{phase}_anger"], flat[f"{phase}_valence"] = str(anger), str(valence)

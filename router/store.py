@@ -14,7 +14,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -358,12 +358,8 @@ class CallStore:
         sids = await self.redis.zrangebyscore(keys.calls_index(), start, f"({end}" if end_open else end)
         rows: list[dict[str, str]] = []
         if fields:
-            # one script call per 5,000 calls, one string per call: 100,000 calls read in about a second
-            for i in range(0, len(sids), 5000):
-                batch = [keys.call(sid) for sid in sids[i : i + 5000]]
-                packed = await self.redis.eval(READ_FIELDS_LUA, len(batch), *batch, *fields)
-                # decoding 5,000 rows takes tens of ms: off the event loop, so live calls never wait on it
-                rows += await asyncio.to_thread(_unpack, packed, tuple(fields))
+            async for batch in self.summary_batches(sids, fields):
+                rows += batch
             return rows
         for i in range(0, len(sids), 5000):
             async with self.redis.pipeline(transaction=False) as pipe:
@@ -378,6 +374,23 @@ class CallStore:
             else:
                 rows += [r for r in replies if r]
         return rows
+
+    async def call_sids_between(self, start: float, end: float) -> list[str]:
+        """Return the SIDs of the calls that started in [start, end], oldest first."""
+        return list(await self.redis.zrangebyscore(keys.calls_index(), start, end))
+
+    async def summary_batches(self, sids: Sequence[str], fields: Sequence[str],
+                              batch: int = 5000) -> AsyncIterator[list[dict[str, str]]]:
+        """Yield the ``fields`` of these calls' summaries, ``batch`` calls at a time, in order.
+
+        One script call per batch, one string per call: 100,000 calls read in about a second. A
+        call whose summary has none of the fields (expired, erased) is left out.
+        """
+        for i in range(0, len(sids), batch):
+            names = [keys.call(sid) for sid in sids[i : i + batch]]
+            packed = await self.redis.eval(READ_FIELDS_LUA, len(names), *names, *fields)
+            # decoding 5,000 rows takes tens of ms: off the event loop, so live calls never wait on it
+            yield await asyncio.to_thread(_unpack, packed, tuple(fields))
 
     async def read_rollups(self, version: str, hours: Sequence[int], field: str) -> list[str | None]:
         """Return one field of each hour's stored analytics roll-up (None where there is none)."""

@@ -207,6 +207,15 @@ def test_identical_analytics_requests_share_one_computation_and_run_one_at_a_tim
     assert gate.computed - before == 3
     csv = get("analytics.csv", iso[0], iso[2])
     assert csv.status_code == 200 and csv.text.count("\n") == 20_001
+    assert csv.headers.get("transfer-encoding") == "chunked"  # streamed, 5,000 calls at a time
+    import csv as csv_module
+    import io
+
+    rows = list(csv_module.DictReader(io.StringIO(csv.text)))
+    assert [row["call_sid"] for row in rows[:2]] == [f"CB{0:032x}", f"CB{1:032x}"]  # oldest first
+    # each caller calls every 5,000 s: every call after the first 5,000 is a repeat, across batches
+    assert sum(row["repeat_caller"] == "1" for row in rows) == 15_000
+    assert rows[4_999]["repeat_caller"] == "" and rows[5_000]["repeat_caller"] == "1"
     r.close()
 
 

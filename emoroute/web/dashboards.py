@@ -26,9 +26,9 @@ from starlette.responses import StreamingResponse
 
 import dashboards
 from dashboards.hub import Subscription, TooManyConnections
-from dashboards.insights import repeat_figures
-from dashboards.rollup import period_figures
-from dashboards.state import CSV_READ_FIELDS, AgentView, agent_state, calls_csv, summaries_between, wallboard
+from dashboards.insights import mark_repeats, repeat_index
+from dashboards.rollup import callers_between, period_figures
+from dashboards.state import CSV_READ_FIELDS, AgentView, agent_state, csv_header, csv_rows, wallboard
 from emoroute.web.deps import (
     SESSION_COOKIE,
     Principal,
@@ -259,34 +259,43 @@ def _key_intents(services: ServicesDep) -> dict[str, str]:
     return {k: c.intent for k, c in services.policy.keypad.menu.items() if c.intent}
 
 
-async def _rows_and_history(services: ServicesDep, lo: float, hi: float, repeat_days: float,
-                            fields: tuple[str, ...]) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
-    """Return the calls that started in [lo, hi] and (caller hash, start) of calls from repeat_days before lo."""
-    rows = await summaries_between(services.store, lo, hi, fields)
-    earlier = await summaries_between(services.store, lo - repeat_days * 86400, lo, ("caller_hash", "started_at"))
-    return rows, earlier + [{"caller_hash": r.get("caller_hash", ""), "started_at": r.get("started_at", "")}
-                            for r in rows]
-
-
 @router.get("/api/analytics.csv", response_class=PlainTextResponse)
 async def analytics_csv(request: Request, services: ServicesDep, start: str | None = None,
                         end: str | None = None, repeat_days: float = Query(7.0, gt=0, le=90)) -> Response:
-    """The call summaries in the range as CSV."""
+    """The call summaries in the range as CSV, oldest first, streamed 5,000 calls at a time.
+
+    The repeat-caller column needs the callers of the days before: they are read (from the hourly
+    roll-ups where they exist) before the response starts, so a Redis outage is a 503, not a cut
+    file. Each batch is read and written while holding the analytics slot, one batch at a time,
+    so an export of a month neither holds all its calls in memory nor crowds the live calls.
+    """
     _require(request, services.settings, supervisor=True)
     lo, hi = _range(start, end)
+    gate = services.analytics_gate
+    async with gate.slot():
+        history = await callers_between(services.store, lo - repeat_days * 86400, hi,
+                                        key_intents=_key_intents(services),
+                                        settle_s=services.settings.max_call_seconds + ROLLUP_MARGIN_S)
+        index = await asyncio.to_thread(repeat_index, history)
+        sids = await services.store.call_sids_between(lo, hi)
 
-    async def compute() -> str:
-        rows, history = await _rows_and_history(services, lo, hi, repeat_days, CSV_READ_FIELDS)
+    def write(rows: list[dict[str, str]]) -> str:
+        mark_repeats(rows, index, repeat_days)  # each repeat call's column
+        return csv_rows(rows)
 
-        def export() -> str:
-            repeat_figures(rows, history, repeat_days)  # marks each repeat call for its column
-            return calls_csv(rows)
+    async def lines() -> AsyncIterator[str]:
+        yield csv_header()
+        batches = services.store.summary_batches(sids, CSV_READ_FIELDS)
+        while True:
+            async with gate.slot():
+                rows = await anext(batches, None)
+                if rows is None:
+                    return
+                text = await asyncio.to_thread(write, rows)
+            yield text
 
-        return await asyncio.to_thread(export)
-
-    text = await services.analytics_gate.run(("csv", round(lo), round(hi), repeat_days), compute)
-    return Response(text, media_type="text/csv",
-                    headers={"Content-Disposition": 'attachment; filename="emoroute-calls.csv"'})
+    return StreamingResponse(lines(), media_type="text/csv",
+                             headers={"Content-Disposition": 'attachment; filename="emoroute-calls.csv"'})
 
 
 @router.get("/events")
