@@ -104,6 +104,11 @@ class TextRules(_Strict):
     asr_band_extension: bool = False
     intent_routes: dict[str, IntentRoute] = {}
     angry_purchase_queue: str
+    # Topics: phrases matched in a pass of their own, after the intents and never competing with
+    # them; a topic is stored with the call's intents (so cues, the agent card and the analytics
+    # see it) but routes nothing and is not known to the meaning classifier.
+    topics: dict[str, list[str]] = {}
+    no_topic_phrases: list[str] = []
 
     @model_validator(mode="after")
     def _routes_name_known_intents(self) -> TextRules:
@@ -115,6 +120,14 @@ class TextRules(_Strict):
                 raise ValueError(f"text.intents.{name} needs at least one non-empty phrase")
         if any(not p.strip() for p in self.no_intent_phrases):
             raise ValueError("text.no_intent_phrases has an empty phrase")
+        clash = set(self.topics) & set(self.intents)
+        if clash:
+            raise ValueError(f"text.topics names intents (a name is a topic or an intent, not both): {sorted(clash)}")
+        for name, phrases in self.topics.items():
+            if not phrases or any(not p.strip() for p in phrases):
+                raise ValueError(f"text.topics.{name} needs at least one non-empty phrase")
+        if any(not p.strip() for p in self.no_topic_phrases):
+            raise ValueError("text.no_topic_phrases has an empty phrase")
         return self
 
     def examples_path(self, policy_file: Path | None = None) -> Path | None:
@@ -302,6 +315,10 @@ class Policy(_Strict):
         unknown = {k: c.intent for k, c in self.keypad.menu.items() if c.intent and c.intent not in self.text.intents}
         if unknown:
             raise ValueError(f"keypad.menu names intents not under text.intents: {unknown}")
+        said = set(self.text.intents) | set(self.text.topics)
+        unknown_cues = [c.intent for c in self.cues if c.intent and c.intent not in said]
+        if unknown_cues:
+            raise ValueError(f"cues name intents not under text.intents or text.topics: {sorted(set(unknown_cues))}")
         if len({s.name for s in self.identification}) != len(self.identification):
             raise ValueError("identification step names must be unique")
         for where, queue in named.items():
@@ -348,7 +365,7 @@ class TrajectoryPoint:
 
 @dataclass(frozen=True)
 class TextSignals:
-    """What the caller said, analysed: sentiment in [-1, 1] and intents found."""
+    """What the caller said, analysed: sentiment in [-1, 1] and intents found (with any topics)."""
 
     sentiment: float | None = None
     intents: frozenset[str] = field(default_factory=frozenset)

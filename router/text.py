@@ -1,7 +1,10 @@
-"""What the caller said, analysed for routing: sentiment (VADER) and intents.
+"""What the caller said, analysed for routing: sentiment (VADER), intents and topics.
 
 Intents come from the policy's keyword phrases first; when no phrase matches, the optional
-semantic classifier (router.semantic) may name one by meaning.
+semantic classifier (router.semantic) may name one by meaning. Topics (``text.topics``, such as
+hardship) are phrases matched in a pass of their own after the intents: they join the intents
+the call stores, for its cues and analytics, but route nothing and never change which intent
+is found.
 """
 
 from __future__ import annotations
@@ -93,6 +96,9 @@ class TextAnalyser:
         # phrases that name no intent: they consume their words, so a shorter intent phrase inside
         # them does not count ("a fee for a line I cancelled" is not a wish to cancel)
         self._phrases += [_Phrase("", _phrase_words(p)) for p in rules.no_intent_phrases]
+        self._topic_phrases = [_Phrase(topic, _phrase_words(p)) for topic, phrases in rules.topics.items()
+                               for p in phrases]
+        self._topic_phrases += [_Phrase("", _phrase_words(p)) for p in rules.no_topic_phrases]
         self._negations = set(rules.negation_words)
         self._vader = SentimentIntensityAnalyzer()
 
@@ -119,6 +125,32 @@ class TextAnalyser:
         ("buying the premium plan" is a purchase, not also an upgrade for "premium"); a phrase is
         negated by a negation word at most ``negation_window`` words before it in the same clause.
         """
+        return self._scan(text, self._phrases)
+
+    def topics(self, text: str) -> tuple[frozenset[str], frozenset[str]]:
+        """Return (topics whose phrases occur un-negated, topics whose phrases occur negated).
+
+        The same scan as ``phrase_intents`` over the topic phrases alone (and ``no_topic_phrases``,
+        which consume their words: "the funeral director's office" is a business, not a loss).
+        """
+        return self._scan(text, self._topic_phrases) if self._topic_phrases else (frozenset(), frozenset())
+
+    def topics_of_readings(self, text: str, alternatives: Sequence[str] = ()) -> tuple[frozenset[str], str]:
+        """Return the topics of ``text``, else of the first alternative reading that names any.
+
+        The second value is that alternative ("" when ``text`` named them, or none did); a topic
+        ``text`` negates ("I'm not in debt") is never taken from an alternative.
+        """
+        found, negated = self.topics(text)
+        if found or not text.strip():
+            return found, ""
+        for reading in alternatives:
+            other = self.topics(reading)[0] - negated
+            if other:
+                return other, reading
+        return frozenset(), ""
+
+    def _scan(self, text: str, phrases: Sequence[_Phrase]) -> tuple[frozenset[str], frozenset[str]]:
         found: set[str] = set()
         negated: set[str] = set()
         for clause in _CLAUSE_BREAK.split(text.lower().replace("’", "'")):
@@ -127,7 +159,7 @@ class TextAnalyser:
             while i < len(toks):
                 best: _Phrase | None = None
                 length = 0
-                for phrase in self._phrases:
+                for phrase in phrases:
                     n = phrase.match_length(toks, i)
                     if n > length:
                         best, length = phrase, n
@@ -191,19 +223,22 @@ class TextAnalyser:
         return [frozenset() if g.intent == GENERAL else frozenset({g.intent}) for g in guesses]
 
     def analyse(self, text: str, alternatives: Sequence[str] = (), *, sensitive: bool = False) -> TextSignals:
-        """Return sentiment, intents and the redacted snippet of a transcript.
+        """Return sentiment, intents (with any topics) and the redacted snippet of a transcript.
 
         ``alternatives`` are other readings of the same audio, likeliest first; when one of them
-        names the intents, the snippet shows it too ("… [or: …]") so a reader sees why.
+        names the intents or the topics, the snippet shows it too ("… [or: …]") so a reader sees why.
         ``sensitive``: the call's recent speech named a card, PIN, security code or account
         number, so short digit runs are masked too (router.redact).
         """
         clean = redact(text, sensitive=sensitive)
         if not clean.strip():
             return TextSignals(None, frozenset(), "")
-        intents, reading = self.intents_of_readings(clean, [redact(a, sensitive=sensitive) for a in alternatives])
-        snippet = f"{clean} [or: {reading}]" if reading else clean
-        return TextSignals(round(self.sentiment(clean), 3), intents, snippet)
+        others = [redact(a, sensitive=sensitive) for a in alternatives]
+        intents, reading = self.intents_of_readings(clean, others)
+        topics, topic_reading = self.topics_of_readings(clean, others)
+        shown = [r for r in dict.fromkeys((reading, topic_reading)) if r]
+        snippet = "".join([clean, *(f" [or: {r}]" for r in shown)])
+        return TextSignals(round(self.sentiment(clean), 3), intents | topics, snippet)
 
 
 def load_text_analyser(rules: TextRules, policy_file: Path | None = None, *,
