@@ -12,7 +12,10 @@ diagnostic. The rule: docs/experiments/2026-11-29-hardship-cue-rule.md (sets 1-2
 earlier hardship intent, docs/experiments/2026-11-29-hardship-intent-rule.md, whose code is in
 that record's commits).
 
-    python -m benchmarks.hardship_voices [--data benchmarks/data/hardship_voices_3]
+    python -m benchmarks.hardship_voices [--data benchmarks/data/hardship_voices_3] [--policy FILE]
+
+No topic ships, so the judged phrases are read from the policy as it was judged:
+``git show 516d75d:router/policy.yaml > /tmp/hardship-policy.yaml`` and ``--policy`` it.
 """
 
 from __future__ import annotations
@@ -40,9 +43,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=DATA, help="the set's folder (default: set 1; the test: "
                     "benchmarks/data/hardship_voices_3)")
+    ap.add_argument("--policy", type=Path, default=None, help="a policy file (default: the shipped one)")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    rules = load_policy().text
+    rules = load_policy(args.policy).text
     analyser = load_text_analyser(rules)
     plain = load_text_analyser(rules.model_copy(update={"topics": {}, "no_topic_phrases": []}))
     order = list(rules.intent_routes)
