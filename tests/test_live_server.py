@@ -356,3 +356,32 @@ async def test_service_with_the_ecapa_whisper_backend_routes_an_angry_caller(ser
     readings = [f for _, f in r.xrange(keys.timeline(summary["call_sid"])) if f["type"] == "reading"]
     assert readings and all(f["model"].endswith("+whisper-head") for f in readings)
     r.close()
+
+
+async def test_a_policy_topic_reaches_the_agents_cue_and_routes_nothing(server_factory, redis_url, tmp_path):
+    import yaml
+
+    from dashboards.cues import caller_cues
+    from router.policy import DEFAULT_POLICY_FILE, load_policy
+
+    # a contact centre's own topic, with its cue first (none ships: docs/experiments/2026-11-29-hardship-cue-rule.md)
+    raw = yaml.safe_load(DEFAULT_POLICY_FILE.read_text())
+    raw["text"]["topics"] = {"bereavement": ["wife died", "passed away"]}
+    cue = "Caller mentioned a bereavement: a few warm words first."
+    raw["cues"].insert(0, {"intent": "bereavement", "say": cue})
+    raw["text"]["semantic"]["examples"] = str(DEFAULT_POLICY_FILE.parent / raw["text"]["semantic"]["examples"])
+    path = tmp_path / "policy-with-topic.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    # piper's joe through the phone line: "I need to tell you that my wife died last week."
+    audio = load_audio(INTENTS.parent / "hardship_voices_3" / "hv34-piper-joe.wav")
+    thread, server = server_factory(redis_url, policy_file=path)
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    with thread:
+        summary = await simulate_call(target(server), audio)
+    sid = summary["call_sid"]
+    assert summary["intents"] == "bereavement", summary
+    assert summary["rule"] not in ("text", "text+anger") and "bereavement" not in summary["reason"], summary
+    timeline = [dict(f, probs=json.loads(f["probs"])) if "probs" in f else f for _, f in r.xrange(keys.timeline(sid))]
+    card = caller_cues(r.hgetall(keys.call(sid)), timeline, load_policy(path).cues)
+    assert card["suggestion"] == cue and card["intents"] == ["bereavement"]
+    r.close()

@@ -178,3 +178,21 @@ def test_identification_max_s_bounds_the_time_a_caller_can_spend_keying():
     assert len(step.prompt.split()) == 17 and step.max_digits == 12 and step.timeout_seconds == 5
     assert POLICY.identification_max_s == pytest.approx(17 / 2.5 + 13 * 5)
     assert POLICY.model_copy(update={"identification": []}).identification_max_s == 0
+
+
+def test_topics_must_not_share_a_name_with_an_intent_and_cues_must_name_known_ones(tmp_path):
+    path = write_policy(tmp_path, lambda p: p["text"].__setitem__("topics", {"cancel": ["passed away"]}))
+    with pytest.raises(PolicyError, match="a topic or an intent, not both"):
+        load_policy(path)
+    path = write_policy(tmp_path, lambda p: p["text"].__setitem__("topics", {"bereavement": [" "]}))
+    with pytest.raises(PolicyError, match="text.topics.bereavement needs at least one non-empty phrase"):
+        load_policy(path)
+    path = write_policy(tmp_path, lambda p: p["cues"].insert(0, {"intent": "bereavement", "say": "Be kind."}))
+    with pytest.raises(PolicyError, match=r"cues name intents not under text\.intents or text\.topics: \['bereavement"):
+        load_policy(path)
+
+    def with_topic(p: dict) -> None:
+        p["text"]["topics"] = {"bereavement": ["passed away"]}
+        p["cues"].insert(0, {"intent": "bereavement", "say": "Be kind."})
+    policy = load_policy(write_policy(tmp_path, with_topic))
+    assert policy.text.topics == {"bereavement": ["passed away"]} and "bereavement" not in policy.text.intent_routes

@@ -185,3 +185,34 @@ async def test_a_card_named_in_one_utterance_masks_short_numbers_in_the_next(red
     assert group.snippet == "[NUMBER]" and cvv.snippet == "and the code is [NUMBER]"
     assert "2 days" in much_later.snippet
     await client.aclose()
+
+
+# A contact centre's own topics (none ships: docs/experiments/2026-11-29-hardship-cue-rule.md).
+TOPICS = TextAnalyser(load_policy().text.model_copy(update={
+    "topics": {"bereavement": ["passed away", "funeral", "cancel my late husband*"]},
+    "no_topic_phrases": ["funeral director*"]}))
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("My husband passed away and I need to cancel his contract", {"bereavement", "cancel"}),
+        # a longer topic phrase does not consume an intent phrase's words: the passes are separate
+        ("I need to cancel my late husband's contract", {"bereavement", "cancel"}),
+        ("The funeral was on Monday", {"bereavement"}),
+        ("I'm calling from the funeral director's office about broadband", set()),
+        ("I never said anyone passed away", set()),
+        ("Kids are talking by the door", set()),
+    ],
+)
+def test_topics_join_the_intents_said_without_changing_them(text, said):
+    signals = TOPICS.analyse(text)
+    assert signals.intents == frozenset(said)
+    assert TOPICS.intents(text) == ANALYSER.intents(text)  # the routing intents are the plain analyser's
+
+
+def test_a_topic_is_taken_from_an_alternative_reading_only_when_the_best_names_none():
+    signals = TOPICS.analyse("My husband past a way", ["My husband passed away"])
+    assert signals.intents == frozenset({"bereavement"}) and "[or: My husband passed away]" in signals.snippet
+    assert TOPICS.topics_of_readings("My mother passed away", ["The funeral"]) == (frozenset({"bereavement"}), "")
+    assert TOPICS.topics_of_readings("I never said anyone passed away", ["Anyone passed away"]) == (frozenset(), "")
