@@ -71,6 +71,22 @@ def stream_owner(sid: str) -> str:
     return f"{PREFIX}:call:{_tag(sid)}:stream"
 
 
+def erased(sid: str) -> str:
+    """Return the tombstone of an erased call: a write replayed later for it is dropped, not applied."""
+    return f"{PREFIX}:call:{_tag(sid)}:erased"
+
+
+_CALL_KEY = f"{PREFIX}:call:{{"
+
+
+def call_of_key(key: object) -> str | None:
+    """Return the call SID a per-call key belongs to, else None."""
+    if not isinstance(key, str) or not key.startswith(_CALL_KEY):
+        return None
+    end = key.find("}", len(_CALL_KEY))
+    return key[len(_CALL_KEY):end] if end > 0 else None
+
+
 def login_failures(client: str) -> str:
     """Return the key counting failed dashboard logins from one client address."""
     return f"{PREFIX}:login_failures:{client}"

@@ -309,7 +309,10 @@ class CallStore:
             while self.outbox.pending:
                 ops = self.outbox.pending[0]
                 try:
-                    await self._apply(ops)
+                    if await self._erased(ops):
+                        log.info("outbox: a replayed transaction for an erased call dropped")
+                    else:
+                        await self._apply(ops)
                 except RedisError as exc:
                     if is_transient(exc):
                         self.redis_up = False
@@ -328,6 +331,14 @@ class CallStore:
                 self.outbox.rewrite_spool()
                 log.info("outbox: %d transactions written to Redis, %d left", done, len(self.outbox))
         return done
+
+    async def _erased(self, ops: list[Op]) -> bool:
+        """Return whether a queued transaction writes to a call that was erased meanwhile."""
+        sids = {sid for _, args, _ in ops for sid in (keys.call_of_key(args[0]) if args else None,) if sid}
+        for sid in sorted(sids):  # one key at a time: each call's keys share a Redis Cluster slot, calls do not
+            if await self.redis.exists(keys.erased(sid)):
+                return True
+        return False
 
     @property
     def events_channel(self) -> str:
@@ -443,6 +454,10 @@ class CallStore:
         starts = [await self.redis.hget(keys.call(sid), "started_at") for sid in call_sids]
         async with self.redis.pipeline(transaction=False) as pipe:
             for sid in call_sids:
+                # the tombstone first: a write for the call still waiting in some process's outbox
+                # (Redis was down for it) is dropped when replayed, not written back
+                pipe.set(keys.erased(sid), "1", ex=int(self.retention_s + self.max_call_s))
+            for sid in call_sids:
                 pipe.delete(keys.call(sid))
                 for key in (keys.timeline(sid), keys.announced(sid), keys.stream_owner(sid)):
                     pipe.delete(key)
@@ -452,7 +467,7 @@ class CallStore:
                     pipe.zrem(keys.queue(q), sid)
             replies = await pipe.execute()
         per_call = 4 + 2 + len(self.queues)
-        deleted = sum(int(replies[i * per_call]) for i in range(len(call_sids)))
+        deleted = sum(int(replies[len(call_sids) + i * per_call]) for i in range(len(call_sids)))
         erased = set(call_sids)
         for agent_id in await self.redis.smembers(keys.agents()):
             if await self.redis.hget(keys.agent(agent_id), "current_call") in erased:

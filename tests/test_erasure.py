@@ -74,3 +74,61 @@ async def test_a_caller_is_erased_with_their_calls_and_the_analytics_forget_them
     assert httpx.delete(f"{base}/api/callers/{ASKING}", headers=SUPERVISOR).json() == {"erased": [live.sid],
                                                                                         "live": []}
     r.close()
+
+
+async def test_a_call_is_erased_by_its_sid_and_withheld_or_client_callers_are_answered_clearly(live_server,
+                                                                                              neutral_audio, redis_url):
+    base = live_server.url
+    ws = base.replace("http://", "ws://") + "/twilio/stream"
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    withheld, client = new_call_sid(), new_call_sid()
+    await stream_call(ws, neutral_audio, call_sid=withheld, caller="anonymous")
+    await stream_call(ws, neutral_audio, call_sid=client, caller="client:alice_7")
+    for sid in (withheld, client):
+        wait_for(lambda s=sid: r.hget(keys.call(s), "status") == "ended", what="call end")
+    # "anonymous" is every withheld caller at once: refused, with the way to erase one call instead
+    resp = httpx.delete(f"{base}/api/callers/anonymous", headers=SUPERVISOR)
+    assert resp.status_code == 422 and "DELETE /api/calls/" in resp.text
+    assert r.exists(keys.call(withheld))
+    # a Twilio Client identity is a caller like a number
+    assert httpx.delete(f"{base}/api/callers/client:alice_7", headers=SUPERVISOR).json() == {
+        "erased": [client], "live": []}
+    assert not r.exists(keys.call(client))
+    # one call by its SID: a supervisor only, an unknown SID is 404, a call in progress 409
+    assert httpx.delete(f"{base}/api/calls/{withheld}", headers=AGENT).status_code == 403
+    assert httpx.delete(f"{base}/api/calls/{new_call_sid()}", headers=SUPERVISOR).status_code == 404
+    with HeldCall(ws, neutral_audio, caller="anonymous") as live:
+        wait_for(lambda: r.hget(keys.call(live.sid), "status") in ("listening", "queued"), what="live call")
+        assert httpx.delete(f"{base}/api/calls/{live.sid}", headers=SUPERVISOR).status_code == 409
+        assert r.exists(keys.call(live.sid))
+    assert httpx.delete(f"{base}/api/calls/{withheld}", headers=SUPERVISOR).json() == {"erased": [withheld],
+                                                                                       "live": []}
+    assert not r.exists(keys.call(withheld)) and not r.exists(keys.timeline(withheld))
+    r.close()
+
+
+async def test_a_write_for_an_erased_call_waiting_in_an_outbox_is_dropped_when_replayed(redis_url, tmp_path):
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    spool = tmp_path / "outbox.jsonl"
+    store = CallStore(client, outbox=Outbox(spool), retention_s=86400, seconds_per_point=60,
+                      queues=["retention", "sales", "general"])
+    erased_sid, kept_sid = new_call_sid(), new_call_sid()
+    for sid in (erased_sid, kept_sid):
+        await store.call_started(call_sid=sid, stream_sid="MZ", caller=ASKING, started_at=time.time() - 60)
+        await store.mark(call_sid=sid, fields={"status": "ended", "queue": "general"})
+    # writes this process could not deliver (as while Redis was down), queued in order, spooled to disk
+    store.outbox.add([("hset", [keys.call(kept_sid), "csat", "5"], {})])
+    assert not await store.write([("hset", [keys.call(erased_sid), "csat", "2"], {}),
+                                  ("xadd", [keys.timeline(erased_sid), {"type": "csat", "t": "1"}], {})])
+    store.outbox.sync()
+    assert len(spool.read_text().splitlines()) == 2
+    # meanwhile the caller's erasure runs against Redis
+    assert await store.erase_calls([erased_sid]) == 1
+    # the replay writes the other call's update and drops the erased call's, which stays gone
+    assert await store.flush_outbox() == 2 and not store.outbox.pending
+    assert await client.hget(keys.call(kept_sid), "csat") == "5"
+    assert not await client.exists(keys.call(erased_sid)) and not await client.exists(keys.timeline(erased_sid))
+    store.outbox.sync()
+    assert not spool.exists()
+    store.outbox.close()
+    await client.aclose()

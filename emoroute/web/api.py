@@ -16,7 +16,10 @@ from router.redact import mask_phone
 
 router = APIRouter(prefix="/api", tags=["api"])
 log = logging.getLogger(__name__)
-CALLER_NUMBER = re.compile(r"^\+?[0-9]{4,16}$")
+# a number as Twilio gives it, or a Twilio Client identity ("client:alice"); a withheld number
+# ("anonymous") names no one: such a caller's calls are erased one by one (DELETE /api/calls/{sid})
+CALLER_NUMBER = re.compile(r"^(?:\+?[0-9]{4,16}|client:[A-Za-z0-9_]{1,121})$")
+WITHHELD = {"anonymous", "restricted", "unavailable", "unknown", "private"}
 
 
 def _may_see(principal: Principal, call: dict[str, str]) -> bool:
@@ -109,14 +112,40 @@ async def erase_caller(number: str, services: ServicesDep, _: SupervisorDep) -> 
     the hours they started in (recounted without them). A call still in progress is not touched
     and is named in ``live``: repeat the request once it has ended. Supervisor only.
     """
+    if number.lower() in WITHHELD:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            f"number: {number!r} is a withheld number, shared by every such caller; erase "
+                            "their calls one by one with DELETE /api/calls/{call_sid}")
     if not CALLER_NUMBER.match(number):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            "number: the caller's number as Twilio gives it (+ and 4-16 digits)")
+                            "number: the caller's number as Twilio gives it (+ and 4-16 digits), "
+                            "or a Twilio Client identity (client:name)")
     calls = await services.store.calls_of_caller(number=number,
                                                  number_hash=caller_hash(services.settings.secret_key, number))
-    over = time.time() - services.settings.max_call_seconds  # a call older than the longest call has ended
-    done = [c["call_sid"] for c in calls if c["status"] == "ended" or float(c["started_at"] or 0) < over]
+    done = [c["call_sid"] for c in calls if _has_ended(services, c)]
     live = [c["call_sid"] for c in calls if c["call_sid"] not in done]
     erased = await services.store.erase_calls(done)
     log.info("erasure: %d calls of caller %s deleted, %d still live", erased, mask_phone(number), len(live))
     return {"erased": done, "live": live}
+
+
+def _has_ended(services: ServicesDep, call: dict[str, str]) -> bool:
+    """A call has ended when it says so, or started longer ago than the longest call can last."""
+    over = time.time() - services.settings.max_call_seconds
+    return call.get("status") == "ended" or float(call.get("started_at") or 0) < over
+
+
+@router.delete("/calls/{call_sid}")
+async def erase_call(call_sid: str, services: ServicesDep, _: SupervisorDep) -> dict[str, Any]:
+    """Erase one finished call (for a caller whose number was withheld, found by its time). Supervisor only.
+
+    The same as erasing a caller, for one call: 404 if there is no such call, 409 while it is in progress.
+    """
+    call = await services.store.get_call(call_sid)
+    if call is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no call {call_sid}")
+    if not _has_ended(services, call):
+        raise HTTPException(status.HTTP_409_CONFLICT, f"call {call_sid} is in progress: erase it once it has ended")
+    await services.store.erase_calls([call_sid])
+    log.info("erasure: call %s deleted", call_sid)
+    return {"erased": [call_sid], "live": []}
