@@ -87,6 +87,11 @@ Op = tuple[str, list[Any], dict[str, Any]]
 """One Redis command: (method name on a redis-py pipeline, args, kwargs), JSON-serialisable."""
 
 
+def _calls_of(ops: list[Op]) -> set[str]:
+    """Return the SIDs of the calls whose keys a transaction writes."""
+    return {sid for _, args, _ in ops if args and (sid := keys.call_of_key(args[0]))}
+
+
 class Outbox:
     """Transactions that could not reach Redis, oldest first, mirrored to a spool file.
 
@@ -305,6 +310,7 @@ class CallStore:
         ``MAX_DATA_ERROR_ATTEMPTS``, set aside in the dead-letter file so it cannot block the rest.
         """
         done = 0
+        touched: set[str] = set()
         async with self._flush_lock:
             while self.outbox.pending:
                 ops = self.outbox.pending[0]
@@ -313,6 +319,7 @@ class CallStore:
                         log.info("outbox: a replayed transaction for an erased call dropped")
                     else:
                         await self._apply(ops)
+                        touched |= _calls_of(ops)
                 except RedisError as exc:
                     if is_transient(exc):
                         self.redis_up = False
@@ -330,12 +337,19 @@ class CallStore:
                 self.redis_up = True
                 self.outbox.rewrite_spool()
                 log.info("outbox: %d transactions written to Redis, %d left", done, len(self.outbox))
+            if touched:
+                # a replay may land after another process counted those calls' hours: drop those roll-ups
+                try:
+                    starts = [await self.redis.hget(keys.call(sid), "started_at") for sid in sorted(touched)]
+                    await self._drop_rollups(starts)
+                except RedisError as exc:
+                    log.warning("outbox: roll-ups of replayed calls' hours not dropped (%s)", exc)
         return done
 
     async def _erased(self, ops: list[Op]) -> bool:
         """Return whether a queued transaction writes to a call that was erased meanwhile."""
-        sids = {sid for _, args, _ in ops for sid in (keys.call_of_key(args[0]) if args else None,) if sid}
-        for sid in sorted(sids):  # one key at a time: each call's keys share a Redis Cluster slot, calls do not
+        # one key at a time: each call's keys share a Redis Cluster slot, calls do not
+        for sid in sorted(_calls_of(ops)):
             if await self.redis.exists(keys.erased(sid)):
                 return True
         return False
@@ -472,10 +486,14 @@ class CallStore:
         for agent_id in await self.redis.smembers(keys.agents()):
             if await self.redis.hget(keys.agent(agent_id), "current_call") in erased:
                 await self.redis.hdel(keys.agent(agent_id), "current_call")
-        for hour in {int(float(t) // 3600) for t in starts if t}:
+        await self._drop_rollups(starts)
+        return deleted
+
+    async def _drop_rollups(self, starts: Sequence[str | None]) -> None:
+        """Delete the analytics roll-ups of the hours these call start times fall in (recounted when next read)."""
+        for hour in sorted({int(float(t) // 3600) for t in starts if t}):
             async for name in self.redis.scan_iter(match=keys.analytics_hour_pattern(hour), count=500):
                 await self.redis.delete(name)
-        return deleted
 
     def _event(self, kind: str, call_sid: str, **data: Any) -> Op:
         payload = json.dumps({"type": kind, "call_sid": call_sid, "ts": time.time(), **data})

@@ -359,3 +359,34 @@ def test_missing_hours_are_read_in_runs_of_consecutive_hours():
 
     assert _runs([1, 2, 3, 7, 8, 10]) == [(1, 3), (7, 8), (10, 10)]
     assert _runs([]) == [] and _runs([5]) == [(5, 5)]
+
+
+async def test_a_write_replayed_after_its_hour_was_counted_drops_that_hours_rollup(redis_url):
+    from dashboards.rollup import period_figures, rollup_version
+    from router import keys
+
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    await client.flushdb()
+    now = (time.time() // 3600) * 3600 + 1800
+    hour = int(now // 3600) - 4  # long closed
+    counted = CallStore(client, outbox=Outbox(None), retention_s=86400, seconds_per_point=60, queues=QUEUES)
+    for i in range(3):
+        sid = f"CA{i:032x}"
+        await counted.call_started(call_sid=sid, stream_sid="MZ", caller="", started_at=hour * 3600 + 60 * i)
+        await counted.mark(call_sid=sid, fields={"status": "ended", "queue": "general", "csat": "4"})
+
+    async def figures():
+        return await period_figures(counted, hour * 3600, now, queues=QUEUES, key_intents={}, repeat_days=1.0,
+                                    settle_s=3600.0, now=now)
+
+    before = await figures()
+    version = rollup_version({})
+    assert await client.exists(keys.analytics_hour(version, hour)) and before["calls"] == 3
+    # another process held a write for one of those calls while Redis was down, and replays it now
+    late = CallStore(client, outbox=Outbox(None), retention_s=86400, seconds_per_point=60, queues=QUEUES)
+    late.outbox.add([("hset", [keys.call(f"CA{1:032x}")], {"mapping": {"csat": "1", "escalated": "1"}})])
+    assert await late.flush_outbox() == 1
+    assert not await client.exists(keys.analytics_hour(version, hour))  # dropped, so recounted
+    after = await figures()
+    assert after != before and after["csat"] != before["csat"]
+    await client.aclose()
