@@ -115,19 +115,16 @@ class TextRules(_Strict):
         unknown = set(self.intent_routes) - set(self.intents)
         if unknown:
             raise ValueError(f"intent_routes names intents with no phrases under text.intents: {sorted(unknown)}")
-        for name, phrases in self.intents.items():
-            if not phrases or any(not p.strip() for p in phrases):
-                raise ValueError(f"text.intents.{name} needs at least one non-empty phrase")
-        if any(not p.strip() for p in self.no_intent_phrases):
-            raise ValueError("text.no_intent_phrases has an empty phrase")
         clash = set(self.topics) & set(self.intents)
         if clash:
             raise ValueError(f"text.topics names intents (a name is a topic or an intent, not both): {sorted(clash)}")
-        for name, phrases in self.topics.items():
-            if not phrases or any(not p.strip() for p in phrases):
-                raise ValueError(f"text.topics.{name} needs at least one non-empty phrase")
-        if any(not p.strip() for p in self.no_topic_phrases):
-            raise ValueError("text.no_topic_phrases has an empty phrase")
+        for kind, named, plain in (("intents", self.intents, self.no_intent_phrases),
+                                   ("topics", self.topics, self.no_topic_phrases)):
+            for name, phrases in named.items():
+                if not phrases or any(not p.strip() for p in phrases):
+                    raise ValueError(f"text.{kind}.{name} needs at least one non-empty phrase")
+            if any(not p.strip() for p in plain):
+                raise ValueError(f"text.no_{kind[:-1]}_phrases has an empty phrase")
         return self
 
     def examples_path(self, policy_file: Path | None = None) -> Path | None:
