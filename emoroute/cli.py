@@ -140,6 +140,48 @@ def _cmd_prepare_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_intents(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from router.intent_model import IntentVocabularyError, fit_intent_model, report_json, validate
+    from router.model_bundles import default_cache_dir
+    from router.policy import PolicyError, load_policy
+    from router.semantic import SemanticModelError, SentenceEncoder
+    from router.text import intent_examples
+
+    started = time.perf_counter()
+    try:
+        policy = load_policy(args.policy)
+        rules = policy.text.intent_model
+        if rules is None:
+            raise PolicyError("the policy has no text.intent_model to train")
+        examples = intent_examples(policy.text, args.policy)
+        encoder = SentenceEncoder(rules.encoder, cache_dir=args.model_cache_dir)
+        check = validate(examples, encoder, min_probability=rules.min_probability, max_overlap=rules.max_overlap)
+        if check.overlaps:
+            raise IntentVocabularyError("these intents overlap, so the classifier cannot tell them apart; give "
+                                        "them distinct examples or merge them:\n  " + "\n  ".join(check.overlaps))
+        model = fit_intent_model(examples, encoder)
+    except (PolicyError, SemanticModelError, IntentVocabularyError) as exc:
+        log.error("%s", exc)
+        return 2
+    out = args.out or (args.model_cache_dir or default_cache_dir()) / "intent-models" / \
+        f"{encoder.name}-{examples.digest}.npz"
+    model.save(out)
+    report = report_json(model, check, len(examples.texts))
+    out.with_suffix(".json").write_text(report)
+    if args.json:
+        _out(json.loads(report))
+    else:
+        _say(f"{len(examples.texts)} sentences, {len(model.intents)} intents, trained in "
+             f"{time.perf_counter() - started:.1f} s -> {out}")
+        for intent, row in check.per_intent.items():
+            _say(f"  {intent:<16} precision {row['precision']:.2f}  recall {row['recall']:.2f}  "
+                 f"({row['held_out']:.0f} held-out sentences)")
+    return 0
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
     from pydantic import ValidationError
@@ -316,6 +358,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where to cache the example embeddings "
                         "(default: $EMOROUTE_MODEL_CACHE_DIR or ~/.cache/emoroute)")
     p.set_defaults(func=_cmd_prepare_models)
+
+    p = sub.add_parser("train-intents",
+                       help="fit the intent classifier on the policy's examples, validate it and save it")
+    p.add_argument("--policy", type=Path, help="policy YAML (default: the shipped one)")
+    p.add_argument("--out", type=Path,
+                   help="where to write the model (default: the cache the server reads, keyed by the examples)")
+    p.add_argument("--model-cache-dir", type=Path, default=_model_cache_default(),
+                   help="the server's model cache (default: $EMOROUTE_MODEL_CACHE_DIR or ~/.cache/emoroute)")
+    p.add_argument("--json", action="store_true", help="print the validation report as JSON")
+    p.set_defaults(func=_cmd_train_intents)
 
     add_model_commands(sub)
     return parser

@@ -74,26 +74,37 @@ class SadnessRules(_Strict):
 
 
 class IntentRoute(_Strict):
-    """Where one intent sends a call."""
+    """Where one intent sends a call; ``examples`` are a supervisor's own sentences for the classifier."""
 
     queue: str
     priority: int = Priority
+    examples: list[str] = []
 
 
-class SemanticRules(_Strict):
-    """The intent classifier by meaning, asked when no keyword phrase matches (router.semantic)."""
+class IntentModelRules(_Strict):
+    """The trained intent classifier (router.intent_model): its training file, encoder and threshold."""
 
-    examples: str = Field("intent_examples.yaml", min_length=1)
+    training: str = Field("intents/training.yaml", min_length=1)
     encoder: Literal["all-MiniLM-L6-v2"] = "all-MiniLM-L6-v2"
+    # an intent is said when its calibrated probability reaches this
     min_probability: float = Probability
-    min_similarity: float = Field(ge=-1.0, le=1.0)
+    # `emoroute train-intents` refuses intents whose held-out examples are read as another this often
+    max_overlap: float = Field(0.25, gt=0.0, le=1.0)
+
+
+class EscalationRules(_Strict):
+    """A caller asking for someone senior: the classifier's signal, which raises the priority."""
+
+    intent: str = Field("escalation", min_length=1)
+    priority_step: int = Field(2, ge=0, le=9)
 
 
 class TextRules(_Strict):
     """Routing by what the caller said."""
 
     intents: dict[str, list[str]] = {}
-    semantic: SemanticRules | None = None
+    intent_model: IntentModelRules | None = None
+    escalation: EscalationRules | None = None
     negation_words: list[str] = []
     no_intent_phrases: list[str] = []
     negation_window: int = Field(3, ge=0, le=10)
@@ -112,9 +123,14 @@ class TextRules(_Strict):
 
     @model_validator(mode="after")
     def _routes_name_known_intents(self) -> TextRules:
-        unknown = set(self.intent_routes) - set(self.intents)
-        if unknown:
-            raise ValueError(f"intent_routes names intents with no phrases under text.intents: {sorted(unknown)}")
+        if self.intent_model is None:
+            unknown = set(self.intent_routes) - set(self.intents)
+            if unknown:
+                raise ValueError(f"intent_routes names intents with no phrases under text.intents (and no "
+                                 f"intent_model to learn them): {sorted(unknown)}")
+        for name, route in self.intent_routes.items():
+            if any(not s.strip() for s in route.examples):
+                raise ValueError(f"text.intent_routes.{name}.examples has an empty sentence")
         clash = set(self.topics) & set(self.intents)
         if clash:
             raise ValueError(f"text.topics names intents (a name is a topic or an intent, not both): {sorted(clash)}")
@@ -127,12 +143,16 @@ class TextRules(_Strict):
                 raise ValueError(f"text.no_{kind[:-1]}_phrases has an empty phrase")
         return self
 
-    def examples_path(self, policy_file: Path | None = None) -> Path | None:
-        """Return the semantic examples file, relative paths taken from the policy file's folder."""
-        if self.semantic is None:
+    def training_path(self, policy_file: Path | None = None) -> Path | None:
+        """Return the intent classifier's training file, relative paths taken from the policy file's folder."""
+        if self.intent_model is None:
             return None
-        path = Path(self.semantic.examples)
+        path = Path(self.intent_model.training)
         return path if path.is_absolute() else (policy_file or DEFAULT_POLICY_FILE).resolve().parent / path
+
+    def extra_examples(self) -> dict[str, list[str]]:
+        """Return the examples the policy adds per intent (a supervisor's own intents and wordings)."""
+        return {name: list(route.examples) for name, route in self.intent_routes.items() if route.examples}
 
 
 class ReprioritiseRules(_Strict):
@@ -407,8 +427,19 @@ def decide(points: Sequence[TrajectoryPoint], text: TextSignals | None, policy: 
     """Return the routing decision for a call's trajectory so far, what the caller said and the key pressed.
 
     A key from the keypad menu is an explicit intent: it names the queue; the tone can only raise
-    the priority (an angry caller who pressed "cancel" keeps the anger priority).
+    the priority (an angry caller who pressed "cancel" keeps the anger priority). A caller who asked
+    for someone senior (``text.escalation``) gets that many priority points more, wherever routed.
     """
+    decision = _route(points, text, policy, key)
+    esc = policy.text.escalation
+    if esc is None or text is None or esc.intent not in text.intents or decision.rule == "default":
+        return decision
+    return Decision(decision.queue, min(10, decision.priority + esc.priority_step),
+                    f"{decision.reason}; asked for someone senior", decision.rule)
+
+
+def _route(points: Sequence[TrajectoryPoint], text: TextSignals | None, policy: Policy,
+           key: str | None) -> Decision:
     recent = list(points)[-policy.decision.window_readings :]
     if key is not None and key in policy.keypad.menu:
         return _keyed(key, recent, points, policy)

@@ -1,7 +1,9 @@
 """What the caller said, analysed for routing: sentiment (VADER), intents and topics.
 
-Intents come from the policy's keyword phrases first; when no phrase matches, the optional
-semantic classifier (router.semantic) may name one by meaning. Topics (``text.topics``, such as
+Intents come from a trained classifier (router.intent_model: calibrated probabilities on sentence
+embeddings, several intents or none) and from the policy's keyword phrases, which act as exact
+overrides: a phrase said un-negated names its intent whatever the classifier thinks, and an intent
+whose phrase is negated ("I don't want to cancel") is never taken from the classifier. Topics (``text.topics``, such as
 hardship) are phrases matched in a pass of their own after the intents: they join the intents
 the call stores, for its cues and analytics, but route nothing and never change which intent
 is found.
@@ -17,9 +19,11 @@ from pathlib import Path
 
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
+from router.intent_model import IntentModel, IntentVocabularyError, load_or_fit, read_examples
+from router.model_bundles import default_cache_dir
 from router.policy import TextRules, TextSignals
 from router.redact import redact
-from router.semantic import GENERAL, SemanticIntents, SemanticModelError
+from router.semantic import SemanticModelError, SentenceEncoder
 
 log = logging.getLogger(__name__)
 
@@ -84,13 +88,27 @@ class _Phrase:
         return j - i
 
 
+class IntentClassifier:
+    """The trained model with the policy's threshold: text -> the intents it names."""
+
+    def __init__(self, model: IntentModel, min_probability: float) -> None:
+        """Name an intent when its calibrated probability reaches ``min_probability``."""
+        self.model = model
+        self.min_probability = min_probability
+
+    def said(self, texts: Sequence[str], excludes: Sequence[frozenset[str]]) -> list[frozenset[str]]:
+        """Return each text's intents (one encoder call for all), leaving out its ``excludes``."""
+        return [frozenset(k for k, p in row.items() if p >= self.min_probability and k not in exclude)
+                for row, exclude in zip(self.model.probabilities(texts), excludes, strict=True)]
+
+
 class TextAnalyser:
     """Turns a transcript into TextSignals; phrases and negation come from the policy file."""
 
-    def __init__(self, rules: TextRules, *, semantic: SemanticIntents | None = None) -> None:
-        """Compile the policy's intent phrases; ``semantic`` is asked when none matches."""
+    def __init__(self, rules: TextRules, *, classifier: IntentClassifier | None = None) -> None:
+        """Compile the policy's intent phrases; ``classifier`` names intents by meaning beside them."""
         self.rules = rules
-        self.semantic = semantic
+        self.classifier = classifier
         self._phrases = [_Phrase(intent, _phrase_words(p)) for intent, phrases in rules.intents.items()
                          for p in phrases]
         # phrases that name no intent: they consume their words, so a shorter intent phrase inside
@@ -103,20 +121,15 @@ class TextAnalyser:
         self._vader = SentimentIntensityAnalyzer()
 
     def intents(self, text: str) -> frozenset[str]:
-        """Return the intents said in ``text``: by phrase, else by meaning (if a classifier is set).
+        """Return the intents said in ``text``: its phrases' and the classifier's (if one is set).
 
-        The semantic classifier is asked only when no phrase matches un-negated, and it may not
-        name an intent whose phrase was negated ("I won't be cancelling, just a question").
+        The classifier may not name an intent whose phrase was negated ("I won't be cancelling,
+        just a question").
         """
         found, negated = self.phrase_intents(text)
-        if found or self.semantic is None or not text.strip():
+        if not text.strip():
             return found
-        try:
-            guess = self.semantic.guess(text, exclude=negated)
-        except Exception:  # noqa: BLE001 - the phrases' answer stands: a caller is routed regardless
-            log.exception("semantic intent classifier failed; using the phrases' answer (none)")
-            return found
-        return frozenset() if guess.intent == GENERAL else frozenset({guess.intent})
+        return found | self._guesses([text], [negated])[0]
 
     def phrase_intents(self, text: str) -> tuple[frozenset[str], frozenset[str]]:
         """Return (intents whose phrases occur un-negated, intents whose phrases occur negated).
@@ -190,21 +203,16 @@ class TextAnalyser:
         been billed twice"); measured on the labelled caller utterances, looking in them gains 6%
         from audio (docs/MODEL_CARD.md). The readings the classifier must see go to it in one batch.
         """
+        if not text.strip():
+            return frozenset(), ""
         readings = [text, *alternatives]
         phrases = [self.phrase_intents(reading) for reading in readings]
         # An intent the best reading negates ("I don't want to cancel") is not taken from a
         # reading that lost the negation.
         negated_by_best = phrases[0][1]
-        if phrases[0][0] or not text.strip():
-            return phrases[0][0], ""
-        # Readings past the first one whose phrases answer can never be reached.
-        last = next((i for i, (found, _) in enumerate(phrases) if found - (negated_by_best if i else frozenset())),
-                    len(readings) - 1)
-        asked = [i for i in range(last + 1) if not phrases[i][0]]
-        meaning = dict(zip(asked, self._guesses([readings[i] for i in asked], [phrases[i][1] for i in asked]),
-                           strict=True))
-        for i, reading in enumerate(readings[: last + 1]):
-            found = phrases[i][0] or meaning[i]
+        meaning = self._guesses(readings, [negated | negated_by_best for _, negated in phrases])
+        for i, reading in enumerate(readings):
+            found = phrases[i][0] | meaning[i]
             if i:
                 found -= negated_by_best
             if found:
@@ -212,15 +220,14 @@ class TextAnalyser:
         return frozenset(), ""
 
     def _guesses(self, texts: list[str], negated: list[frozenset[str]]) -> list[frozenset[str]]:
-        """The semantic classifier's intent for each text, or none (no classifier, or it failed)."""
-        if self.semantic is None or not texts:
+        """The classifier's intents for each text, or none (no classifier, or it failed)."""
+        if self.classifier is None or not texts:
             return [frozenset()] * len(texts)
         try:
-            guesses = self.semantic.guess_many(texts, negated)
+            return self.classifier.said(texts, negated)
         except Exception:  # noqa: BLE001 - the phrases' answer stands: a caller is routed regardless
-            log.exception("semantic intent classifier failed; using the phrases' answer (none)")
+            log.exception("intent classifier failed; using the phrases' answer")
             return [frozenset()] * len(texts)
-        return [frozenset() if g.intent == GENERAL else frozenset({g.intent}) for g in guesses]
 
     def analyse(self, text: str, alternatives: Sequence[str] = (), *, sensitive: bool = False) -> TextSignals:
         """Return sentiment, intents (with any topics) and the redacted snippet of a transcript.
@@ -241,23 +248,38 @@ class TextAnalyser:
         return TextSignals(round(self.sentiment(clean), 3), intents | topics, snippet)
 
 
+SHIPPED_INTENT_MODEL = Path(__file__).resolve().parent / "intents" / "model.npz"
+
+
+def intent_examples(rules: TextRules, policy_file: Path | None = None):  # noqa: ANN201 - IntentExamples
+    """Return the classifier's examples: the training file plus the policy's own per intent."""
+    path = rules.training_path(policy_file)
+    if path is None:
+        raise IntentVocabularyError("the policy has no text.intent_model")
+    return read_examples(path, rules.extra_examples())
+
+
 def load_text_analyser(rules: TextRules, policy_file: Path | None = None, *,
                        model_cache_dir: Path | None = None) -> TextAnalyser:
-    """Return the analyser for ``rules``, with the semantic classifier when the policy asks for one.
+    """Return the analyser for ``rules``, with the trained intent classifier when the policy names one.
 
-    ``model_cache_dir`` is where the examples' embeddings are cached (router.semantic).
+    The shipped fit (``router/intents/model.npz``) is used when the examples are exactly those it was
+    fitted on; otherwise the fit cached under ``model_cache_dir`` is, or a fresh one (seconds).
 
-    Raises router.semantic.SemanticModelError when the examples are unreadable or name an
-    intent the policy has no phrases for.
+    Raises router.semantic.SemanticModelError when the encoder is missing or the examples are
+    unreadable, or a routed intent is neither learnt nor phrased.
     """
-    path = rules.examples_path(policy_file)
-    if path is None or rules.semantic is None:
+    if rules.intent_model is None:
         return TextAnalyser(rules)
-    semantic = SemanticIntents.from_file(path, min_probability=rules.semantic.min_probability,
-                                         min_similarity=rules.semantic.min_similarity,
-                                         encoder=rules.semantic.encoder, cache_dir=model_cache_dir)
-    unknown = set(semantic.intents) - set(rules.intents) - {GENERAL}
+    try:
+        examples = intent_examples(rules, policy_file)
+    except IntentVocabularyError as exc:
+        raise SemanticModelError(str(exc)) from exc
+    unknown = set(rules.intent_routes) - set(examples.intents) - set(rules.intents)
     if unknown:
-        raise SemanticModelError(f"{path} has examples for intents with no phrases under text.intents: "
-                                 f"{sorted(unknown)}")
-    return TextAnalyser(rules, semantic=semantic)
+        raise SemanticModelError(f"text.intent_routes names intents with neither examples nor phrases: "
+                                 f"{sorted(unknown)}; add examples under text.intent_routes.<name>.examples")
+    encoder = SentenceEncoder(rules.intent_model.encoder, cache_dir=model_cache_dir)
+    model = load_or_fit(examples, encoder, shipped=SHIPPED_INTENT_MODEL,
+                        cache_dir=model_cache_dir or default_cache_dir())
+    return TextAnalyser(rules, classifier=IntentClassifier(model, rules.intent_model.min_probability))

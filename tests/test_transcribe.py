@@ -100,19 +100,35 @@ def test_window_decoding_matches_full_window_and_handles_long_audio(whisper, cor
 
 
 def test_next_best_readings_recover_a_misheard_intent(whisper):
-    # espeak-ng: "I think I've been billed twice this month." Whisper tiny's best reading mishears
-    # "billed twice"; one of its next-best beam readings has it.
+    # espeak-ng: "I think I've been billed twice this month." Whisper tiny often mishears "billed
+    # twice" in its best reading and has it in a next-best one; which reading wins may differ between
+    # processors (CTranslate2), so this holds whichever does: the words are among the readings, and
+    # the analyser finds the intent, showing the reading it used when that was not the best one.
     from router.policy import load_policy
     from router.text import load_text_analyser
     from tests.conftest import REPO
 
     seg = whisper.transcribe(load_audio(REPO / "benchmarks" / "data" / "intents" / "z24.wav"))
-    assert "billed twice" not in seg.text.lower()
     assert 1 <= len(seg.alternatives) <= 4 and seg.text not in seg.alternatives
-    assert any("billed twice" in alt.lower() for alt in seg.alternatives)
-    signals = load_text_analyser(load_policy().text).analyse(seg.text, seg.alternatives)
-    assert signals.intents == frozenset({"billing_dispute"})
-    assert signals.snippet.startswith(seg.text) and "[or: " in signals.snippet and "billed twice" in signals.snippet
+    readings = [seg.text, *seg.alternatives]
+    assert any("billed twice" in r.lower() for r in readings), readings
+    analyser = load_text_analyser(load_policy().text)
+    signals = analyser.analyse(seg.text, seg.alternatives)
+    assert "billing_dispute" in signals.intents, (readings, signals)
+    assert signals.snippet.startswith(seg.text)
+    assert ("[or: " in signals.snippet) == (not analyser.intents(seg.text)), signals.snippet
+
+
+def test_an_intent_is_taken_from_a_next_best_reading_only_when_the_best_names_none():
+    from router.policy import load_policy
+    from router.text import TextAnalyser
+
+    phrases = TextAnalyser(load_policy().text)  # phrases alone: the mechanism, whatever a classifier reads
+    best, other = "I think I've been built while this month.", "I think I've been billed twice this month."
+    assert phrases.intents_of_readings(best, [other]) == (frozenset({"billing_dispute"}), other)
+    assert phrases.intents_of_readings(other, [best]) == (frozenset({"billing_dispute"}), "")
+    # a negation in the best reading is never lost to an alternative that dropped it
+    assert phrases.intents_of_readings("I don't want to cancel.", ["I do want to cancel."]) == (frozenset(), "")
 
 
 def test_no_alternatives_unless_asked(corpora):
