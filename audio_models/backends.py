@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from audio_models.emotion import EcapaEmotionModel
-from audio_models.emotion_types import DEFAULT_BACKEND, DEFAULT_MODEL_DIR, EmotionModel, ModelLoadError
+from audio_models.emotion_types import BACKENDS, DEFAULT_BACKEND, DEFAULT_MODEL_DIR, EmotionModel, ModelLoadError
+from audio_models.multilingual_head import HEAD_FILE, WhisperHeadEmotionModel
 from audio_models.whisper_head import FusedEmotionModel
 
 
@@ -22,12 +23,17 @@ def load_emotion_model(backend: str = DEFAULT_BACKEND, source: str | Path = DEFA
     """Return the named backend loaded from ``source``.
 
     'ecapa': the directory's ECAPA-TDNN alone; 'ecapa-whisper': fused with the block-1 head in
-    the same directory (``whisper_head.npz``). ``source`` may also be the bare name of a shipped
-    model directory (``emotion-v2-four-corpora``, ``emotion-ecapa``).
+    the same directory (``whisper_head.npz``); 'whisper-head': model v3's head on multilingual
+    Whisper base (``head.npz``). ``source`` may also be the bare name of a shipped model directory
+    (``emotion-v3-nine-corpora``, ``emotion-v2-four-corpora``, ``emotion-ecapa``).
     """
     source = shipped_model_dir(source)
+    if (source / HEAD_FILE).is_file() and not (source / "model.ckpt").is_file():
+        backend = "whisper-head"  # the directory can only be read one way
     if backend == "ecapa":
         return EcapaEmotionModel.from_dir(source)
     if backend == "ecapa-whisper":
         return FusedEmotionModel.from_dir(source)
-    raise ModelLoadError(f"unknown emotion backend {backend!r}: choose ecapa or ecapa-whisper")
+    if backend == "whisper-head":
+        return WhisperHeadEmotionModel.from_dir(source)
+    raise ModelLoadError(f"unknown emotion backend {backend!r}: choose one of {', '.join(BACKENDS)}")

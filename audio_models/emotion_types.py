@@ -23,7 +23,7 @@ MAX_SECONDS = 30.0
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models" / "emotion-whisper-ecapa"
 FBANK_MODEL_DIR = Path(__file__).resolve().parent / "models" / "emotion-ecapa"
 DEFAULT_BACKEND = "ecapa-whisper"
-BACKENDS = ("ecapa", "ecapa-whisper")
+BACKENDS = ("ecapa", "ecapa-whisper", "whisper-head")
 # A batch call scores its waveforms in length-sorted passes of at most this many. On a 2-core CPU
 # a batch of 32 utterances of 1.5-4.5 s took 380 ms in one pass and 180 ms in passes of 8 (less
 # padding, and each pass's activations stay in cache); see docs/MODEL_CARD.md, "Speed".

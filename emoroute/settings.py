@@ -39,9 +39,11 @@ class Settings(BaseSettings):
     model_cache_dir: Path | None = Field(
         None, description="Where the intent examples' embeddings are cached so a restart fits at once "
                           "(default ~/.cache/emoroute; `emoroute prepare-models` fills it ahead).")
-    emotion_backend: Literal["ecapa", "ecapa-whisper"] = Field(
+    emotion_backend: Literal["ecapa", "ecapa-whisper", "whisper-head"] = Field(
         "ecapa-whisper", description="ecapa-whisper (default): the model directory's ECAPA-TDNN fused with its "
-                                     "Whisper block-1 head; ecapa: the ECAPA-TDNN alone.")
+                                     "Whisper block-1 head; ecapa: the ECAPA-TDNN alone; whisper-head: model v3's "
+                                     "head on multilingual Whisper base (chosen by itself for a directory "
+                                     "holding head.npz).")
     twilio_account_sid: str = "AC00000000000000000000000000000000"
     twilio_auth_token: str = "dev-auth-token"
     twilio_dry_run: bool = Field(True, description="Record Twilio REST requests instead of sending them.")

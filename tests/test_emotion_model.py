@@ -36,10 +36,11 @@ def test_shipped_model_is_small_and_speaker_independent(emotion_model):
     assert not trained & tested
 
 
-@pytest.fixture(scope="module", params=["default", "ecapa-tdnn-alone", "fbank", "fbank-fused"])
+@pytest.fixture(scope="module", params=["default", "ecapa-tdnn-alone", "fbank", "fbank-fused", "v3"])
 def each_shipped_model(request, emotion_model):
     """The default, and each other way the shipped weights can be loaded."""
     return {"default": lambda: emotion_model,
+            "v3": lambda: load_emotion_model("ecapa-whisper", "emotion-v3-nine-corpora"),
             "ecapa-tdnn-alone": lambda: load_emotion_model("ecapa"),
             "fbank": lambda: load_emotion_model("ecapa", FBANK_MODEL_DIR),
             "fbank-fused": lambda: load_emotion_model("ecapa-whisper", FBANK_MODEL_DIR)}[request.param]()
@@ -187,9 +188,44 @@ def test_model_directories_hold_only_what_loading_and_citing_needs():
     root = DEFAULT_MODEL_DIR.parent
     needed = {"hparams.yaml", "model.ckpt", "metrics.json", "train_log.txt", "whisper_head.npz",
               "whisper_head_log.txt", "whisper_head_metrics.json", "band_extender.npz", "config.json",
-              "training_log.txt"}
+              "training_log.txt", "head.npz", "calibration.json"}
     models = [d for d in root.iterdir() if d.is_dir()]
     assert {d.name for d in models} == {"emotion-whisper-ecapa", "emotion-ecapa", "emotion-v2-four-corpora",
-                                        "asr-band-extension"}
+                                        "emotion-v3-nine-corpora", "asr-band-extension"}
     extra = sorted(str(p.relative_to(root)) for d in models for p in d.rglob("*") if p.is_dir() or p.name not in needed)
     assert extra == []  # experiment records live in docs/experiments/, benchmark tables in benchmarks/results/
+
+
+def test_v3_is_trained_on_nine_corpora_and_never_on_a_held_out_speaker():
+    from audio_models.multilingual_head import WhisperHeadEmotionModel
+    from audio_models.training.corpora import ALL_CORPORA, held_out_speakers
+
+    model = load_emotion_model("ecapa", "emotion-v3-nine-corpora")  # the directory picks its backend
+    assert isinstance(model, WhisperHeadEmotionModel) and model.temperature and model.temperature > 1
+    training = model.hparams["training"]
+    assert training["corpora"] == list(ALL_CORPORA) and training["leave_out"] is None
+    held = {s for group in held_out_speakers().values() for s in group}
+    assert held and not held & set(training["train_speakers"])
+    assert {s.split("-")[0] for s in training["train_speakers"]} == set(ALL_CORPORA)
+
+
+def test_v3_reads_a_language_it_was_trained_on_through_the_phone_line(corpora):
+    # EYASE's held-out man (Egyptian Arabic TV speech): the calibrated anger reading of his angry clips
+    # stands above his neutral ones on average
+    model = load_emotion_model("whisper-head", "emotion-v3-nine-corpora")
+    angry = sorted((corpora / "eyase" / "Male03").glob("ml03_ang_*.ogg"))[:8]
+    calm = sorted((corpora / "eyase" / "Male03").glob("ml03_neu_*.ogg"))[:8]
+    assert len(angry) == len(calm) == 8
+    readings = model.classify_batch([phone(p) for p in angry + calm])
+    p_angry = [r.probs["angry"] for r in readings]
+    assert np.mean(p_angry[:8]) > np.mean(p_angry[8:]) + 0.05
+    assert all(abs(sum(r.probs.values()) - 1) < 1e-3 and -1 <= r.valence <= 1 for r in readings)
+
+
+def test_recipes_parse_and_refuse_nonsense():
+    from audio_models.training.head_v3 import Recipe
+
+    assert Recipe.parse("tiny-b1-4+p") == Recipe("tiny.en", (1, 2, 3, 4), True)
+    assert Recipe.parse("base-b2") == Recipe("base", (2,), False)
+    with pytest.raises(ValueError, match="base-b1-3"):
+        Recipe.parse("large-b9")

@@ -1,4 +1,4 @@
-"""Emotion v3: which head input carries tone to corpora it never heard (rule: ../2026-12-06-emotion-v3-rule.md).
+r"""Emotion v3: which head input carries tone to corpora it never heard (rule: ../2026-12-06-emotion-v3-rule.md).
 
 Reads the cached feature tables of the nine corpora (audio_models/training/feature_tables.py),
 fits each candidate head on every leave-one-corpus-out fold and on the `all` fold, and prints one
@@ -6,7 +6,8 @@ JSON line per candidate: per-corpus UAR, angry heard as happy and sad recall, an
 ``--save-probs`` it also writes each candidate's out-of-corpus posteriors (the LOCO fold that never
 heard the clip's corpus), which the policy selection reads.
 
-    python docs/experiments/emotion-v3/loco_heads.py --data ../shared/data > docs/experiments/emotion-v3/loco_heads.jsonl
+    python docs/experiments/emotion-v3/loco_heads.py --data ../shared/data --save-probs var/v3-probs \
+        > docs/experiments/emotion-v3/loco_heads.jsonl
 """
 
 from __future__ import annotations
