@@ -55,9 +55,9 @@ def _policy_with(overrides: dict, folder: Path) -> Path:
     """A copy of the shipped policy with ``text`` settings replaced by ``overrides``."""
     policy = yaml.safe_load(DEFAULT_POLICY_FILE.read_text())
     policy["text"].update(overrides)
-    semantic = policy["text"].get("semantic")
-    if semantic:
-        semantic["examples"] = str(DEFAULT_POLICY_FILE.parent / semantic["examples"])
+    model = policy["text"].get("intent_model")
+    if model:
+        model["training"] = str(DEFAULT_POLICY_FILE.parent / model["training"])
     path = folder / "policy.yaml"
     path.write_text(yaml.safe_dump(policy, sort_keys=False))
     return path

@@ -369,7 +369,7 @@ async def test_a_policy_topic_reaches_the_agents_cue_and_routes_nothing(server_f
     raw["text"]["topics"] = {"bereavement": ["wife died", "passed away"]}
     cue = "Caller mentioned a bereavement: a few warm words first."
     raw["cues"].insert(0, {"intent": "bereavement", "say": cue})
-    raw["text"]["semantic"]["examples"] = str(DEFAULT_POLICY_FILE.parent / raw["text"]["semantic"]["examples"])
+    raw["text"]["intent_model"]["training"] = str(DEFAULT_POLICY_FILE.parent / raw["text"]["intent_model"]["training"])
     path = tmp_path / "policy-with-topic.yaml"
     path.write_text(yaml.safe_dump(raw))
     # piper's joe through the phone line: "I need to tell you that my wife died last week."
