@@ -87,6 +87,8 @@ def caller_cues(
         "priority": summary.get("priority", ""),
         "reason": summary.get("reason", ""),
         "emotion": emotion,
+        # what the tone suggests and how sure the model is, whatever the call was routed on
+        "confidence": round(float(latest["probs"].get(emotion, 0.0)), 3) if latest else None,
         "colour": style["colour"],
         "icon": style["icon"],
         "probs": latest["probs"] if latest else {},

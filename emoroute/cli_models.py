@@ -1,4 +1,4 @@
-"""The model commands of ``emoroute``: evaluate-emotion, train-emotion, train-emotion-head, train-band-extender."""
+"""The model commands of ``emoroute``: evaluate-emotion, train-emotion(-head, -v3), train-band-extender."""
 
 from __future__ import annotations
 
@@ -82,6 +82,15 @@ def _cmd_train_head(args: argparse.Namespace) -> int:
     return _train(args.data, lambda: train_whisper_head(
         args.data, args.model_dir, cache_dir=args.cache_dir, n_variants=args.variants, seed=args.seed,
         block=args.block, c=args.c, ecapa_weight=args.ecapa_weight), (ModelLoadError, ValueError))
+
+
+def _cmd_train_v3(args: argparse.Namespace) -> int:
+    from audio_models.emotion_types import ModelLoadError
+    from audio_models.training.head_v3 import train_v3
+
+    return _train(args.data, lambda: train_v3(args.data, args.out, recipe_name=args.recipe, leave_out=args.leave_out,
+                                              temperature=args.temperature, cache_dir=args.cache_dir, c=args.c),
+                  (ModelLoadError, ValueError, FileNotFoundError))
 
 
 def _cmd_train_band_extender(args: argparse.Namespace) -> int:
@@ -211,6 +220,19 @@ def add_model_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
                    help="where the head's embeddings are cached (default: %(default)s)")
     p.add_argument("--seed", type=int, default=1234)
     p.set_defaults(func=_cmd_train_emotion)
+
+    p = sub.add_parser("train-emotion-v3",
+                       help="fit emotion model v3 (backend whisper-head) on the nine corpora's cached feature tables")
+    _training_inputs(p, ".cache/emotion-features", "per-clip feature tables")
+    p.add_argument("--out", type=Path, default=Path("audio_models/models/emotion-v3-nine-corpora"),
+                   help="directory to write (default: %(default)s, the shipped one)")
+    p.add_argument("--recipe", default="tiny-b1-4+p",
+                   help="what the head reads: tiny|base, a block range, +p for prosody (default: %(default)s)")
+    p.add_argument("--leave-out", help="a corpus to leave out of training (the leave-one-corpus-out models)")
+    p.add_argument("--temperature", type=float, help="the calibration temperature to store (from out-of-corpus "
+                                                      "posteriors: docs/experiments/emotion-v3/select_policy.py)")
+    p.add_argument("--c", type=float, default=1.0, help="inverse regularisation strength (default: %(default)s)")
+    p.set_defaults(func=_cmd_train_v3)
 
     p = sub.add_parser("train-band-extender",
                        help="train the recogniser's band extender (restores 4-8 kHz of phone-band audio for Whisper)")

@@ -401,8 +401,10 @@ class CallCoordinator:
         phase = state.phases.at((seg.start_s + seg.end_s) / 2)
         state.phases.add(phase, reading.probs.get("angry", 0.0), reading.valence)
         extra: dict[str, Any] = {"phase_stats": state.phases.summary(), "peak_anger": round(state.phases.peak_anger, 3)}
-        if text is not None and not state.asked_manager and says_any(text.snippet, MANAGER_PHRASES):
-            state.asked_manager = True
+        esc = self.policy.text.escalation
+        if text is not None and not state.asked_manager and (
+                says_any(text.snippet, MANAGER_PHRASES) or (esc is not None and esc.intent in text.intents)):
+            state.asked_manager = True  # the classifier hears "someone senior", "higher up" too
         if state.asked_manager:
             extra["asked_manager"] = "1"
         record = ReadingRecord(
@@ -468,7 +470,7 @@ class CallCoordinator:
             call_sid=state.call_sid, t=at, text=signals.snippet, sentiment=signals.sentiment,
             intents=tuple(sorted(signals.intents))))
         if state.decision is not None and not state.ended:
-            await self._after_decision(state)
+            await self._after_decision(state, late=True)
 
     @staticmethod
     def _text(state: CallState) -> TextSignals | None:
@@ -547,12 +549,19 @@ class CallCoordinator:
                      state.call_sid, kind)
         return bool(applied)
 
-    async def _after_decision(self, state: CallState) -> None:
-        """Re-route when the caller later says something that routes elsewhere; else maybe raise priority."""
+    async def _after_decision(self, state: CallState, *, late: bool = False) -> None:
+        """Re-route when the caller later says something that routes elsewhere; else maybe raise priority.
+
+        ``late``: the transcript of the utterance the call was decided on arrived after the decision
+        (taken on tone alone); a re-route it causes says so on the timeline.
+        """
         assert state.decision is not None
         if state.with_agent or state.ended:
             return
         fresh = decide(state.points, self._text(state), self.policy)
+        if late and not state.decision.rule.startswith("text"):
+            fresh = Decision(fresh.queue, fresh.priority, f"{fresh.reason} (late transcript; the call was first "
+                             f"routed on tone: {state.decision.reason})", fresh.rule)
         if fresh.queue != state.decision.queue and fresh.rule.startswith("text"):
             if not await self._requeue(state, fresh, "reroute"):
                 return

@@ -208,6 +208,18 @@ class EmotionRouting(_Strict):
     # costs[true emotion][queue]: what sending such a caller to that queue costs (0: the right place)
     costs: dict[str, dict[str, float]] = Field(default_factory=dict)
     min_confidence: float = Field(0.5, ge=0.0, le=1.0)
+    # what a seat in a queue costs whoever takes it (a scarce retention seat), added to every caller's
+    # expected cost there, so that queue cannot become the catch-all
+    seat_costs: dict[str, float] = Field(default_factory=dict)
+    # on tone alone, the anger queue needs at least this mean (calibrated) P(angry); below it the
+    # caller goes to the default queue with the priority the tone earns
+    retention_min_anger: float = Field(0.0, ge=0.0, le=1.0)
+    # likewise the positive queue needs at least this mean P(happy) on tone alone (an angry caller
+    # heard as happy sent to sales is the costliest mistake)
+    sales_min_happy: float = Field(0.0, ge=0.0, le=1.0)
+    # high arousal with negative valence (no anger evidence) sends a caller to the anger queue (true),
+    # or only raises their priority where they go (false)
+    frustration_to_anger_queue: bool = True
 
     @model_validator(mode="after")
     def _complete(self) -> EmotionRouting:
@@ -216,6 +228,12 @@ class EmotionRouting(_Strict):
         for emotion, row in self.costs.items():
             if any(v < 0 for v in row.values()):
                 raise ValueError(f"emotion_routing.costs.{emotion} has a negative cost")
+        if any(v < 0 for v in self.seat_costs.values()):
+            raise ValueError("emotion_routing.seat_costs has a negative price")
+        queues = {q for row in self.costs.values() for q in row}
+        unknown = set(self.seat_costs) - queues
+        if self.costs and unknown:
+            raise ValueError(f"emotion_routing.seat_costs prices queues the costs do not name: {sorted(unknown)}")
         return self
 
 
@@ -329,13 +347,15 @@ class Policy(_Strict):
                 if set(row) != queues:
                     raise ValueError(f"emotion_routing.costs.{emotion} must price every queue "
                                      f"({', '.join(sorted(queues))}), got {', '.join(sorted(row))}")
-        unknown = {k: c.intent for k, c in self.keypad.menu.items() if c.intent and c.intent not in self.text.intents}
+        known = set(self.text.intents) | set(self.text.intent_routes)
+        unknown = {k: c.intent for k, c in self.keypad.menu.items() if c.intent and c.intent not in known}
         if unknown:
-            raise ValueError(f"keypad.menu names intents not under text.intents: {unknown}")
-        said = set(self.text.intents) | set(self.text.topics)
+            raise ValueError(f"keypad.menu names intents not under text.intents or text.intent_routes: {unknown}")
+        said = known | set(self.text.topics) | ({self.text.escalation.intent} if self.text.escalation else set())
         unknown_cues = [c.intent for c in self.cues if c.intent and c.intent not in said]
         if unknown_cues:
-            raise ValueError(f"cues name intents not under text.intents or text.topics: {sorted(set(unknown_cues))}")
+            raise ValueError(f"cues name intents not under text.intents, text.intent_routes, text.escalation or "
+                             f"text.topics: {sorted(set(unknown_cues))}")
         if len({s.name for s in self.identification}) != len(self.identification):
             raise ValueError("identification step names must be unique")
         for where, queue in named.items():
@@ -526,20 +546,36 @@ def expected_costs(probs: dict[str, float], costs: dict[str, dict[str, float]]) 
 
 def _least_cost(recent: Sequence[TrajectoryPoint], policy: Policy, *, frustrated: bool, anger_priority: int,
                 rising: str, arousal: float, valence: float) -> Decision:
-    """Route by tone to the queue of least expected cost; unsure (top P under min_confidence): general."""
+    """Route by tone to the queue of least expected cost (seat prices included), abstaining to general.
+
+    The anger queue needs ``retention_min_anger`` of mean P(angry) and the positive queue
+    ``sales_min_happy`` of P(happy); a caller whose top probability is
+    under ``min_confidence`` goes to general whatever the cheapest queue; frustration without anger
+    evidence raises the priority only (unless ``frustration_to_anger_queue``).
+    """
     rules = policy.emotion_routing
     labels = sorted({k for p in recent for k in p.probs})
     probs = {k: _mean([p.probs.get(k, 0.0) for p in recent]) for k in labels}
     top = max(probs, key=lambda k: probs[k])
-    cost = expected_costs(probs, rules.costs)
+    cost = {q: c + rules.seat_costs.get(q, 0.0) for q, c in expected_costs(probs, rules.costs).items()}
     queue = min(cost, key=lambda q: (cost[q], q != policy.default_queue))
     a, pos = policy.anger, policy.positive
+    p_angry = probs.get("angry", 0.0)
     frustration = f"frustrated tone (arousal {arousal:+.2f}, valence {valence:+.2f})"
-    if frustrated and probs.get("angry", 0.0) < a.min_probability:
-        # frustration counts as anger whatever the cost table says
-        extra = f"; least expected misroute cost {cost[a.queue]:.2f}" if queue == a.queue else ""
-        return Decision(a.queue, anger_priority, f"{frustration}{extra}{rising}", "anger")
-    if probs[top] < rules.min_confidence and queue != a.queue:
+    if frustrated and p_angry < a.min_probability:
+        if rules.frustration_to_anger_queue:
+            extra = f"; least expected misroute cost {cost[a.queue]:.2f}" if queue == a.queue else ""
+            return Decision(a.queue, anger_priority, f"{frustration}{extra}{rising}", "anger")
+        return Decision(policy.default_queue, anger_priority, f"{frustration}: priority raised{rising}", "frustrated")
+    if queue == a.queue and p_angry < rules.retention_min_anger:
+        earned = anger_priority if p_angry >= a.min_probability else policy.default_priority
+        return Decision(policy.default_queue, earned, f"anger possible (P={p_angry:.2f}), under the "
+                        f"{rules.retention_min_anger:.2f} {a.queue} needs on tone alone{rising}", "unsure")
+    if queue == pos.queue and probs.get("happy", 0.0) < rules.sales_min_happy:
+        return Decision(policy.default_queue, policy.default_priority, f"happy tone possible (P="
+                        f"{probs.get('happy', 0.0):.2f}), under the {rules.sales_min_happy:.2f} {pos.queue} needs "
+                        "on tone alone", "unsure")
+    if probs[top] < rules.min_confidence:
         return Decision(policy.default_queue, policy.default_priority,
                         f"tone unsure (top {top} P={probs[top]:.2f})", "unsure")
     why = f"{top} tone (P={probs[top]:.2f}); least expected misroute cost {cost[queue]:.2f}"
@@ -548,6 +584,8 @@ def _least_cost(recent: Sequence[TrajectoryPoint], policy: Policy, *, frustrated
     if queue == pos.queue:
         return Decision(queue, _scale(probs.get("happy", 0.0), pos.min_probability, pos.priority_min,
                                       pos.priority_max), why, "positive")
+    if p_angry >= a.min_probability:  # anger likely enough to hurry, not to send to retention
+        return Decision(queue, anger_priority, f"{why}; anger possible (P={p_angry:.2f}){rising}", "unsure")
     if probs.get("sad", 0.0) >= policy.sadness.min_probability:
         return Decision(queue, policy.sadness.priority, why, "sadness")
     return Decision(queue, policy.default_priority, why, "neutral")

@@ -385,3 +385,26 @@ async def test_a_policy_topic_reaches_the_agents_cue_and_routes_nothing(server_f
     card = caller_cues(r.hgetall(keys.call(sid)), timeline, load_policy(path).cues)
     assert card["suggestion"] == cue and card["intents"] == ["bereavement"]
     r.close()
+
+
+async def test_a_late_transcript_reroutes_a_call_first_routed_on_tone(server_factory, redis_url):
+    # a 1 ms transcript wait: the first decision is taken on tone alone, then the transcript
+    # ("Could you close down my broadband account please?", piper's joe through the phone line)
+    # re-routes the caller to retention before any agent answers, and the timeline says why
+    from tests.conftest import REPO
+
+    audio = load_audio(REPO / "benchmarks" / "data" / "intents_eval" / "c06-piper-joe.wav")
+    thread, server = server_factory(redis_url, transcript_wait_ms=1.0)
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    with thread:
+        summary = await simulate_call(target(server), audio)
+        sid = summary["call_sid"]
+        wait_for(lambda: any(f["type"] == "reroute" for _, f in r.xrange(keys.timeline(sid))), what="re-route")
+    entries = [f for _, f in r.xrange(keys.timeline(sid))]
+    first = next(e for e in entries if e["type"] == "decision")
+    reroute = next(e for e in entries if e["type"] == "reroute")
+    assert first["queue"] != "retention" and "said" not in first["reason"], first
+    assert reroute["queue"] == "retention" and "late transcript" in reroute["reason"], reroute
+    assert first["reason"] in reroute["reason"]  # the timeline names the tone decision it replaced
+    assert r.hget(keys.call(sid), "queue") == "retention" and r.hget(keys.call(sid), "rerouted") == "1"
+    r.close()

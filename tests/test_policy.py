@@ -24,22 +24,29 @@ def point(t=1.0, angry=0.0, happy=0.0, neutral=0.0, sad=0.0, arousal=0.0, valenc
 
 
 def test_angry_caller_goes_to_retention_with_priority_rising_with_intensity():
-    mild = decide([point(angry=0.5, arousal=0.3, valence=-0.3)], None, POLICY)
+    # on tone alone retention needs strong anger (emotion_routing.retention_min_anger); milder anger
+    # waits in general at the anger priority it earns
+    doubtful = decide([point(angry=0.5, arousal=0.3, valence=-0.3)], None, POLICY)
+    mild = decide([point(angry=0.82, arousal=0.6, valence=-0.5)], None, POLICY)
     strong = decide([point(angry=0.95, arousal=0.8, valence=-0.7)], None, POLICY)
     assert mild.queue == strong.queue == "retention"
     assert 6 <= mild.priority < strong.priority <= 10
     assert "angry" in strong.reason
+    assert doubtful.queue == "general" and doubtful.priority >= POLICY.anger.priority_min
 
 
-def test_frustration_without_anger_label_goes_to_retention():
+def test_frustration_without_anger_label_raises_priority_in_general():
     d = decide([point(angry=0.3, neutral=0.4, arousal=0.35, valence=-0.4)], None, POLICY)
-    assert d.queue == "retention" and d.rule == "anger" and "frustrated" in d.reason
+    assert d.queue == "general" and d.rule == "frustrated" and "frustrated" in d.reason
+    assert d.priority >= POLICY.anger.priority_min
 
 
 def test_happy_caller_goes_to_sales():
-    d = decide([point(happy=0.85, arousal=0.4, valence=0.7)], None, POLICY)
+    # only clear happiness sends a caller to sales on tone alone (emotion_routing.sales_min_happy)
+    d = decide([point(happy=0.95, arousal=0.4, valence=0.7)], None, POLICY)
     assert (d.queue, d.rule) == ("sales", "positive")
     assert 4 <= d.priority <= 7
+    assert decide([point(happy=0.85, arousal=0.4, valence=0.7)], None, POLICY).queue == "general"
 
 
 def test_neutral_and_silent_callers_go_to_general():
@@ -134,9 +141,11 @@ def test_cost_aware_routing_sends_a_doubtful_happy_reading_to_general_not_sales(
     assert expected_costs(heard, costs) == pytest.approx({"retention": 1.3, "sales": 3.1, "general": 1.5})
     point = TrajectoryPoint(t=1.0, probs=heard, arousal=0.6, valence=0.3)
     decision = decide([point], None, policy)
-    assert decision.queue == "retention" and "least expected misroute cost 1.30" in decision.reason
+    # with retention's seat priced, general is cheapest; sales never was
+    assert policy.emotion_routing.seat_costs == {"retention": 1.0}
+    assert decision.queue == "general" and decision.rule in ("unsure", "neutral")
     # a clearly happy caller still goes to sales, a clearly sad one to general at the sadness priority
-    happy = TrajectoryPoint(t=1.0, probs={"angry": 0.02, "happy": 0.95, "neutral": 0.03, "sad": 0.0},
+    happy = TrajectoryPoint(t=1.0, probs={"angry": 0.01, "happy": 0.96, "neutral": 0.03, "sad": 0.0},
                             arousal=0.5, valence=0.8)
     assert decide([happy], None, policy).queue == "sales"
     sad = TrajectoryPoint(t=1.0, probs={"angry": 0.0, "happy": 0.0, "neutral": 0.3, "sad": 0.7},
@@ -188,7 +197,7 @@ def test_topics_must_not_share_a_name_with_an_intent_and_cues_must_name_known_on
     with pytest.raises(PolicyError, match="text.topics.bereavement needs at least one non-empty phrase"):
         load_policy(path)
     path = write_policy(tmp_path, lambda p: p["cues"].insert(0, {"intent": "bereavement", "say": "Be kind."}))
-    with pytest.raises(PolicyError, match=r"cues name intents not under text\.intents or text\.topics: \['bereavement"):
+    with pytest.raises(PolicyError, match=r"cues name intents not under text\.intents, .*text\.topics: \['bereavem"):
         load_policy(path)
 
     def with_topic(p: dict) -> None:
@@ -196,3 +205,42 @@ def test_topics_must_not_share_a_name_with_an_intent_and_cues_must_name_known_on
         p["cues"].insert(0, {"intent": "bereavement", "say": "Be kind."})
     policy = load_policy(write_policy(tmp_path, with_topic))
     assert policy.text.topics == {"bereavement": ["passed away"]} and "bereavement" not in policy.text.intent_routes
+
+
+def _abstaining(**update):
+    rules = POLICY.emotion_routing.model_copy(update={"cost_aware": True, "frustration_to_anger_queue": False,
+                                                      **update})
+    return POLICY.model_copy(update={"emotion_routing": rules})
+
+
+def test_tone_alone_needs_strong_anger_evidence_for_retention():
+    policy = _abstaining(retention_min_anger=0.7, seat_costs={"retention": 0.0})
+    # anger likeliest but not sure enough: general, with the priority the tone earns, and said why
+    doubtful = decide([point(angry=0.55, neutral=0.35, arousal=0.5, valence=-0.4)], None, policy)
+    assert doubtful.queue == "general" and doubtful.rule == "unsure"
+    assert doubtful.priority >= policy.anger.priority_min and "0.70" in doubtful.reason
+    sure = decide([point(angry=0.85, arousal=0.7, valence=-0.6)], None, policy)
+    assert sure.queue == "retention" and sure.rule == "anger"
+    # a calm caller with a little anger probability never lands in retention (issue #28's calm callers)
+    calm = decide([point(angry=0.32, neutral=0.5, arousal=0.1, valence=0.0)], None, policy)
+    assert calm.queue == "general" and calm.priority == policy.default_priority
+
+
+def test_a_retention_seat_price_stops_retention_being_the_catch_all():
+    heard = point(angry=0.4, happy=0.05, neutral=0.5, sad=0.05, arousal=0.2, valence=-0.2)
+    free = _abstaining(retention_min_anger=0.0, min_confidence=0.0, seat_costs={"retention": 0.0})
+    priced = _abstaining(retention_min_anger=0.0, min_confidence=0.0, seat_costs={"retention": 1.0})
+    assert decide([heard], None, free).queue == "retention"
+    assert decide([heard], None, priced).queue == "general"
+
+
+def test_frustration_without_anger_raises_priority_but_not_the_queue():
+    policy = _abstaining(retention_min_anger=0.7)
+    d = decide([point(angry=0.3, neutral=0.4, arousal=0.35, valence=-0.4)], None, policy)
+    assert d.queue == "general" and d.rule == "frustrated" and d.priority >= policy.anger.priority_min
+
+
+def test_seat_prices_must_name_priced_queues(tmp_path):
+    path = write_policy(tmp_path, lambda p: p["emotion_routing"].__setitem__("seat_costs", {"vip": 1.0}))
+    with pytest.raises(PolicyError, match="seat_costs prices queues the costs do not name"):
+        load_policy(path)

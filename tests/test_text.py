@@ -20,7 +20,9 @@ ANALYSER = TextAnalyser(load_policy().text)
         ("This is the third time I'm calling about this", {"complaint"}),
         ("I was charged twice and I want a refund", {"billing_dispute"}),
         ("I'd like to upgrade to the premium plan", {"upgrade", "purchase"}),
-        ("Can I buy a new phone?", {"purchase"}),
+        ("Can I purchase a new phone?", {"purchase"}),
+        # one-word phrases that are ordinary words are left to the classifier ("buy the door")
+        ("Buy the door.", set()),
         ("What are your opening hours?", set()),
     ],
 )
@@ -112,7 +114,7 @@ def test_csv_export_neutralises_spreadsheet_formulas():
         ("you can cellular data roam", set()),
         # the longest phrase wins where phrases overlap
         ("I'm interested in buying the premium plan", {"purchase"}),
-        ("I'd like to move to premium", {"upgrade"}),
+        ("I'd like to move to a faster plan", {"upgrade"}),
         ("I want double charges for the same thing", {"billing_dispute"}),
     ],
 )
@@ -134,8 +136,8 @@ def test_an_alternative_reading_names_the_intent_only_when_the_best_names_none()
 
 def test_an_intent_the_best_reading_negates_is_not_taken_from_an_alternative():
     assert ANALYSER.intents_of_readings("I don't want to cancel", ["I want to cancel"]) == (frozenset(), "")
-    assert ANALYSER.intents_of_readings("I don't want to cancel", ["I want to cancel and buy a phone"]) == (
-        frozenset({"purchase"}), "I want to cancel and buy a phone")
+    assert ANALYSER.intents_of_readings("I don't want to cancel", ["I want to cancel and purchase a phone"]) == (
+        frozenset({"purchase"}), "I want to cancel and purchase a phone")
 
 
 def test_analyse_shows_the_reading_that_named_the_intent_redacted():

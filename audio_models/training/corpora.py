@@ -140,14 +140,13 @@ def held_out_speakers() -> dict[str, tuple[str, ...]]:
 
 def list_corpora(root: Path, corpora: tuple[str, ...] = ("ravdess", "tess")) -> list[Clip]:
     """Return the labelled clips of the named corpora under ``root``."""
-    listers = {"ravdess": list_ravdess, "tess": list_tess, "nemo": list_nemo, "ased": list_ased,
-               **{name: (lambda r, n=name: list_labelled(r, n)) for name in NEW_CORPORA}}
-    unknown = set(corpora) - set(listers)
+    listers = {"ravdess": list_ravdess, "tess": list_tess, "nemo": list_nemo, "ased": list_ased}
+    unknown = set(corpora) - set(listers) - set(NEW_CORPORA)
     if unknown:
-        raise ValueError(f"unknown corpus {sorted(unknown)}; known: {sorted(listers)}")
+        raise ValueError(f"unknown corpus {sorted(unknown)}; known: {sorted([*listers, *NEW_CORPORA])}")
     clips: list[Clip] = []
     for name in corpora:
-        found = listers[name](root)
+        found = listers[name](root) if name in listers else list_labelled(root, name)
         if not found:
             raise FileNotFoundError(f"no {name} clips under {root / name} (see shared/data/README.md)")
         clips.extend(found)

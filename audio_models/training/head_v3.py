@@ -26,6 +26,7 @@ from audio_models.calibration import CALIBRATION_FILE
 from audio_models.multilingual_head import HEAD_FILE, BlockHead
 from audio_models.training.corpora import ALL_CORPORA, LABELS, Clip, held_out_speakers
 from audio_models.training.feature_tables import all_tables
+from audio_models.training.metrics import classification_summary
 
 # the affect anchors (arousal, valence) every shipped model uses
 ANCHORS = {"angry": [0.8, -0.7], "happy": [0.5, 0.8], "neutral": [-0.2, 0.05], "sad": [-0.6, -0.6]}
@@ -111,10 +112,21 @@ def train_v3(data: Path, out: Path, *, recipe_name: str = DEFAULT_RECIPE, leave_
     y = np.array([c.label for c in clips])
     corpus = np.array([c.corpus for c in clips])
     head = fit_block_head(x[train], y[train], corpus[train], recipe, c)
-    training = {"corpora": [k for k in ALL_CORPORA if k != leave_out], "leave_out": leave_out,
+    corpora = [k for k in ALL_CORPORA if k != leave_out]
+    training: dict[str, Any] = {"corpora": corpora, "leave_out": leave_out,
                 "train_clips": int(train.sum()), "C": c, "class_weight": "balanced", "corpus_balanced": True,
                 "line": "8 kHz mu-law round trip, edge silence trimmed",
                 "train_speakers": sorted({clips[i].speaker for i in np.flatnonzero(train)})}
     write_model_dir(out, head, recipe_name=recipe_name, temperature=temperature, training=training)
+    # held-out speakers of every corpus the head trained on (argmax: the temperature does not move it)
+    held = {s for group in held_out_speakers().values() for s in group}
+    metrics: dict[str, Any] = {"recipe": recipe_name, "train_clips": int(train.sum()), "held_out": {}}
+    for name in corpora:
+        test = np.array([c.corpus == name and c.speaker in held for c in clips])
+        if test.any():
+            pred = [LABELS[i] for i in head.probs(x[test]).argmax(axis=1)]
+            metrics["held_out"][name] = classification_summary(list(y[test]), pred, LABELS)
+    metrics["seconds"] = round(time.time() - started, 1)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     return {"out": str(out), "recipe": recipe_name, "leave_out": leave_out, "train_clips": int(train.sum()),
-            "seconds": round(time.time() - started, 1)}
+            "held_out_uar": {k: v["uar"] for k, v in metrics["held_out"].items()}, "seconds": metrics["seconds"]}

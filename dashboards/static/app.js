@@ -59,7 +59,9 @@ function renderAgent(state) {
   $("#card").style.borderLeftColor = style.colour;
   $("#label").style.color = style.colour;
   setText("#icon", style.icon);
-  setText("#label", cues ? cues.emotion : "no caller");
+  // what the tone suggests, with how sure the model is (a call may be routed by words or abstain)
+  setText("#label", cues ? (cues.confidence != null ? `${cues.emotion} (${Math.round(cues.confidence * 100)} % sure)`
+                                                    : cues.emotion) : "no caller");
   setText("#trend", cues ? `anger ${cues.trend}` : "–");
   setText("#trend-delta", cues ? `(${cues.trend_delta >= 0 ? "+" : ""}${fmt(cues.trend_delta)} over 30 s)` : "");
   setText("#arousal", cues ? fmt(cues.arousal) : "–");
