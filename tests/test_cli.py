@@ -108,11 +108,26 @@ def test_prepare_models_checks_the_emotion_backend_the_server_is_configured_for(
 
 
 def test_prepare_models_names_a_cache_folder_it_cannot_write(tmp_path):
+    # examples other than the shipped fit's must be fitted, and the fit cached; a cache that cannot
+    # be written is named, and the classifier is then refitted at every start: slower, not broken
+    from router.policy import DEFAULT_POLICY_FILE
+
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    proc = run_cli("prepare-models", "--model-cache-dir", str(blocker / "cache"))
-    assert proc.returncode == 0  # the examples are then encoded at every start: slower, not broken
-    assert f"cannot cache example embeddings in {blocker / 'cache'}" in proc.stderr
+    training = {"intents": {
+        "none": ["What time do you open?", "I need my balance.", "Can you reset my password?"],
+        **{name: [f"{verb} please.", f"I want to {verb}.", f"Can you help me {verb}?"] for name, verb in (
+            ("cancel", "cancel my contract"), ("complaint", "complain about the engineer"),
+            ("billing_dispute", "dispute a charge on my bill"), ("purchase", "buy a new phone"),
+            ("upgrade", "upgrade my broadband"), ("escalation", "speak to your manager"))}}}
+    (tmp_path / "training.yaml").write_text(yaml.safe_dump(training))
+    policy = yaml.safe_load(DEFAULT_POLICY_FILE.read_text())
+    policy["text"]["intent_model"]["training"] = str(tmp_path / "training.yaml")
+    (tmp_path / "policy.yaml").write_text(yaml.safe_dump(policy))
+    proc = run_cli("prepare-models", "--policy", str(tmp_path / "policy.yaml"), "--model-cache-dir",
+                   str(blocker / "cache"))
+    assert proc.returncode == 0, proc.stderr
+    assert f"cannot cache the intent model in {blocker / 'cache'}" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
