@@ -6,6 +6,7 @@ import csv as csv_module
 import io
 import json
 import os
+import re
 import shutil
 import threading
 from pathlib import Path
@@ -150,6 +151,8 @@ def test_supervisor_agent_timeline_and_analytics_in_a_real_browser(live_server, 
                      what="the last clip scored")
             wait_js(agent, "document.querySelector('#label').textContent === 'angry'", timeout=10,
                     what="the card showing the last clip's anger")
+            # with how sure the model is ("92 % sure"), whatever the call was routed on
+            assert re.fullmatch(r"\d{1,3} % sure", js(agent, "document.querySelector('#confidence').textContent"))
             assert "Next caller" in js(agent, "document.querySelector('#mode').textContent")
             assert js(agent, "document.querySelector('#suggestion').textContent").startswith("Caller sounds")
             assert js(agent, "window.__xss") is None

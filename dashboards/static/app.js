@@ -59,9 +59,9 @@ function renderAgent(state) {
   $("#card").style.borderLeftColor = style.colour;
   $("#label").style.color = style.colour;
   setText("#icon", style.icon);
-  // what the tone suggests, with how sure the model is (a call may be routed by words or abstain)
-  setText("#label", cues ? (cues.confidence != null ? `${cues.emotion} (${Math.round(cues.confidence * 100)} % sure)`
-                                                    : cues.emotion) : "no caller");
+  setText("#label", cues ? cues.emotion : "no caller");
+  // how sure the model is of what the tone suggests (the call may have been routed by words, or abstained)
+  setText("#confidence", cues?.confidence != null ? `${Math.round(cues.confidence * 100)} % sure` : "");
   setText("#trend", cues ? `anger ${cues.trend}` : "–");
   setText("#trend-delta", cues ? `(${cues.trend_delta >= 0 ? "+" : ""}${fmt(cues.trend_delta)} over 30 s)` : "");
   setText("#arousal", cues ? fmt(cues.arousal) : "–");
