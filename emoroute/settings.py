@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     max_call_seconds: float = Field(3600.0, gt=0, description="A stream is closed after this long.")
     stream_idle_seconds: float = Field(
         20.0, gt=0, description="A stream that sends nothing for this long is closed (Twilio sends 50 frames/s).")
+    stream_start_seconds: float = Field(
+        5.0, gt=0, description="A socket that has not sent a valid `start` this long after it opened is closed "
+                               "(Twilio sends `start` at once), so idle sockets cannot hold stream slots.")
     max_frames_per_second: float = Field(
         200.0, gt=0, description="Messages per second one stream may send (Twilio sends 50); more are "
                                  "dropped and counted, and a stream that keeps flooding is closed.")

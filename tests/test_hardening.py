@@ -632,3 +632,52 @@ def test_call_flow_webhooks_answer_the_caller_while_redis_is_frozen(server_facto
         finally:
             os.kill(rs.process.pid, signal.SIGCONT)
     rs.stop()
+
+
+async def test_sockets_that_never_start_lose_their_stream_slots(server_factory, redis_url, angry_audio):
+    # the review's attack (#33): one captured handshake signature opens sockets that send `connected`
+    # now and then and never `start`, holding every stream slot; a real caller's stream was refused
+    thread, server = server_factory(redis_url, max_streams=2, stream_start_seconds=2.0)
+    url = ws_url(server)
+    headers = {"X-Twilio-Signature": RequestValidator("dev-auth-token").compute_signature(url, {})}
+    with thread:
+        idlers = [await websockets.connect(url, additional_headers=headers) for _ in range(2)]
+        opened = time.monotonic()
+
+        async def keep_alive(ws: websockets.ClientConnection) -> tuple[int | None, float]:
+            try:
+                while True:
+                    await ws.send(CONNECTED_MESSAGE)
+                    await asyncio.sleep(0.5)
+            except websockets.ConnectionClosed as closed:
+                return (closed.rcvd.code if closed.rcvd else None), time.monotonic() - opened
+
+        closed = await asyncio.wait_for(asyncio.gather(*(keep_alive(ws) for ws in idlers)), 15)
+        assert all(code == 1008 and 1.5 < after < 6 for code, after in closed), closed
+        assert metric(server, 'emoroute_streams_closed_total{reason="no_start"}') == 2.0
+        # the slots are free again: a real caller streams and is routed
+        sid = await stream_call(url, angry_audio, hold_until=lambda s: any(
+            q.call_sid == s for q in list(server.actions.requests)))
+        assert any(q.call_sid == sid for q in server.actions.requests)
+
+
+async def test_a_flooder_let_through_at_every_refill_is_still_closed(server_factory, redis_url):
+    # the review's attack (#33): about 10x the message limit; the bucket refills every 1/rate s and
+    # lets one message through, which reset the old "empty since" clock, so the flooder stayed open
+    thread, server = server_factory(redis_url, max_frames_per_second=50)
+    url = ws_url(server)
+    with thread:
+        sid = new_call_sid()
+        params = await asyncio.to_thread(announce, url, sid)
+        ws, stream_sid = await open_stream(url, sid, params)
+        started, sent = time.monotonic(), 0
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            while time.monotonic() - started < 12:
+                await ws.send(media_message(stream_sid=stream_sid, sequence=sent + 2, chunk=sent + 1,
+                                            timestamp_ms=sent * 20, payload=b"\xff" * 160))
+                sent += 1
+                await asyncio.sleep(0.002)  # ~500 messages a second
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008, closed.value
+        assert closed.value.rcvd.reason == "flooding"
+        assert time.monotonic() - started < 6
+        assert metric(server, 'emoroute_streams_closed_total{reason="flooding"}') == 1.0

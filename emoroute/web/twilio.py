@@ -41,6 +41,9 @@ XML = "application/xml"
 FORM = "application/x-www-form-urlencoded"
 ANNOUNCE_WAIT_S = 0.5  # the voice webhook never waits longer than this for Redis
 FLOOD_CLOSE_AFTER_S = 2.0  # a stream over its message rate for this long is closed
+# a second counts as flooded when at least this share of its messages was dropped: judged over whole
+# seconds, so the bucket's refills (a message let through every 1/rate s) never reset the judgement
+FLOOD_DROP_SHARE = 0.5
 _ACTING: set[asyncio.Future[None]] = set()  # call-flow requests still being acted on by the coordinator
 
 
@@ -428,23 +431,36 @@ async def _admit(event: CallStarted, services: ServicesDep) -> tuple[str, str] |
 
 
 class _RateLimit:
-    """A token bucket of messages per second; remembers since when it has been empty."""
+    """A token bucket of messages per second, and how many whole seconds in a row were flooded.
+
+    A second is flooded when at least FLOOD_DROP_SHARE of its messages were dropped. (Judging by
+    "the bucket was empty" alone never fires: a flooder is let through one message at every refill.)
+    """
 
     def __init__(self, rate: float) -> None:
         self.rate, self.tokens, self.at = rate, 2 * rate, time.monotonic()
-        self.flooding_since: float | None = None
+        self.window_start, self.sent, self.dropped = self.at, 0, 0
+        self.flooded_seconds = 0
 
     def allow(self) -> bool:
         now = time.monotonic()
+        if now - self.window_start >= 1.0:
+            flooded = self.sent and self.dropped / self.sent >= FLOOD_DROP_SHARE
+            self.flooded_seconds = self.flooded_seconds + 1 if flooded else 0
+            self.window_start, self.sent, self.dropped = now, 0, 0
+        self.sent += 1
         self.tokens = min(2 * self.rate, self.tokens + (now - self.at) * self.rate)
         self.at = now
         if self.tokens >= 1:
             self.tokens -= 1
-            self.flooding_since = None
             return True
-        if self.flooding_since is None:
-            self.flooding_since = now
+        self.dropped += 1
         return False
+
+    @property
+    def flooding(self) -> bool:
+        """Whether the stream has been flooding for FLOOD_CLOSE_AFTER_S whole seconds."""
+        return self.flooded_seconds >= FLOOD_CLOSE_AFTER_S
 
 
 @router.websocket("/twilio/stream")
@@ -478,14 +494,18 @@ async def _serve_stream(websocket: WebSocket, services: ServicesDep) -> None:
                                 max_payload_bytes=settings.max_media_payload_bytes)
     coordinator, metrics = services.coordinator, services.metrics
     limit = _RateLimit(settings.max_frames_per_second)
-    deadline = time.monotonic() + settings.max_call_seconds
+    opened = time.monotonic()
+    deadline = opened + settings.max_call_seconds
+    start_deadline = opened + settings.stream_start_seconds
     reason, admitted, rejected_logged = "socket_closed", False, 0
     try:
         while True:
+            # until a valid `start`, a socket holds a stream slot on credit: it gets stream_start_seconds
+            wait = settings.stream_idle_seconds if admitted else start_deadline - time.monotonic()
             try:
-                message = await asyncio.wait_for(websocket.receive(), settings.stream_idle_seconds)
+                message = await asyncio.wait_for(websocket.receive(), max(wait, 0.0))
             except TimeoutError:
-                reason = "idle_timeout"
+                reason = "idle_timeout" if admitted else "no_start"
                 break
             if message["type"] == "websocket.disconnect":
                 break
@@ -493,10 +513,13 @@ async def _serve_stream(websocket: WebSocket, services: ServicesDep) -> None:
             if time.monotonic() > deadline:
                 reason = "max_duration"
                 break
+            if not admitted and time.monotonic() > start_deadline:
+                reason = "no_start"
+                break
             if not limit.allow():
                 metrics.rejected.labels("rate_limited").inc()
                 parser.counters.reject("rate_limited")
-                if limit.flooding_since is not None and time.monotonic() - limit.flooding_since > FLOOD_CLOSE_AFTER_S:
+                if limit.flooding:
                     reason = "flooding"
                     break
                 continue
@@ -529,7 +552,7 @@ async def _serve_stream(websocket: WebSocket, services: ServicesDep) -> None:
     except WebSocketDisconnect:
         pass
     finally:
-        if reason in ("idle_timeout", "max_duration", "flooding"):
+        if reason in ("idle_timeout", "max_duration", "flooding", "no_start"):
             metrics.streams_closed.labels(reason).inc()
             log.warning("call %s: stream closed (%s)", parser.call_sid or "?", reason)
         if parser.call_sid and admitted and reason != "stop":
@@ -539,7 +562,8 @@ async def _serve_stream(websocket: WebSocket, services: ServicesDep) -> None:
         if websocket.client_state == WebSocketState.CONNECTED:
             # The peer may already be gone (Twilio closes right after 'stop').
             with contextlib.suppress(WebSocketDisconnect, RuntimeError):
-                await websocket.close(code=status.WS_1008_POLICY_VIOLATION if reason == "flooding" else 1000,
+                await websocket.close(code=status.WS_1008_POLICY_VIOLATION if reason in ("flooding", "no_start")
+                                      else 1000,
                                       reason=reason if reason != "stop" else "")
         if admitted:
             log.info("stream of call %s closed (%s): %d frames, %d audio, rejected %s", parser.call_sid,
