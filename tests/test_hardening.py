@@ -681,3 +681,18 @@ async def test_a_flooder_let_through_at_every_refill_is_still_closed(server_fact
         assert closed.value.rcvd.reason == "flooding"
         assert time.monotonic() - started < 6
         assert metric(server, 'emoroute_streams_closed_total{reason="flooding"}') == 1.0
+
+
+def test_analytics_ranges_decades_wide_cost_no_more_than_the_retention_period(live_server):
+    # the review's attack (#33): "?end=9999-12-31" took 19 s and "?start=1976-01-01" 73 s and 1.2 GB,
+    # the event loop frozen for seconds; stored calls exist only within the retention period
+    base = live_server.url
+    for query in ("start=1976-01-01", "end=9999-12-31", "start=1976-01-01&end=9999-12-31"):
+        started = time.perf_counter()
+        answer = httpx.get(f"{base}/dashboard/api/analytics?{query}", headers=SUPERVISOR, timeout=60)
+        assert answer.status_code == 200, answer.text
+        assert time.perf_counter() - started < 5, query
+    assert httpx.get(f"{base}/dashboard/api/analytics?start=0001-01-01", headers=SUPERVISOR,
+                     timeout=60).status_code == 200
+    assert httpx.get(f"{base}/dashboard/api/analytics.csv?start=1976-01-01", headers=SUPERVISOR,
+                     timeout=60).status_code == 200

@@ -222,16 +222,24 @@ async def wallboard_json(request: Request, services: ServicesDep) -> dict[str, A
     return await wallboard(services.store, services.policy)
 
 
-def _range(start: str | None, end: str | None) -> tuple[float, float]:
+def _range(start: str | None, end: str | None, services: ServicesDep) -> tuple[float, float]:
+    """Return [start, end] as timestamps, clamped to when stored calls can exist.
+
+    Nothing older than the retention period (plus the longest call) is kept and nothing starts in
+    the future, so a range past either end is cut there: "?start=1976-01-01" or "?end=9999-12-31"
+    cost what the retention period costs, not decades of empty hours (security review, #33).
+    """
     now = time.time()
     try:
         lo = datetime.fromisoformat(start).replace(tzinfo=UTC).timestamp() if start else now - 86400
         hi = datetime.fromisoformat(end).replace(tzinfo=UTC).timestamp() if end else now
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"bad time (use ISO 8601): {exc}") from exc
     if hi < lo:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "end is before start")
-    return lo, hi
+    oldest = now - services.policy.retention_days * 86400 - services.settings.max_call_seconds
+    lo, hi = max(lo, oldest), min(hi, now + 60.0)
+    return lo, max(lo, hi)
 
 
 @router.get("/api/analytics")
@@ -243,7 +251,7 @@ async def analytics_json(request: Request, services: ServicesDep, start: str | N
     within ``repeat_days`` before), opt-outs and the post-call score against the trajectory.
     """
     _require(request, services.settings, supervisor=True)
-    lo, hi = _range(start, end)
+    lo, hi = _range(start, end, services)
 
     async def compute() -> dict[str, Any]:
         # closed hours from their stored roll-ups, the rest from the calls; the counting runs in
@@ -270,7 +278,7 @@ async def analytics_csv(request: Request, services: ServicesDep, start: str | No
     so an export of a month neither holds all its calls in memory nor crowds the live calls.
     """
     _require(request, services.settings, supervisor=True)
-    lo, hi = _range(start, end)
+    lo, hi = _range(start, end, services)
     gate = services.analytics_gate
     async with gate.slot():
         history = await callers_between(services.store, lo - repeat_days * 86400, hi,
