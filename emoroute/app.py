@@ -20,6 +20,7 @@ from audio_models.emotion_types import EmotionModel
 from audio_models.transcribe import Transcriber
 from emoroute.services import Services, start_services, stop_services
 from emoroute.settings import Settings
+from emoroute.web.access_log import install as install_access_log_scrub
 from emoroute.web.api import router as api_router
 from emoroute.web.dashboards import router as dashboards_router
 from emoroute.web.twilio import router as telephony_router
@@ -58,6 +59,7 @@ def create_app(
     transcriber: Transcriber | None = None,
 ) -> FastAPI:
     """Return the EmoRoute FastAPI app (tests pass their own settings, model or actions)."""
+    install_access_log_scrub()
     app = FastAPI(title="EmoRoute", version="0.1.0", lifespan=_lifespan,
                   description="Emotion-aware call routing for contact centres.")
     app.state.settings = settings or Settings()

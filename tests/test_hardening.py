@@ -696,3 +696,40 @@ def test_analytics_ranges_decades_wide_cost_no_more_than_the_retention_period(li
                      timeout=60).status_code == 200
     assert httpx.get(f"{base}/dashboard/api/analytics.csv?start=1976-01-01", headers=SUPERVISOR,
                      timeout=60).status_code == 200
+
+
+def test_the_access_log_keeps_no_token_and_no_callers_number(tmp_path):
+    # the review's finding (#33): a "?token=" sign-in wrote the supervisor token into uvicorn's access
+    # log, and an erasure the caller's whole number; `emoroute serve` as a real process, its log read back
+    import subprocess
+    import sys
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "EMOROUTE_PUBLIC_URL": base, "EMOROUTE_DATA_DIR": str(tmp_path / "data"),
+           "EMOROUTE_TRANSCRIBER": "none"}
+    env.pop("REDIS_URL", None)
+    log_path = tmp_path / "server.log"
+    with log_path.open("w") as log_file:
+        server = subprocess.Popen([sys.executable, "-m", "emoroute.cli", "serve", "--dev", "--port", str(port)],
+                                  env=env, stdout=log_file, stderr=subprocess.STDOUT)
+        try:
+            wait_for(lambda: _healthy(base), timeout=90, what="emoroute serve")
+            assert httpx.get(f"{base}/dashboard/supervisor?token=dev-supervisor-token",
+                             follow_redirects=False).status_code == 303
+            assert httpx.delete(f"{base}/api/callers/%2B447700900123", headers=SUPERVISOR).status_code == 200
+            time.sleep(0.5)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    text = log_path.read_text()
+    assert "GET /dashboard/supervisor?token=[REDACTED]" in text, text[-2000:]
+    assert "dev-supervisor-token" not in text
+    assert "/api/callers/+4***23" in text and "447700900123" not in text
+
+
+def _healthy(base: str) -> bool:
+    try:
+        return httpx.get(base + "/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
