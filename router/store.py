@@ -400,6 +400,14 @@ class CallStore:
                 rows += [r for r in replies if r]
         return rows
 
+    async def started_bounds(self) -> tuple[float, float] | None:
+        """Return the start times of the oldest and the newest stored call (None: no call stored)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zrange(keys.calls_index(), 0, 0, withscores=True)
+            pipe.zrange(keys.calls_index(), -1, -1, withscores=True)
+            first, last = await pipe.execute()
+        return (float(first[0][1]), float(last[0][1])) if first and last else None
+
     async def call_sids_between(self, start: float, end: float) -> list[str]:
         """Return the SIDs of the calls that started in [start, end], oldest first."""
         return list(await self.redis.zrangebyscore(keys.calls_index(), start, end))

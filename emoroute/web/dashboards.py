@@ -21,6 +21,7 @@ import plotly
 from fastapi import APIRouter, Form, HTTPException, Query, Request, status
 from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from redis.exceptions import RedisError
 from starlette.background import BackgroundTask
 from starlette.responses import StreamingResponse
 
@@ -222,13 +223,25 @@ async def wallboard_json(request: Request, services: ServicesDep) -> dict[str, A
     return await wallboard(services.store, services.policy)
 
 
-def _range(start: str | None, end: str | None, services: ServicesDep) -> tuple[float, float]:
-    """Return [start, end] as timestamps, clamped to when stored calls can exist.
+async def _range(start: str | None, end: str | None, services: ServicesDep) -> tuple[float, float]:
+    """Return [start, end] as timestamps, clamped to the start times of the stored calls.
 
-    Nothing older than the retention period (plus the longest call) is kept and nothing starts in
-    the future, so a range past either end is cut there: "?start=1976-01-01" or "?end=9999-12-31"
-    cost what the retention period costs, not decades of empty hours (security review, #33).
+    Retention keeps the stored calls within weeks, so "?start=1976-01-01" or "?end=9999-12-31" cost
+    what the stored calls cost, not decades of empty hours (security review, #33). When Redis cannot
+    say, the range stays as asked and the figures answer 503 themselves.
     """
+    lo, hi = _parse_range(start, end)
+    try:
+        bounds = await services.store.started_bounds()
+    except (RedisError, OSError):
+        return lo, hi
+    if bounds is None:
+        return lo, lo
+    lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
+    return lo, max(lo, hi)
+
+
+def _parse_range(start: str | None, end: str | None) -> tuple[float, float]:
     now = time.time()
     try:
         lo = datetime.fromisoformat(start).replace(tzinfo=UTC).timestamp() if start else now - 86400
@@ -237,9 +250,7 @@ def _range(start: str | None, end: str | None, services: ServicesDep) -> tuple[f
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"bad time (use ISO 8601): {exc}") from exc
     if hi < lo:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "end is before start")
-    oldest = now - services.policy.retention_days * 86400 - services.settings.max_call_seconds
-    lo, hi = max(lo, oldest), min(hi, now + 60.0)
-    return lo, max(lo, hi)
+    return lo, hi
 
 
 @router.get("/api/analytics")
@@ -251,7 +262,7 @@ async def analytics_json(request: Request, services: ServicesDep, start: str | N
     within ``repeat_days`` before), opt-outs and the post-call score against the trajectory.
     """
     _require(request, services.settings, supervisor=True)
-    lo, hi = _range(start, end, services)
+    lo, hi = await _range(start, end, services)
 
     async def compute() -> dict[str, Any]:
         # closed hours from their stored roll-ups, the rest from the calls; the counting runs in
@@ -278,7 +289,7 @@ async def analytics_csv(request: Request, services: ServicesDep, start: str | No
     so an export of a month neither holds all its calls in memory nor crowds the live calls.
     """
     _require(request, services.settings, supervisor=True)
-    lo, hi = _range(start, end, services)
+    lo, hi = await _range(start, end, services)
     gate = services.analytics_gate
     async with gate.slot():
         history = await callers_between(services.store, lo - repeat_days * 86400, hi,
