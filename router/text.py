@@ -3,8 +3,8 @@
 Intents come from a trained classifier (router.intent_model: calibrated probabilities on sentence
 embeddings, several intents or none) and from the policy's keyword phrases, which act as exact
 overrides: a phrase said un-negated names its intent whatever the classifier thinks, and an intent
-whose phrase is negated ("I don't want to cancel") is never taken from the classifier. Topics (``text.topics``, such as
-hardship) are phrases matched in a pass of their own after the intents: they join the intents
+whose phrase is negated ("I don't want to cancel") is never taken from the classifier. Topics
+(``text.topics``, such as hardship) are phrases matched in a pass of their own after the intents: they join the intents
 the call stores, for its cues and analytics, but route nothing and never change which intent
 is found.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-from router.intent_model import IntentModel, IntentVocabularyError, load_or_fit, read_examples
+from router.intent_model import IntentExamples, IntentModel, IntentVocabularyError, load_or_fit, read_examples
 from router.model_bundles import default_cache_dir
 from router.policy import TextRules, TextSignals
 from router.redact import redact
@@ -210,13 +210,16 @@ class TextAnalyser:
         # An intent the best reading negates ("I don't want to cancel") is not taken from a
         # reading that lost the negation.
         negated_by_best = phrases[0][1]
-        meaning = self._guesses(readings, [negated | negated_by_best for _, negated in phrases])
-        for i, reading in enumerate(readings):
-            found = phrases[i][0] | meaning[i]
-            if i:
-                found -= negated_by_best
+        best = phrases[0][0] | self._guesses([text], [negated_by_best])[0]
+        if best or not alternatives:
+            return best, ""
+        # only when the best reading names nothing are the others read (one batch: the common
+        # case costs one encoder call)
+        meaning = self._guesses(list(alternatives), [negated | negated_by_best for _, negated in phrases[1:]])
+        for reading, (said, _), guessed in zip(alternatives, phrases[1:], meaning, strict=True):
+            found = (said | guessed) - negated_by_best
             if found:
-                return found, "" if i == 0 else reading
+                return found, reading
         return frozenset(), ""
 
     def _guesses(self, texts: list[str], negated: list[frozenset[str]]) -> list[frozenset[str]]:
@@ -251,7 +254,7 @@ class TextAnalyser:
 SHIPPED_INTENT_MODEL = Path(__file__).resolve().parent / "intents" / "model.npz"
 
 
-def intent_examples(rules: TextRules, policy_file: Path | None = None):  # noqa: ANN201 - IntentExamples
+def intent_examples(rules: TextRules, policy_file: Path | None = None) -> IntentExamples:
     """Return the classifier's examples: the training file plus the policy's own per intent."""
     path = rules.training_path(policy_file)
     if path is None:
