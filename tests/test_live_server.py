@@ -397,9 +397,9 @@ async def test_a_late_transcript_reroutes_a_call_first_routed_on_tone(server_fac
     thread, server = server_factory(redis_url, transcript_wait_ms=1.0)
     r = redis.Redis.from_url(redis_url, decode_responses=True)
     with thread:
-        summary = await simulate_call(target(server), audio)
-        sid = summary["call_sid"]
-        wait_for(lambda: any(f["type"] == "reroute" for _, f in r.xrange(keys.timeline(sid))), what="re-route")
+        # the caller stays on the line (silence) until the re-route: a caller who hung up is not re-routed
+        sid = await stream_call(ws_url(server), audio, max_hold_seconds=60.0, hold_until=lambda s: any(
+            f["type"] == "reroute" for _, f in r.xrange(keys.timeline(s))))
     entries = [f for _, f in r.xrange(keys.timeline(sid))]
     first = next(e for e in entries if e["type"] == "decision")
     reroute = next(e for e in entries if e["type"] == "reroute")
