@@ -442,7 +442,9 @@ def test_one_redis_subscription_feeds_every_sse_client_and_users_are_capped(serv
                 assert streams[-1][1].status_code == 200
             assert c3.get("/dashboard/events?scope=all").status_code == 429  # a third for the supervisor
             wait_for(lambda: metric(server, "emoroute_sse_clients") == 3.0, what="three SSE clients")
-            assert r.pubsub_numsub(keys.events_channel()) == [(keys.events_channel(), 1)]
+            # one subscription for this process (a server the previous test stopped may take a moment to let go)
+            wait_for(lambda: r.pubsub_numsub(keys.events_channel()) == [(keys.events_channel(), 1)],
+                     what="one events subscription")
             r.publish(keys.events_channel(), json.dumps({"type": "started", "call_sid": new_call_sid(), "ts": 1}))
             lines = streams[0][1].iter_lines()
             assert any(line.startswith("event: started") for line in (next(lines) for _ in range(6)))
