@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,6 +66,9 @@ class Services:
     remote_asr: RemoteTranscriber | None = None
     raw_redis: aioredis.Redis | None = None
     streams_open: int = 0
+    # sockets not yet started, by client address (a cap per address: one captured signature
+    # cannot hold every stream slot with idle sockets)
+    pending_streams: Counter[str] = field(default_factory=Counter)
     # analytics and CSV exports: one at a time per process, identical requests share one
     analytics_gate: ComputeGate = field(default_factory=ComputeGate)
 

@@ -82,6 +82,7 @@ async def stream_call(
     parameters: dict[str, str] | None = None,
     realtime: bool = False,
     signed_url: str | None = None,
+    local_addr: tuple[str, int] | None = None,
 ) -> str:
     """Stream ``audio`` as Twilio would; ``inject(ws, n)`` runs before frame n. Return the CallSid.
 
@@ -89,7 +90,7 @@ async def stream_call(
     per-call credential) unless ``parameters`` are given. With ``hold_until(call_sid)``, the
     caller then stays on the line (silence) until it is true. ``realtime``: 20 ms a frame.
     ``signed_url``: the stream URL Twilio signs (the public one, behind a load balancer), if not
-    ``ws_url`` itself.
+    ``ws_url`` itself. ``local_addr``: the client address to call from (another loopback address).
     """
     call_sid = call_sid or new_call_sid()
     if parameters is None:
@@ -99,7 +100,8 @@ async def stream_call(
     frames = mulaw_frames(audio) + [SILENCE_BYTE * FRAME_BYTES] * int(hold_seconds * 50)
     if stop_after_frames is not None:
         frames = frames[:stop_after_frames]
-    async with websockets.connect(ws_url, additional_headers=headers, max_size=2**22) as ws:
+    extra = {"local_addr": local_addr} if local_addr else {}
+    async with websockets.connect(ws_url, additional_headers=headers, max_size=2**22, **extra) as ws:
         await ws.send(CONNECTED_MESSAGE)
         await ws.send(start_message(call_sid=call_sid, stream_sid=stream_sid, account_sid=ACCOUNT,
                                     custom_parameters=parameters))

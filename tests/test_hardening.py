@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import redis
 import websockets
+import websockets.protocol
 from twilio.request_validator import RequestValidator
 
 from audio_models.audio_io import load_audio
@@ -661,6 +662,36 @@ async def test_sockets_that_never_start_lose_their_stream_slots(server_factory, 
         sid = await stream_call(url, angry_audio, hold_until=lambda s: any(
             q.call_sid == s for q in list(server.actions.requests)))
         assert any(q.call_sid == sid for q in server.actions.requests)
+
+
+async def test_one_address_cannot_hold_the_stream_slots_with_sockets_that_never_start(
+        server_factory, redis_url, angry_audio):
+    # the review's attack (#33), within the start deadline: one address opens socket after socket
+    # with a captured signature; past its cap of pending sockets it is refused before taking a slot,
+    # and a caller from another address still streams and is routed
+    thread, server = server_factory(redis_url, max_streams=6, max_pending_streams_per_client=3,
+                                    stream_start_seconds=30.0)
+    url = ws_url(server)
+    headers = {"X-Twilio-Signature": RequestValidator("dev-auth-token").compute_signature(url, {})}
+    with thread:
+        idlers = [await websockets.connect(url, additional_headers=headers, local_addr=("127.0.0.1", 0))
+                  for _ in range(6)]
+        for ws in idlers[:3]:
+            await ws.send(CONNECTED_MESSAGE)
+        refused = []
+        for ws in idlers[3:]:
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 5)
+            refused.append((closed.value.rcvd.code, closed.value.rcvd.reason) if closed.value.rcvd else None)
+        assert refused == [(1013, "pending_cap")] * 3, refused
+        assert metric(server, 'emoroute_streams_refused_total{reason="pending_cap"}') == 3.0
+        for ws in idlers[:3]:
+            assert ws.state is websockets.protocol.State.OPEN  # within its cap, still waiting
+        sid = await stream_call(url, angry_audio, local_addr=("127.0.0.2", 0), hold_until=lambda s: any(
+            q.call_sid == s for q in list(server.actions.requests)))
+        assert any(q.call_sid == sid for q in server.actions.requests)
+        for ws in idlers[:3]:
+            await ws.close()
 
 
 async def test_a_flooder_let_through_at_every_refill_is_still_closed(server_factory, redis_url):

@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
 from typing import Any
@@ -480,15 +481,39 @@ async def media_stream(websocket: WebSocket, services: ServicesDep) -> None:
         await _refuse(websocket, services, "capacity", f"{settings.max_streams} streams already open here",
                       code=status.WS_1013_TRY_AGAIN_LATER)
         return
+    client = websocket.client.host if websocket.client else "?"
+    if services.pending_streams[client] >= settings.max_pending_streams_per_client:
+        await websocket.accept()
+        await _refuse(websocket, services, "pending_cap",
+                      f"{settings.max_pending_streams_per_client} sockets from one address waiting for `start`",
+                      code=status.WS_1013_TRY_AGAIN_LATER)
+        return
     services.streams_open += 1
+    pending = _PendingSlot(services.pending_streams, client)
     try:
         await websocket.accept()
-        await _serve_stream(websocket, services)
+        await _serve_stream(websocket, services, pending)
     finally:
+        pending.release()
         services.streams_open -= 1
 
 
-async def _serve_stream(websocket: WebSocket, services: ServicesDep) -> None:
+class _PendingSlot:
+    """One socket's place in its address's count of sockets that have not yet sent a valid `start`."""
+
+    def __init__(self, counts: Counter[str], client: str) -> None:
+        self.counts, self.client, self.held = counts, client, True
+        counts[client] += 1
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self.counts[self.client] -= 1
+            if self.counts[self.client] <= 0:
+                del self.counts[self.client]
+
+
+async def _serve_stream(websocket: WebSocket, services: ServicesDep, pending: _PendingSlot) -> None:
     settings = services.settings
     parser = TwilioStreamParser(max_message_bytes=settings.max_message_bytes,
                                 max_payload_bytes=settings.max_media_payload_bytes)
@@ -543,6 +568,7 @@ async def _serve_stream(websocket: WebSocket, services: ServicesDep) -> None:
                     await _refuse(websocket, services, *refusal)
                     return
                 admitted = True
+                pending.release()
                 services.ledger.streaming.add(event.call_sid)
                 log.info("stream %s for call %s started", event.stream_sid, event.call_sid)
             await coordinator.handle(event)
