@@ -11,6 +11,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PLACEHOLDER_SECRETS = {"", "changeme", "dev-auth-token", "dev-supervisor-token", "dev-agent-token",
                        "dev-secret-key-not-for-production"}
 MIN_SECRET_KEY_CHARS = 32
+MIN_SECRET_KEY_DISTINCT = 10  # 32 x "a" is 32 characters and no secret; random hex has about 16 distinct
+MIN_TOKEN_CHARS = 16
+MIN_TOKEN_DISTINCT = 6
+
+
+def _weak_token(value: str, min_chars: int = MIN_TOKEN_CHARS, min_distinct: int = MIN_TOKEN_DISTINCT) -> bool:
+    """Whether a secret is a placeholder, too short, or too repetitive to be random."""
+    return value in PLACEHOLDER_SECRETS or len(value) < min_chars or len(set(value)) < min_distinct
 
 
 class Settings(BaseSettings):
@@ -105,7 +113,8 @@ class Settings(BaseSettings):
     max_webhook_bytes: int = Field(64 * 1024, ge=1024, description="Largest Twilio webhook body accepted.")
     trusted_proxies: str = Field(
         "127.0.0.1", description="Comma list of proxy addresses whose X-Forwarded-For/-Proto are believed "
-                                 "(the TLS-terminating reverse proxy); '*' trusts any.")
+                                 "(the TLS-terminating reverse proxy; CIDR networks allowed). The client is the "
+                                 "rightmost address no proxy here added; '*' (trust any) is refused in production.")
     session_max_age_s: int = Field(8 * 3600, ge=60, description="Dashboard login cookie lifetime.")
     sse_per_user: int = Field(8, ge=1, description="Live-event (SSE) connections one user may hold at once.")
     login_failures_per_minute: int = Field(
@@ -116,30 +125,30 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _reject_placeholders_in_production(self) -> Settings:
-        if self.environment == "production":
-            if not self.validate_signatures:
-                raise ValueError("EMOROUTE_VALIDATE_SIGNATURES=false is refused in production: Twilio's "
-                                 "signatures are what keeps forged calls out")
-            weak = [
-                name
-                for name, value in (
-                    ("twilio_auth_token", self.twilio_auth_token),
-                    ("api_token", self.api_token),
-                    ("secret_key", self.secret_key),
-                )
-                if value in PLACEHOLDER_SECRETS
-            ]
-            if "secret_key" not in weak and len(self.secret_key) < MIN_SECRET_KEY_CHARS:
-                weak.append("secret_key")
-            weak += ["agent_tokens"] if any(
-                t in PLACEHOLDER_SECRETS for t in self.agent_token_map().values()
-            ) else []
-            if weak:
-                raise ValueError(
-                    f"placeholder secrets in production: set EMOROUTE_{', EMOROUTE_'.join(w.upper() for w in weak)}"
-                    f" (EMOROUTE_SECRET_KEY: at least {MIN_SECRET_KEY_CHARS} random characters), or run in "
-                    "development mode (`emoroute serve --dev` or EMOROUTE_ENVIRONMENT=development)"
-                )
+        if self.environment != "production":
+            return self
+        if not self.validate_signatures:
+            raise ValueError("EMOROUTE_VALIDATE_SIGNATURES=false is refused in production: Twilio's "
+                             "signatures are what keeps forged calls out")
+        if "*" in self.trusted_proxy_list():
+            raise ValueError("EMOROUTE_TRUSTED_PROXIES='*' is refused in production: any client could then "
+                             "name its own address in X-Forwarded-For; list your proxy's address or network")
+        tokens = {"twilio_auth_token": [self.twilio_auth_token], "api_token": [self.api_token],
+                  "agent_tokens": list(self.agent_token_map().values())}
+        weak = [name for name, values in tokens.items() if any(_weak_token(v) for v in values)]
+        if _weak_token(self.secret_key, MIN_SECRET_KEY_CHARS, MIN_SECRET_KEY_DISTINCT):
+            weak.insert(2, "secret_key")
+        if weak:
+            raise ValueError(
+                f"placeholder or weak secrets in production: set EMOROUTE_"
+                f"{', EMOROUTE_'.join(w.upper() for w in weak)} (tokens: at least {MIN_TOKEN_CHARS} random "
+                f"characters; EMOROUTE_SECRET_KEY: at least {MIN_SECRET_KEY_CHARS}, e.g. `openssl rand -hex 32`), "
+                "or run in development mode (`emoroute serve --dev` or EMOROUTE_ENVIRONMENT=development)"
+            )
+        agent_tokens = tokens["agent_tokens"]
+        if self.api_token in agent_tokens or len(set(agent_tokens)) < len(agent_tokens):
+            raise ValueError("EMOROUTE_AGENT_TOKENS: every agent needs a token of their own, different from "
+                             "EMOROUTE_API_TOKEN (an agent holding the supervisor's token is a supervisor)")
         return self
 
     def agent_token_map(self) -> dict[str, str]:

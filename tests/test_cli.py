@@ -1,5 +1,6 @@
 """The ``emoroute`` command as a user runs it."""
 
+import ipaddress
 import json
 import os
 import subprocess
@@ -182,3 +183,9 @@ def test_compose_scales_web_and_workers_behind_a_websocket_aware_proxy():
     conf = (REPO / conf_host).read_text()
     assert "server web:8000 resolve" in conf and "proxy_set_header Upgrade $http_upgrade" in conf
     assert "proxy_buffering off" in conf  # server-sent events
+    # only the proxy's forwarding headers are believed: its fixed address, inside the network's subnet
+    trusted = services["web"]["environment"]["EMOROUTE_TRUSTED_PROXIES"]
+    assert trusted == services["proxy"]["networks"]["default"]["ipv4_address"]
+    subnet = compose["networks"]["default"]["ipam"]["config"][0]["subnet"]
+    assert ipaddress.ip_address(trusted) in ipaddress.ip_network(subnet)
+    assert "X-Forwarded-For $proxy_add_x_forwarded_for" in conf

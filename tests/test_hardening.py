@@ -420,6 +420,27 @@ def test_failed_logins_are_rate_limited_per_client(server_factory, redis_url):
         assert metric(server, "emoroute_login_failures_total") == 3.0
 
 
+def test_a_client_behind_the_proxy_cannot_choose_its_own_address(server_factory, redis_url, caplog):
+    # the review's attack (#33): with TRUSTED_PROXIES "*", uvicorn took the leftmost X-Forwarded-For
+    # entry, which the caller writes (nginx appends to it): 60 wrong logins got 401, never 429, and
+    # an 8 KB string was logged as the client. Trusting only the proxy, the client is the hop it added.
+    thread, server = server_factory(redis_url, login_failures_per_minute=3, trusted_proxies="127.0.0.2")
+    proxy = httpx.Client(base_url=server.url, transport=httpx.HTTPTransport(local_address="127.0.0.2"))
+    with thread, proxy:
+        codes = [proxy.post("/dashboard/login", data={"token": f"guess{i}"},
+                            headers={"X-Forwarded-For": f"198.51.100.{i}, 203.0.113.7"}).status_code
+                 for i in range(5)]
+        assert codes == [401, 401, 401, 429, 429]
+        # another real client behind the same proxy is not locked out by that one
+        other = proxy.post("/dashboard/login", data={"token": "guess"}, headers={"X-Forwarded-For": "203.0.113.8"})
+        assert other.status_code == 401
+        with caplog.at_level("WARNING", logger="emoroute.web.twilio"):
+            proxy.post("/twilio/voice", data={"CallSid": "CA" + "0" * 32},
+                       headers={"X-Forwarded-For": "A" * 8000 + ", 203.0.113.7"})
+        refused = [r.getMessage() for r in caplog.records if "missing X-Twilio-Signature" in r.getMessage()]
+        assert refused and "from 203.0.113.7:" in refused[-1] and "AAAA" not in refused[-1]
+
+
 def test_dashboard_pages_carry_csp_and_frame_denial(live_server):
     resp = httpx.get(live_server.url + "/dashboard/supervisor")
     csp = resp.headers["content-security-policy"]

@@ -3,8 +3,8 @@ from pydantic import ValidationError
 
 from emoroute.settings import Settings
 
-REAL = {"twilio_auth_token": "t0k3n-real", "api_token": "s3cret-sup", "agent_tokens": "a1=s3cret-a1,a2=s3cret-a2",
-        "secret_key": "k" * 40}
+REAL = {"twilio_auth_token": "0f3a9c2b7d1e4f60a8b5", "api_token": "s3cret-supervisor-9x2",
+        "agent_tokens": "a1=s3cret-agent1-q7w,a2=s3cret-agent2-z4k", "secret_key": "4d1f9a07c2e85b36" * 3}
 
 
 def test_production_is_the_default_and_refuses_placeholder_secrets(monkeypatch):
@@ -14,7 +14,7 @@ def test_production_is_the_default_and_refuses_placeholder_secrets(monkeypatch):
         Settings()
     ok = Settings(**REAL)
     assert ok.environment == "production"
-    assert ok.agent_token_map() == {"a1": "s3cret-a1", "a2": "s3cret-a2"}
+    assert ok.agent_token_map() == {"a1": "s3cret-agent1-q7w", "a2": "s3cret-agent2-z4k"}
 
 
 def test_production_refuses_a_short_secret_key_and_unsigned_requests():
@@ -23,6 +23,26 @@ def test_production_refuses_a_short_secret_key_and_unsigned_requests():
     with pytest.raises(ValidationError, match="VALIDATE_SIGNATURES=false is refused in production"):
         Settings(**REAL, validate_signatures=False)
     assert not Settings(environment="development", validate_signatures=False).validate_signatures
+
+
+def test_production_refuses_weak_or_shared_tokens_and_trusting_any_proxy():
+    # the review's findings (#33): one-character tokens, a secret key of 32 x "a", an agent whose
+    # token is the supervisor's (that agent then is a supervisor), and TRUSTED_PROXIES "*" (the
+    # caller-controlled leftmost X-Forwarded-For entry became the client address)
+    for weak in ({"api_token": "x"}, {"twilio_auth_token": "abcabcabcabcabcabc"},
+                 {"agent_tokens": "a1=s3cret-agent1-q7w,a2=y"}):
+        name = "EMOROUTE_" + next(iter(weak)).upper()
+        with pytest.raises(ValidationError, match=f"weak secrets in production: set {name} "):
+            Settings(**{**REAL, **weak})
+    with pytest.raises(ValidationError, match="EMOROUTE_SECRET_KEY"):
+        Settings(**{**REAL, "secret_key": "a" * 32})
+    with pytest.raises(ValidationError, match="different from EMOROUTE_API_TOKEN"):
+        Settings(**{**REAL, "agent_tokens": f"a1={REAL['api_token']}"})
+    with pytest.raises(ValidationError, match="a token of their own"):
+        Settings(**{**REAL, "agent_tokens": "a1=s3cret-agent1-q7w,a2=s3cret-agent1-q7w"})
+    with pytest.raises(ValidationError, match="TRUSTED_PROXIES='\\*' is refused in production"):
+        Settings(**REAL, trusted_proxies="10.0.0.5, *")
+    assert Settings(**REAL, trusted_proxies="172.28.0.0/24").trusted_proxy_list() == ["172.28.0.0/24"]
 
 
 def test_development_mode_accepts_the_placeholders(monkeypatch):
