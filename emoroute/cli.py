@@ -207,15 +207,22 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     import redis
 
     from audio_models.transcribe import load_transcriber
-    from emoroute.settings import Settings
+    from emoroute.settings import Settings, weak_secret_key
     from emoroute.worker import InferenceWorker, install_drain
+    from router.asr_jobs import JobCipher
     from router.cluster import new_process_id
     from router.policy import PolicyError, load_policy
 
-    # a worker holds no secrets: only the Redis URL, the policy and the claim time matter here
+    # a worker holds one secret, the key that seals job audio and transcripts (router/asr_jobs.py);
+    # the web processes' other secrets are not needed here
     settings = Settings(environment="development")
     if not settings.redis_url:
         _err("error: set REDIS_URL to the Redis server the web processes use (workers share it)")
+        return 2
+    if os.environ.get("EMOROUTE_ENVIRONMENT", "production") == "production" and weak_secret_key(settings.secret_key):
+        _err("error: set EMOROUTE_SECRET_KEY to the web processes' secret key (at least 32 random characters): "
+             "it seals the audio and transcripts in the job streams; EMOROUTE_ENVIRONMENT=development accepts "
+             "the placeholder")
         return 2
     try:
         rules = load_policy(settings.policy_file).text
@@ -228,7 +235,8 @@ def _cmd_worker(args: argparse.Namespace) -> int:
                                    band_extension=rules.asr_band_extension)
     assert transcriber is not None  # only "none" gives None
     client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
-    worker = InferenceWorker(client, transcriber, worker_id=args.id or f"worker-{new_process_id()}",
+    worker = InferenceWorker(client, transcriber, cipher=JobCipher(settings.secret_key),
+                             worker_id=args.id or f"worker-{new_process_id()}",
                              claim_idle_ms=settings.asr_claim_idle_ms, metrics_port=args.metrics_port)
     install_drain(worker)
     worker.run()
@@ -299,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("worker", help="transcribe jobs from Redis Streams for web processes in EMOROUTE_ASR_MODE=redis "
-                                      "(REDIS_URL: the shared Redis)")
+                                      "(REDIS_URL: the shared Redis; EMOROUTE_SECRET_KEY: the web processes' key)")
     p.add_argument("--id", help="consumer name (default: host-pid-random)")
     p.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
     p.set_defaults(func=_cmd_worker)

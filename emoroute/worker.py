@@ -5,11 +5,13 @@ reading new work it reclaims (XAUTOCLAIM) what a dead worker left pending longer
 ``claim_idle_ms``. A job past its deadline is acknowledged, counted and dropped. The worker
 reports its load (``emoroute:worker:{id}``) and its figures on /metrics (stream backlog and
 pending counts for an autoscaler, jobs done and dropped), and on SIGTERM it finishes the job in
-hand and stops taking new ones (drain).
+hand and stops taking new ones (drain). It opens a job's sealed audio with the deployment's
+secret key, and redacts the transcript before it seals it into the answer (router/asr_jobs.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 import threading
@@ -20,9 +22,10 @@ from typing import Any
 import redis
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
-from audio_models.transcribe import Transcriber
+from audio_models.transcribe import Transcriber, TranscriptSegment
 from router import keys
-from router.asr_jobs import from_pcm16, segment_fields
+from router.asr_jobs import JobCipher, JobUnreadable, from_pcm16, segment_fields
+from router.redact import names_secret, redact
 
 log = logging.getLogger(__name__)
 RESULTS_MAXLEN = 1000
@@ -42,11 +45,12 @@ class WorkerStats:
 class InferenceWorker:
     """Reads transcription jobs by urgency, transcribes them, answers the process that asked."""
 
-    def __init__(self, client: redis.Redis, transcriber: Transcriber, *, worker_id: str, claim_idle_ms: int = 5000,
-                 metrics_port: int | None = None) -> None:
-        """Use ``client`` (decode_responses=False) and ``transcriber``; serve /metrics on ``metrics_port``."""
+    def __init__(self, client: redis.Redis, transcriber: Transcriber, *, cipher: JobCipher, worker_id: str,
+                 claim_idle_ms: int = 5000, metrics_port: int | None = None) -> None:
+        """Use ``client`` (decode_responses=False), ``transcriber``, the job ``cipher``; /metrics on a port."""
         self.redis: Any = client
         self.transcriber = transcriber
+        self.cipher = cipher
         self.worker_id = worker_id
         self.claim_idle_ms = claim_idle_ms
         self.stats = WorkerStats()
@@ -123,17 +127,21 @@ class InferenceWorker:
             log.info("job %s of call %s dropped: past its deadline", fields.get(b"id", b"?").decode(),
                      fields.get(b"call_sid", b"?").decode())
             return
+        job_id = fields.get(b"id", b"").decode()
         self._busy.set(1)
         try:
-            segment = self.transcriber.transcribe(from_pcm16(fields.get(b"audio", b"")))
-            result = {"id": fields.get(b"id", b""), **segment_fields(segment), "worker": self.worker_id}
+            audio = from_pcm16(self.cipher.open(fields.get(b"audio", b""), job_id))
+            segment = _redacted(self.transcriber.transcribe(audio), sensitive=fields.get(b"sensitive") == b"1")
         except Exception as exc:  # noqa: BLE001 - a bad job is answered empty; the call goes on on tone
             self.stats.failed += 1
-            log.exception("job %s failed", fields.get(b"id", b"?").decode())
-            result = {"id": fields.get(b"id", b""), "text": "", "alternatives": "[]", "confidence": "0",
-                      "engine": f"error: {type(exc).__name__}", "worker": self.worker_id}
+            if isinstance(exc, JobUnreadable):
+                log.error("%s (is EMOROUTE_SECRET_KEY the web processes' one?)", exc)
+            else:
+                log.exception("job %s failed", job_id[:40])
+            segment = TranscriptSegment(text="", confidence=0.0, engine=f"error: {type(exc).__name__}")
         finally:
             self._busy.set(0)
+        result = {**segment_fields(segment, self.cipher, job_id), "worker": self.worker_id}
         pipe = self.redis.pipeline(transaction=True)
         pipe.xadd(reply, result, maxlen=RESULTS_MAXLEN, approximate=True)
         pipe.expire(reply, RESULTS_TTL_S)
@@ -161,6 +169,13 @@ class InferenceWorker:
         for i, urgency in enumerate(keys.ASR_URGENCIES):
             self._backlog.labels(urgency).set(replies[2 * i])
             self._pending.labels(urgency).set((replies[2 * i + 1] or {}).get("pending", 0))
+
+
+def _redacted(segment: TranscriptSegment, *, sensitive: bool) -> TranscriptSegment:
+    """Return the transcript with cards, numbers, e-mails and IDs masked, as nothing unredacted is written."""
+    sensitive = sensitive or names_secret(segment.text) or any(names_secret(a) for a in segment.alternatives)
+    return dataclasses.replace(segment, text=redact(segment.text, sensitive=sensitive), words=(),
+                               alternatives=tuple(redact(a, sensitive=sensitive) for a in segment.alternatives))
 
 
 def install_drain(worker: InferenceWorker) -> None:

@@ -7,20 +7,33 @@ XREADGROUP in that order (urgency survives the move), transcribe, XADD the resul
 XACK. A worker killed mid-job loses nothing: another reclaims its pending jobs with XAUTOCLAIM
 once they have been idle ``claim_idle_ms``. A job past its deadline is dropped and counted,
 never transcribed late.
+
+What a job and its result carry is protected where Redis keeps it (memory, the append-only
+file, replicas): the utterance's audio and the transcript are sealed with AES-256-GCM under a
+key derived from ``EMOROUTE_SECRET_KEY`` (:class:`JobCipher`; the job's id is the associated
+data), the transcript is redacted by the worker before it is sealed, a job names its call (so an
+opt-out or erasure reaches it), and a job is deleted when done, dropped past its deadline, and
+trimmed by age (``XADD MINID``) so jobs nobody takes never pile up.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import json
 import logging
+import os
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from redis.exceptions import RedisError, ResponseError
 
 from audio_models.asr_queue import NORMAL, SPARE, URGENT
@@ -29,8 +42,32 @@ from router import keys
 
 log = logging.getLogger(__name__)
 URGENCY_NAMES = {URGENT: "urgent", NORMAL: "normal", SPARE: "spare"}
-JOBS_MAXLEN = 10_000  # per urgency; deadlines keep it far shorter in practice
 RESULTS_TTL_S = 120
+JOB_KEY_LABEL = b"emoroute asr jobs v1"
+
+
+class JobUnreadable(ValueError):
+    """A sealed field that this key cannot open (another key, or tampered with)."""
+
+
+class JobCipher:
+    """Seals what job and result entries carry (AES-256-GCM; key derived from the server secret)."""
+
+    def __init__(self, secret_key: str) -> None:
+        """Derive this deployment's job key from ``secret_key`` (web processes and workers share it)."""
+        self._aead = AESGCM(hmac.new(secret_key.encode(), JOB_KEY_LABEL, hashlib.sha256).digest())
+
+    def seal(self, data: bytes, job_id: str) -> bytes:
+        """Return ``data`` encrypted and authenticated, bound to ``job_id``."""
+        nonce = os.urandom(12)
+        return nonce + self._aead.encrypt(nonce, data, job_id.encode())
+
+    def open(self, blob: bytes, job_id: str) -> bytes:
+        """Return what :meth:`seal` sealed for ``job_id``; raise JobUnreadable otherwise."""
+        try:
+            return self._aead.decrypt(blob[:12], blob[12:], job_id.encode())
+        except (InvalidTag, ValueError) as exc:
+            raise JobUnreadable(f"job {job_id[:40]!r}: sealed field unreadable with this secret key") from exc
 
 
 @dataclass(frozen=True)
@@ -56,18 +93,49 @@ def from_pcm16(data: bytes) -> np.ndarray:
     return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32767.0
 
 
-def segment_fields(segment: TranscriptSegment) -> dict[str, str]:
-    """Return a transcript as the fields of a result entry."""
-    return {"text": segment.text, "alternatives": json.dumps(list(segment.alternatives)),
-            "confidence": str(segment.confidence), "engine": segment.engine}
+def max_job_age_s(policy: JobPolicy) -> float:
+    """Return how old a job may be before it is worthless to every urgency (the age trim's bound)."""
+    return max(policy.urgent_s, policy.normal_s, policy.spare_s) + 5.0
 
 
-def segment_of(fields: dict[bytes, bytes]) -> TranscriptSegment:
-    """Return the transcript of a result entry."""
-    text = fields.get(b"text", b"").decode()
-    return TranscriptSegment(text=text, confidence=float(fields.get(b"confidence", b"0") or 0),
+def job_fields(cipher: JobCipher, *, job_id: str, reply: str, deadline: float, audio: np.ndarray,
+               call_sid: str = "", sensitive: bool = False) -> dict[str, str | bytes]:
+    """Return the fields of a job entry: the audio sealed, the call named, the redaction context flagged."""
+    return {"id": job_id, "reply": reply, "deadline": f"{deadline:.3f}", "call_sid": call_sid,
+            "sensitive": "1" if sensitive else "0", "audio": cipher.seal(pcm16(audio), job_id)}
+
+
+def segment_fields(segment: TranscriptSegment, cipher: JobCipher, job_id: str) -> dict[str, str | bytes]:
+    """Return a (redacted) transcript as the fields of a result entry, its words sealed."""
+    words = json.dumps({"text": segment.text, "alternatives": list(segment.alternatives)})
+    return {"id": job_id, "words": cipher.seal(words.encode(), job_id), "confidence": str(segment.confidence),
+            "engine": segment.engine}
+
+
+def segment_of(fields: dict[bytes, bytes], cipher: JobCipher) -> TranscriptSegment:
+    """Return the transcript of a result entry (empty if its words cannot be opened)."""
+    job_id = fields.get(b"id", b"").decode()
+    try:
+        words = json.loads(cipher.open(fields[b"words"], job_id)) if b"words" in fields else {}
+    except JobUnreadable as exc:
+        log.error("%s", exc)
+        words = {}
+    return TranscriptSegment(text=str(words.get("text", "")), confidence=float(fields.get(b"confidence", b"0") or 0),
                              engine=fields.get(b"engine", b"").decode(),
-                             alternatives=tuple(json.loads(fields.get(b"alternatives", b"[]"))))
+                             alternatives=tuple(words.get("alternatives", ())))
+
+
+async def drop_jobs_of_calls(redis: Any, call_sids: Iterable[str]) -> int:
+    """Delete every queued job of these calls (an opt-out or an erasure); return how many went."""
+    wanted = {sid.encode() for sid in call_sids}
+    dropped = 0
+    for urgency in keys.ASR_URGENCIES:
+        stream = keys.asr_jobs(urgency)
+        doomed = [entry_id for entry_id, fields in await redis.xrange(stream)
+                  if fields.get(b"call_sid") in wanted]
+        if doomed:
+            dropped += int(await redis.xdel(stream, *doomed))
+    return dropped
 
 
 async def ensure_groups(redis: Any) -> None:
@@ -83,9 +151,10 @@ async def ensure_groups(redis: Any) -> None:
 class RemoteTranscriber:
     """The web side: submit utterances as jobs and await their transcripts from this process's results stream."""
 
-    def __init__(self, redis: Any, *, process_id: str, policy: JobPolicy | None = None) -> None:
-        """Use ``redis`` (a client with decode_responses=False: the audio is binary)."""
+    def __init__(self, redis: Any, *, process_id: str, cipher: JobCipher, policy: JobPolicy | None = None) -> None:
+        """Use ``redis`` (a client with decode_responses=False: the audio is binary) and ``cipher``."""
         self.redis = redis
+        self.cipher = cipher
         self.process_id = process_id
         self.policy = policy or JobPolicy()
         self.name = "whisper via Redis Streams workers"
@@ -100,25 +169,34 @@ class RemoteTranscriber:
 
     async def stop(self) -> None:
         """Stop reading; jobs still out fail their callers."""
-        if self._reader:
+        while self._reader is not None and not self._reader.done():
+            # a cancellation that lands while redis-py is tearing down a blocked XREAD can be
+            # swallowed there: cancel again until the reader has stopped
             self._reader.cancel()
-            await asyncio.gather(self._reader, return_exceptions=True)
+            await asyncio.wait({self._reader}, timeout=0.5)
         for future in self._waiting.values():
             if not future.done():
                 future.cancel()
 
-    async def transcribe(self, audio: np.ndarray, priority: int = URGENT, call_sid: str = "") -> TranscriptSegment:
-        """Return the transcript of ``audio`` from a worker, or raise TimeoutError past the job's deadline."""
+    async def transcribe(self, audio: np.ndarray, priority: int = URGENT, call_sid: str = "",
+                         sensitive: bool = False) -> TranscriptSegment:
+        """Return the transcript of ``audio`` from a worker, or raise TimeoutError past the job's deadline.
+
+        ``sensitive``: the call's recent speech named a card, PIN or account (the worker masks
+        every digit run before the transcript is written back).
+        """
         job_id = uuid.uuid4().hex
         now = time.time()
         deadline = self.policy.deadline(priority, now)
         future: asyncio.Future[TranscriptSegment] = asyncio.get_running_loop().create_future()
         self._waiting[job_id] = future
         try:
+            # the age trim: jobs older than any deadline go as new ones come, taken or not
+            oldest = f"{int((now - max_job_age_s(self.policy)) * 1000)}-0"
             await self.redis.xadd(keys.asr_jobs(URGENCY_NAMES.get(priority, "spare")),
-                                  {"id": job_id, "reply": keys.asr_results(self.process_id),
-                                   "deadline": f"{deadline:.3f}", "call_sid": call_sid, "audio": pcm16(audio)},
-                                  maxlen=JOBS_MAXLEN, approximate=True)
+                                  job_fields(self.cipher, job_id=job_id, reply=keys.asr_results(self.process_id),
+                                             deadline=deadline, audio=audio, call_sid=call_sid, sensitive=sensitive),
+                                  minid=oldest, approximate=False)
             # a little past the deadline: a worker that started just before it may still answer
             return await asyncio.wait_for(future, deadline - now + 2.0)
         finally:
@@ -138,9 +216,9 @@ class RemoteTranscriber:
                     last = entry_id
                     future = self._waiting.get(fields.get(b"id", b"").decode())
                     if future is not None and not future.done():
-                        future.set_result(segment_of(fields))
-                with contextlib.suppress(RedisError, OSError):
-                    await self.redis.xtrim(stream, minid=last)
+                        future.set_result(segment_of(fields, self.cipher))
+                with contextlib.suppress(RedisError, OSError):  # read: nothing of it stays in Redis
+                    await self.redis.xdel(stream, *(entry_id for entry_id, _ in entries))
 
     async def backlog(self) -> dict[str, dict[str, int]]:
         """Return, per urgency, the jobs not yet acknowledged (``length``) and those a worker holds (``pending``)."""

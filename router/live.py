@@ -87,7 +87,7 @@ class CallCoordinator:
         vad_factory: Callable[[], Callable[[np.ndarray], float]],
         metrics: Metrics,
         text_analyser: TextAnalyser,
-        transcribe: Callable[[np.ndarray, int], Coroutine[Any, Any, TranscriptSegment]] | None = None,
+        transcribe: Callable[[np.ndarray, int, str, bool], Coroutine[Any, Any, TranscriptSegment]] | None = None,
         transcript_wait_s: float = 1.0,
         segmenter_cfg: SegmenterConfig | None = None,
         partial_every_s: float = 0.0,
@@ -95,8 +95,12 @@ class CallCoordinator:
         process_id: str = "",
         flow: CallFlow | None = None,
         caller_secret: str = "",
+        on_opt_out: Callable[[str], Coroutine[Any, Any, None]] | None = None,
     ) -> None:
         """Wire the coordinator to its collaborators (``transcribe`` None = no ASR).
+
+        ``on_opt_out(call_sid)`` runs after an opt-out's deletion is written (router.erasure: the
+        call's queued jobs and Redis's files on disk).
 
         Every ``partial_every_s`` of an utterance still being spoken (0: never), its audio so far
         is transcribed as a partial, but only while an ASR worker is idle (of ``asr_workers``):
@@ -122,6 +126,7 @@ class CallCoordinator:
         # what a routed call hears next (identification, queue, keypad menu); the URLs come from the server
         self.flow = flow or CallFlow(policy, FlowUrls("http://127.0.0.1"))
         self.caller_secret = caller_secret  # salts the caller hash kept for repeat-caller analytics
+        self.on_opt_out = on_opt_out
         self.asr_in_flight = 0
         self.calls: dict[str, CallState] = {}
         self.decision_latencies_ms: list[float] = []
@@ -282,13 +287,17 @@ class CallCoordinator:
         self.metrics.opt_outs.inc()
         log.info("call %s: caller opted out of analysis (%s)", call_sid, via)
         await self._persist(state, lambda: self.store.opt_out(call_sid=call_sid, t=t, via=via))
+        if self.on_opt_out is not None:
+            await self.on_opt_out(call_sid)
         return True
 
-    async def _counted_transcribe(self, audio: np.ndarray, priority: int = URGENT) -> TranscriptSegment:
+    async def _counted_transcribe(self, state: CallState, audio: np.ndarray, priority: int,
+                                  start_s: float) -> TranscriptSegment:
+        """Transcribe one stretch of a call; ``start_s``: its start, to tell whether a secret was just named."""
         assert self._transcribe_fn is not None
         self.asr_in_flight += 1
         try:
-            return await self._transcribe_fn(audio, priority)
+            return await self._transcribe_fn(audio, priority, state.call_sid, start_s <= state.sensitive_until)
         finally:
             self.asr_in_flight -= 1
 
@@ -307,7 +316,7 @@ class CallCoordinator:
     async def _partial(self, state: CallState, audio: np.ndarray, start_s: float, t: float) -> None:
         try:
             assert self.transcribe is not None
-            segment = await self.transcribe(audio, SPARE)
+            segment = await self.transcribe(state, audio, SPARE, start_s)
         except WorkDropped:
             self.metrics.dropped.labels("partial_transcript").inc()
             return
@@ -372,7 +381,8 @@ class CallCoordinator:
 
     async def _score_segment(self, state: CallState, seg: Segment, received: float) -> None:
         asr: asyncio.Task[TranscriptSegment] | None = (
-            asyncio.create_task(self.transcribe(seg.audio, URGENT if state.decision is None else NORMAL))
+            asyncio.create_task(self.transcribe(state, seg.audio, URGENT if state.decision is None else NORMAL,
+                                               seg.start_s))
             if self.transcribe is not None and seg.kind == "utterance" else None)
         try:
             reading = await self.scorer.score(seg.audio, droppable=seg.kind != "utterance")

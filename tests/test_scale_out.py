@@ -299,25 +299,27 @@ def test_a_worker_takes_the_most_urgent_job_first_and_reclaims_a_silent_workers_
     import threading
 
     from emoroute.worker import InferenceWorker
-    from router.asr_jobs import pcm16
+    from router.asr_jobs import JobCipher, job_fields, segment_of
 
     raw = redis.Redis.from_url(redis_url)
-    audio = pcm16(load_audio(INTENTS / "u01.wav"))
+    audio = load_audio(INTENTS / "u01.wav")
+    cipher = JobCipher("dev-secret-key-not-for-production")
     reply = keys.asr_results("order-test")
     metrics_port = free_port()
-    worker = InferenceWorker(raw, whisper, worker_id="w-order", claim_idle_ms=200, metrics_port=metrics_port)
+    worker = InferenceWorker(raw, whisper, cipher=cipher, worker_id="w-order", claim_idle_ms=200,
+                             metrics_port=metrics_port)
     worker.ensure_groups()
+
+    def job(job_id: str) -> dict:
+        return job_fields(cipher, job_id=job_id, reply=reply, deadline=time.time() + 60, audio=audio)
+
     # a job a silent worker took and never answered
-    raw.xadd(keys.asr_jobs("normal"), {"id": "orphan", "reply": reply, "deadline": f"{time.time() + 60}",
-                                       "audio": audio})
+    raw.xadd(keys.asr_jobs("normal"), job("orphan"))
     raw.xreadgroup(keys.ASR_GROUP, "silent", {keys.asr_jobs("normal"): ">"}, count=1)
     for i in range(2):
-        raw.xadd(keys.asr_jobs("spare"), {"id": f"partial-{i}", "reply": reply, "deadline": f"{time.time() + 60}",
-                                          "audio": audio})
-        raw.xadd(keys.asr_jobs("normal"), {"id": f"routed-{i}", "reply": reply, "deadline": f"{time.time() + 60}",
-                                           "audio": audio})
-    raw.xadd(keys.asr_jobs("urgent"), {"id": "deciding", "reply": reply, "deadline": f"{time.time() + 60}",
-                                       "audio": audio})
+        raw.xadd(keys.asr_jobs("spare"), job(f"partial-{i}"))
+        raw.xadd(keys.asr_jobs("normal"), job(f"routed-{i}"))
+    raw.xadd(keys.asr_jobs("urgent"), job("deciding"))
     time.sleep(0.3)  # the orphan is now idle past claim_idle_ms
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
@@ -327,10 +329,72 @@ def test_a_worker_takes_the_most_urgent_job_first_and_reclaims_a_silent_workers_
     order = [fields[b"id"].decode() for _, fields in raw.xrange(reply)]
     assert order[0] == "orphan" and worker.stats.reclaimed == 1  # reclaimed before new work
     assert order[1:] == ["deciding", "routed-0", "routed-1", "partial-0", "partial-1"]
-    assert all(b"cancel" in fields[b"text"].lower() for _, fields in raw.xrange(reply))
+    assert all("cancel" in segment_of(fields, cipher).text.lower() for _, fields in raw.xrange(reply))
     # what an autoscaler reads from a worker
     metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
     assert 'emoroute_asr_stream_length{urgency="urgent"} 0.0' in metrics
     assert 'emoroute_asr_stream_pending{urgency="normal"} 0.0' in metrics
     assert "emoroute_worker_jobs_total 6.0" in metrics
     raw.close()
+
+
+async def test_job_streams_hold_no_readable_audio_or_transcript_and_forget_old_or_erased_jobs(tmp_path, whisper):
+    # the review's finding (#33): in Redis ASR mode jobs carried PCM and the worker's raw transcript
+    # ("My card number is for 111 111 111 ...") with an empty call_sid and no TTL, so erasure and
+    # opt-out could not reach them and they stayed in the append-only file
+    import threading
+
+    import redis.asyncio as aioredis
+
+    from emoroute.worker import InferenceWorker
+    from router.asr_jobs import JobCipher, RemoteTranscriber, drop_jobs_of_calls, pcm16
+
+    server = EmbeddedRedis(tmp_path / "redis", extra_args=("--aof-use-rdb-preamble", "no"))
+    url = server.start()
+    raw, web = redis.Redis.from_url(url), aioredis.Redis.from_url(url)
+    key = "a7f3c9e1b5d2084f6a9c3e7b1d5f2a8c"
+    worker = InferenceWorker(raw, whisper, cipher=JobCipher(key), worker_id="w-sealed", claim_idle_ms=200)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    remote = RemoteTranscriber(web, process_id="web-sealed", cipher=JobCipher(key))
+    try:
+        await remote.start()
+        # a job older than every deadline, that no worker took: trimmed when the next job is added
+        stale = raw.xadd(keys.asr_jobs("spare"), {"id": "stale", "call_sid": "CA" + "1" * 32},
+                         id=f"{int((time.time() - 120) * 1000)}-0")
+        card = load_audio(INTENTS / "u49.wav")  # "My card number is 4 1 1 1, 1 1 1 1, ... my email is john at ..."
+        sid = "CA" + "2" * 32
+        queued = asyncio.create_task(remote.transcribe(card, 2, sid))  # spare: no worker yet
+        for _ in range(100):  # the task needs the event loop to queue its job
+            if any(b"audio" in f for _, f in raw.xrange(keys.asr_jobs("spare"))):
+                break
+            await asyncio.sleep(0.05)
+        assert not raw.xrange(keys.asr_jobs("spare"), min=stale, max=stale)
+        (_, fields), = raw.xrange(keys.asr_jobs("spare"))
+        assert fields[b"call_sid"] == sid.encode()  # an erasure or opt-out can find it
+        assert pcm16(card)[16000:16064] not in fields[b"audio"]  # sealed
+        # the caller opts out before a worker took it: the job goes
+        assert await drop_jobs_of_calls(web, [sid]) == 1
+        queued.cancel()
+        thread.start()
+        segment = await remote.transcribe(card, 0, sid)  # urgent, now with a worker
+        assert "card" in segment.text.lower() and "[CARD]" in segment.text or "[NUMBER]" in segment.text, segment
+        assert "1111" not in segment.text.replace(" ", "") and "john" not in segment.text.lower(), segment
+        for _ in range(100):  # the reader deletes what it read on the event loop
+            if all(raw.xlen(keys.asr_jobs(u)) == 0 for u in keys.ASR_URGENCIES) and \
+                    raw.xlen(keys.asr_results("web-sealed")) == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert all(raw.xlen(keys.asr_jobs(u)) == 0 for u in keys.ASR_URGENCIES)
+        assert raw.xlen(keys.asr_results("web-sealed")) == 0
+        time.sleep(1.5)  # appendfsync everysec
+        aof = (tmp_path / "redis" / "appendonly.aof").read_bytes()
+        assert sid.encode() in aof  # the jobs were there
+        assert b"card" not in aof.lower() and b"john" not in aof.lower() and pcm16(card)[16000:16064] not in aof
+    finally:
+        worker.stopping.set()
+        if thread.is_alive():
+            thread.join(timeout=10)
+        await remote.stop()
+        await web.aclose()
+        raw.close()
+        server.stop()
