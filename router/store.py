@@ -66,13 +66,34 @@ end
 return out
 """
 # Accept a call's first Media Stream: it must have been announced by a signed voice webhook, and
-# have no stream yet, and its caller must not have refused the analysis. Returns 1 accepted, 0 never
-# announced (or expired), -1 a stream exists already, -2 the caller opted out.
+# have no stream yet, and its caller must not have refused the analysis, nor the call been erased.
+# Returns 1 accepted, 0 never announced (or expired), -1 a stream exists already, -2 the caller opted
+# out, -3 the call was erased (a replayed webhook or stream).
 CLAIM_STREAM_LUA = """
+if redis.call('EXISTS', KEYS[4]) == 1 then return -3 end
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 if redis.call('HGET', KEYS[3], 'opted_out') == '1' then return -2 end
 if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'EX', ARGV[2]) then return 1 end
 return -1
+"""
+
+
+ANNOUNCE_LUA = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
+return 1
+"""
+# A call with no stream record (a keyed or surveyed call whose stream never started): its start, an
+# index entry, and the expiry every call record has; a streamed call's record is left as it is.
+ADOPT_CALL_LUA = """
+if redis.call('HEXISTS', KEYS[1], 'started_at') == 0 then
+  redis.call('HSET', KEYS[1], 'call_sid', ARGV[1], 'started_at', ARGV[2])
+  redis.call('ZADD', KEYS[3], 'NX', ARGV[2], ARGV[1])
+end
+for i = 1, 2 do
+  if redis.call('TTL', KEYS[i]) == -1 then redis.call('EXPIRE', KEYS[i], ARGV[3]) end
+end
+return 1
 """
 
 
@@ -90,6 +111,18 @@ Op = tuple[str, list[Any], dict[str, Any]]
 def _calls_of(ops: list[Op]) -> set[str]:
     """Return the SIDs of the calls whose keys a transaction writes."""
     return {sid for _, args, _ in ops if args and (sid := keys.call_of_key(args[0]))}
+
+
+# INCR with the window's expiry set by the first attempt (and repaired if a key lost it)
+COUNT_IN_WINDOW_LUA = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 or redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return n
+"""
+FORGIVE_LUA = """
+if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then redis.call('DECR', KEYS[1]) end
+return 1
+"""
 
 
 class Outbox:
@@ -191,6 +224,43 @@ class Outbox:
                 fh.write(line + "\n")
         except OSError:
             log.exception("outbox: cannot write the dead-letter file %s", target)
+
+    def forget(self, needles: Sequence[str]) -> int:
+        """Drop every pending or set-aside transaction naming one of ``needles``; return how many pending went.
+
+        ``needles``: an erased call's SID, an erased caller's number. The files follow in order.
+        """
+        needles = [n for n in needles if n]
+        if not needles:
+            return 0
+
+        def names_one(ops: object) -> bool:
+            text = json.dumps(ops)
+            return any(n in text for n in needles)
+
+        kept = deque(ops for ops in self.pending if not names_one(ops))
+        dropped = len(self.pending) - len(kept)
+        if dropped:
+            self.pending = kept
+            self.attempts = 0
+            self.rewrite_spool()
+        if self.spool:
+            self._io.submit(self._forget_dead, self.spool.with_name(self.spool.stem + "-dead.jsonl"), needles)
+        return dropped
+
+    @staticmethod
+    def _forget_dead(target: Path, needles: list[str]) -> None:
+        try:
+            if not target.exists():
+                return
+            lines = target.read_text().splitlines(keepends=True)
+            kept = [line for line in lines if not any(n in line for n in needles)]
+            if len(kept) != len(lines):
+                tmp = target.with_suffix(".tmp")
+                tmp.write_text("".join(kept))
+                tmp.replace(target)
+        except OSError:
+            log.exception("outbox: cannot remove erased writes from %s", target)
 
     def sync(self) -> None:
         """Wait until the spool thread has written everything submitted so far."""
@@ -453,19 +523,23 @@ class CallStore:
             return False
         return True
 
-    async def calls_of_caller(self, *, number: str, number_hash: str) -> list[dict[str, str]]:
-        """Return (call_sid, status, started_at) of every stored call from ``number`` or its salted hash."""
+    async def calls_of_caller(self, *, numbers: Sequence[str], number_hashes: Sequence[str]) -> list[dict[str, str]]:
+        """Return (call_sid, status, started_at) of every stored call from ``numbers`` or their salted hashes.
+
+        ``numbers``: the forms one caller's identity may be stored in.
+        """
+        wanted, hashes = set(filter(None, numbers)), set(filter(None, number_hashes))
         rows = await self.summaries_between(0, math.inf, ("call_sid", "caller", "caller_hash", "status", "started_at"))
         return [{k: r.get(k, "") for k in ("call_sid", "status", "started_at")} for r in rows
-                if r.get("call_sid") and ((number and r.get("caller") == number)
-                                          or (number_hash and r.get("caller_hash") == number_hash))]
+                if r.get("call_sid") and (r.get("caller") in wanted or r.get("caller_hash") in hashes)]
 
-    async def erase_calls(self, call_sids: Sequence[str]) -> int:
+    async def erase_calls(self, call_sids: Sequence[str], *, numbers: Sequence[str] = ()) -> int:
         """Delete every stored trace of these calls; return how many summaries were deleted.
 
         Their summaries, timelines, stream records, index and queue entries go, an agent's pointer
         to one of them, and the analytics roll-ups of the hours they started in (recounted,
-        without them, when next asked).
+        without them, when next asked). This process's outbox spool and dead-letter file lose
+        every write naming one of the calls or ``numbers`` (the erased caller's).
 
         Raises:
             RedisError: Redis could not answer; what was deleted stays deleted, and repeating the
@@ -495,6 +569,10 @@ class CallStore:
             if await self.redis.hget(keys.agent(agent_id), "current_call") in erased:
                 await self.redis.hdel(keys.agent(agent_id), "current_call")
         await self._drop_rollups(starts)
+        async with self._flush_lock:  # never while a replay walks the outbox
+            forgotten = self.outbox.forget([*call_sids, *numbers])
+        if forgotten:
+            log.info("erasure: %d spooled writes removed", forgotten)
         return deleted
 
     async def _drop_rollups(self, starts: Sequence[str | None]) -> None:
@@ -510,38 +588,52 @@ class CallStore:
     def _xadd(self, call_sid: str, fields: dict[str, Any]) -> Op:
         return ("xadd", [keys.timeline(call_sid), fields], {"maxlen": self.timeline_max, "approximate": True})
 
-    async def announce_call(self, *, call_sid: str, ttl_s: float) -> bool:
-        """Record that a signed voice webhook announced this call (its stream may start within ``ttl_s``)."""
+    async def announce_call(self, *, call_sid: str, ttl_s: float) -> bool | None:
+        """Record that a signed voice webhook announced this call (its stream may start within ``ttl_s``).
+
+        Return False when Redis could not store it, None when the call was erased (a replayed
+        webhook: nothing is recorded).
+        """
         try:
-            await self.redis.set(keys.announced(call_sid), "1", ex=max(1, int(ttl_s)))
+            done = await self.redis.eval(ANNOUNCE_LUA, 2, keys.announced(call_sid), keys.erased(call_sid),
+                                         max(1, int(ttl_s)))
         except RedisError as exc:
             log.warning("call %s: announcement not stored (%s)", call_sid, exc)
             return False
-        return True
+        return True if int(done) else None
+
+    async def adopt_call(self, *, call_sid: str, at: float) -> None:
+        """Make a keyed or surveyed call whose stream never started reachable by retention and erasure.
+
+        After its keypad or survey writes: a start time, an index entry and an expiry.
+        """
+        await self.write([("eval", [ADOPT_CALL_LUA, 3, keys.call(call_sid), keys.timeline(call_sid),
+                                    keys.calls_index(), call_sid, at, int(self.retention_s + self.max_call_s)], {})])
 
     async def claim_stream(self, *, call_sid: str, stream_sid: str) -> int:
         """Return 1 if this stream is the announced call's first, 0 if never announced, -1 if it has one.
 
-        -2 if the caller already refused the analysis (pressed the key before the stream connected).
+        -2 if the caller already refused the analysis (pressed the key before the stream connected),
+        -3 if the call was erased.
 
         Raises:
             RedisError: Redis could not answer (the caller decides what a local record allows).
         """
-        return int(await self.redis.eval(CLAIM_STREAM_LUA, 3, keys.announced(call_sid), keys.stream_owner(call_sid),
-                                         keys.call(call_sid), stream_sid, int(self.retention_s + self.max_call_s)))
+        return int(await self.redis.eval(CLAIM_STREAM_LUA, 4, keys.announced(call_sid), keys.stream_owner(call_sid),
+                                         keys.call(call_sid), keys.erased(call_sid), stream_sid,
+                                         int(self.retention_s + self.max_call_s)))
 
-    async def count_login_failure(self, *, client: str, window_s: int = 60) -> int:
-        """Count a failed dashboard login from ``client`` in the current window; return the count."""
-        key = keys.login_failures(client)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.incr(key)
-            pipe.expire(key, window_s, nx=True)
-            count, _ = await pipe.execute()
-        return int(count)
+    async def count_login_attempt(self, *, client: str, window_s: int = 60) -> int:
+        """Count a dashboard login attempt from ``client`` in the current window; return the count.
 
-    async def login_failures(self, *, client: str) -> int:
-        """Return the failed logins counted for ``client`` in the current window."""
-        return int(await self.redis.get(keys.login_failures(client)) or 0)
+        One script (Redis 6.2 has no ``EXPIRE NX``): the window starts with the first attempt.
+        Counted before the token is checked, so concurrent guesses cannot all pass the limit.
+        """
+        return int(await self.redis.eval(COUNT_IN_WINDOW_LUA, 1, keys.login_failures(client), window_s))
+
+    async def forgive_login_attempt(self, *, client: str) -> None:
+        """Take back a counted attempt that turned out to be a right token."""
+        await self.redis.eval(FORGIVE_LUA, 1, keys.login_failures(client))
 
     async def call_started(
         self, *, call_sid: str, stream_sid: str, caller: str, started_at: float, agent_hint: str = "",

@@ -1,5 +1,6 @@
 """A caller's right to erasure: every finished call from a number deleted, analytics recounted."""
 
+import json
 import time
 from datetime import UTC, datetime
 
@@ -122,13 +123,58 @@ async def test_a_write_for_an_erased_call_waiting_in_an_outbox_is_dropped_when_r
                                   ("xadd", [keys.timeline(erased_sid), {"type": "csat", "t": "1"}], {})])
     store.outbox.sync()
     assert len(spool.read_text().splitlines()) == 2
-    # meanwhile the caller's erasure runs against Redis
+    # meanwhile the caller's erasure runs against Redis, and reaches this process's spool at once
     assert await store.erase_calls([erased_sid]) == 1
-    # the replay writes the other call's update and drops the erased call's, which stays gone
-    assert await store.flush_outbox() == 2 and not store.outbox.pending
+    store.outbox.sync()
+    assert erased_sid not in spool.read_text() and kept_sid in spool.read_text()
+    # the replay writes the other call's update; the erased call stays gone
+    assert await store.flush_outbox() == 1 and not store.outbox.pending
     assert await client.hget(keys.call(kept_sid), "csat") == "5"
     assert not await client.exists(keys.call(erased_sid)) and not await client.exists(keys.timeline(erased_sid))
     store.outbox.sync()
     assert not spool.exists()
     store.outbox.close()
     await client.aclose()
+
+
+async def test_an_erasure_reaches_redis_files_on_disk_and_the_outbox_files(server_factory, neutral_audio, tmp_path):
+    # the review's finding (#33): after an erasure the append-only file still held the caller's
+    # number, call SID and transcripts (found after a restart too), and the outbox files held the number
+    from emoroute.redis_server import EmbeddedRedis
+
+    server = EmbeddedRedis(tmp_path / "redis-aof", extra_args=("--aof-use-rdb-preamble", "no"))
+    url = server.start()
+    aof = tmp_path / "redis-aof" / "appendonly.aof"
+    number = "+15550004242"
+    try:
+        thread, live = server_factory(url, erasure_rewrite_delay_s=0.2)
+        with thread:
+            ws = live.url.replace("http://", "ws://") + "/twilio/stream"
+            r = redis.Redis.from_url(url, decode_responses=True)
+            sid, kept = new_call_sid(), new_call_sid()
+            await stream_call(ws, neutral_audio, call_sid=sid, caller=number)
+            await stream_call(ws, neutral_audio, call_sid=kept, caller=OTHER)
+            for s in (sid, kept):
+                wait_for(lambda s=s: r.hget(keys.call(s), "status") == "ended", what="call end")
+            # a write this process set aside earlier (Redis refused it), and one of another caller's
+            dead = tmp_path / "outbox-dead.jsonl"
+            lines = [{"error": "WRONGTYPE", "ops": [["hset", [keys.call(sid), "caller", number], {}]]},
+                     {"error": "WRONGTYPE", "ops": [["hset", [keys.call(kept), "csat", "4"], {}]]}]
+            dead.write_text("".join(json.dumps(line) + "\n" for line in lines))
+            wait_for(lambda: number.encode() in aof.read_bytes() and sid.encode() in aof.read_bytes(),
+                     what="the call on disk")
+            # the number as a person types it: no +, spaces (E.164 normalisation finds it)
+            resp = httpx.post(f"{live.url}/api/erasures", json={"number": "1 555 000 4242"}, headers=SUPERVISOR)
+            assert resp.status_code == 200 and resp.json() == {"erased": [sid], "live": []}, resp.text
+            tombstone = keys.erased(sid).encode()  # kept: a replayed write for the call is dropped, not written
+
+            def erased_on_disk() -> bool:
+                data = aof.read_bytes()
+                return number.encode() not in data and sid.encode() not in data.replace(tombstone, b"")
+
+            wait_for(erased_on_disk, timeout=15, what="the append-only file rewritten without the erased call")
+            assert kept.encode() in aof.read_bytes()  # everyone else's calls stay
+            assert number not in dead.read_text() and kept in dead.read_text()
+            r.close()
+    finally:
+        server.stop()

@@ -441,6 +441,20 @@ def test_a_client_behind_the_proxy_cannot_choose_its_own_address(server_factory,
         assert refused and "from 203.0.113.7:" in refused[-1] and "AAAA" not in refused[-1]
 
 
+async def test_concurrent_guesses_on_two_processes_share_one_limit_on_redis_6_2(server_factory, redis_url):
+    # the review's finding (#33): the shared count used `EXPIRE ... NX` (Redis 7), so on the embedded
+    # Redis 6.2 the transaction aborted and each process counted alone; and guesses sent at once all
+    # passed the check before any was counted
+    assert redis.Redis.from_url(redis_url).info("server")["redis_version"].startswith("6.2")
+    (thread_a, a), (thread_b, b) = (server_factory(redis_url, login_failures_per_minute=3) for _ in range(2))
+    with thread_a, thread_b:
+        async with httpx.AsyncClient() as client:
+            replies = await asyncio.gather(*(client.post(f"{server.url}/dashboard/login", data={"token": f"g{i}"})
+                                             for i, server in enumerate([a, b] * 6)))
+        codes = sorted(r.status_code for r in replies)
+        assert codes == [401] * 3 + [429] * 9, codes
+
+
 def test_dashboard_pages_carry_csp_and_frame_denial(live_server):
     resp = httpx.get(live_server.url + "/dashboard/supervisor")
     csp = resp.headers["content-security-policy"]
@@ -787,3 +801,58 @@ def _healthy(base: str) -> bool:
         return httpx.get(base + "/healthz", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_the_embedded_redis_wants_a_password_refuses_config_and_keeps_its_files_private(tmp_path):
+    # the review's finding (#33): the embedded Redis listened without a password, let any local
+    # process `CONFIG SET dir` anywhere, and wrote its files 0644
+    server = EmbeddedRedis(tmp_path / "redis", hardened=True)
+    url = server.start()
+    try:
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(port=server.port).ping()
+        r = redis.Redis.from_url(url)
+        assert r.set("emoroute:probe", "1") and r.ping()
+        with pytest.raises(redis.ResponseError, match="unknown command"):
+            r.config_set("dir", "/tmp")
+        r.close()
+        time.sleep(1.2)  # appendfsync everysec
+        files = [p for p in (tmp_path / "redis").iterdir()]
+        assert files and all(p.stat().st_mode & 0o077 == 0 for p in files), [oct(p.stat().st_mode) for p in files]
+        assert (tmp_path / "redis").stat().st_mode & 0o077 == 0
+    finally:
+        server.stop()
+
+
+async def test_a_replayed_webhook_of_an_erased_call_recreates_nothing(live_server, neutral_audio, redis_url):
+    # the review's finding (#33): replaying an erased call's signed voice webhook re-created the call
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    url = ws_url(live_server)
+    sid = await stream_call(url, neutral_audio, caller="+15550003131")
+    wait_for(lambda: r.hget(keys.call(sid), "status") == "ended", what="call end")
+    assert httpx.delete(f"{live_server.url}/api/calls/{sid}", headers=SUPERVISOR).status_code == 200
+    form = {"CallSid": sid, "AccountSid": ACCOUNT, "From": "+15550003131", "To": "+15550100000",
+            "CallStatus": "ringing", "Direction": "inbound"}
+    replay = signed_post(live_server.url, live_server.url, "/twilio/voice", form)
+    assert replay.status_code == 200 and "<Stream" not in replay.text and "<Hangup" in replay.text
+    assert not r.exists(keys.announced(sid)) and not r.exists(keys.call(sid))
+    # nor does a replayed stream start (its credential still fresh) get in
+    params = stream_parameters(DEV_SECRET, account_sid=ACCOUNT, call_sid=sid)
+    ws, _ = await open_stream(url, sid, params)
+    assert (await refused_with(ws))[0] == 1008
+    assert not r.exists(keys.call(sid)) and not r.exists(keys.timeline(sid))
+    r.close()
+
+
+def test_a_keyed_call_whose_stream_never_started_gets_a_record_retention_and_erasure_reach(live_server, redis_url):
+    # the review's finding (#33): a signed keypad or survey webhook for a call whose stream never
+    # started created records with no TTL, queued but missing from the call index
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    sid = new_call_sid()
+    form = {"CallSid": sid, "AccountSid": ACCOUNT, "Digits": "1"}
+    assert signed_post(live_server.url, live_server.url, "/twilio/keypad?stage=menu", form).status_code == 200
+    wait_for(lambda: r.zscore(keys.calls_index(), sid) is not None, what="the keyed call indexed")
+    assert r.hget(keys.call(sid), "keypad") == "1" and r.hget(keys.call(sid), "queue")
+    assert r.ttl(keys.call(sid)) > 0 and r.ttl(keys.timeline(sid)) > 0
+    assert float(r.hget(keys.call(sid), "started_at")) > time.time() - 60  # analytics, retention, erasure find it
+    r.close()

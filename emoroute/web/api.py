@@ -18,7 +18,8 @@ router = APIRouter(prefix="/api", tags=["api"])
 log = logging.getLogger(__name__)
 # a number as Twilio gives it, or a Twilio Client identity ("client:alice"); a withheld number
 # ("anonymous") names no one: such a caller's calls are erased one by one (DELETE /api/calls/{sid})
-CALLER_NUMBER = re.compile(r"^(?:\+?[0-9]{4,16}|client:[A-Za-z0-9_]{1,121})$")
+CLIENT_IDENTITY = re.compile(r"^client:[A-Za-z0-9_]{1,121}$")
+SIP_URI = re.compile(r"^sips?:[^@\s;]{1,64}@[A-Za-z0-9.-]{1,253}(?::[0-9]{1,5})?(?:;[^\s]{0,200})?$")
 WITHHELD = {"anonymous", "restricted", "unavailable", "unknown", "private"}
 
 
@@ -104,29 +105,68 @@ async def dry_run_requests(services: ServicesDep, _: SupervisorDep,
             if call_sid is None or r.call_sid == call_sid]
 
 
-@router.delete("/callers/{number}")
-async def erase_caller(number: str, services: ServicesDep, _: SupervisorDep) -> dict[str, Any]:
-    """Erase every finished call from a caller number (a data subject's right to erasure).
+class Erasure(BaseModel):
+    """Whose calls to erase: a caller's number (kept out of URLs and access logs)."""
 
-    Each call's summary, timeline and index entries are deleted, with the analytics roll-ups of
-    the hours they started in (recounted without them). A call still in progress is not touched
-    and is named in ``live``: repeat the request once it has ended. Supervisor only.
+    number: str = Field(..., max_length=300, description="The caller's number (E.164, with or without +, spaces "
+                                                         "or dashes), a Twilio Client identity or a SIP URI")
+
+
+def caller_identities(raw: str) -> list[str]:
+    """Return the forms a caller's identity may be stored in (Twilio's From), or raise 422.
+
+    A number is normalised to E.164 (``+`` and digits; "00" or no prefix are read as
+    international) and also looked for as given without ``+``; ``client:`` identities and
+    ``sip:`` URIs are taken as they are (a SIP URI's parameters dropped).
     """
-    if number.lower() in WITHHELD:
+    text = raw.strip()
+    if text.lower() in WITHHELD:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            f"number: {number!r} is a withheld number, shared by every such caller; erase "
+                            f"number: {text[:40]!r} is a withheld number, shared by every such caller; erase "
                             "their calls one by one with DELETE /api/calls/{call_sid}")
-    if not CALLER_NUMBER.match(number):
+    if CLIENT_IDENTITY.match(text):
+        return [text]
+    if SIP_URI.match(text):
+        return [text.split(";", 1)[0]]
+    digits = re.sub(r"[\s().-]", "", text)
+    digits = "+" + digits[2:] if digits.startswith("00") else digits
+    if not re.fullmatch(r"\+?[0-9]{4,16}", digits):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            "number: the caller's number as Twilio gives it (+ and 4-16 digits), "
-                            "or a Twilio Client identity (client:name)")
-    calls = await services.store.calls_of_caller(number=number,
-                                                 number_hash=caller_hash(services.settings.secret_key, number))
+                            "number: the caller's number (E.164: + and 4-16 digits; spaces, dashes and a "
+                            "missing + are accepted), a Twilio Client identity (client:name) or a SIP URI")
+    bare = digits.lstrip("+")
+    return ["+" + bare, bare]
+
+
+async def _erase_caller(raw: str, services: ServicesDep) -> dict[str, Any]:
+    forms = caller_identities(raw)
+    secret = services.settings.secret_key
+    calls = await services.store.calls_of_caller(numbers=forms, number_hashes=[caller_hash(secret, f) for f in forms])
     done = [c["call_sid"] for c in calls if _has_ended(services, c)]
     live = [c["call_sid"] for c in calls if c["call_sid"] not in done]
-    erased = await services.store.erase_calls(done)
-    log.info("erasure: %d calls of caller %s deleted, %d still live", erased, mask_phone(number), len(live))
+    erased = await services.store.erase_calls(done, numbers=forms)
+    if services.scrubber is not None:
+        await services.scrubber.erased(done)
+    log.info("erasure: %d calls of caller %s deleted, %d still live", erased, mask_phone(forms[0]), len(live))
     return {"erased": done, "live": live}
+
+
+@router.post("/erasures")
+async def erase_caller_by_body(body: Erasure, services: ServicesDep, _: SupervisorDep) -> dict[str, Any]:
+    """Erase every finished call of a caller (a data subject's right to erasure), the number in the body.
+
+    Each call's summary, timeline and index entries are deleted, with the analytics roll-ups of
+    the hours they started in (recounted without them), what this process spooled for them and,
+    within seconds, what Redis's files on disk held. A call still in progress is not touched
+    and is named in ``live``: repeat the request once it has ended. Supervisor only.
+    """
+    return await _erase_caller(body.number, services)
+
+
+@router.delete("/callers/{number}")
+async def erase_caller(number: str, services: ServicesDep, _: SupervisorDep) -> dict[str, Any]:
+    """The same as ``POST /api/erasures``, the number in the path (masked in the access log). Supervisor only."""
+    return await _erase_caller(number, services)
 
 
 def _has_ended(services: ServicesDep, call: dict[str, str]) -> bool:
@@ -146,6 +186,8 @@ async def erase_call(call_sid: str, services: ServicesDep, _: SupervisorDep) -> 
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no call {call_sid}")
     if not _has_ended(services, call):
         raise HTTPException(status.HTTP_409_CONFLICT, f"call {call_sid} is in progress: erase it once it has ended")
-    await services.store.erase_calls([call_sid])
+    await services.store.erase_calls([call_sid], numbers=[call.get("caller", "")] if call.get("caller") else [])
+    if services.scrubber is not None:
+        await services.scrubber.erased([call_sid])
     log.info("erasure: call %s deleted", call_sid)
     return {"erased": [call_sid], "live": []}

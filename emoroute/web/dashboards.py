@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -47,6 +48,7 @@ STATIC = {"app.js": "text/javascript", "style.css": "text/css"}
 # call length) and this margin has passed (late writes, a short Redis outage's outbox)
 ROLLUP_MARGIN_S = 3600.0
 templates = Jinja2Templates(directory=str(HERE / "templates"))
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/dashboard", tags=["dashboards"])
 
 
@@ -71,15 +73,20 @@ def _login_page(request: Request, target: str, *, error: str = "", code: int = s
     return templates.TemplateResponse(request, "login.html", context, status_code=code)
 
 
-async def _login_allowed(request: Request, services: ServicesDep) -> bool:
-    """Return False once the client has failed too many logins this minute."""
+async def _checked_login(request: Request, services: ServicesDep, token: str, target: str) -> Principal | Response:
+    """Return the token's principal, or the login page (429 past the attempts limit, else "Unknown token")."""
     client = request.client.host if request.client else "?"
-    return await services.login_guard.allowed(client)
-
-
-async def _login_failed(request: Request, services: ServicesDep) -> None:
-    services.metrics.login_failures.inc()
-    await services.login_guard.failed(request.client.host if request.client else "?")
+    guard = services.login_guard
+    if not await guard.attempt(client):
+        return _login_page(request, target, error="Too many failed logins; wait a minute",
+                           code=status.HTTP_429_TOO_MANY_REQUESTS)
+    principal = principal_for_token(token, services.settings)
+    if principal is None:
+        services.metrics.login_failures.inc()
+        log.warning("failed dashboard login from %s", client[:64])
+        return _login_page(request, target, error="Unknown token")
+    await guard.succeeded(client)
+    return principal
 
 
 async def _page(request: Request, services: ServicesDep, template: str, **context: Any) -> Response:
@@ -89,14 +96,10 @@ async def _page(request: Request, services: ServicesDep, template: str, **contex
     if token is not None:
         params = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
         clean = request.url.path + ("?" + "&".join(f"{k}={v}" for k, v in params) if params else "")
-        if not await _login_allowed(request, services):
-            return _login_page(request, clean, error="Too many failed logins; wait a minute",
-                               code=status.HTTP_429_TOO_MANY_REQUESTS)
-        principal = principal_for_token(token, settings)
-        if principal is None:
-            await _login_failed(request, services)
-            return _login_page(request, clean, error="Unknown token")
-        return _signed_in(request, settings, clean, principal, token)
+        checked = await _checked_login(request, services, token, clean)
+        if isinstance(checked, Response):
+            return checked
+        return _signed_in(request, settings, clean, checked, token)
     principal = _principal_or_none(request, settings)
     if principal is None:
         return _login_page(request, request.url.path + ("?" + request.url.query if request.url.query else ""))
@@ -109,14 +112,10 @@ async def login(request: Request, services: ServicesDep, token: str = Form(..., 
                 next: str = Form("/dashboard", max_length=2048)) -> Response:
     """Check a token and start a session (a signed, expiring HttpOnly cookie)."""
     target = next if next.startswith("/dashboard") and not next.startswith("//") else "/dashboard"
-    if not await _login_allowed(request, services):
-        return _login_page(request, target, error="Too many failed logins; wait a minute",
-                           code=status.HTTP_429_TOO_MANY_REQUESTS)
-    principal = principal_for_token(token, services.settings)
-    if principal is None:
-        await _login_failed(request, services)
-        return _login_page(request, target, error="Unknown token")
-    return _signed_in(request, services.settings, target, principal, token)
+    checked = await _checked_login(request, services, token, target)
+    if isinstance(checked, Response):
+        return checked
+    return _signed_in(request, services.settings, target, checked, token)
 
 
 @router.api_route("/logout", methods=["GET", "POST"], include_in_schema=False)

@@ -112,12 +112,17 @@ async def voice(request: Request, services: ServicesDep) -> Response:
     params = await _verified_params(request, services)
     call_sid = _call_ids(params, services)
     settings, prompts = services.settings, services.policy.prompts
-    services.ledger.announce(call_sid)
+    announced: bool | None = False
     with contextlib.suppress(TimeoutError):
         # the local ledger covers this process if Redis is slow; other processes then refuse the
         # stream and the caller reaches the fallback queue through the <Redirect>
-        await asyncio.wait_for(services.store.announce_call(call_sid=call_sid, ttl_s=settings.stream_token_ttl_s),
-                               ANNOUNCE_WAIT_S)
+        announced = await asyncio.wait_for(
+            services.store.announce_call(call_sid=call_sid, ttl_s=settings.stream_token_ttl_s), ANNOUNCE_WAIT_S)
+    if announced is None:
+        # an erased call's webhook again: a replay (Twilio asks once per call); nothing is recreated
+        log.warning("call %s: voice webhook for an erased call refused", call_sid)
+        return Response(goodbye_twiml(text="", voice=prompts.voice), media_type=XML)
+    services.ledger.announce(call_sid)
     stream_params = {"caller": params.get("From", ""),
                      **stream_parameters(settings.secret_key, account_sid=settings.twilio_account_sid,
                                          call_sid=call_sid)}
@@ -247,6 +252,8 @@ async def _opt_out(services: ServicesDep, call_sid: str, via: str) -> None:
     if not await _to_holder(services, call_sid, {"action": "opt_out", "via": via}):
         services.metrics.opt_outs.inc()
         _later(lambda: services.store.opt_out(call_sid=call_sid, t=0.0, via=via))
+        if services.scrubber is not None:
+            await services.scrubber.opted_out(call_sid)
     log.info("call %s: caller opted out of analysis (%s)", call_sid, via)
 
 
@@ -258,7 +265,8 @@ async def _store_keyed(services: ServicesDep, call_sid: str, key: str, decision:
            lambda: services.store.record_decision(call_sid=call_sid, decision=decision, t=0.0, arrival=arrival,
                                                   latency_ms=None, kind="keypad",
                                                   enqueued=not services.policy.identification),
-           lambda: services.store.phase_changed(call_sid=call_sid, phase=phase, t=None))
+           lambda: services.store.phase_changed(call_sid=call_sid, phase=phase, t=None),
+           lambda: services.store.adopt_call(call_sid=call_sid, at=arrival))
 
 
 @router.post("/twilio/identify")
@@ -329,7 +337,8 @@ async def survey(request: Request, services: ServicesDep, attempt: int = 0) -> R
         services.metrics.surveys.labels("answered").inc()
         answered_at = str(time.time())
         _later(lambda: services.store.mark(call_sid=call_sid, fields={"csat": digits, "csat_at": answered_at},
-                                           entry={"type": "survey", "score": int(digits)}))
+                                           entry={"type": "survey", "score": int(digits)}),
+               lambda: services.store.adopt_call(call_sid=call_sid, at=float(answered_at)))
         log.info("call %s: survey score %s", call_sid, digits)
         return Response(goodbye_twiml(text=policy.survey.thanks, voice=policy.prompts.voice), media_type=XML)
     if attempt < 1:
@@ -426,6 +435,8 @@ async def _admit(event: CallStarted, services: ServicesDep) -> tuple[str, str] |
         return "not_announced", f"call {event.call_sid}: no signed voice webhook announced it"
     if claimed == -2:
         return "opted_out", f"call {event.call_sid}: the caller refused the analysis"
+    if claimed == -3:
+        return "erased", f"call {event.call_sid}: the call was erased"
     if claimed < 0:
         return "duplicate_stream", f"call {event.call_sid} already has a stream"
     return None

@@ -1,0 +1,107 @@
+"""What an erasure or an opt-out must reach beyond the live keys: Redis's files and queued jobs.
+
+This process's outbox spools are reached by ``CallStore.erase_calls``.
+
+Deleting keys does not delete what Redis already wrote to disk: the append-only file keeps every
+command (a caller's number, call SID, transcripts) until it is rewritten, and an RDB snapshot
+keeps the keys until the next save. :class:`DiskScrubber` has Redis rewrite its append-only file
+(``BGREWRITEAOF``) and, where snapshots are configured, save a new one (``BGSAVE SCHEDULE``)
+within ``delay_s`` of an erasure or opt-out; requests arriving together share one rewrite. A
+rewrite that was already running when the keys were deleted forked before the deletion, so it is
+asked for again once it has finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from redis.exceptions import RedisError, ResponseError
+
+from router.asr_jobs import drop_jobs_of_calls
+
+log = logging.getLogger(__name__)
+
+
+class DiskScrubber:
+    """Carries erasures and opt-outs to the job streams and Redis's files."""
+
+    def __init__(self, redis: Any, *, jobs_redis: Any | None = None, delay_s: float = 2.0) -> None:
+        """Use ``redis`` for the rewrite, ``jobs_redis`` (bytes replies) for the job streams, if any."""
+        self.redis = redis
+        self.jobs_redis = jobs_redis
+        self.delay_s = delay_s
+        self.rewrites = 0
+        self._wanted = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start the background task that runs the requested rewrites."""
+        self._task = asyncio.create_task(self._run(), name="disk-scrubber")
+
+    async def stop(self) -> None:
+        """Stop the background task (a rewrite already asked of Redis goes on there)."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def erased(self, call_sids: Iterable[str]) -> None:
+        """Reach what the erasure of these calls left outside their keys."""
+        await self._drop_jobs([s for s in call_sids if s])
+        self._wanted.set()
+
+    async def opted_out(self, call_sid: str) -> None:
+        """Reach what a caller's opt-out left outside the call's keys (its jobs, the files on disk)."""
+        await self._drop_jobs([call_sid])
+        self._wanted.set()
+
+    async def _drop_jobs(self, call_sids: list[str]) -> None:
+        if self.jobs_redis is None or not call_sids:
+            return
+        try:
+            await drop_jobs_of_calls(self.jobs_redis, call_sids)
+        except (RedisError, OSError) as exc:  # jobs expire with their deadline and the age trim anyway
+            log.warning("queued transcription jobs of %d calls not deleted (%s)", len(call_sids), exc)
+
+    async def _run(self) -> None:
+        while True:
+            await self._wanted.wait()
+            await asyncio.sleep(self.delay_s)  # erasures arriving together share one rewrite
+            self._wanted.clear()
+            try:
+                done = await self._rewrite()
+            except (RedisError, OSError) as exc:
+                log.warning("Redis's files not rewritten after an erasure (%s); retrying", exc)
+                done = False
+            if not done:
+                self._wanted.set()
+
+    async def _rewrite(self) -> bool:
+        """Ask Redis to rewrite its files; return False when it must be asked again later."""
+        info = await self.redis.info("persistence")
+        if int(info.get("aof_rewrite_in_progress", 0)):
+            return False  # that rewrite forked before the deletion: ask once it is done
+        if int(info.get("aof_enabled", 0)):
+            try:
+                await self.redis.bgrewriteaof()
+            except ResponseError as exc:
+                if "in progress" in str(exc):
+                    return False
+                raise
+        if await self._snapshots_configured():
+            with contextlib.suppress(ResponseError):  # "already in progress": that one ends with a save too
+                await self.redis.execute_command("BGSAVE", "SCHEDULE")
+        self.rewrites += 1
+        log.info("erasure: Redis asked to rewrite its append-only file%s",
+                 "" if int(info.get("aof_enabled", 0)) else " (off: nothing to rewrite)")
+        return True
+
+    async def _snapshots_configured(self) -> bool:
+        try:
+            save = await self.redis.config_get("save")
+        except ResponseError:  # CONFIG renamed or disabled (managed Redis, the embedded one): unknown
+            return False
+        return bool(str(save.get("save", "")).strip())
