@@ -21,6 +21,7 @@ from audio_models.vad import SileroVAD
 from dashboards.auth import LoginGuard
 from dashboards.gate import ComputeGate
 from dashboards.hub import EventHub
+from emoroute.log_safety import RefusalLog
 from emoroute.redis_server import EmbeddedRedis
 from emoroute.settings import Settings
 from router.asr_jobs import JobCipher, RemoteTranscriber
@@ -67,6 +68,8 @@ class Services:
     remote_asr: RemoteTranscriber | None = None
     raw_redis: aioredis.Redis | None = None
     scrubber: DiskScrubber | None = None
+    # warnings about refused requests (anyone can send them): escaped, at most 30 a minute
+    refusals: RefusalLog = field(default_factory=RefusalLog)
     streams_open: int = 0
     # sockets not yet started, by client address (a cap per address: one captured signature
     # cannot hold every stream slot with idle sockets)

@@ -856,3 +856,16 @@ def test_a_keyed_call_whose_stream_never_started_gets_a_record_retention_and_era
     assert r.ttl(keys.call(sid)) > 0 and r.ttl(keys.timeline(sid)) > 0
     assert float(r.hget(keys.call(sid), "started_at")) > time.time() - 60  # analytics, retention, erasure find it
     r.close()
+
+
+def test_forged_requests_cannot_write_lines_into_the_log_or_flood_it(live_server, caplog):
+    # the review's finding (#33): a forged webhook logged 40 raw characters of CallSid (newlines
+    # included) and every refused request wrote a WARNING (5,000 requests, 5,000 lines)
+    forged = {"CallSid": "CA1\nINFO emoroute granted supervisor", "AccountSid": ACCOUNT}
+    with caplog.at_level("WARNING"), httpx.Client(base_url=live_server.url) as client:
+        for _ in range(200):
+            assert client.post("/twilio/voice", data=forged, headers={"X-Twilio-Signature": "x"}).status_code == 403
+    lines = [r.getMessage() for r in caplog.records if "forged X-Twilio-Signature" in r.getMessage()]
+    assert 1 <= len(lines) <= 30, len(lines)
+    assert all("\n" not in line and "CA1\\nINFO" in line for line in lines), lines[:1]
+    assert metric(live_server, 'emoroute_signature_failures_total{endpoint="/twilio/voice"}') >= 200

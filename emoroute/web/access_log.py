@@ -41,3 +41,4 @@ def install() -> None:
     access = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, ScrubAccessLog) for f in access.filters):
         access.addFilter(ScrubAccessLog())
+

@@ -83,7 +83,7 @@ async def _checked_login(request: Request, services: ServicesDep, token: str, ta
     principal = principal_for_token(token, services.settings)
     if principal is None:
         services.metrics.login_failures.inc()
-        log.warning("failed dashboard login from %s", client[:64])
+        services.refusals.warning(log, "failed dashboard login from %s", client)
         return _login_page(request, target, error="Unknown token")
     await guard.succeeded(client)
     return principal

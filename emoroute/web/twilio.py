@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 from twilio.request_validator import RequestValidator
 
+from emoroute.log_safety import printable
 from emoroute.web.deps import ServicesDep
 from router.live import trajectory_of
 from router.policy import Decision, decide
@@ -76,7 +77,7 @@ async def _verified_params(request: Request, services: ServicesDep) -> dict[str,
     client = request.client.host if request.client else "?"
     if settings.validate_signatures and not signature:
         services.metrics.signature_failures.labels(request.url.path).inc()
-        log.warning("rejected %s from %s: missing X-Twilio-Signature", request.url.path, client)
+        services.refusals.warning(log, "rejected %s from %s: missing X-Twilio-Signature", request.url.path, client)
         raise HTTPException(status.HTTP_403_FORBIDDEN, "invalid or missing X-Twilio-Signature")
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != FORM:
         raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, f"Twilio webhooks are {FORM}")
@@ -90,8 +91,8 @@ async def _verified_params(request: Request, services: ServicesDep) -> dict[str,
     url = _signed_url(settings.public_url, request.url.path, request.url.query)
     if not RequestValidator(settings.twilio_auth_token).validate(url, params, signature):
         services.metrics.signature_failures.labels(request.url.path).inc()
-        log.warning("rejected %s: forged X-Twilio-Signature (CallSid=%.40s, from %s)", request.url.path,
-                    params.get("CallSid", "?"), client)
+        services.refusals.warning(log, "rejected %s: forged X-Twilio-Signature (CallSid=%s, from %s)",
+                                  request.url.path, printable(params.get("CallSid", "?"), 40), client)
         raise HTTPException(status.HTTP_403_FORBIDDEN, "invalid or missing X-Twilio-Signature")
     return params
 
@@ -390,7 +391,7 @@ async def taskrouter_event(request: Request, services: ServicesDep) -> Response:
     call_sid = str(attributes.get("call_sid", "")) if isinstance(attributes, dict) else ""
     if not is_call_sid(call_sid):
         return Response(status_code=status.HTTP_204_NO_CONTENT)  # a task EmoRoute did not create
-    agent = (params.get("WorkerName") or params.get("WorkerSid") or "taskrouter")[:64]
+    agent = printable(params.get("WorkerName") or params.get("WorkerSid") or "taskrouter", 64)
     services.coordinator.mark_with_agent(call_sid)
     await services.store.mark_with_agent(call_sid=call_sid, agent_id=agent, source="taskrouter")
     if services.registry is not None:
@@ -402,7 +403,7 @@ async def taskrouter_event(request: Request, services: ServicesDep) -> Response:
 async def _refuse(websocket: WebSocket, services: ServicesDep, reason: str, detail: str, *,
                   code: int = status.WS_1008_POLICY_VIOLATION) -> None:
     services.metrics.streams_refused.labels(reason).inc()
-    log.warning("refused Media Stream (%s): %s", reason, detail[:200])
+    services.refusals.warning(log, "refused Media Stream (%s): %s", reason, detail)
     # before the handshake is accepted, closing answers it with HTTP 403
     if websocket.client_state != WebSocketState.DISCONNECTED:
         with contextlib.suppress(WebSocketDisconnect, RuntimeError):
