@@ -280,3 +280,29 @@ def test_a_cue_rule_with_min_probability_matches_on_the_probability():
     angry = next(r for r in rules if r.emotion == "angry" and not r.intent and not r.trend)
     assert pick_cue(lowered, emotion="angry", trend="steady", intents=set(),
                     probs={"angry": 0.5, "sad": 0.4, "happy": 0.05, "neutral": 0.05}) == angry.say
+
+
+async def test_an_agent_name_is_plain_text_in_the_timeline_never_a_link(live_server, browser, redis_url):
+    # the review's finding (#33): an agent name became a clickable outbound link inside the Plotly
+    # timeline (<a xlink:href=...>), as Plotly renders a little HTML in chart text
+    import time
+
+    import redis.asyncio as aioredis
+
+    from router.store import CallStore, Outbox
+    from tests.helpers import new_call_sid
+
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    store = CallStore(client, outbox=Outbox(None), retention_s=86400, seconds_per_point=60,
+                      queues=["retention", "sales", "general"])
+    sid, name = new_call_sid(), '<a href="https://evil.example/">Nia</a>'
+    await store.call_started(call_sid=sid, stream_sid="MZ", caller="+15550002121", started_at=time.time() - 30)
+    assert await store.mark_with_agent(call_sid=sid, agent_id=name, source="taskrouter")
+    await client.aclose()
+    browser.get(f"{live_server.url}/dashboard/calls/{sid}?token=dev-supervisor-token")
+    chart = "document.getElementById('chart')"
+    wait_js(browser, f"{chart}.layout && {chart}.layout.annotations.some((a) => a.text.includes('Nia'))",
+            what="the pickup drawn")
+    assert js(browser, "document.querySelectorAll('#chart a').length") == 0
+    shown = js(browser, "[...document.querySelectorAll('#chart .annotation-text')].map((t) => t.textContent)")
+    assert f"agent {name}" in shown, shown

@@ -116,6 +116,10 @@ function initSupervisor() {
 }
 
 // ---- call timeline ---------------------------------------------------------
+// Plotly renders a little HTML in chart text (<a href>, <b>, <br>): whatever a call carries (agent
+// names, transcripts, intents, queue and phase names) is shown as plain text, never as markup
+const plain = (value) => String(value ?? "").replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+
 function drawTimeline(data) {
   const summary = data.call;
   const fields = ["caller", "status", "phase", "queue", "priority", "reason", "keypad", "agent", "csat", "opted_out",
@@ -131,7 +135,7 @@ function drawTimeline(data) {
   traces.push({ x: t, y: readings.map((r) => Number(r.valence)), name: "valence", yaxis: "y2", mode: "lines+markers", line: { color: "#6a1b9a", dash: "dot" } });
   const said = data.timeline.filter((e) => e.transcript);
   traces.push({ x: said.map((e) => Number(e.t)), y: said.map(() => 1.04), name: "said", mode: "markers", marker: { symbol: "diamond", size: 11, color: "#263238" },
-    hovertext: said.map((e) => e.transcript + (e.intents ? `  [${e.intents}]` : "")), hoverinfo: "text+x" });
+    hovertext: said.map((e) => plain(e.transcript + (e.intents ? `  [${e.intents}]` : ""))), hoverinfo: "text+x" });
   const marks = data.timeline.filter((e) => ["decision", "keypad", "reprioritise", "reroute", "pickup", "opted_out"].includes(e.type));
   let lastT = t.length ? t[t.length - 1] : 0;
   const shapes = marks.map((m) => {
@@ -139,7 +143,7 @@ function drawTimeline(data) {
     return { type: "line", x0: x, x1: x, yref: "paper", y0: 0, y1: 1, line: { color: m.type === "pickup" ? "#00897b" : "#212121", dash: "dash", width: 1.5 } };
   });
   const annotations = marks.map((m) => ({ x: m.t !== undefined ? Number(m.t) : lastT, yref: "paper", y: 1.08, showarrow: false,
-    text: m.type === "pickup" ? `agent ${m.agent}` : m.type === "opted_out" ? "opted out" : `${m.type}: ${m.queue} P${m.priority}`,
+    text: plain(m.type === "pickup" ? `agent ${m.agent}` : m.type === "opted_out" ? "opted out" : `${m.type}: ${m.queue} P${m.priority}`),
     font: { size: 11 } }));
   // call phases as bands: greeting from 0, then each phase entry until the next (or the last thing heard)
   const ends = data.timeline.map((e) => Number(e.t)).filter((x) => !Number.isNaN(x));
@@ -150,7 +154,7 @@ function drawTimeline(data) {
     if (x1 <= s.t) return;
     shapes.push({ type: "rect", layer: "below", x0: s.t, x1, yref: "paper", y0: 0, y1: 1, line: { width: 0 },
       fillcolor: PHASE_COLOURS[s.phase] || "#eeeeee", opacity: 0.3 });
-    annotations.push({ x: (s.t + x1) / 2, yref: "paper", y: 0.995, yanchor: "top", showarrow: false, text: s.phase,
+    annotations.push({ x: (s.t + x1) / 2, yref: "paper", y: 0.995, yanchor: "top", showarrow: false, text: plain(s.phase),
       bgcolor: "rgba(255,255,255,0.7)", font: { size: 11, color: "#37474f" } });
   });
   $("#chart").dataset.phases = starts.map((s) => s.phase).join(",");
@@ -177,7 +181,7 @@ function isoInput(date) { return date.toISOString().slice(0, 16); }
 
 function stacked(target, byKey, title) {
   const keys = Object.keys(byKey);
-  const traces = LABELS.map((label) => ({ x: keys, y: keys.map((k) => byKey[k][label] || 0), name: label, type: "bar", marker: { color: STYLE[label].colour } }));
+  const traces = LABELS.map((label) => ({ x: keys.map(plain), y: keys.map((k) => byKey[k][label] || 0), name: label, type: "bar", marker: { color: STYLE[label].colour } }));
   Plotly.react(target, traces, { barmode: "stack", title: { text: title }, margin: { t: 40, b: 60 } }, SMALL_CHART);
 }
 
