@@ -60,9 +60,15 @@ def create_app(
 ) -> FastAPI:
     """Return the EmoRoute FastAPI app (tests pass their own settings, model or actions)."""
     install_access_log_scrub()
+    settings = settings or Settings()
+    # the interactive API docs load Swagger UI from a CDN and describe every route to anyone:
+    # served in development only
+    docs = settings.environment == "development"
     app = FastAPI(title="EmoRoute", version="0.1.0", lifespan=_lifespan,
-                  description="Emotion-aware call routing for contact centres.")
-    app.state.settings = settings or Settings()
+                  description="Emotion-aware call routing for contact centres.",
+                  docs_url="/docs" if docs else None, redoc_url=None,
+                  openapi_url="/openapi.json" if docs else None)
+    app.state.settings = settings
     app.state.emotion_model = emotion_model
     app.state.actions = actions
     app.state.transcriber = transcriber
@@ -85,7 +91,8 @@ def create_app(
     @app.exception_handler(RedisConnectionError)
     @app.exception_handler(RedisTimeoutError)
     async def _redis_down(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"detail": f"Redis unavailable ({exc}); calls are still routed"}, status_code=503)
+        log.warning("Redis unavailable for %s: %s", request.url.path, exc)  # its address stays in the log
+        return JSONResponse({"detail": "Redis unavailable; calls are still routed"}, status_code=503)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz(request: Request) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from audio_models.audio_io import load_audio
 from benchmarks.transcription_benchmark import INTENTS
 from emoroute.app import create_app
 from emoroute.redis_server import EmbeddedRedis, free_port
+from emoroute.settings import Settings
 from router import keys
 from router.policy import load_policy
 from telephony.credentials import stream_parameters
@@ -384,7 +385,9 @@ def test_api_takes_the_bearer_header_only_and_dashboards_a_signed_expiring_sessi
         # an invalid ?token= next to a valid session sets no cookie
         bad = client.get("/dashboard/supervisor?token=nope", follow_redirects=False)
         assert bad.status_code == 401 and "set-cookie" not in bad.headers
-        out = client.get("/dashboard/logout", follow_redirects=False)
+        # logout is a POST (a link or image on another page cannot sign anyone out: #33)
+        assert client.get("/dashboard/logout", follow_redirects=False).status_code == 405
+        out = client.post("/dashboard/logout", follow_redirects=False)
         assert out.status_code == 303 and 'emoroute_session=""' in out.headers["set-cookie"]
         # non-ASCII tokens are simply wrong
     with httpx.Client(base_url=base) as client:
@@ -869,3 +872,24 @@ def test_forged_requests_cannot_write_lines_into_the_log_or_flood_it(live_server
     assert 1 <= len(lines) <= 30, len(lines)
     assert all("\n" not in line and "CA1\\nINFO" in line for line in lines), lines[:1]
     assert metric(live_server, 'emoroute_signature_failures_total{endpoint="/twilio/voice"}') >= 200
+
+
+
+def test_login_csrf_is_refused_and_production_serves_no_api_docs(live_server):
+    # the review's informational findings (#33): a cross-site POST or ?token= link signed the victim
+    # in as the attacker; /docs and /openapi.json (Swagger UI from a CDN) were open in production
+    cross = {"Sec-Fetch-Site": "cross-site"}
+    with httpx.Client(base_url=live_server.url) as client:
+        form = client.post("/dashboard/login", data={"token": "dev-supervisor-token"}, headers=cross,
+                           follow_redirects=False)
+        link = client.get("/dashboard/supervisor?token=dev-supervisor-token", headers=cross, follow_redirects=False)
+        assert form.status_code == link.status_code == 403
+        assert "set-cookie" not in form.headers and "set-cookie" not in link.headers
+        same = client.post("/dashboard/login", data={"token": "dev-supervisor-token"},
+                           headers={"Sec-Fetch-Site": "same-origin"}, follow_redirects=False)
+        assert same.status_code == 303 and "emoroute_session=" in same.headers["set-cookie"]
+        assert client.get("/openapi.json").status_code == 200  # development serves them
+    production = Settings(twilio_auth_token="0f3a9c2b7d1e4f60a8b5", api_token="s3cret-supervisor-9x2",
+                          agent_tokens="a1=s3cret-agent1-q7w", secret_key="4d1f9a07c2e85b36" * 3)
+    app = create_app(production)
+    assert app.openapi_url is None and app.docs_url is None and app.redoc_url is None

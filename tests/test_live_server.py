@@ -244,8 +244,10 @@ async def test_api_enforces_tokens_and_roles(live_server, neutral_audio):
         assert (await client.put("/api/agents/agent-1", json={"name": "A", "skills": ["general"]},
                                  headers=SUPERVISOR)).status_code == 204
         assert (await client.post("/api/agents/agent-2/next", headers=AGENT)).status_code == 403
+        # an agent sees the queues they serve, without other callers' SIDs (security review, #33)
+        assert set((await client.get("/api/queues", headers=SUPERVISOR)).json()) == {"retention", "sales", "general"}
         queues = (await client.get("/api/queues", headers=AGENT)).json()
-        assert set(queues) == {"retention", "sales", "general"}
+        assert set(queues) == {"general"} and all("call_sid" not in c for c in queues["general"]["calls"])
         health = (await client.get("/healthz")).json()
         assert health["redis"] is True and health["status"] == "ok"
 

@@ -61,8 +61,17 @@ async def get_timeline(call_sid: str, services: ServicesDep, principal: Principa
 
 @router.get("/queues")
 async def queues(services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
-    """Return queue depth, oldest wait and waiting calls per queue."""
-    return await services.store.queue_stats(time.time())
+    """Return queue depth, oldest wait and waiting calls per queue.
+
+    An agent sees only the queues they serve, and their waiting calls without SIDs.
+    """
+    stats = await services.store.queue_stats(time.time())
+    if principal.role == "supervisor":
+        return stats
+    agent = await services.store.get_agent(principal.agent_id or "") or {}
+    mine = set(agent.get("skills", "").split(","))
+    return {q: {**figures, "calls": [{k: v for k, v in c.items() if k != "call_sid"} for c in figures["calls"]]}
+            for q, figures in stats.items() if q in mine}
 
 
 class AgentIn(BaseModel):

@@ -76,6 +76,10 @@ def _login_page(request: Request, target: str, *, error: str = "", code: int = s
 async def _checked_login(request: Request, services: ServicesDep, token: str, target: str) -> Principal | Response:
     """Return the token's principal, or the login page (429 past the attempts limit, else "Unknown token")."""
     client = request.client.host if request.client else "?"
+    if request.headers.get("sec-fetch-site") == "cross-site":
+        # login CSRF: another site's form or link would sign the victim in as the attacker
+        return _login_page(request, target, error="Sign in from this site's own login page",
+                           code=status.HTTP_403_FORBIDDEN)
     guard = services.login_guard
     if not await guard.attempt(client):
         return _login_page(request, target, error="Too many failed logins; wait a minute",
@@ -118,9 +122,9 @@ async def login(request: Request, services: ServicesDep, token: str = Form(..., 
     return _signed_in(request, services.settings, target, checked, token)
 
 
-@router.api_route("/logout", methods=["GET", "POST"], include_in_schema=False)
+@router.post("/logout", include_in_schema=False)
 async def logout(request: Request) -> Response:
-    """End the dashboard session."""
+    """End the dashboard session (POST only: a link or image elsewhere cannot sign anyone out)."""
     redirect = RedirectResponse("/dashboard", status_code=status.HTTP_303_SEE_OTHER)
     redirect.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
     return redirect
