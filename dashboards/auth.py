@@ -46,6 +46,22 @@ class LoginGuard:
         with contextlib.suppress(RedisError, OSError):
             await self.store.forgive_login_attempt(client=client)
 
+    async def blocked(self, client: str) -> bool:
+        """Return whether ``client`` is past the limit (for bearer tokens: checked, then counted if wrong)."""
+        try:
+            count = await self.store.login_attempts(client=client)
+        except (RedisError, OSError):
+            count = 0
+        started, local = self._local.get(client, (0.0, 0))
+        local = local if time.monotonic() - started < WINDOW_S else 0
+        return max(count, local) >= self.per_minute
+
+    async def failed(self, client: str) -> None:
+        """Count a wrong bearer token of ``client``."""
+        self._count_locally(client)
+        with contextlib.suppress(RedisError, OSError):
+            await self.store.count_login_attempt(client=client, window_s=WINDOW_S)
+
     def _count_locally(self, client: str) -> int:
         """Count locally too (the limit per process while Redis is unreachable)."""
         now = time.monotonic()

@@ -21,6 +21,7 @@ from audio_models.vad import SileroVAD
 from dashboards.auth import LoginGuard
 from dashboards.gate import ComputeGate
 from dashboards.hub import EventHub
+from dashboards.sessions import SessionRevocations
 from emoroute.log_safety import RefusalLog
 from emoroute.redis_server import EmbeddedRedis
 from emoroute.settings import Settings
@@ -70,6 +71,11 @@ class Services:
     scrubber: DiskScrubber | None = None
     # warnings about refused requests (anyone can send them): escaped, at most 30 a minute
     refusals: RefusalLog = field(default_factory=RefusalLog)
+    sessions: SessionRevocations = field(init=False)  # signed-out dashboard sessions, in the store's Redis
+
+    def __post_init__(self) -> None:
+        """Build what is derived from the store."""
+        self.sessions = SessionRevocations(self.store)
     streams_open: int = 0
     # sockets not yet started, by client address (a cap per address: one captured signature
     # cannot hold every stream slot with idle sockets)

@@ -87,6 +87,11 @@ def call_of_key(key: object) -> str | None:
     return key[len(_CALL_KEY):end] if end > 0 else None
 
 
+def revoked_session(session: str) -> str:
+    """Return the key marking a signed-out dashboard session (until the session would have expired)."""
+    return f"{PREFIX}:session:revoked:{session}"
+
+
 def login_failures(client: str) -> str:
     """Return the key counting failed dashboard logins from one client address."""
     return f"{PREFIX}:login_failures:{client}"

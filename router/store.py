@@ -623,6 +623,14 @@ class CallStore:
                                          keys.call(call_sid), keys.erased(call_sid), stream_sid,
                                          int(self.retention_s + self.max_call_s)))
 
+    async def revoke_session(self, session: str, *, ttl_s: int) -> None:
+        """Put a signed-out dashboard session on the revocation list for ``ttl_s`` seconds."""
+        await self.redis.set(keys.revoked_session(session), "1", ex=ttl_s)
+
+    async def session_revoked(self, session: str) -> bool:
+        """Return whether a dashboard session was signed out."""
+        return bool(await self.redis.exists(keys.revoked_session(session)))
+
     async def count_login_attempt(self, *, client: str, window_s: int = 60) -> int:
         """Count a dashboard login attempt from ``client`` in the current window; return the count.
 
@@ -630,6 +638,10 @@ class CallStore:
         Counted before the token is checked, so concurrent guesses cannot all pass the limit.
         """
         return int(await self.redis.eval(COUNT_IN_WINDOW_LUA, 1, keys.login_failures(client), window_s))
+
+    async def login_attempts(self, *, client: str) -> int:
+        """Return the attempts counted for ``client`` in the current window."""
+        return int(await self.redis.get(keys.login_failures(client)) or 0)
 
     async def forgive_login_attempt(self, *, client: str) -> None:
         """Take back a counted attempt that turned out to be a right token."""

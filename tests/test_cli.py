@@ -189,3 +189,4 @@ def test_compose_scales_web_and_workers_behind_a_websocket_aware_proxy():
     subnet = compose["networks"]["default"]["ipam"]["config"][0]["subnet"]
     assert ipaddress.ip_address(trusted) in ipaddress.ip_network(subnet)
     assert "X-Forwarded-For $proxy_add_x_forwarded_for" in conf
+    assert "location ~ ^/(metrics|healthz)$ {\n            return 404;" in conf  # not proxied to the internet

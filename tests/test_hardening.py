@@ -414,7 +414,7 @@ def test_the_session_cookie_is_secure_behind_a_trusted_tls_proxy(server_factory,
 
 def test_failed_logins_are_rate_limited_per_client(server_factory, redis_url):
     thread, server = server_factory(redis_url, login_failures_per_minute=3)
-    with thread, httpx.Client(base_url=server.url) as client:
+    with thread, httpx.Client(base_url=server.url, transport=httpx.HTTPTransport(local_address="127.0.0.31")) as client:
         codes = [client.post("/dashboard/login", data={"token": f"guess{i}", "next": "/dashboard"}).status_code
                  for i in range(5)]
         assert codes == [401, 401, 401, 429, 429]
@@ -451,7 +451,7 @@ async def test_concurrent_guesses_on_two_processes_share_one_limit_on_redis_6_2(
     assert redis.Redis.from_url(redis_url).info("server")["redis_version"].startswith("6.2")
     (thread_a, a), (thread_b, b) = (server_factory(redis_url, login_failures_per_minute=3) for _ in range(2))
     with thread_a, thread_b:
-        async with httpx.AsyncClient() as client:
+        async with httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(local_address="127.0.0.32")) as client:
             replies = await asyncio.gather(*(client.post(f"{server.url}/dashboard/login", data={"token": f"g{i}"})
                                              for i, server in enumerate([a, b] * 6)))
         codes = sorted(r.status_code for r in replies)
@@ -893,3 +893,54 @@ def test_login_csrf_is_refused_and_production_serves_no_api_docs(live_server):
                           agent_tokens="a1=s3cret-agent1-q7w", secret_key="4d1f9a07c2e85b36" * 3)
     app = create_app(production)
     assert app.openapi_url is None and app.docs_url is None and app.redoc_url is None
+
+
+def test_a_signed_out_session_is_refused_everywhere_even_as_a_copied_cookie(server_factory, redis_url):
+    # the review's finding (#33): logout did not end a session: a copied cookie worked for 8 h
+    (thread_a, a), (thread_b, b) = (server_factory(redis_url) for _ in range(2))
+    with thread_a, thread_b, httpx.Client(base_url=a.url) as browser:
+        signed_in = browser.post("/dashboard/login", data={"token": "dev-supervisor-token"}, follow_redirects=False)
+        cookie = signed_in.cookies["emoroute_session"]
+        copies = [httpx.Client(base_url=s.url, cookies={"emoroute_session": cookie}) for s in (a, b)]
+        assert all(c.get("/dashboard/api/wallboard").status_code == 200 for c in copies)
+        assert browser.post("/dashboard/logout", follow_redirects=False).status_code == 303
+        assert [c.get("/dashboard/api/wallboard").status_code for c in copies] == [401, 401]
+        # a new sign-in is a new session
+        again = browser.post("/dashboard/login", data={"token": "dev-supervisor-token"}, follow_redirects=False)
+        with httpx.Client(base_url=b.url, cookies={"emoroute_session": again.cookies["emoroute_session"]}) as fresh:
+            assert fresh.get("/dashboard/api/wallboard").status_code == 200
+        for c in copies:
+            c.close()
+
+
+def test_bearer_token_guesses_are_limited_per_client(server_factory, redis_url):
+    # the review's finding (#33): bearer-token guesses on /api/* were never limited or counted
+    thread, server = server_factory(redis_url, login_failures_per_minute=3)
+    local = httpx.HTTPTransport(local_address="127.0.0.33")
+    with thread, httpx.Client(base_url=server.url, transport=local) as client:
+        codes = [client.get("/api/calls", headers={"Authorization": f"Bearer guess-{i}"}).status_code for i in range(5)]
+        assert codes == [401, 401, 401, 429, 429]
+        # past the limit even a right token waits out the minute from that address, not from others
+        assert client.get("/api/calls", headers=SUPERVISOR).status_code == 429
+        assert httpx.get(server.url + "/api/calls", headers=SUPERVISOR).status_code == 200
+
+
+def test_one_supervisor_session_cannot_take_every_live_event_slot(server_factory, redis_url):
+    # the review's finding (#33): supervisors share one identity, so one of them could take all its
+    # live-event slots; signed-in browsers now hold slots per session
+    thread, server = server_factory(redis_url, sse_per_user=1)
+    with thread:
+        sessions = []
+        for _ in range(2):
+            with httpx.Client(base_url=server.url) as login:
+                signed = login.post("/dashboard/login", data={"token": "dev-supervisor-token"}, follow_redirects=False)
+                sessions.append(httpx.Client(base_url=server.url, timeout=10,
+                                             cookies={"emoroute_session": signed.cookies["emoroute_session"]}))
+        first, second = sessions
+        with first.stream("GET", "/dashboard/events?scope=all") as held:
+            assert held.status_code == 200
+            assert first.get("/dashboard/events?scope=all").status_code == 429  # this session's one slot
+            with second.stream("GET", "/dashboard/events?scope=all") as other:
+                assert other.status_code == 200  # another supervisor still gets live events
+        for client in sessions:
+            client.close()

@@ -36,9 +36,13 @@ from emoroute.web.deps import (
     Principal,
     ServicesDep,
     SettingsDep,
+    bearer_token,
     dashboard_principal,
+    principal_for_session,
     principal_for_token,
     session_cookie,
+    session_expiry,
+    session_id,
 )
 
 HERE = Path(dashboards.__file__).resolve().parent  # the dashboards package: templates/ and static/
@@ -52,8 +56,13 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/dashboard", tags=["dashboards"])
 
 
-def _principal_or_none(request: Request, settings: SettingsDep) -> Principal | None:
-    return dashboard_principal(request, settings)
+async def _principal_or_none(request: Request, services: ServicesDep) -> Principal | None:
+    """Return who is asking: a bearer token, else a session cookie that was not signed out."""
+    principal = dashboard_principal(request, services.settings)
+    session = session_id(request.cookies.get(SESSION_COOKIE))
+    if principal is None or bearer_token(request) or session is None:
+        return principal
+    return None if await services.sessions.revoked(session) else principal
 
 
 def _signed_in(request: Request, settings: SettingsDep, target: str, principal: Principal, token: str) -> Response:
@@ -104,7 +113,7 @@ async def _page(request: Request, services: ServicesDep, template: str, **contex
         if isinstance(checked, Response):
             return checked
         return _signed_in(request, settings, clean, checked, token)
-    principal = _principal_or_none(request, settings)
+    principal = await _principal_or_none(request, services)
     if principal is None:
         return _login_page(request, request.url.path + ("?" + request.url.query if request.url.query else ""))
     return templates.TemplateResponse(request, template, {"role": principal.role, "me": principal.agent_id or "",
@@ -123,8 +132,16 @@ async def login(request: Request, services: ServicesDep, token: str = Form(..., 
 
 
 @router.post("/logout", include_in_schema=False)
-async def logout(request: Request) -> Response:
-    """End the dashboard session (POST only: a link or image elsewhere cannot sign anyone out)."""
+async def logout(request: Request, services: ServicesDep) -> Response:
+    """End the dashboard session (POST only: a link or image elsewhere cannot sign anyone out).
+
+    The session goes on the revocation list for what is left of its lifetime, so a copy of the
+    cookie stops working too, on every web process.
+    """
+    cookie = request.cookies.get(SESSION_COOKIE)
+    session = session_id(cookie)
+    if session is not None and principal_for_session(cookie, services.settings) is not None:
+        await services.sessions.revoke(session, until=session_expiry(cookie) or time.time())
     redirect = RedirectResponse("/dashboard", status_code=status.HTTP_303_SEE_OTHER)
     redirect.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
     return redirect
@@ -133,7 +150,7 @@ async def logout(request: Request) -> Response:
 @router.get("", include_in_schema=False)
 async def home(request: Request, services: ServicesDep) -> Response:
     """Send supervisors to the wallboard and agents to their own view."""
-    principal = _principal_or_none(request, services.settings)
+    principal = await _principal_or_none(request, services)
     if principal is None:
         return await _page(request, services, "login.html")
     if principal.role == "agent":
@@ -158,7 +175,7 @@ async def static(name: str) -> FileResponse:
 @router.get("/agent", response_class=HTMLResponse)
 async def agent_page(request: Request, services: ServicesDep, agent: str = Query(..., max_length=64)) -> Response:
     """The agent's live cue card."""
-    principal = _principal_or_none(request, services.settings)
+    principal = await _principal_or_none(request, services)
     if principal and principal.role == "agent" and principal.agent_id != agent:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "agents see only their own view")
     return await _page(request, services, "agent.html", agent=agent, page="agent")
@@ -167,7 +184,7 @@ async def agent_page(request: Request, services: ServicesDep, agent: str = Query
 @router.get("/supervisor", response_class=HTMLResponse)
 async def supervisor_page(request: Request, services: ServicesDep) -> Response:
     """The supervisor wallboard."""
-    _forbid_agents(request, services.settings)
+    await _forbid_agents(request, services)
     return await _page(request, services, "supervisor.html", page="supervisor")
 
 
@@ -180,18 +197,18 @@ async def call_page(call_sid: str, request: Request, services: ServicesDep) -> R
 @router.get("/analytics", response_class=HTMLResponse)
 async def analytics_page(request: Request, services: ServicesDep) -> Response:
     """Aggregate analytics over a time range."""
-    _forbid_agents(request, services.settings)
+    await _forbid_agents(request, services)
     return await _page(request, services, "analytics.html", page="analytics")
 
 
-def _forbid_agents(request: Request, settings: SettingsDep) -> None:
-    principal = _principal_or_none(request, settings)
+async def _forbid_agents(request: Request, services: ServicesDep) -> None:
+    principal = await _principal_or_none(request, services)
     if principal and principal.role != "supervisor":
         raise HTTPException(status.HTTP_403_FORBIDDEN, "supervisor role required")
 
 
-def _require(request: Request, settings: SettingsDep, *, supervisor: bool = False) -> Principal:
-    principal = _principal_or_none(request, settings)
+async def _require(request: Request, services: ServicesDep, *, supervisor: bool = False) -> Principal:
+    principal = await _principal_or_none(request, services)
     if principal is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "sign in first (session cookie or bearer token)",
                             headers={"WWW-Authenticate": "Bearer"})
@@ -203,7 +220,7 @@ def _require(request: Request, settings: SettingsDep, *, supervisor: bool = Fals
 @router.get("/api/agent/{agent_id}")
 async def agent_json(agent_id: str, request: Request, services: ServicesDep) -> dict[str, Any]:
     """The agent view's data: connected or next caller with cues."""
-    principal = _require(request, services.settings)
+    principal = await _require(request, services)
     if principal.role == "agent" and principal.agent_id != agent_id:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "agents see only their own view")
     return await agent_state(services.store, services.policy, agent_id)
@@ -212,7 +229,7 @@ async def agent_json(agent_id: str, request: Request, services: ServicesDep) -> 
 @router.get("/api/calls/{call_sid}/timeline")
 async def call_timeline_json(call_sid: str, request: Request, services: ServicesDep) -> dict[str, Any]:
     """One call's summary and timeline for the timeline page (an agent sees only calls they took)."""
-    principal = _require(request, services.settings)
+    principal = await _require(request, services)
     call = await services.store.get_call(call_sid)
     if call is None or (principal.role == "agent" and call.get("agent") != principal.agent_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no call {call_sid} visible to you")
@@ -222,7 +239,7 @@ async def call_timeline_json(call_sid: str, request: Request, services: Services
 @router.get("/api/wallboard")
 async def wallboard_json(request: Request, services: ServicesDep) -> dict[str, Any]:
     """Live calls, queues and alerts."""
-    _require(request, services.settings, supervisor=True)
+    await _require(request, services, supervisor=True)
     return await wallboard(services.store, services.policy)
 
 
@@ -264,7 +281,7 @@ async def analytics_json(request: Request, services: ServicesDep, start: str | N
     Besides the routing figures: call phases, topics, escalation, repeat callers (the same caller
     within ``repeat_days`` before), opt-outs and the post-call score against the trajectory.
     """
-    _require(request, services.settings, supervisor=True)
+    await _require(request, services, supervisor=True)
     lo, hi = await _range(start, end, services)
 
     async def compute() -> dict[str, Any]:
@@ -291,7 +308,7 @@ async def analytics_csv(request: Request, services: ServicesDep, start: str | No
     file. Each batch is read and written while holding the analytics slot, one batch at a time,
     so an export of a month neither holds all its calls in memory nor crowds the live calls.
     """
-    _require(request, services.settings, supervisor=True)
+    await _require(request, services, supervisor=True)
     lo, hi = await _range(start, end, services)
     gate = services.analytics_gate
     async with gate.slot():
@@ -324,7 +341,7 @@ async def analytics_csv(request: Request, services: ServicesDep, start: str | No
 async def events(request: Request, services: ServicesDep, scope: str = Query("all", pattern="^(all|agent|call)$"),
                  id: str = Query("", max_length=64)) -> StreamingResponse:
     """Server-sent events: every call event (supervisor), one call's events, or an agent's own state."""
-    principal = _require(request, services.settings)
+    principal = await _require(request, services)
     if scope == "all" and principal.role != "supervisor":
         raise HTTPException(status.HTTP_403_FORBIDDEN, "supervisor role required")
     if scope == "agent" and principal.role == "agent" and principal.agent_id != id:
@@ -334,7 +351,11 @@ async def events(request: Request, services: ServicesDep, scope: str = Query("al
         if not call or call.get("agent") != principal.agent_id:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no call {id} visible to you")
     try:
-        subscription = services.hub.subscribe(f"{principal.role}:{principal.agent_id or ''}")
+        # slots per browser session (signed in), else per token: supervisors share one identity,
+        # and one of them must not take every slot of it
+        session = None if bearer_token(request) else session_id(request.cookies.get(SESSION_COOKIE))
+        subscription = services.hub.subscribe(f"session:{session}" if session
+                                              else f"{principal.role}:{principal.agent_id or ''}")
     except TooManyConnections as exc:
         raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, str(exc)) from exc
     # released when the stream ends, and by the background task should the stream never start

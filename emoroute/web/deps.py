@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import secrets
 import time
 from dataclasses import dataclass
 from typing import Annotated, Literal
@@ -82,7 +83,8 @@ def session_cookie(principal: Principal, token: str, settings: Settings, now: fl
     token (or the secret key) ends the session.
     """
     expires = int((now if now is not None else time.time()) + settings.session_max_age_s)
-    payload = f"{principal.role}|{principal.agent_id or ''}|{expires}|{_fingerprint(token)}"
+    # a random nonce: every sign-in is its own session, which logout can revoke alone
+    payload = f"{principal.role}|{principal.agent_id or ''}|{expires}|{_fingerprint(token)}|{secrets.token_hex(8)}"
     signature = hmac.new(_session_key(settings), payload.encode(), hashlib.sha256).hexdigest()
     return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=") + "." + signature
 
@@ -110,18 +112,51 @@ def principal_for_session(cookie: str | None, settings: Settings, now: float | N
     return None
 
 
+def session_id(cookie: str | None) -> str | None:
+    """Return the id a session cookie is revoked by (its signature), or None if it is not one."""
+    if not cookie or "." not in cookie or len(cookie) > 512:
+        return None
+    signature = cookie.rpartition(".")[2]
+    return signature[:32] if len(signature) == 64 else None
+
+
+def session_expiry(cookie: str | None) -> float | None:
+    """Return when a session cookie expires (not checked: use :func:`principal_for_session` first)."""
+    if not cookie or "." not in cookie:
+        return None
+    encoded = cookie.rpartition(".")[0]
+    try:
+        expires = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode().split("|")[2]
+    except (ValueError, UnicodeDecodeError, IndexError):
+        return None
+    return float(expires) if expires.isdigit() else None
+
+
 def dashboard_principal(request: HTTPConnection, settings: Settings) -> Principal | None:
     """Return who is asking on a dashboard route: a bearer token, else the session cookie."""
     return principal_for_token(bearer_token(request), settings) or principal_for_session(
         request.cookies.get(SESSION_COOKIE), settings)
 
 
-def get_principal(request: HTTPConnection, settings: SettingsDep) -> Principal:
-    """Return the principal for the request's bearer token; 401 without one (the API takes no cookie)."""
-    principal = principal_for_token(bearer_token(request), settings)
+async def get_principal(request: HTTPConnection, services: ServicesDep) -> Principal:
+    """Return the principal for the request's bearer token; 401 without one (the API takes no cookie).
+
+    Wrong tokens count against the client's address like failed dashboard sign-ins: past the
+    limit its tokens are not even checked for the rest of the minute (429).
+    """
+    token = bearer_token(request)
+    challenge = {"WWW-Authenticate": "Bearer"}
+    if token is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing bearer token", headers=challenge)
+    client = request.client.host if request.client else "?"
+    if await services.login_guard.blocked(client):
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "too many wrong tokens from this address; "
+                            "wait a minute", headers={"Retry-After": "60"})
+    principal = principal_for_token(token, services.settings)
     if principal is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or invalid bearer token",
-                            headers={"WWW-Authenticate": "Bearer"})
+        services.metrics.login_failures.inc()
+        await services.login_guard.failed(client)
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid bearer token", headers=challenge)
     return principal
 
 
