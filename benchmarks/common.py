@@ -41,7 +41,8 @@ def served(extra_env: dict[str, str] | None = None) -> Iterator[SimTarget]:
     with tempfile.TemporaryDirectory() as tmp:
         # the load generator streams faster than real time in its fast mode: lift the message-rate limit
         env = {**os.environ, "EMOROUTE_PUBLIC_URL": url, "EMOROUTE_DATA_DIR": tmp,
-               "EMOROUTE_MAX_FRAMES_PER_SECOND": "10000", **(extra_env or {})}
+               "EMOROUTE_MAX_FRAMES_PER_SECOND": "10000", "EMOROUTE_MAX_PENDING_STREAMS_PER_CLIENT": "1000",
+               **(extra_env or {})}
         if "REDIS_URL" not in (extra_env or {}):
             env.pop("REDIS_URL", None)  # the embedded Redis, as a single host runs it
         command = [sys.executable, "-m", "emoroute.cli", "serve", "--dev", "--port", str(port)]

@@ -124,8 +124,9 @@ class Settings(BaseSettings):
         5.0, gt=0, description="A socket that has not sent a valid `start` this long after it opened is closed "
                                "(Twilio sends `start` at once), so idle sockets cannot hold stream slots.")
     max_pending_streams_per_client: int = Field(
-        20, ge=1, description="Sockets one client address may hold open before their `start` (Twilio's "
-                              "take milliseconds to start); more are refused with 1013 before they take a slot.")
+        50, ge=1, description="Sockets one client address may hold open before their `start` (Twilio's take "
+                              "milliseconds, but its media servers open many calls at once from one address); "
+                              "more are refused with 1013 before they take a slot.")
     max_frames_per_second: float = Field(
         200.0, gt=0, description="Messages per second one stream may send (Twilio sends 50); more are "
                                  "dropped and counted, and a stream that keeps flooding is closed.")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,62 +17,11 @@ from pathlib import Path
 import pytest
 import redis
 
-from emoroute.redis_server import EmbeddedRedis, free_port, redis_server_binary
+from benchmarks.failover_drill import MASTER, SentinelSet
 from router import keys
 from tests.helpers import new_call_sid, stream_call, wait_for
 
 pytestmark = pytest.mark.timeout(240)
-MASTER = "mymaster"
-
-
-class SentinelSet:
-    """A primary, one replica and three sentinels (quorum 2), each a real redis-server process."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.tmp = tmp
-        self.primary = EmbeddedRedis(tmp / "primary", persist=True)
-        self.replica = EmbeddedRedis(tmp / "replica", persist=True)
-        self.sentinel_ports = [free_port() for _ in range(3)]
-        self.sentinels: list[subprocess.Popen[bytes]] = []
-
-    def start(self) -> None:
-        self.primary.start()
-        self.replica.extra_args = ("--replicaof", "127.0.0.1", str(self.primary.port))
-        self.replica.start()
-        for port in self.sentinel_ports:
-            conf = self.tmp / f"sentinel-{port}.conf"
-            conf.write_text(f"port {port}\nbind 127.0.0.1\ndir {self.tmp}\n"
-                            f"sentinel monitor {MASTER} 127.0.0.1 {self.primary.port} 2\n"
-                            f"sentinel down-after-milliseconds {MASTER} 1000\n"
-                            f"sentinel failover-timeout {MASTER} 4000\n"
-                            f"sentinel parallel-syncs {MASTER} 1\n")
-            self.sentinels.append(subprocess.Popen([redis_server_binary(), str(conf), "--sentinel"],
-                                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        wait_for(lambda: all(self._sees_replica(p) for p in self.sentinel_ports), timeout=30,
-                 what="every sentinel sees the primary and its replica")
-
-    def _sees_replica(self, port: int) -> bool:
-        try:
-            with redis.Redis(port=port, socket_timeout=1, decode_responses=True) as s:
-                return len(s.sentinel_slaves(MASTER)) == 1 and len(s.sentinel_sentinels(MASTER)) == 2
-        except redis.RedisError:
-            return False
-
-    @property
-    def spec(self) -> str:
-        return ",".join(f"127.0.0.1:{p}" for p in self.sentinel_ports)
-
-    def primary_port(self) -> int:
-        with redis.Redis(port=self.sentinel_ports[0], socket_timeout=1) as s:
-            return int(s.sentinel_get_master_addr_by_name(MASTER)[1])
-
-    def stop(self) -> None:
-        for proc in self.sentinels:
-            proc.terminate()
-        for proc in self.sentinels:
-            proc.wait(timeout=10)
-        self.replica.stop()
-        self.primary.stop()
 
 
 @pytest.fixture
