@@ -1,16 +1,18 @@
-"""Failure drill: the Redis primary killed (SIGKILL) during a burst of callers, with real processes.
+"""Failure drill: a worker, a web process, then the Redis primary killed during a burst of callers.
 
-A primary, a replica and three Redis Sentinels (quorum 2, down-after 1 s); two ``emoroute serve``
-web processes and one ``emoroute worker`` that follow the primary through the sentinels
-(``REDIS_SENTINELS``, transcription as jobs on Redis Streams). Callers stream real speech at
-real-time pace, split between the web processes; three seconds in, the primary is killed.
-Reported: calls routed (Twilio told where, read from each process's dry-run record), decision
-latency p50/p95 as the servers measured it, the time from the kill until the sentinels name a new
-primary (watched while the callers talk), how long after the burst every call's record, decision
-and end are on it, and what was lost or doubled (each call's timeline must hold one decision and
-one end).
+Real processes throughout. A primary, a replica and three Redis Sentinels (quorum 2, down-after
+1 s); two ``emoroute serve`` web processes and three ``emoroute worker``s that follow the primary through the sentinels
+(``REDIS_SENTINELS``, transcription as jobs on Redis Streams), started afresh for each fault.
+Callers dial over six seconds and stream real speech at real-time pace, split between the web
+processes (a dead one gets no new calls, as behind a health-checked load balancer); three seconds
+in, the fault's process gets SIGKILL. Reported per fault: calls routed (their record has a queue),
+the callers cut with a killed web process (and whether the other process ended their calls),
+those who dialled after the kill and were routed, decision latency p50/p95 as the servers measured
+it, the time from the kill until the sentinels name a new primary (watched while the callers talk),
+how long after the burst every call had ended in Redis, calls without a transcript, and what was
+lost or doubled (each call's timeline must hold at most one decision and exactly one end).
 
-    python -m benchmarks.failover_drill --data ../shared/data --callers 20
+    python -m benchmarks.failover_drill --data ../shared/data --callers 50 [--fault worker|web|redis]
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import httpx
 import numpy as np
 import redis
+from twilio.request_validator import RequestValidator
 
 from benchmarks.latency_benchmark import _clips
 from emoroute.redis_server import EmbeddedRedis, free_port, redis_server_binary
@@ -109,43 +113,59 @@ def _process(args: list[str], env: dict[str, str], log: Path) -> subprocess.Pope
                             stderr=subprocess.STDOUT)
 
 
-def drill(clips: list, callers: int, tmp: Path) -> dict[str, object]:
-    """Run the Redis-primary fault once; return its figures."""
+FAULTS = ("worker", "web", "redis")
+KILL_AT_S = 3.0
+SPREAD_S = 6.0  # callers dial over this many seconds: some before the fault, some after
+
+
+def drill(fault: str, clips: list, callers: int, tmp: Path) -> dict[str, object]:
+    """Run one fault (a worker, a web process or the Redis primary killed) once; return its figures."""
     cluster = SentinelSet(tmp)
     cluster.start()
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("EMOROUTE_")},
            "REDIS_SENTINELS": cluster.spec, "EMOROUTE_ENVIRONMENT": "development", "EMOROUTE_ASR_MODE": "redis",
+           "EMOROUTE_ASR_CLAIM_IDLE_MS": "1500", "EMOROUTE_PROCESS_LEASE_S": "2",
            # the load generator is one address streaming many calls: lift the per-address limits
            "EMOROUTE_MAX_FRAMES_PER_SECOND": "10000", "EMOROUTE_MAX_PENDING_STREAMS_PER_CLIENT": "1000",
            "PYTHONUNBUFFERED": "1"}
     env.pop("REDIS_URL", None)
     ports = [free_port(), free_port()]
-    procs = [_process(["serve", "--port", str(p)], {**env, "EMOROUTE_PUBLIC_URL": f"http://127.0.0.1:{p}",
-                                                    "EMOROUTE_DATA_DIR": str(tmp / f"web-{p}")}, tmp / f"web-{p}.log")
-             for p in ports]
-    procs.append(_process(["worker", "--id", "drill-worker"], env, tmp / "worker.log"))
+    webs = [_process(["serve", "--port", str(p)], {**env, "EMOROUTE_PUBLIC_URL": f"http://127.0.0.1:{p}",
+                                                   "EMOROUTE_DATA_DIR": str(tmp / f"web-{p}")}, tmp / f"web-{p}.log")
+            for p in ports]
+    workers = [_process(["worker", "--id", f"drill-worker-{n}"], env, tmp / f"worker-{n}.log") for n in range(3)]
     try:
         for port in ports:
-            wait_for(lambda port=port: _ready(port), timeout=180, what=f"web process on {port}")
+            wait_for(lambda port=port: _ready(port), timeout=240, what=f"web process on {port}")
         old_port = cluster.primary_port()
         targets = [SimTarget(url=f"http://127.0.0.1:{p}", public_url=f"http://127.0.0.1:{p}",
                              auth_token="dev-auth-token", api_token="dev-supervisor-token") for p in ports]
+        victim = {"worker": workers[0], "web": webs[0], "redis": cluster.primary.process}[fault]
         killed: list[float] = []
+        promoted: list[float] = []
 
         async def burst() -> list[dict[str, object]]:
             async def kill() -> None:
-                await asyncio.sleep(3.0)
-                os.kill(cluster.primary.process.pid, signal.SIGKILL)  # type: ignore[union-attr]
+                await asyncio.sleep(KILL_AT_S)
+                os.kill(victim.pid, signal.SIGKILL)  # type: ignore[union-attr]
                 killed.append(time.monotonic())
 
             async def one(i: int) -> dict[str, object]:
-                name, audio = clips[i % len(clips)]
-                return await simulate_call(targets[i % 2], audio, realtime=True, hold_timeout=40.0)
+                await asyncio.sleep(i * SPREAD_S / callers)
+                started = time.monotonic()
+                # a load balancer's health check: a dead web process gets no new calls
+                target = targets[1] if fault == "web" and killed else targets[i % 2]
+                caller = f"+1555010{i:04d}"
+                try:
+                    _, audio = clips[i % len(clips)]
+                    summary = await asyncio.wait_for(
+                        simulate_call(target, audio, realtime=True, hold_timeout=40.0, caller=caller), 180)
+                    return {"caller": caller, "started": started, **summary}
+                except Exception as exc:  # noqa: BLE001 - a caller on the killed process: its stream is cut
+                    return {"caller": caller, "started": started, "cut": type(exc).__name__}
 
             *results, _ = await asyncio.gather(*(one(i) for i in range(callers)), kill())
             return list(results)
-
-        promoted: list[float] = []
 
         def watch() -> None:  # when the sentinels name a new primary, measured while the callers talk
             while not promoted:
@@ -156,48 +176,82 @@ def drill(clips: list, callers: int, tmp: Path) -> dict[str, object]:
                     pass
                 time.sleep(0.05)
 
-        watcher = threading.Thread(target=watch, daemon=True)
-        watcher.start()
+        if fault == "redis":
+            threading.Thread(target=watch, daemon=True).start()
         results = asyncio.run(burst())
         ended = time.monotonic()
-        wait_for(lambda: bool(promoted), timeout=30, what="a new primary")
-        promoted_s = promoted[0] - killed[0]
-        new = redis.Redis(port=cluster.primary_port(), decode_responses=True)
-        sids = [str(r["call_sid"]) for r in results]
+        if fault == "redis":
+            wait_for(lambda: bool(promoted), timeout=30, what="a new primary")
+        r = redis.Redis(port=cluster.primary_port(), decode_responses=True)
+        by_caller = {r.hget(keys.call(sid), "caller"): sid for sid in r.zrange(keys.calls_index(), 0, -1)}
+        sids = {str(res["caller"]): by_caller.get(str(res["caller"])) for res in results}
+        cut = [str(res["caller"]) for res in results if "cut" in res]
 
-        def on_new_primary() -> bool:
-            return all(new.hget(keys.call(s), "status") == "ended" and new.hget(keys.call(s), "queue") for s in sids)
+        def settled() -> bool:  # every call ended and, if it reached a decision, has its queue
+            return all(sid and r.hget(keys.call(sid), "status") == "ended" for c, sid in sids.items() if sid)
 
-        wait_for(on_new_primary, timeout=60, what="every call on the new primary")
-        written_s = time.monotonic() - ended
-        routed = set()
-        for port in ports:
-            requests = httpx.get(f"http://127.0.0.1:{port}/api/dry-run/requests", timeout=10,
-                                 headers={"Authorization": "Bearer dev-supervisor-token"}).json()
-            routed |= {r["call_sid"] for r in requests}
-        problems = []
-        for sid in sids:
-            kinds = [fields.get("type") for _, fields in new.xrange(keys.timeline(sid))]
-            if kinds.count("decision") + kinds.count("keypad") != 1 or kinds.count("ended") != 1:
+        wait_for(settled, timeout=90, what="every call ended in Redis")
+        settled_s = time.monotonic() - ended
+        after_kill = [str(res["caller"]) for res in results if float(res["started"]) > killed[0]]  # type: ignore[arg-type]
+        problems, untranscribed = [], []
+        unstarted = 0
+        for caller, sid in sids.items():
+            if sid is None:
+                if caller in cut:
+                    unstarted += 1  # cut before its stream started: nothing was stored yet
+                else:
+                    problems.append({"caller": caller, "problem": "no record"})
+                continue
+            kinds = [fields.get("type") for _, fields in r.xrange(keys.timeline(sid))]
+            routed = kinds.count("decision") + kinds.count("keypad")
+            if routed > 1 or kinds.count("ended") != 1 or (routed == 0 and caller not in cut):
                 problems.append({"call": sid, "timeline": kinds})
-        lat = np.array([float(new.hget(keys.call(s), "decision_latency_ms") or "nan") for s in sids])
+            if caller not in cut and not r.hget(keys.call(sid), "transcript"):
+                untranscribed.append(sid)
+        lat = np.array([float(r.hget(keys.call(sid), "decision_latency_ms") or "nan") for sid in sids.values() if sid])
         lat = lat[~np.isnan(lat)]
-        new.close()
-        return {"fault": "redis primary SIGKILL", "callers": callers, "routed": len(routed & set(sids)),
-                "decision_p50_ms": round(float(np.percentile(lat, 50)), 1) if lat.size else None,
-                "decision_p95_ms": round(float(np.percentile(lat, 95)), 1) if lat.size else None,
-                "new_primary_after_s": round(promoted_s, 2), "burst_s": round(ended - killed[0] + 3.0, 1),
-                "records_on_new_primary_after_burst_s": round(written_s, 2),
-                "lost_or_doubled": problems}
+        figures: dict[str, object] = {
+            "fault": {"worker": "one of three workers SIGKILL", "web": "one of two web processes SIGKILL",
+                      "redis": "redis primary SIGKILL"}[fault],
+            "callers": callers, "routed": sum(1 for sid in sids.values() if sid and r.hget(keys.call(sid), "queue")),
+            "cut_with_their_process": len(cut), "dialled_after_the_kill": len(after_kill),
+            "routed_after_the_kill": sum(1 for c in after_kill if sids[c] and r.hget(keys.call(sids[c]), "queue")),
+            "decision_p50_ms": round(float(np.percentile(lat, 50)), 1) if lat.size else None,
+            "decision_p95_ms": round(float(np.percentile(lat, 95)), 1) if lat.size else None,
+            "every_call_ended_after_burst_s": round(settled_s, 2),
+            "without_transcript": untranscribed, "asr_jobs_dropped_past_deadline": int(r.get(keys.asr_dropped()) or 0),
+            "lost_or_doubled": problems}
+        if fault == "redis":
+            figures["new_primary_after_s"] = round(promoted[0] - killed[0], 2)
+        if fault == "web":
+            # what Twilio does for a caller whose stream was cut before routing: the <Redirect> to
+            # /twilio/fallback, which the load balancer sends to the surviving process
+            figures["cut_before_their_stream_started"] = unstarted
+            figures["cut_callers_offered_the_keypad_menu_by_the_other"] = sum(
+                1 for c in cut if "<Gather" in _fallback(targets[1], sids[c] or "CA" + uuid.uuid4().hex))
+            reasons = [r.hget(keys.call(sids[c]), "end_reason") for c in cut if sids[c]]
+            figures["cut_calls_ended_by_the_other_process"] = sum(1 for x in reasons
+                                                                  if x and x.startswith("owner_lost"))
+        r.close()
+        return figures
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
+        for proc in [*webs, *workers]:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in [*webs, *workers]:
             try:
                 proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 proc.kill()
         cluster.stop()
+
+
+def _fallback(target: SimTarget, call_sid: str) -> str:
+    """Post Twilio's signed fallback webhook for ``call_sid``; return the TwiML answer."""
+    form = {"CallSid": call_sid, "AccountSid": "AC" + "0" * 32, "CallStatus": "in-progress"}
+    signature = RequestValidator(target.auth_token).compute_signature(target.public_url + "/twilio/fallback", form)
+    return httpx.post(target.url + "/twilio/fallback", data=form, headers={"X-Twilio-Signature": signature},
+                      timeout=10).text
 
 
 def _ready(port: int) -> bool:
@@ -211,11 +265,14 @@ def main() -> None:
     """Run the drill and print one JSON line."""
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
-    ap.add_argument("--callers", type=int, default=20)
+    ap.add_argument("--callers", type=int, default=50)
+    ap.add_argument("--fault", choices=[*FAULTS, "all"], default="all")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        figures = drill(_clips(args.data), args.callers, Path(tmp))
-    print(json.dumps({"benchmark": "failover_drill", "cpu_cores": os.cpu_count(), **figures}))
+    clips = _clips(args.data)
+    for fault in FAULTS if args.fault == "all" else (args.fault,):
+        with tempfile.TemporaryDirectory() as tmp:
+            figures = drill(fault, clips, args.callers, Path(tmp))
+        print(json.dumps({"benchmark": "failover_drill", "cpu_cores": os.cpu_count(), **figures}), flush=True)
 
 
 if __name__ == "__main__":

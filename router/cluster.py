@@ -50,6 +50,10 @@ class ProcessRegistry:
         self.on_control = on_control
         self.reaped_calls = 0
         self._tasks: list[asyncio.Task[None]] = []
+        # since when this process has renewed its lease without a failure (None: it just failed).
+        # Leases lapse for every process while Redis is unreachable (or failing over); after it
+        # returns, a process reaps others only once they have had a lease period to renew theirs.
+        self._renewing_since: float | None = None
 
     async def start(self) -> None:
         """Take the lease and start renewing it, reaping and listening."""
@@ -68,7 +72,7 @@ class ProcessRegistry:
                 pipe.delete(keys.proc_lease(self.process_id))
                 await pipe.execute()
 
-    async def _renew(self) -> None:
+    async def _renew(self) -> bool:
         try:
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.sadd(keys.procs(), self.process_id)
@@ -76,11 +80,22 @@ class ProcessRegistry:
                 await pipe.execute()
         except (RedisError, OSError) as exc:
             log.warning("process lease not renewed (%s)", exc)
+            self._renewing_since = None
+            return False
+        if self._renewing_since is None:
+            self._renewing_since = time.monotonic()
+        return True
+
+    def may_reap(self) -> bool:
+        """Whether Redis has answered this process for long enough that a lapsed lease means a dead process."""
+        return self._renewing_since is not None and \
+            time.monotonic() - self._renewing_since >= self.lease_s + self.every_s
 
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(self.every_s)
-            await self._renew()
+            if not await self._renew() or not self.may_reap():
+                continue
             try:
                 await self.reap()
             except (RedisError, OSError) as exc:
@@ -138,7 +153,9 @@ class ProcessRegistry:
         owner = await self.store.owner_of(call_sid)
         if not owner or owner == self.process_id:
             return "local"
-        if not await self.redis.exists(keys.proc_lease(owner)):
+        if not await self.redis.exists(keys.proc_lease(owner)) and self.may_reap():
             return "orphan"
+        # a lapsed lease right after an outage may be a live process that has not renewed yet:
+        # its control channel says (a dead process has no subscriber)
         receivers = await self.redis.publish(keys.proc_control(owner), json.dumps({**request, "call_sid": call_sid}))
         return "sent" if receivers else "orphan"
