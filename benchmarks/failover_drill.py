@@ -162,7 +162,7 @@ def drill(fault: str, clips: list, callers: int, tmp: Path) -> dict[str, object]
                         simulate_call(target, audio, realtime=True, hold_timeout=40.0, caller=caller), 180)
                     return {"caller": caller, "started": started, **summary}
                 except Exception as exc:  # noqa: BLE001 - a caller on the killed process: its stream is cut
-                    return {"caller": caller, "started": started, "cut": type(exc).__name__}
+                    return {"caller": caller, "started": started, "cut": f"{type(exc).__name__}: {exc}"[:160]}
 
             *results, _ = await asyncio.gather(*(one(i) for i in range(callers)), kill())
             return list(results)
@@ -214,7 +214,8 @@ def drill(fault: str, clips: list, callers: int, tmp: Path) -> dict[str, object]
             "fault": {"worker": "one of three workers SIGKILL", "web": "one of two web processes SIGKILL",
                       "redis": "redis primary SIGKILL"}[fault],
             "callers": callers, "routed": sum(1 for sid in sids.values() if sid and r.hget(keys.call(sid), "queue")),
-            "cut_with_their_process": len(cut), "dialled_after_the_kill": len(after_kill),
+            "cut_with_their_process": len(cut), "cut_how": sorted({str(res["cut"]) for res in results if "cut" in res}),
+            "dialled_after_the_kill": len(after_kill),
             "routed_after_the_kill": sum(1 for c in after_kill if sids[c] and r.hget(keys.call(sids[c]), "queue")),
             "decision_p50_ms": round(float(np.percentile(lat, 50)), 1) if lat.size else None,
             "decision_p95_ms": round(float(np.percentile(lat, 95)), 1) if lat.size else None,

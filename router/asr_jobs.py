@@ -191,12 +191,20 @@ class RemoteTranscriber:
         future: asyncio.Future[TranscriptSegment] = asyncio.get_running_loop().create_future()
         self._waiting[job_id] = future
         try:
-            # the age trim: jobs older than any deadline go as new ones come, taken or not
-            oldest = f"{int((now - max_job_age_s(self.policy)) * 1000)}-0"
-            await self.redis.xadd(keys.asr_jobs(URGENCY_NAMES.get(priority, "spare")),
-                                  job_fields(self.cipher, job_id=job_id, reply=keys.asr_results(self.process_id),
-                                             deadline=deadline, audio=audio, call_sid=call_sid, sensitive=sensitive),
-                                  minid=oldest, approximate=False)
+            fields = job_fields(self.cipher, job_id=job_id, reply=keys.asr_results(self.process_id),
+                                deadline=deadline, audio=audio, call_sid=call_sid, sensitive=sensitive)
+            while True:
+                # the age trim: jobs older than any deadline go as new ones come, taken or not
+                oldest = f"{int((time.time() - max_job_age_s(self.policy)) * 1000)}-0"
+                try:
+                    await self.redis.xadd(keys.asr_jobs(URGENCY_NAMES.get(priority, "spare")), fields,
+                                          minid=oldest, approximate=False)
+                    break
+                except (RedisError, OSError):
+                    # Redis away (a fail-over takes seconds): the job is worth queueing until its deadline
+                    if time.time() > deadline - 1.0:
+                        raise
+                    await asyncio.sleep(0.25)
             # a little past the deadline: a worker that started just before it may still answer
             return await asyncio.wait_for(future, deadline - now + 2.0)
         finally:

@@ -433,6 +433,11 @@ async def _admit(event: CallStarted, services: ServicesDep) -> tuple[str, str] |
             return None
         return "unverifiable", f"call {event.call_sid}: Redis unavailable and not announced here"
     if claimed == 0:
+        if services.ledger.was_announced(event.call_sid):
+            # announced here while Redis could not store it, or stored on a primary that was lost
+            # in a fail-over before it replicated: this process's own record of the signed webhook
+            log.warning("call %s: announcement missing in Redis; admitted on this process's own", event.call_sid)
+            return None
         return "not_announced", f"call {event.call_sid}: no signed voice webhook announced it"
     if claimed == -2:
         return "opted_out", f"call {event.call_sid}: the caller refused the analysis"
