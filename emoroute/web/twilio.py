@@ -421,6 +421,11 @@ async def _admit(event: CallStarted, services: ServicesDep) -> tuple[str, str] |
         return check.reason, f"call {event.call_sid[:40]!r}: stream credential refused"
     if event.call_sid in services.ledger.streaming or event.call_sid in services.coordinator.calls:
         return "duplicate_stream", f"call {event.call_sid} already has a stream here"
+    if not services.store.redis_up and services.ledger.was_announced(event.call_sid):
+        # Redis is known to be away (writes are queuing in the outbox): a call this process announced
+        # starts at once rather than after another Redis timeout
+        log.warning("call %s: Redis unavailable; admitted on this process's own announcement", event.call_sid)
+        return None
     try:
         claimed = await asyncio.wait_for(services.store.claim_stream(call_sid=event.call_sid,
                                                                      stream_sid=event.stream_sid),
