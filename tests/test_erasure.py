@@ -17,17 +17,23 @@ AGENT = {"Authorization": "Bearer dev-agent-token"}
 ASKING, OTHER = "+15550007777", "+15550008888"
 
 
+async def ended_calls(ws: str, audio, r: redis.Redis, *callers: str) -> list[str]:  # type: ignore[no-untyped-def]
+    """Stream one real call from each of ``callers`` through the live path; return their SIDs once ended."""
+    sids = [new_call_sid() for _ in callers]
+    for sid, caller in zip(sids, callers, strict=True):
+        await stream_call(ws, audio, call_sid=sid, caller=caller)
+    for sid in sids:
+        wait_for(lambda s=sid: r.hget(keys.call(s), "status") == "ended", what="call end")
+    return sids
+
+
 async def test_a_caller_is_erased_with_their_calls_and_the_analytics_forget_them(live_server, neutral_audio,
                                                                                   redis_url):
     base = live_server.url
     ws = base.replace("http://", "ws://") + "/twilio/stream"
     r = redis.Redis.from_url(redis_url, decode_responses=True)
     # two real calls through the live path, one from each number, and an older call of the asker's
-    sid_mine, sid_other = new_call_sid(), new_call_sid()
-    await stream_call(ws, neutral_audio, call_sid=sid_mine, caller=ASKING)
-    await stream_call(ws, neutral_audio, call_sid=sid_other, caller=OTHER)
-    for sid in (sid_mine, sid_other):
-        wait_for(lambda s=sid: r.hget(keys.call(s), "status") == "ended", what="call end")
+    sid_mine, sid_other = await ended_calls(ws, neutral_audio, r, ASKING, OTHER)
     client = aioredis.Redis.from_url(redis_url, decode_responses=True)
     store = CallStore(client, outbox=Outbox(None), retention_s=86400, seconds_per_point=60,
                       queues=["retention", "sales", "general"])
@@ -151,11 +157,7 @@ async def test_an_erasure_reaches_redis_files_on_disk_and_the_outbox_files(serve
         with thread:
             ws = live.url.replace("http://", "ws://") + "/twilio/stream"
             r = redis.Redis.from_url(url, decode_responses=True)
-            sid, kept = new_call_sid(), new_call_sid()
-            await stream_call(ws, neutral_audio, call_sid=sid, caller=number)
-            await stream_call(ws, neutral_audio, call_sid=kept, caller=OTHER)
-            for s in (sid, kept):
-                wait_for(lambda s=s: r.hget(keys.call(s), "status") == "ended", what="call end")
+            sid, kept = await ended_calls(ws, neutral_audio, r, number, OTHER)
             # a write this process set aside earlier (Redis refused it), and one of another caller's
             dead = tmp_path / "outbox-dead.jsonl"
             lines = [{"error": "WRONGTYPE", "ops": [["hset", [keys.call(sid), "caller", number], {}]]},
