@@ -219,8 +219,9 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     # a worker holds one secret, the key that seals job audio and transcripts (router/asr_jobs.py);
     # the web processes' other secrets are not needed here
     settings = Settings(environment="development")
-    if not settings.redis_url and not settings.redis_sentinels:
-        _err("error: set REDIS_URL (or REDIS_SENTINELS) to the Redis the web processes use (workers share it)")
+    if not settings.redis_url and not settings.redis_sentinels and not settings.redis_cluster_nodes:
+        _err("error: set REDIS_URL (or REDIS_SENTINELS, or REDIS_CLUSTER_NODES) to the Redis the web processes use "
+             "(workers share it)")
         return 2
     if os.environ.get("EMOROUTE_ENVIRONMENT", "production") == "production" and weak_secret_key(settings.secret_key):
         _err("error: set EMOROUTE_SECRET_KEY to the web processes' secret key (at least 32 random characters): "

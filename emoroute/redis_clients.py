@@ -6,6 +6,11 @@ processes follow the promoted replica. A connection still talking to the demoted
 ``READONLY``; redis-py's sentinel connection turns that into a connection error (and forgets the
 old address), which the call store treats as an outage like any other: writes wait in the outbox
 and are replayed to the new primary (router/store.py).
+
+With ``REDIS_CLUSTER_NODES`` the clients are Redis Cluster clients: they learn every node from the
+ones named, send each command to the primary of its key's slot and follow the cluster's
+fail-overs. Every multi-key write EmoRoute makes stays in one slot (router/keys.py); the call
+store splits a transaction over a call's keys and shared keys into one transaction per slot.
 """
 
 from __future__ import annotations
@@ -14,16 +19,30 @@ from typing import Any
 
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
+from redis.cluster import ClusterNode, RedisCluster
 from redis.sentinel import Sentinel
 
 from emoroute.settings import Settings, sentinel_addresses
+from router.slots import is_cluster
+
+__all__ = ["async_client", "close_client", "cluster_nodes", "is_cluster", "sync_client"]
 
 
-def async_client(settings: Settings, url: str | None, *, decode: bool, timeout_s: float) -> aioredis.Redis:
-    """Return an asyncio client of ``url``, or of the sentinels' primary when sentinels are set."""
+def cluster_nodes(settings: Settings) -> list[tuple[str, int]]:
+    """Return the Redis Cluster nodes named in REDIS_CLUSTER_NODES (empty: not a cluster)."""
+    return sentinel_addresses(settings.redis_cluster_nodes, setting="REDIS_CLUSTER_NODES")
+
+
+def async_client(settings: Settings, url: str | None, *, decode: bool, timeout_s: float) -> Any:
+    """Return an asyncio client of ``url``, of the sentinels' primary, or of the Redis Cluster."""
     options: dict[str, Any] = {"decode_responses": decode, "socket_connect_timeout": settings.redis_timeout_s,
                                "socket_timeout": timeout_s}
+    if nodes := cluster_nodes(settings):
+        return AsyncRedisCluster(startup_nodes=[AsyncClusterNode(h, p) for h, p in nodes],
+                                 password=settings.redis_password or None, **options)
     if settings.redis_sentinels:
         sentinels = AsyncSentinel(sentinel_addresses(settings.redis_sentinels),
                                   sentinel_kwargs={"socket_timeout": settings.redis_timeout_s,
@@ -34,9 +53,12 @@ def async_client(settings: Settings, url: str | None, *, decode: bool, timeout_s
     return aioredis.Redis.from_url(url, **options)
 
 
-def sync_client(settings: Settings, *, timeout_s: float = 5.0) -> redis.Redis:
-    """Return a blocking client (bytes replies) of REDIS_URL or of the sentinels' primary (the worker's)."""
+def sync_client(settings: Settings, *, timeout_s: float = 5.0) -> Any:
+    """Return a blocking client (bytes replies) of REDIS_URL, the sentinels' primary or the cluster (the worker's)."""
     options: dict[str, Any] = {"socket_connect_timeout": 2.0, "socket_timeout": timeout_s}
+    if nodes := cluster_nodes(settings):
+        return RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in nodes],
+                            password=settings.redis_password or None, **options)
     if settings.redis_sentinels:
         sentinels = Sentinel(sentinel_addresses(settings.redis_sentinels),
                              sentinel_kwargs={"socket_timeout": 2.0, "socket_connect_timeout": 2.0},
@@ -46,9 +68,9 @@ def sync_client(settings: Settings, *, timeout_s: float = 5.0) -> redis.Redis:
     return redis.Redis.from_url(settings.redis_url, **options)
 
 
-async def close_client(client: aioredis.Redis) -> None:
+async def close_client(client: Any) -> None:
     """Close a client from :func:`async_client`, and its connections to the sentinels if it has them."""
-    manager = getattr(client.connection_pool, "sentinel_manager", None)
+    manager = getattr(getattr(client, "connection_pool", None), "sentinel_manager", None)
     await client.aclose()
     for sentinel in getattr(manager, "sentinels", []):
         await sentinel.aclose()

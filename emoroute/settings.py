@@ -21,13 +21,13 @@ def _weak_token(value: str, min_chars: int = MIN_TOKEN_CHARS, min_distinct: int 
     return value in PLACEHOLDER_SECRETS or len(value) < min_chars or len(set(value)) < min_distinct
 
 
-def sentinel_addresses(spec: str) -> list[tuple[str, int]]:
-    """Return ``host:port`` pairs from a comma list (ValueError names a bad entry)."""
+def sentinel_addresses(spec: str, *, setting: str = "REDIS_SENTINELS") -> list[tuple[str, int]]:
+    """Return ``host:port`` pairs from a comma list (ValueError names a bad entry and its ``setting``)."""
     out = []
     for item in filter(None, (p.strip() for p in spec.split(","))):
         host, sep, port = item.rpartition(":")
         if not sep or not host or not port.isdigit():
-            raise ValueError(f"REDIS_SENTINELS entry {item!r} is not host:port")
+            raise ValueError(f"{setting} entry {item!r} is not host:port")
         out.append((host.strip("[]"), int(port)))
     return out
 
@@ -62,7 +62,11 @@ class Settings(BaseSettings):
         description="Comma list of Redis Sentinel host:port; set, every process follows the primary they name "
                     "(REDIS_URL is then not used).")
     redis_sentinel_master: str = Field("mymaster", description="The primary's name the sentinels monitor.")
-    redis_password: str = Field("", description="Password of the Redis primary and replicas under Sentinel.")
+    redis_cluster_nodes: str = Field(
+        "", validation_alias="REDIS_CLUSTER_NODES",
+        description="Comma list of host:port of some Redis Cluster nodes; set, every process talks to the cluster "
+                    "(it learns the rest of the nodes and follows fail-overs; REDIS_URL is then not used).")
+    redis_password: str = Field("", description="Password of the Redis servers under Sentinel or in the Cluster.")
     data_dir: Path = Path("var")
     policy_file: Path | None = Field(None, description="Routing policy YAML (default: the shipped one).")
     emotion_model_dir: Path | None = Field(None, description="Emotion model directory (default: shipped).")
@@ -155,6 +159,10 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _reject_placeholders_in_production(self) -> Settings:
         sentinel_addresses(self.redis_sentinels)  # a malformed list is named at start-up
+        sentinel_addresses(self.redis_cluster_nodes, setting="REDIS_CLUSTER_NODES")
+        if self.redis_sentinels and self.redis_cluster_nodes:
+            raise ValueError("set REDIS_SENTINELS or REDIS_CLUSTER_NODES, not both: a Redis Cluster fails over "
+                             "by itself")
         if self.environment != "production":
             return self
         if not self.validate_signatures:

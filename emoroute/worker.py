@@ -26,6 +26,7 @@ from audio_models.transcribe import Transcriber, TranscriptSegment
 from router import keys
 from router.asr_jobs import JobCipher, JobUnreadable, from_pcm16, segment_fields
 from router.redact import names_secret, redact
+from router.slots import is_cluster
 
 log = logging.getLogger(__name__)
 RESULTS_MAXLEN = 1000
@@ -145,6 +146,11 @@ class InferenceWorker:
         pipe = self.redis.pipeline(transaction=True)
         pipe.xadd(reply, result, maxlen=RESULTS_MAXLEN, approximate=True)
         pipe.expire(reply, RESULTS_TTL_S)
+        if is_cluster(self.redis):
+            # the answer and the job lie in different slots: the answer first, so a worker that dies
+            # between the two leaves a job that is reclaimed and answered again, never one lost
+            pipe.execute()
+            pipe = self.redis.pipeline(transaction=True)
         pipe.xack(stream, keys.ASR_GROUP, entry_id)
         pipe.xdel(stream, entry_id)
         pipe.execute()

@@ -22,6 +22,7 @@ from typing import Any
 from redis.exceptions import RedisError, ResponseError
 
 from router.asr_jobs import drop_jobs_of_calls
+from router.slots import is_cluster
 
 log = logging.getLogger(__name__)
 
@@ -80,28 +81,35 @@ class DiskScrubber:
                 self._wanted.set()
 
     async def _rewrite(self) -> bool:
-        """Ask Redis to rewrite its files; return False when it must be asked again later."""
-        info = await self.redis.info("persistence")
+        """Ask Redis (every primary of a cluster) to rewrite its files; False: ask again later."""
+        targets: list[dict[str, Any]] = ([{"target_nodes": node} for node in self.redis.get_primaries()]
+                                         if is_cluster(self.redis) else [{}])
+        done = [await self._rewrite_one(target) for target in targets]
+        return all(done)
+
+    async def _rewrite_one(self, target: dict[str, Any]) -> bool:
+        info = await self.redis.info("persistence", **target)
         if int(info.get("aof_rewrite_in_progress", 0)):
             return False  # that rewrite forked before the deletion: ask once it is done
         if int(info.get("aof_enabled", 0)):
             try:
-                await self.redis.bgrewriteaof()
+                await self.redis.bgrewriteaof(**target)
             except ResponseError as exc:
                 if "in progress" in str(exc):
                     return False
                 raise
-        if await self._snapshots_configured():
+        if await self._snapshots_configured(target):
             with contextlib.suppress(ResponseError):  # "already in progress": that one ends with a save too
-                await self.redis.execute_command("BGSAVE", "SCHEDULE")
+                await self.redis.execute_command("BGSAVE", "SCHEDULE", **target)
         self.rewrites += 1
-        log.info("erasure: Redis asked to rewrite its append-only file%s",
+        log.info("erasure: Redis%s asked to rewrite its append-only file%s",
+                 f" node {target['target_nodes'].name}" if target else "",
                  "" if int(info.get("aof_enabled", 0)) else " (off: nothing to rewrite)")
         return True
 
-    async def _snapshots_configured(self) -> bool:
+    async def _snapshots_configured(self, target: dict[str, Any]) -> bool:
         try:
-            save = await self.redis.config_get("save")
+            save = await self.redis.config_get("save", **target)
         except ResponseError:  # CONFIG renamed or disabled (managed Redis, the embedded one): unknown
             return False
         return bool(str(save.get("save", "")).strip())

@@ -1,8 +1,11 @@
 """Every Redis key EmoRoute uses, built in one place, with the shape of what it holds.
 
 Per-call keys carry the CallSid as a Redis Cluster hash tag (``emoroute:call:{CA…}…``), so all of
-one call's keys share a slot; see docs/OPERATIONS.md ("Redis keys and sharding") for which keys
-shard and how.
+one call's keys share a slot. Keys one script or transaction writes together share a fixed tag:
+the queues and their claim markers (``{queues}``), the transcription job streams (``{asr}``, one
+XREADGROUP reads all three) and the web processes' registry (``{procs}``). Every multi-key write
+stays in one slot, so the same code runs on one Redis and on a Redis Cluster; see
+docs/OPERATIONS.md ("Redis keys and sharding").
 
 - ``emoroute:call:{sid}`` HASH, the call summary: call_sid, stream_sid, caller,
   started_at, ended_at, status (listening|queued|with_agent|ended), queue, priority, reason,
@@ -13,8 +16,11 @@ shard and how.
   type=ended (reason).
 - ``emoroute:calls`` ZSET call_sid -> started_at (all calls, newest last).
 - ``emoroute:calls:live`` SET of call SIDs not yet ended.
-- ``emoroute:queue:{name}`` ZSET call_sid -> arrival - priority * seconds_per_point
+- ``emoroute:{queues}:queue:<name>`` ZSET call_sid -> arrival - priority * seconds_per_point
   (lowest first: priority first, then arrival; waiting ages a call).
+- ``emoroute:{queues}:settled:<sid>`` STRING (with_agent | ended), set when a call leaves the
+  queues for good, in the queues' slot: a late placement (a re-route racing a pickup) is refused
+  there without reading the call's hash in another slot.
 - ``emoroute:agents`` SET of agent ids; ``emoroute:agent:{id}`` HASH name, skills
   (comma list of queues), current_call.
 - ``emoroute:call:{sid}:announced`` STRING, set (with a short TTL) by the signed voice
@@ -22,12 +28,12 @@ shard and how.
 - ``emoroute:call:{sid}:stream`` STRING, the StreamSid of the call's one accepted stream.
 - ``emoroute:login_failures:{client}`` STRING counter of failed dashboard logins, 60 s TTL.
 - ``emoroute:events`` pub/sub channel of JSON events for live dashboards.
-- ``emoroute:procs`` SET of web process ids; ``emoroute:proc:{id}`` STRING, the process's
-  heartbeat lease (expires when it stops renewing); ``emoroute:proc:{id}:calls`` SET of the live
-  calls whose Media Stream it holds; ``emoroute:proc:{id}:control`` pub/sub channel of requests
-  for those calls (end one, an agent took one); ``emoroute:proc:{id}:reaping`` STRING, the lock
+- ``emoroute:{procs}`` SET of web process ids; ``emoroute:{procs}:<id>`` STRING, the process's
+  heartbeat lease (expires when it stops renewing); ``emoroute:{procs}:<id>:calls`` SET of the live
+  calls whose Media Stream it holds; ``emoroute:proc:<id>:control`` pub/sub channel of requests
+  for those calls (end one, an agent took one); ``emoroute:{procs}:<id>:reaping`` STRING, the lock
   of the process cleaning up after a dead one.
-- ``emoroute:asr:jobs:{urgency}`` STREAM (urgent | normal | spare), consumer group ``asr``:
+- ``emoroute:{asr}:jobs:<urgency>`` STREAM (urgent | normal | spare), consumer group ``asr``:
   utterances to transcribe (id, reply, deadline, call_sid, pcm16 audio);
   ``emoroute:asr:results:{process}`` STREAM of transcripts for the web process that owns the call;
   ``emoroute:worker:{id}`` HASH, a worker's heartbeat and load; ``emoroute:asr:dropped`` counter of
@@ -107,9 +113,22 @@ def calls_live() -> str:
     return f"{PREFIX}:calls:live"
 
 
+QUEUES_TAG = "{queues}"
+
+
 def queue(name: str) -> str:
-    """Return the key of one queue."""
+    """Return the key of one queue (every queue shares the ``{queues}`` slot)."""
+    return f"{PREFIX}:{QUEUES_TAG}:queue:{name}"
+
+
+def legacy_queue(name: str) -> str:
+    """Return the key a queue had before the queues shared a slot (moved on start, router.store)."""
     return f"{PREFIX}:queue:{name}"
+
+
+def settled(sid: str) -> str:
+    """Return the queue-side marker of a call that left the queues for good (with an agent, or ended)."""
+    return f"{PREFIX}:{QUEUES_TAG}:settled:{sid}"
 
 
 def agents() -> str:
@@ -128,18 +147,18 @@ def events_channel() -> str:
 
 
 def procs() -> str:
-    """Return the key of the set of web process ids."""
-    return f"{PREFIX}:procs"
+    """Return the key of the set of web process ids (the registry's keys share the ``{procs}`` slot)."""
+    return f"{PREFIX}:{{procs}}"
 
 
 def proc_lease(proc_id: str) -> str:
     """Return the key of a web process's heartbeat lease."""
-    return f"{PREFIX}:proc:{proc_id}"
+    return f"{PREFIX}:{{procs}}:{proc_id}"
 
 
 def proc_calls(proc_id: str) -> str:
     """Return the key of the set of live calls a web process holds."""
-    return f"{PREFIX}:proc:{proc_id}:calls"
+    return f"{PREFIX}:{{procs}}:{proc_id}:calls"
 
 
 def proc_control(proc_id: str) -> str:
@@ -149,7 +168,7 @@ def proc_control(proc_id: str) -> str:
 
 def proc_reaping(proc_id: str) -> str:
     """Return the key of the lock held while cleaning up after a dead web process."""
-    return f"{PREFIX}:proc:{proc_id}:reaping"
+    return f"{PREFIX}:{{procs}}:{proc_id}:reaping"
 
 
 ASR_URGENCIES = ("urgent", "normal", "spare")
@@ -157,8 +176,8 @@ ASR_GROUP = "asr"
 
 
 def asr_jobs(urgency: str) -> str:
-    """Return the stream of transcription jobs of one urgency (urgent, normal, spare)."""
-    return f"{PREFIX}:asr:jobs:{urgency}"
+    """Return the stream of transcription jobs of one urgency (the three share the ``{asr}`` slot)."""
+    return f"{PREFIX}:{{asr}}:jobs:{urgency}"
 
 
 def asr_results(proc_id: str) -> str:

@@ -1,9 +1,19 @@
 """The call store: per-call timeline (Redis Stream), call summary (hash), queues, live events.
 
-Every multi-key write is one MULTI/EXEC transaction. When Redis cannot be
-reached the write goes to an :class:`Outbox` (in memory and a JSONL spool file)
-and is replayed, in order, once Redis answers again, so a Redis outage loses
-nothing that was heard or decided.
+Every multi-key write is one MULTI/EXEC transaction (on a Redis Cluster, one per hash slot it
+touches: router.slots). When Redis cannot be reached the write goes to an :class:`Outbox` (in
+memory and a JSONL spool file) and is replayed, in order, once Redis answers again, so a Redis
+outage loses nothing that was heard or decided.
+
+Queues on a Redis Cluster: a call's hash and timeline live in the CallSid's slot, the queues in
+the ``{queues}`` slot, so placing a call and taking one are two steps, each atomic in its slot.
+The call side (status, reason, timeline) is checked and written by one script, the queue side by
+another that reads only its own slot: a call that left the queues for good (an agent took it, it
+ended) has a claim marker there (``keys.settled``), set in the same step that removes it from
+the queues, and a placement arriving after that marker is refused. "Take next" claims a call on
+the queue side first (only one agent can), then writes the pickup on the call side. Every
+interleaving of two such steps ends with the call where the later of them put it, never in a
+queue after an agent took it or it ended.
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from router import keys
 from router.policy import Decision
+from router.slots import Op, PartialWrite, apply_ops, is_cluster
 
 log = logging.getLogger(__name__)
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
@@ -34,20 +45,59 @@ REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 TRANSIENT_REPLIES = ("READONLY", "OOM", "LOADING", "BUSY", "MASTERDOWN", "NOREPLICAS", "CLUSTERDOWN",
                      "TRYAGAIN", "EXECABORT", "MISCONF")
 MAX_DATA_ERROR_ATTEMPTS = 3
-# Queue a call (first decision, re-route or new priority) unless it is with an agent or has ended;
-# a re-route or new priority also needs it still queued. Returns 1 when applied, 0 when not.
-QUEUE_CALL_LUA = """
+# Queue a call (first decision, re-route or new priority), call side: unless it is with an agent
+# or has ended (a re-route or new priority also needs it still queued), its summary, timeline entry
+# and event. KEYS: the call's hash and timeline. Returns 1 when applied, 0 when not.
+CALL_QUEUED_LUA = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if status == 'ended' or status == 'with_agent' then return 0 end
 if ARGV[1] ~= 'decision' and status ~= 'queued' then return 0 end
-for i = 4, #KEYS do redis.call('ZREM', KEYS[i], ARGV[2]) end
-redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
-local summary = cjson.decode(ARGV[4])
+local summary = cjson.decode(ARGV[2])
 for k, v in pairs(summary) do redis.call('HSET', KEYS[1], k, v) end
 local flat = {}
-for k, v in pairs(cjson.decode(ARGV[5])) do flat[#flat + 1] = k; flat[#flat + 1] = v end
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[8], '*', unpack(flat))
-redis.call('PUBLISH', ARGV[7], ARGV[6])
+for k, v in pairs(cjson.decode(ARGV[3])) do flat[#flat + 1] = k; flat[#flat + 1] = v end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', unpack(flat))
+redis.call('PUBLISH', ARGV[5], ARGV[4])
+return 1
+"""
+# The same placement, queue side: unless the call left the queues for good (KEYS[1], its claim
+# marker), it goes into KEYS[2] and out of the other queues; a re-route or new priority also needs
+# it still in a queue. Returns 1 when applied, 0 when not.
+PLACE_CALL_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if ARGV[1] ~= 'decision' then
+  local queued = false
+  for i = 2, #KEYS do
+    if redis.call('ZSCORE', KEYS[i], ARGV[2]) then queued = true end
+  end
+  if not queued then return 0 end
+end
+for i = 3, #KEYS do redis.call('ZREM', KEYS[i], ARGV[2]) end
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+return 1
+"""
+# An agent has the call, call side: unless it has ended, its summary, timeline entry and event.
+# KEYS: the call's hash and timeline. Returns 1 when applied, 0 when not.
+CALL_PICKUP_LUA = """
+if redis.call('HGET', KEYS[1], 'status') == 'ended' then return 0 end
+local summary = cjson.decode(ARGV[1])
+for k, v in pairs(summary) do redis.call('HSET', KEYS[1], k, v) end
+local flat = {}
+for k, v in pairs(cjson.decode(ARGV[2])) do flat[#flat + 1] = k; flat[#flat + 1] = v end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', unpack(flat))
+redis.call('PUBLISH', ARGV[4], ARGV[3])
+return 1
+"""
+# Claim a call for an agent, queue side: it must still be in one of the agent's queues (KEYS[2..])
+# and not claimed; it leaves them and its claim marker (KEYS[1]) is set. Returns 1, or 0 (taken).
+TAKE_CALL_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local found = false
+for i = 2, #KEYS do
+  if redis.call('ZREM', KEYS[i], ARGV[1]) == 1 then found = true end
+end
+if not found then return 0 end
+redis.call('SET', KEYS[1], 'with_agent', 'EX', ARGV[2])
 return 1
 """
 # Read the same fields of many calls: one string per call, the values joined by FIELD_SEP (MISSING
@@ -83,12 +133,12 @@ if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
 return 1
 """
-# A call with no stream record (a keyed or surveyed call whose stream never started): its start, an
-# index entry, and the expiry every call record has; a streamed call's record is left as it is.
+# A call with no stream record (a keyed or surveyed call whose stream never started): its start and
+# the expiry every call record has; a streamed call's record is left as it is (its index entry is
+# added NX beside this script, in the index's slot).
 ADOPT_CALL_LUA = """
 if redis.call('HEXISTS', KEYS[1], 'started_at') == 0 then
   redis.call('HSET', KEYS[1], 'call_sid', ARGV[1], 'started_at', ARGV[2])
-  redis.call('ZADD', KEYS[3], 'NX', ARGV[2], ARGV[1])
 end
 for i = 1, 2 do
   if redis.call('TTL', KEYS[i]) == -1 then redis.call('EXPIRE', KEYS[i], ARGV[3]) end
@@ -99,13 +149,12 @@ return 1
 
 def is_transient(exc: BaseException) -> bool:
     """Return whether a Redis error means "try again later" rather than "this write is wrong"."""
+    if isinstance(exc, PartialWrite):
+        return is_transient(exc.cause)
     if isinstance(exc, REDIS_DOWN):
         return True
     text = str(exc).upper()
     return any(text.startswith(code) or f" {code} " in f" {text} " for code in TRANSIENT_REPLIES)
-
-Op = tuple[str, list[Any], dict[str, Any]]
-"""One Redis command: (method name on a redis-py pipeline, args, kwargs), JSON-serialisable."""
 
 
 def _calls_of(ops: list[Op]) -> set[str]:
@@ -339,13 +388,11 @@ class CallStore:
         self.max_call_s = max_call_s
         self.identification_max_s = identification_max_s
         self.redis_up = True
+        self.cluster = is_cluster(client)
         self._flush_lock = asyncio.Lock()
 
     async def _apply(self, ops: list[Op]) -> list[Any]:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            for name, args, kwargs in ops:
-                getattr(pipe, name)(*args, **kwargs)
-            return list(await pipe.execute())
+        return await apply_ops(self.redis, ops, cluster=self.cluster)
 
     async def write(self, ops: list[Op]) -> bool:
         """Apply one transaction now, or queue it; return True if it reached Redis.
@@ -369,6 +416,8 @@ class CallStore:
                     self.redis_up = False
                 else:
                     log.error("Redis refused a write (%s): kept in the outbox for a retry", exc)
+                if isinstance(exc, PartialWrite):
+                    ops = exc.remaining  # on a cluster, the slots already written are not written twice
         self.outbox.add(ops)
         return False, None
 
@@ -391,6 +440,9 @@ class CallStore:
                         await self._apply(ops)
                         touched |= _calls_of(ops)
                 except RedisError as exc:
+                    if isinstance(exc, PartialWrite):  # replay only what was not applied
+                        ops = self.outbox.pending[0] = exc.remaining
+                        self.outbox.rewrite_spool()
                     if is_transient(exc):
                         self.redis_up = False
                         break
@@ -491,6 +543,13 @@ class CallStore:
         """
         for i in range(0, len(sids), batch):
             names = [keys.call(sid) for sid in sids[i : i + batch]]
+            if self.cluster:  # the calls' hashes lie in many slots: one HMGET each, pipelined per node
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for name in names:
+                        pipe.hmget(name, *fields)
+                    rows = await pipe.execute()
+                yield [{k: v for k, v in zip(fields, row, strict=True) if v is not None} for row in rows if any(row)]
+                continue
             packed = await self.redis.eval(READ_FIELDS_LUA, len(names), *names, *fields)
             # decoding 5,000 rows takes tens of ms: off the event loop, so live calls never wait on it
             yield await asyncio.to_thread(_unpack, packed, tuple(fields))
@@ -561,8 +620,9 @@ class CallStore:
                 pipe.srem(keys.calls_live(), sid)
                 for q in self.queues:
                     pipe.zrem(keys.queue(q), sid)
+                pipe.delete(keys.settled(sid))
             replies = await pipe.execute()
-        per_call = 4 + 2 + len(self.queues)
+        per_call = 4 + 2 + len(self.queues) + 1
         deleted = sum(int(replies[len(call_sids) + i * per_call]) for i in range(len(call_sids)))
         erased = set(call_sids)
         for agent_id in await self.redis.smembers(keys.agents()):
@@ -607,8 +667,9 @@ class CallStore:
 
         After its keypad or survey writes: a start time, an index entry and an expiry.
         """
-        await self.write([("eval", [ADOPT_CALL_LUA, 3, keys.call(call_sid), keys.timeline(call_sid),
-                                    keys.calls_index(), call_sid, at, int(self.retention_s + self.max_call_s)], {})])
+        await self.write([("eval", [ADOPT_CALL_LUA, 2, keys.call(call_sid), keys.timeline(call_sid),
+                                    call_sid, at, int(self.retention_s + self.max_call_s)], {}),
+                          ("zadd", [keys.calls_index(), {call_sid: at}], {"nx": True})])
 
     async def claim_stream(self, *, call_sid: str, stream_sid: str) -> int:
         """Return 1 if this stream is the announced call's first, 0 if never announced, -1 if it has one.
@@ -776,19 +837,20 @@ class CallStore:
                  "reason": decision.reason}
         event = json.dumps({"type": kind, "call_sid": call_sid, "ts": time.time(), "queue": decision.queue,
                             "priority": decision.priority, "reason": decision.reason})
+        mode = "decision" if kind in ("decision", "keypad") else "update"
         others = [keys.queue(q) for q in self.queues if q != decision.queue]
-        args = [QUEUE_CALL_LUA, 3 + len(others), keys.call(call_sid), keys.timeline(call_sid),
-                keys.queue(decision.queue), *others,
-                "decision" if kind in ("decision", "keypad") else "update", call_sid, score, json.dumps(summary),
-                json.dumps(entry), event, keys.events_channel(), self.timeline_max]
-        reached, replies = await self.write_result([("eval", args, {})])
+        call_side = [CALL_QUEUED_LUA, 2, keys.call(call_sid), keys.timeline(call_sid), mode, json.dumps(summary),
+                     json.dumps(entry), event, keys.events_channel(), self.timeline_max]
+        queue_side = [PLACE_CALL_LUA, 2 + len(others), keys.settled(call_sid), keys.queue(decision.queue), *others,
+                      mode, call_sid, score]
+        reached, replies = await self.write_result([("eval", call_side, {}), ("eval", queue_side, {})])
         if not reached or replies is None:
             return None
-        return bool(replies[-1])
+        return bool(replies[0]) and bool(replies[1])
 
     async def call_ended(self, *, call_sid: str, t: float, reason: str, owner: str = "") -> bool:
         """Mark the call ended, take it out of live/queues (and its owner's set), and start its retention clock."""
-        ops: list[Op] = [("zrem", [keys.queue(q), call_sid], {}) for q in self.queues]
+        ops = self._leave_queues(call_sid, "ended")
         if owner:
             ops.append(("srem", [keys.proc_calls(owner), call_sid], {}))
         ops += [
@@ -802,20 +864,21 @@ class CallStore:
         ]
         return await self.write(ops)
 
+    def _leave_queues(self, call_sid: str, why: str) -> list[Op]:
+        """Return the queue-side ops of a call leaving the queues for good: out of each, its claim marker set."""
+        ops: list[Op] = [("zrem", [keys.queue(q), call_sid], {}) for q in self.queues]
+        ops.append(("set", [keys.settled(call_sid), why], {"ex": int(self.retention_s + self.max_call_s)}))
+        return ops
+
     async def mark_with_agent(self, *, call_sid: str, agent_id: str, source: str) -> bool:
         """Record that an agent has the call (TaskRouter reported it assigned); it leaves every queue."""
         now = time.time()
         started = await self.redis.hget(keys.call(call_sid), "started_at")
         if started is None:
             return False
-        ops: list[Op] = [("zrem", [keys.queue(q), call_sid], {}) for q in self.queues]
-        ops += [
-            ("hset", [keys.call(call_sid)], {"mapping": {"status": "with_agent", "agent": agent_id,
-                                                         "picked_at": now}}),
-            self._xadd(call_sid, {"type": "pickup", "agent": agent_id, "t": round(now - float(started), 3),
-                                  "source": source}),
-            self._event("pickup", call_sid, agent=agent_id),
-        ]
+        ops = self._leave_queues(call_sid, "with_agent")
+        ops.append(self._pickup(call_sid, agent_id, {"type": "pickup", "agent": agent_id,
+                                                     "t": round(now - float(started), 3), "source": source}, now))
         return await self.write(ops)
 
     async def phase_changed(self, *, call_sid: str, phase: str, t: float | None) -> bool:
@@ -936,15 +999,31 @@ class CallStore:
             }
         return stats
 
+    async def move_legacy_queues(self) -> int:
+        """Move the calls waiting in queues named the old way (before the queues shared a slot); return how many queues.
+
+        Only on one Redis (a cluster deployment never had them); a call in both keeps its earlier score.
+        """
+        if self.cluster:
+            return 0
+        moved = 0
+        for q in self.queues:
+            old = keys.legacy_queue(q)
+            if await self.redis.exists(old):
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    pipe.zunionstore(keys.queue(q), [keys.queue(q), old], aggregate="MIN")
+                    pipe.delete(old)
+                    await pipe.execute()
+                moved += 1
+        return moved
+
     async def register_agent(self, *, agent_id: str, name: str, skills: Sequence[str]) -> None:
         """Create or update an agent and the queues they serve."""
         unknown = set(skills) - set(self.queues)
         if unknown:
             raise ValueError(f"unknown queues in skills: {sorted(unknown)}")
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.sadd(keys.agents(), agent_id)
-            pipe.hset(keys.agent(agent_id), mapping={"name": name, "skills": ",".join(skills)})
-            await pipe.execute()
+        await self._apply([("sadd", [keys.agents(), agent_id], {}),
+                           ("hset", [keys.agent(agent_id)], {"mapping": {"name": name, "skills": ",".join(skills)}})])
 
     async def get_agent(self, agent_id: str) -> dict[str, str] | None:
         """Return an agent's hash, or None."""
@@ -958,7 +1037,7 @@ class CallStore:
         waiting for an agent yet. Past that, or when its phase change was never stored, it is
         taken like any other call: one whose identification Twilio never reports back (a raw
         stream, an API-driven desk) is delayed, never stranded. ``redis``: the client, or a
-        pipeline in WATCH mode (whose reads run at once).
+        pipeline whose reads run at once.
         """
         ranked = await redis.zrange(queue_key, 0, scan - 1, withscores=True)
         if not ranked:
@@ -972,44 +1051,44 @@ class CallStore:
         sid, score = ranked[0]
         return float(score), str(sid)
 
-    async def take_next(self, *, agent_id: str) -> str | None:
-        """Pop the best waiting call across the agent's queues and assign it (WATCH-guarded).
+    async def take_next(self, *, agent_id: str, attempts: int = 20) -> str | None:
+        """Hand the best waiting call across the agent's queues to them; return its SID (None: none waits).
 
         A call still keying its identification is passed over while it may (``_first_ready``).
+        The call is claimed on the queue side first (one script in the queues' slot: only one agent
+        can), then its pickup is written on the call side; a call another agent claimed between
+        the look and the claim is looked for again, up to ``attempts`` times.
         """
         agent = await self.get_agent(agent_id)
         if agent is None:
             raise KeyError(agent_id)
-        queue_keys = [keys.queue(q) for q in agent.get("skills", "").split(",") if q]
-        if not queue_keys:
+        queues = [q for q in agent.get("skills", "").split(",") if q]
+        if not queues:
             return None
-        async with self.redis.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    await pipe.watch(*queue_keys)
-                    best: tuple[float, str, str] | None = None
-                    for qk in queue_keys:
-                        head = await self._first_ready(pipe, qk, time.time())
-                        if head and (best is None or head[0] < best[0]):
-                            best = (head[0], head[1], qk)
-                    if best is None:
-                        await pipe.unwatch()
-                        return None
-                    _, sid, qk = best
-                    started = await pipe.hget(keys.call(sid), "started_at")
-                    now = time.time()
-                    pipe.multi()
-                    pipe.zrem(qk, sid)
-                    pipe.hset(keys.call(sid), mapping={"status": "with_agent", "agent": agent_id,
-                                                       "picked_at": now})
-                    pipe.hset(keys.agent(agent_id), mapping={"current_call": sid})
-                    # t: seconds since the call started, like the other timeline entries
-                    t = round(now - float(started), 3) if started else 0.0
-                    pipe.xadd(keys.timeline(sid), {"type": "pickup", "agent": agent_id, "t": t},
-                              maxlen=self.timeline_max, approximate=True)
-                    pipe.publish(keys.events_channel(),
-                                 json.dumps({"type": "pickup", "call_sid": sid, "agent": agent_id, "ts": now}))
-                    await pipe.execute()
-                    return sid
-                except aioredis.WatchError:
-                    continue
+        for _ in range(attempts):
+            sid = await self.queue_head(queues)
+            if sid is None:
+                return None
+            claimed = await self.redis.eval(TAKE_CALL_LUA, 1 + len(queues), keys.settled(sid),
+                                            *(keys.queue(q) for q in queues), sid,
+                                            int(self.retention_s + self.max_call_s))
+            if int(claimed):
+                break
+        else:
+            return None
+        started = await self.redis.hget(keys.call(sid), "started_at")
+        now = time.time()
+        # t: seconds since the call started, like the other timeline entries
+        t = round(now - float(started), 3) if started else 0.0
+        await self.write([self._pickup(sid, agent_id, {"type": "pickup", "agent": agent_id, "t": t}, now),
+                          ("hset", [keys.agent(agent_id)], {"mapping": {"current_call": sid}})])
+        return sid
+
+    def _pickup(self, call_sid: str, agent_id: str, entry: dict[str, Any], now: float) -> Op:
+        """Return the call-side op of an agent having the call (nothing if it ended meanwhile)."""
+        summary = {"status": "with_agent", "agent": agent_id, "picked_at": str(now)}
+        event = json.dumps({"type": "pickup", "call_sid": call_sid, "ts": now, "agent": agent_id})
+        return ("eval", [CALL_PICKUP_LUA, 2, keys.call(call_sid), keys.timeline(call_sid), json.dumps(summary),
+                         json.dumps({k: str(v) for k, v in entry.items()}), event, keys.events_channel(),
+                         self.timeline_max], {})
+

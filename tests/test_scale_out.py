@@ -78,11 +78,15 @@ class Cluster:
                     pass
                 assert time.monotonic() < deadline, f"{name} did not start"
                 time.sleep(0.5)
-        r = redis.Redis.from_url(self.redis_url)
+        r = self.client()
         try:
             wait_for(lambda: all(r.exists(keys.worker(n)) for n in self.workers), timeout=120, what="workers up")
         finally:
             r.close()
+
+    def client(self) -> redis.Redis:
+        """Return a client of the deployment's Redis (str replies)."""
+        return redis.Redis.from_url(self.redis_url, decode_responses=True)
 
     def health(self, name: str) -> dict:
         return httpx.get(self.url(name) + "/healthz", timeout=5).json()
