@@ -77,3 +77,15 @@ def test_emotion_backend_is_validated():
     assert Settings(**REAL, emotion_backend="ecapa-whisper").emotion_backend == "ecapa-whisper"
     with pytest.raises(ValidationError, match="emotion_backend"):
         Settings(**REAL, emotion_backend="wav2vec")
+
+
+def test_redis_cluster_nodes_are_checked_and_exclusive_with_sentinels():
+    with pytest.raises(ValidationError, match="REDIS_CLUSTER_NODES entry 'node-a' is not host:port"):
+        Settings(environment="development", redis_cluster_nodes="node-a:7000,node-a")
+    with pytest.raises(ValidationError, match="not both"):
+        Settings(environment="development", redis_cluster_nodes="node-a:7000", redis_sentinels="s:26379")
+    from emoroute.redis_clients import async_client, is_cluster
+    settings = Settings(environment="development", redis_cluster_nodes="10.0.0.1:7000, [::1]:7001")
+    client = async_client(settings, None, decode=True, timeout_s=1.0)  # connects lazily: nothing is dialled here
+    assert is_cluster(client) and [(n.host, n.port) for n in client.nodes_manager.startup_nodes.values()] == [
+        ("10.0.0.1", 7000), ("::1", 7001)]

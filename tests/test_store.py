@@ -268,3 +268,31 @@ async def test_take_next_without_an_identification_bound_takes_the_head_of_the_q
     await store.phase_changed(call_sid=sid, phase="identification", t=1.0)
     assert await store.take_next(agent_id="a-plain") == sid
     await store.redis.aclose()
+
+
+async def test_calls_waiting_under_the_old_queue_names_are_moved_on_start(redis_url):
+    import redis as sync_redis
+    r = sync_redis.Redis.from_url(redis_url, decode_responses=True)
+    # a queue written by a version before the queues shared the {queues} slot, and one new entry
+    r.zadd(keys.legacy_queue("retention"), {"CAold": 100.0, "CAboth": 50.0})
+    r.zadd(keys.queue("retention"), {"CAboth": 70.0, "CAnew": 200.0})
+    store = make_store(redis_url)
+    assert await store.move_legacy_queues() == 1
+    assert r.zrange(keys.queue("retention"), 0, -1, withscores=True) == [("CAboth", 50.0), ("CAold", 100.0),
+                                                                         ("CAnew", 200.0)]
+    assert not r.exists(keys.legacy_queue("retention"))
+    assert await store.move_legacy_queues() == 0  # once
+    await store.redis.aclose()
+    r.close()
+
+
+def test_a_transaction_is_split_by_slot_in_order_with_each_event_after_the_writes_before_it():
+    from router.slots import op_slot, slot_groups
+    a, b = "CA" + "a" * 32, "CA" + "b" * 32
+    ops = [("hset", [keys.call(a)], {}), ("zadd", [keys.calls_index(), {a: 1}], {}),
+           ("xadd", [keys.timeline(a), {}], {}), ("publish", [keys.events_channel(), "x"], {}),
+           ("hset", [keys.call(a)], {}), ("sadd", [keys.calls_live(), a], {}), ("hset", [keys.call(b)], {})]
+    assert slot_groups(ops) == [[0, 2], [1], [3], [4], [5], [6]]
+    with pytest.raises(ValueError, match="2 slots"):  # a script over two calls' keys cannot run on a cluster
+        op_slot(("eval", ["return 1", 2, keys.call(a), keys.call(b)], {}))
+    assert op_slot(("eval", ["return 1", 2, keys.queue("sales"), keys.settled(b)], {})) is not None
