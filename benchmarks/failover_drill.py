@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -220,7 +221,9 @@ def drill(fault: str, clips: list, callers: int, tmp: Path) -> dict[str, object]
             "decision_p50_ms": round(float(np.percentile(lat, 50)), 1) if lat.size else None,
             "decision_p95_ms": round(float(np.percentile(lat, 95)), 1) if lat.size else None,
             "every_call_ended_after_burst_s": round(settled_s, 2),
-            "without_transcript": untranscribed, "asr_jobs_dropped_past_deadline": int(r.get(keys.asr_dropped()) or 0),
+            "without_transcript": untranscribed,
+            "without_transcript_why": {sid: _why_untranscribed(r, sid, tmp) for sid in untranscribed},
+            "asr_jobs_dropped_past_deadline": int(r.get(keys.asr_dropped()) or 0),
             "lost_or_doubled": problems}
         if fault == "redis":
             figures["new_primary_after_s"] = round(promoted[0] - killed[0], 2)
@@ -247,6 +250,16 @@ def drill(fault: str, clips: list, callers: int, tmp: Path) -> dict[str, object]
         cluster.stop()
 
 
+def _why_untranscribed(r: redis.Redis, sid: str, tmp: Path) -> dict[str, object]:
+    """Say what became of a call's transcription: its utterances, and what the processes logged for it."""
+    timeline = [fields for _, fields in r.xrange(keys.timeline(sid))]
+    said = [line[11:23] + " " + line.split(" ", 3)[-1][:160] for log in sorted(tmp.glob("*.log"))
+            for line in log.read_text(errors="replace").splitlines() if sid in line and " - \"GET " not in line]
+    return {"utterances": sum(1 for f in timeline if f.get("kind") == "utterance"),
+            "transcript_entries": sum(1 for f in timeline if f.get("type") == "transcript"),
+            "logged": said}
+
+
 def _fallback(target: SimTarget, call_sid: str) -> str:
     """Post Twilio's signed fallback webhook for ``call_sid``; return the TwiML answer."""
     form = {"CallSid": call_sid, "AccountSid": "AC" + "0" * 32, "CallStatus": "in-progress"}
@@ -268,11 +281,16 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--callers", type=int, default=50)
     ap.add_argument("--fault", choices=[*FAULTS, "all"], default="all")
+    ap.add_argument("--keep-logs", type=Path, help="copy every process's log here")
     args = ap.parse_args()
     clips = _clips(args.data)
     for fault in FAULTS if args.fault == "all" else (args.fault,):
         with tempfile.TemporaryDirectory() as tmp:
             figures = drill(fault, clips, args.callers, Path(tmp))
+            if args.keep_logs:
+                args.keep_logs.mkdir(parents=True, exist_ok=True)
+                for log in Path(tmp).glob("*.log"):
+                    shutil.copy(log, args.keep_logs / f"{fault}-{log.name}")
         print(json.dumps({"benchmark": "failover_drill", "cpu_cores": os.cpu_count(), **figures}), flush=True)
 
 

@@ -21,14 +21,27 @@ import redis
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
+from redis.backoff import ExponentialBackoff
 from redis.cluster import ClusterNode, RedisCluster
+from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from emoroute.settings import Settings, sentinel_addresses
 from router.slots import is_cluster
 
 __all__ = ["async_client", "close_client", "cluster_nodes", "is_cluster", "sync_client"]
+
+
+# One quick retry (a fail-over's stale connection reconnects to the new primary), not redis-py's
+# default of ten with up to a second of backoff each: an unreachable Redis must cost about two
+# timeouts, as the outbox, the workers and the job queue retry on their own terms.
+RETRIES = 1
+
+
+def _backoff() -> ExponentialBackoff:
+    return ExponentialBackoff(cap=0.1, base=0.02)
 
 
 def cluster_nodes(settings: Settings) -> list[tuple[str, int]]:
@@ -39,14 +52,15 @@ def cluster_nodes(settings: Settings) -> list[tuple[str, int]]:
 def async_client(settings: Settings, url: str | None, *, decode: bool, timeout_s: float) -> Any:
     """Return an asyncio client of ``url``, of the sentinels' primary, or of the Redis Cluster."""
     options: dict[str, Any] = {"decode_responses": decode, "socket_connect_timeout": settings.redis_timeout_s,
-                               "socket_timeout": timeout_s}
+                               "socket_timeout": timeout_s, "retry": AsyncRetry(_backoff(), RETRIES)}
     if nodes := cluster_nodes(settings):
         return AsyncRedisCluster(startup_nodes=[AsyncClusterNode(h, p) for h, p in nodes],
                                  password=settings.redis_password or None, **options)
     if settings.redis_sentinels:
         sentinels = AsyncSentinel(sentinel_addresses(settings.redis_sentinels),
                                   sentinel_kwargs={"socket_timeout": settings.redis_timeout_s,
-                                                   "socket_connect_timeout": settings.redis_timeout_s},
+                                                   "socket_connect_timeout": settings.redis_timeout_s,
+                                                   "retry": AsyncRetry(_backoff(), RETRIES)},
                                   password=settings.redis_password or None)
         return sentinels.master_for(settings.redis_sentinel_master, **options)
     assert url is not None
@@ -55,13 +69,15 @@ def async_client(settings: Settings, url: str | None, *, decode: bool, timeout_s
 
 def sync_client(settings: Settings, *, timeout_s: float = 5.0) -> Any:
     """Return a blocking client (bytes replies) of REDIS_URL, the sentinels' primary or the cluster (the worker's)."""
-    options: dict[str, Any] = {"socket_connect_timeout": 2.0, "socket_timeout": timeout_s}
+    options: dict[str, Any] = {"socket_connect_timeout": 2.0, "socket_timeout": timeout_s,
+                               "retry": Retry(_backoff(), RETRIES)}
     if nodes := cluster_nodes(settings):
         return RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in nodes],
                             password=settings.redis_password or None, **options)
     if settings.redis_sentinels:
         sentinels = Sentinel(sentinel_addresses(settings.redis_sentinels),
-                             sentinel_kwargs={"socket_timeout": 2.0, "socket_connect_timeout": 2.0},
+                             sentinel_kwargs={"socket_timeout": 2.0, "socket_connect_timeout": 2.0,
+                                              "retry": Retry(_backoff(), RETRIES)},
                              password=settings.redis_password or None)
         return sentinels.master_for(settings.redis_sentinel_master, **options)
     assert settings.redis_url is not None

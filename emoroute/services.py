@@ -211,7 +211,32 @@ async def start_services(
 
 
 async def stop_services(services: Services) -> None:
-    """End live calls, stop background work, close connections (the embedded Redis last)."""
+    """End live calls, stop background work, close connections (the embedded Redis last).
+
+    Within ``EMOROUTE_SHUTDOWN_SECONDS``: with Redis or every sentinel unreachable, each step
+    could wait out its timeouts, so what is left past the bound is skipped. The outbox spool is
+    always finished (writes not yet in Redis are replayed by the next start) and an embedded
+    Redis always stopped.
+    """
+    budget = services.settings.shutdown_seconds
+    stopping = asyncio.create_task(_stop_in_order(services), name="stop-services")
+    try:
+        # asyncio.wait, not wait_for: a step stuck in a Redis client that defers its cancellation
+        # (reconnecting to unreachable sentinels) must not hold the process past the bound
+        await asyncio.wait({stopping}, timeout=budget)
+        if not stopping.done():
+            stopping.cancel()
+            log.error("stopping took over %.0f s (Redis or its sentinels unreachable?): the rest is skipped; "
+                      "writes not yet in Redis stay in the outbox spool", budget)
+        elif stopping.exception() is not None:
+            log.error("stopping failed: %r", stopping.exception())
+    finally:
+        await asyncio.to_thread(services.store.outbox.close)
+        if services.embedded_redis:
+            await asyncio.to_thread(services.embedded_redis.stop)
+
+
+async def _stop_in_order(services: Services) -> None:
     await services.coordinator.shutdown()
     if services.registry is not None:
         await services.registry.stop()
@@ -229,7 +254,4 @@ async def stop_services(services: Services) -> None:
     if services.asr_pool is not None:
         services.asr_pool.shutdown()
     await services.actions.aclose()
-    await asyncio.to_thread(services.store.outbox.close)
     await close_client(services.redis)
-    if services.embedded_redis:
-        await asyncio.to_thread(services.embedded_redis.stop)

@@ -122,6 +122,10 @@ class Settings(BaseSettings):
     drain_seconds: float = Field(
         30.0, ge=0, description="On SIGTERM, how long `emoroute serve` keeps serving the calls it holds (not ready "
                                 "for new ones: /readyz 503) before it stops; 0 stops at once.")
+    shutdown_seconds: float = Field(
+        20.0, gt=0, description="After the drain, the longest stopping may take (ending the calls still held, "
+                                "giving the lease back, closing connections); past it the rest is skipped (Redis "
+                                "or every sentinel unreachable): writes not yet in Redis stay in the outbox spool.")
     stream_idle_seconds: float = Field(
         20.0, gt=0, description="A stream that sends nothing for this long is closed (Twilio sends 50 frames/s).")
     stream_start_seconds: float = Field(

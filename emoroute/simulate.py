@@ -159,7 +159,9 @@ async def simulate_call(
     script = script or CallerScript()
     call_sid = "CA" + uuid.uuid4().hex
     stream_sid = "MZ" + uuid.uuid4().hex
-    async with httpx.AsyncClient(timeout=30) as client:
+    # idle connections are let go well before the server's keep-alive timeout (uvicorn: 5 s), so a
+    # request is never sent on a connection the server is closing (an httpx ReadError in the drill)
+    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(keepalive_expiry=1.0)) as client:
         twilio = _Twilio(client, target, call_sid, caller)
         greeting = await twilio.post(target.public_url.rstrip("/") + "/twilio/voice", CallStatus="ringing")
         stream_url, params = _stream_from_twiml(greeting)

@@ -439,27 +439,18 @@ class CallCoordinator:
         """
         try:
             if state.decision is None:
-                segment = await asyncio.wait_for(asyncio.shield(task), self.transcript_wait_s)
-            else:
-                segment = await task
+                # asyncio.wait, not wait_for(shield(task)): a transcript finishing as the wait runs out
+                # counts as in time (wait_for could time out with the task already done, and lose it)
+                await asyncio.wait({task}, timeout=self.transcript_wait_s)
+                if not task.done():
+                    return self._transcript_late(state, task, at, start_s)
+            segment = await task
         except WorkDropped:
             self.metrics.dropped.labels("transcript").inc()
             return None
-        except TimeoutError:
-            if task.done():  # the transcriber itself gave up (a remote job past its deadline)
-                self.metrics.errors.labels("transcriber").inc()
-                log.warning("call %s: no transcript (the job expired)", state.call_sid)
-                return None
-            self.metrics.errors.labels("transcript_timeout").inc()
-            self._spawn(state, self._late_transcript(state, task, at))
-            if state.partial is not None and start_s is not None and abs(state.partial[0] - start_s) < 0.05:
-                log.info("call %s: transcript not ready within %.1fs; deciding on the partial transcript",
-                         state.call_sid, self.transcript_wait_s)
-                self.metrics.transcripts.labels("partial_decided").inc()
-                state.texts.append(state.partial[1])
-                return state.partial[1]
-            log.warning("call %s: transcript not ready within %.1fs; deciding on tone alone", state.call_sid,
-                        self.transcript_wait_s)
+        except TimeoutError:  # the transcriber itself gave up (a remote job past its deadline)
+            self.metrics.errors.labels("transcriber").inc()
+            log.warning("call %s: no transcript (the job expired)", state.call_sid)
             return None
         except Exception:  # noqa: BLE001 - ASR trouble must not stop routing
             self.metrics.errors.labels("transcriber").inc()
@@ -470,6 +461,21 @@ class CallCoordinator:
         signals = await self._analyse(state, segment, at)
         state.texts.append(signals)
         return signals
+
+    def _transcript_late(self, state: CallState, task: asyncio.Task[TranscriptSegment], at: float,
+                         start_s: float | None) -> TextSignals | None:
+        """The first decision's wait ran out: the transcript follows later; the utterance's partial stands in."""
+        self.metrics.errors.labels("transcript_timeout").inc()
+        self._spawn(state, self._late_transcript(state, task, at))
+        if state.partial is not None and start_s is not None and abs(state.partial[0] - start_s) < 0.05:
+            log.info("call %s: transcript not ready within %.1fs; deciding on the partial transcript",
+                     state.call_sid, self.transcript_wait_s)
+            self.metrics.transcripts.labels("partial_decided").inc()
+            state.texts.append(state.partial[1])
+            return state.partial[1]
+        log.warning("call %s: transcript not ready within %.1fs; deciding on tone alone", state.call_sid,
+                    self.transcript_wait_s)
+        return None
 
     async def _late_transcript(self, state: CallState, task: asyncio.Task[TranscriptSegment], at: float) -> None:
         """Store a transcript that missed the first decision (at its utterance's end), and let it re-route."""

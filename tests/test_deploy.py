@@ -107,7 +107,8 @@ def test_the_manifests_agree_with_the_code_and_run_locked_down():
     web, worker = base[("Deployment", "emoroute-web")], base[("Deployment", "emoroute-worker")]
     config = base[("ConfigMap", "emoroute-config")]["data"]
     # every setting named exists (a typo would be silently ignored by pydantic-settings)
-    fields = {f"EMOROUTE_{name.upper()}" for name in Settings.model_fields} | {"REDIS_URL", "REDIS_SENTINELS"}
+    fields = {f"EMOROUTE_{name.upper()}" for name in Settings.model_fields} | {
+        "REDIS_URL", "REDIS_SENTINELS", "REDIS_CLUSTER_NODES"}
     assert set(config) <= fields, set(config) - fields
     app = create_app(Settings(environment="development"))
     paths = {getattr(route, "path", "") for route in app.routes}
@@ -116,7 +117,9 @@ def test_the_manifests_agree_with_the_code_and_run_locked_down():
         assert web_container[probe]["httpGet"]["path"] in paths, probe
     assert web_container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     # a stopped pod drains its calls within the grace period
-    assert web["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > float(config["EMOROUTE_DRAIN_SECONDS"])
+    shutdown_s = float(config.get("EMOROUTE_SHUTDOWN_SECONDS", Settings.model_fields["shutdown_seconds"].default))
+    assert web["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= \
+        float(config["EMOROUTE_DRAIN_SECONDS"]) + shutdown_s
     worker_container = worker["spec"]["template"]["spec"]["containers"][0]
     port = worker_container["command"][worker_container["command"].index("--metrics-port") + 1]
     assert str(worker_container["ports"][0]["containerPort"]) == port

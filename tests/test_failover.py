@@ -10,15 +10,21 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 
 from benchmarks.failover_drill import MASTER, SentinelSet
+from emoroute.redis_server import free_port
+from emoroute.settings import Settings
 from router import keys
+from tests.conftest import REPO
 from tests.helpers import new_call_sid, stream_call, wait_for
 
 pytestmark = pytest.mark.timeout(240)
@@ -81,3 +87,42 @@ async def test_the_primary_killed_while_callers_talk_loses_and_doubles_nothing(s
             assert not new.hget(keys.call(sid), "end_reason").startswith("owner_lost"), sid  # nobody reaped
         assert recovered_s < 10 + 20, recovered_s  # measured by benchmarks/failover_drill.py; here: it recovers
         new.close()
+
+
+def test_a_web_process_stops_within_its_shutdown_bound_when_redis_and_every_sentinel_are_frozen(
+        sentinel_set, tmp_path):
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("EMOROUTE_")},
+           "REDIS_SENTINELS": sentinel_set.spec, "EMOROUTE_REDIS_SENTINEL_MASTER": MASTER,
+           "EMOROUTE_ENVIRONMENT": "development", "EMOROUTE_PUBLIC_URL": base, "EMOROUTE_DRAIN_SECONDS": "0",
+           "EMOROUTE_SHUTDOWN_SECONDS": "3", "EMOROUTE_TRANSCRIBER": "none", "EMOROUTE_DATA_DIR": str(tmp_path)}
+    env.pop("REDIS_URL", None)
+    with (tmp_path / "web.log").open("wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "emoroute.cli", "serve", "--port", str(port)], cwd=REPO,
+                                env=env, stdout=log, stderr=subprocess.STDOUT)
+    frozen = [sentinel_set.primary.process, sentinel_set.replica.process, *sentinel_set.sentinels]
+    try:
+        wait_for(lambda: _status(base + "/readyz") == 200, timeout=180, what="the web process ready")
+        for server in frozen:  # they hold their sockets and answer nothing: every Redis call waits for its timeout
+            os.kill(server.pid, signal.SIGSTOP)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) in (0, -signal.SIGTERM)
+        took = time.monotonic() - started
+        # the bound, plus the Redis timeouts one step past it may still be waiting out
+        assert took < 3.0 + 4 * Settings(environment="development").redis_timeout_s + 3.0, took
+        assert "stopping took over 3 s" in (tmp_path / "web.log").read_text()
+    finally:
+        for server in frozen:
+            os.kill(server.pid, signal.SIGCONT)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _status(url: str) -> int:
+    try:
+        return httpx.get(url, timeout=2).status_code
+    except httpx.HTTPError:
+        return 0
