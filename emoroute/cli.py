@@ -247,6 +247,50 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_archiver(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from emoroute.redis_clients import async_client, close_client
+    from emoroute.services import history_url
+    from emoroute.settings import Settings
+    from router.archive import Archiver
+    from router.cluster import new_process_id
+    from router.history import HistoryError, HistoryStore
+    from router.policy import load_policy
+
+    settings = Settings(environment="development")  # the archiver holds no secret: it copies what Redis holds
+    if not settings.redis_url and not settings.redis_sentinels and not settings.redis_cluster_nodes:
+        _err("error: set REDIS_URL (or REDIS_SENTINELS, or REDIS_CLUSTER_NODES) to the Redis the web processes use")
+        return 2
+    if settings.history_url == "off":
+        _err("error: EMOROUTE_HISTORY_URL is off: nothing to archive to")
+        return 2
+    try:
+        history = HistoryStore(history_url(settings))
+        history.migrate()
+    except HistoryError as exc:
+        _err(f"error: {exc}")
+        return 2
+
+    async def run() -> None:
+        client = async_client(settings, settings.redis_url, decode=True, timeout_s=settings.redis_timeout_s)
+        archiver = Archiver(client, history, consumer=args.id or f"archiver-{new_process_id()}", batch=args.batch,
+                            claim_idle_ms=args.claim_idle_ms, block_ms=max(50, int(settings.redis_timeout_s * 500)),
+                            retention_s=load_policy(settings.policy_file).retention_days * 86400)
+        try:
+            await archiver.run()
+        finally:
+            await close_client(client)
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        pass
+    finally:
+        history.close()
+    return 0
+
+
 def _load_audio_or_none(path: Path):  # type: ignore[no-untyped-def]
     from audio_models.audio_io import AudioLoadError, load_audio
 
@@ -315,6 +359,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--id", help="consumer name (default: host-pid-random)")
     p.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
     p.set_defaults(func=_cmd_worker)
+
+    p = sub.add_parser("archiver", help="move finished calls from Redis to the history store (EMOROUTE_HISTORY_URL; "
+                                        "`emoroute serve` runs one itself)")
+    p.add_argument("--id", help="consumer name (default: archiver-host-pid-random)")
+    p.add_argument("--batch", type=int, default=200, help="calls written per transaction")
+    p.add_argument("--claim-idle-ms", type=int, default=30_000,
+                   help="take over a batch another archiver held this long without acknowledging it (it died)")
+    p.set_defaults(func=_cmd_archiver)
 
     p = sub.add_parser("simulate", help="act as Twilio: call the server and stream audio files")
     p.add_argument("--url", required=True, help="server base URL, e.g. http://127.0.0.1:8000")

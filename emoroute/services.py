@@ -27,10 +27,12 @@ from emoroute.log_safety import RefusalLog
 from emoroute.redis_clients import async_client, close_client
 from emoroute.redis_server import EmbeddedRedis
 from emoroute.settings import Settings
+from router.archive import Archiver
 from router.asr_jobs import JobCipher, RemoteTranscriber
 from router.cluster import ProcessRegistry, new_process_id
 from router.erasure import DiskScrubber
 from router.flow import CallFlow
+from router.history import HistoryStore
 from router.live import CallCoordinator
 from router.metrics import Metrics
 from router.policy import Policy, load_policy
@@ -71,6 +73,7 @@ class Services:
     remote_asr: RemoteTranscriber | None = None
     raw_redis: aioredis.Redis | None = None
     scrubber: DiskScrubber | None = None
+    history: HistoryStore | None = None  # finished calls in SQL (router.history), None when off or unavailable
     # warnings about refused requests (anyone can send them): escaped, at most 30 a minute
     refusals: RefusalLog = field(default_factory=RefusalLog)
     sessions: SessionRevocations = field(init=False)  # signed-out dashboard sessions, in the store's Redis
@@ -149,7 +152,8 @@ async def start_services(
                       retention_s=policy.retention_days * 86400,
                       seconds_per_point=policy.ageing.seconds_per_priority_point, queues=list(policy.queues),
                       timeline_max=settings.timeline_max_entries, max_call_s=settings.max_call_seconds,
-                      identification_max_s=policy.identification_max_s)
+                      identification_max_s=policy.identification_max_s,
+                      archive=settings.history_url != "off")
     try:
         if moved := await store.move_legacy_queues():
             log.warning("moved the calls waiting in %d queues to the queues' shared key names", moved)
@@ -199,15 +203,40 @@ async def start_services(
     registry = ProcessRegistry(store, process_id=process_id, lease_s=settings.process_lease_s,
                                every_s=max(0.2, settings.process_lease_s / 5), on_control=coordinator.control)
     await registry.start()
+    history = await _open_history(settings)
     services = Services(settings, policy, client, store, model, scorer, actions, coordinator, metrics, hub,
                         LoginGuard(store, per_minute=settings.login_failures_per_minute),
                         LocalLedger(ttl_s=settings.stream_token_ttl_s), embedded, asr_pool=asr_pool,
-                        registry=registry, remote_asr=remote_asr, raw_redis=raw_client, scrubber=scrubber)
+                        registry=registry, remote_asr=remote_asr, raw_redis=raw_client, scrubber=scrubber,
+                        history=history)
     services.background.append(asyncio.create_task(_flush_outbox_forever(services)))
+    if history is not None:
+        archiver = Archiver(client, history, consumer=process_id, retention_s=policy.retention_days * 86400,
+                            block_ms=max(50, int(settings.redis_timeout_s * 500)))
+        services.background.append(asyncio.create_task(archiver.run(), name="archiver"))
     log.info("EmoRoute ready (process %s): model %s, transcriber %s, queues %s, Twilio %s", process_id,
              getattr(model, "name", "?"), getattr(remote_asr or transcriber, "name", "none"), ", ".join(policy.queues),
              "dry-run" if settings.twilio_dry_run else "live")
     return services
+
+
+def history_url(settings: Settings) -> str:
+    """Return the history store's URL: EMOROUTE_HISTORY_URL, or a DuckDB file under the data directory."""
+    return settings.history_url or f"duckdb://{(settings.data_dir / 'history.duckdb').resolve()}"
+
+
+async def _open_history(settings: Settings) -> HistoryStore | None:
+    """Open and migrate the history store; None when off or unavailable (calls then wait in the archive stream)."""
+    if settings.history_url == "off":
+        return None
+    try:
+        history = await asyncio.to_thread(HistoryStore, history_url(settings))
+        await asyncio.to_thread(history.migrate)
+    except Exception as exc:  # noqa: BLE001 - routing never waits for the history store
+        log.error("history store unavailable (%s): finished calls wait in Redis's archive stream for an archiver",
+                  exc)
+        return None
+    return history
 
 
 async def stop_services(services: Services) -> None:
@@ -254,4 +283,6 @@ async def _stop_in_order(services: Services) -> None:
     if services.asr_pool is not None:
         services.asr_pool.shutdown()
     await services.actions.aclose()
+    if services.history is not None:
+        await asyncio.to_thread(services.history.close)
     await close_client(services.redis)

@@ -68,6 +68,10 @@ class Settings(BaseSettings):
                     "(it learns the rest of the nodes and follows fail-overs; REDIS_URL is then not used).")
     redis_password: str = Field("", description="Password of the Redis servers under Sentinel or in the Cluster.")
     data_dir: Path = Path("var")
+    history_url: str = Field(
+        "", description="Where finished calls are archived (router/history.py): duckdb:///path/history.duckdb (a file; "
+                        "one process writes it) or postgresql://user:password@host:port/database (several processes "
+                        "and hosts); empty: history.duckdb under data_dir; off: no archiving.")
     policy_file: Path | None = Field(None, description="Routing policy YAML (default: the shipped one).")
     emotion_model_dir: Path | None = Field(None, description="Emotion model directory (default: shipped).")
     model_cache_dir: Path | None = Field(

@@ -38,6 +38,8 @@ docs/OPERATIONS.md ("Redis keys and sharding").
   ``emoroute:asr:results:{process}`` STREAM of transcripts for the web process that owns the call;
   ``emoroute:worker:{id}`` HASH, a worker's heartbeat and load; ``emoroute:asr:dropped`` counter of
   jobs dropped past their deadline.
+- ``emoroute:archive`` STREAM, consumer group ``archiver``: CallSids of finished (or surveyed)
+  calls for the history store (router.archive).
 - ``emoroute:analytics:{version}:{hour}`` HASH, the analytics roll-up of the calls that started in
   one closed UTC hour (hour = epoch seconds // 3600): ``tally`` (JSON sums, dashboards.insights.Tally),
   ``listed`` (JSON scatter points and disagreements) and ``callers`` (JSON [caller hash, start]
@@ -193,6 +195,11 @@ def asr_dropped() -> str:
 def worker(worker_id: str) -> str:
     """Return the key of one inference worker's heartbeat and load."""
     return f"{PREFIX}:worker:{worker_id}"
+
+
+def archive() -> str:
+    """Return the stream of finished calls waiting for the history store."""
+    return f"{PREFIX}:archive"
 
 
 def analytics_hour(version: str, hour: int) -> str:

@@ -369,6 +369,7 @@ class CallStore:
         timeline_max: int = 5000,
         max_call_s: float = 3600.0,
         identification_max_s: float = 0.0,
+        archive: bool = True,
     ) -> None:
         """Use ``client`` (decode_responses=True) and ``outbox`` for writes Redis misses.
 
@@ -387,6 +388,7 @@ class CallStore:
         self.timeline_max = timeline_max
         self.max_call_s = max_call_s
         self.identification_max_s = identification_max_s
+        self.archive = archive  # hand finished calls to the archivers (off: no history store)
         self.redis_up = True
         self.cluster = is_cluster(client)
         self._flush_lock = asyncio.Lock()
@@ -860,9 +862,14 @@ class CallStore:
             self._xadd(call_sid, {"type": "ended", "t": round(t, 3), "reason": reason}),
             ("expire", [keys.call(call_sid), int(self.retention_s)], {}),
             ("expire", [keys.timeline(call_sid), int(self.retention_s)], {}),
+            *([self._hand_off(call_sid)] if self.archive else []),
             self._event("ended", call_sid, reason=reason),
         ]
         return await self.write(ops)
+
+    def _hand_off(self, call_sid: str) -> Op:
+        """Return the op that hands a finished call to the archivers (router.archive)."""
+        return ("xadd", [keys.archive(), {"call_sid": call_sid}], {"maxlen": 1_000_000, "approximate": True})
 
     def _leave_queues(self, call_sid: str, why: str) -> list[Op]:
         """Return the queue-side ops of a call leaving the queues for good: out of each, its claim marker set."""
@@ -904,6 +911,10 @@ class CallStore:
             self._event("phase", call_sid, phase=phase, t=t),
         ]
         return await self.write(ops)
+
+    async def hand_off(self, call_sid: str) -> bool:
+        """Hand a call to the archivers again (its survey was answered after it ended)."""
+        return await self.write([self._hand_off(call_sid)]) if self.archive else True
 
     async def mark(self, *, call_sid: str, fields: dict[str, Any], entry: dict[str, Any] | None = None) -> bool:
         """Set summary ``fields`` on an existing call (and append ``entry`` to its timeline)."""

@@ -172,7 +172,12 @@ def test_compose_requires_the_secrets_and_runs_in_production():
 def test_compose_scales_web_and_workers_behind_a_websocket_aware_proxy():
     compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert set(services) == {"redis", "web", "worker", "proxy"}
+    assert set(services) == {"redis", "postgres", "web", "worker", "proxy"}
+    # one history store for every web process, its password required
+    history = services["web"]["environment"]["EMOROUTE_HISTORY_URL"]
+    assert history.startswith("postgresql://emoroute:${EMOROUTE_HISTORY_PASSWORD:?") and "@postgres:5432/" in history
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"].startswith("${EMOROUTE_HISTORY_PASSWORD:?")
+    assert services["web"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     for scaled in ("web", "worker"):  # `--scale` needs no fixed name and no host port
         assert "container_name" not in services[scaled] and "ports" not in services[scaled]
     assert services["worker"]["command"][-4:-2] == ["emoroute", "worker"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -156,8 +157,25 @@ async def _erase_caller(raw: str, services: ServicesDep) -> dict[str, Any]:
     erased = await services.store.erase_calls(done, numbers=forms)
     if services.scrubber is not None:
         await services.scrubber.erased(done)
-    log.info("erasure: %d calls of caller %s deleted, %d still live", erased, mask_phone(forms[0]), len(live))
+    # the history store: these calls, and the caller's calls Redis no longer holds
+    archived = await _erase_history(services, done, [caller_hash(secret, f) for f in forms])
+    done += [sid for sid in archived if sid not in done]
+    log.info("erasure: %d calls of caller %s deleted (%d from the history store), %d still live", erased,
+             mask_phone(forms[0]), len(archived), len(live))
     return {"erased": done, "live": live}
+
+
+async def _erase_history(services: ServicesDep, call_sids: list[str], caller_hashes: list[str]) -> list[str]:
+    """Erase calls from the history store; return the SIDs it held (503 if it cannot be reached)."""
+    if services.history is None:
+        return []
+    try:
+        return await asyncio.to_thread(services.history.erase, call_sids=call_sids, caller_hashes=caller_hashes)
+    except Exception as exc:  # noqa: BLE001 - the request must fail loudly: the erasure is not complete
+        log.error("erasure: the history store could not be reached (%s)", exc)
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
+                            "the calls were erased from Redis but not from the history store: repeat the "
+                            "request once it is back") from exc
 
 
 @router.post("/erasures")
@@ -198,5 +216,6 @@ async def erase_call(call_sid: str, services: ServicesDep, _: SupervisorDep) -> 
     await services.store.erase_calls([call_sid], numbers=[call.get("caller", "")] if call.get("caller") else [])
     if services.scrubber is not None:
         await services.scrubber.erased([call_sid])
+    await _erase_history(services, [call_sid], [])
     log.info("erasure: call %s deleted", call_sid)
     return {"erased": [call_sid], "live": []}

@@ -339,7 +339,8 @@ async def survey(request: Request, services: ServicesDep, attempt: int = 0) -> R
         answered_at = str(time.time())
         _later(lambda: services.store.mark(call_sid=call_sid, fields={"csat": digits, "csat_at": answered_at},
                                            entry={"type": "survey", "score": int(digits)}),
-               lambda: services.store.adopt_call(call_sid=call_sid, at=float(answered_at)))
+               lambda: services.store.adopt_call(call_sid=call_sid, at=float(answered_at)),
+               lambda: services.store.hand_off(call_sid))  # the history store gets the score too
         log.info("call %s: survey score %s", call_sid, digits)
         return Response(goodbye_twiml(text=policy.survey.thanks, voice=policy.prompts.voice), media_type=XML)
     if attempt < 1:

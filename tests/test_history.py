@@ -1,0 +1,231 @@
+"""The history store of finished calls (issue #31): the hand-off stream, the archiver, DuckDB and PostgreSQL.
+
+Calls are written by the real call store into a real redis-server, archived into DuckDB (a file)
+and into a real PostgreSQL server the tests start, erased and purged there; an archiver process
+killed with SIGKILL mid-batch and a PostgreSQL server stopped as if it crashed lose nothing and
+double nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+import redis.asyncio as aioredis
+
+from router import keys
+from router.archive import GROUP, Archiver
+from router.history import HistoryStore
+from router.phases import caller_hash
+from router.policy import Decision
+from router.store import CallStore, Outbox, ReadingRecord
+from tests.conftest import REPO
+from tests.helpers import new_call_sid, wait_for
+from tests.postgres_server import PostgresServer
+
+pytestmark = pytest.mark.timeout(300)
+QUEUES = ("retention", "sales", "general")
+SECRET = "history-test-secret"
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["duckdb", "postgresql"])
+def history(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HistoryStore]:
+    if request.param == "duckdb":
+        store = HistoryStore(f"duckdb://{tmp_path / 'history.duckdb'}")
+    else:
+        pg: PostgresServer = request.getfixturevalue("postgres")
+        store = HistoryStore(pg.url)
+        store.migrate()
+        store.query("SELECT 1")
+        with store._transaction() as cur:  # each test starts from empty tables
+            cur.execute("DROP VIEW IF EXISTS readings, transcripts, decisions, phases, pickups, surveys")
+            cur.execute("DROP TABLE IF EXISTS calls, call_events, schema_version")
+    assert store.migrate() == 0 and store.migrate() == 1  # created, then found at version 1
+    yield store
+    store.close()
+
+
+def make_store(url: str) -> CallStore:
+    client = aioredis.Redis.from_url(url, decode_responses=True)
+    return CallStore(client, outbox=Outbox(None), retention_s=3600, seconds_per_point=60, queues=QUEUES)
+
+
+async def finished_call(store: CallStore, *, caller: str = "+15550001111", csat: str | None = "4") -> str:
+    """One call as the live path writes it: started, heard, routed, taken, ended, surveyed."""
+    sid = new_call_sid()
+    now = time.time()
+    await store.call_started(call_sid=sid, stream_sid="MZ" + sid[2:], caller=caller, started_at=now - 30,
+                             caller_hash=caller_hash(SECRET, caller))
+    await store.phase_changed(call_sid=sid, phase="question", t=1.0)
+    probs = {"angry": 0.7, "happy": 0.1, "neutral": 0.1, "sad": 0.1}
+    await store.add_reading(call_sid=sid, reading=ReadingRecord(
+        t=3.0, kind="utterance", start_s=1.0, end_s=3.0, label="angry", probs=probs, arousal=0.6, valence=-0.5,
+        model="test@1", transcript="I want to cancel my account", sentiment=-0.4, intents=("cancel",),
+        phase="question"))
+    await store.record_decision(call_sid=sid, decision=Decision("retention", 8, "asked to cancel", "intent"),
+                                t=3.2, arrival=now - 27, latency_ms=210.0)
+    await store.mark_with_agent(call_sid=sid, agent_id="ana", source="api")
+    await store.call_ended(call_sid=sid, t=30.0, reason="completed")
+    if csat:
+        await store.mark(call_sid=sid, fields={"csat": csat}, entry={"type": "survey", "score": int(csat)})
+        await store.hand_off(sid)
+    return sid
+
+
+async def test_a_finished_call_is_archived_once_with_its_timeline_and_erased_on_both_engines(redis_url, history):
+    store = make_store(redis_url)
+    archiver = Archiver(store.redis, history, consumer="a1")
+    await archiver.ensure_group()
+    sid = await finished_call(store)
+    other = await finished_call(store, caller="+15550002222", csat=None)
+    # the end and the survey both handed the first call over: it is written twice, kept once
+    assert await archiver.run_once(block_ms=100) == 2
+    assert history.query("SELECT count(*) FROM calls") == [(2,)]
+    row = history.call(sid)
+    assert row is not None
+    assert (row["queue"], row["priority"], row["agent"], row["csat"], row["first_emotion"]) == (
+        "retention", 8, "ana", 4, "angry")
+    assert row["caller_hash"] == caller_hash(SECRET, "+15550001111") and "+1555" not in row["summary"]
+    redis_timeline = [{k: v for k, v in e.items() if k != "id"} for e in await store.get_timeline(sid)]
+    archived = history.timeline(sid)
+    assert [e["type"] for e in archived] == [e["type"] for e in redis_timeline]
+    assert [e["type"] for e in archived] == ["started", "phase", "reading", "decision", "pickup", "ended", "survey"]
+    # the views a BI tool reads
+    assert history.query("SELECT label, phase FROM readings WHERE call_sid = ?", [sid]) == [("angry", "question")]
+    assert history.query("SELECT transcript FROM transcripts WHERE call_sid = ?", [sid]) == [
+        ("I want to cancel my account",)]
+    assert history.query("SELECT queue, priority FROM decisions WHERE call_sid = ?", [sid]) == [("retention", 8)]
+    assert history.query("SELECT count(*) FROM surveys") == [(1,)]
+    # archived again (a replayed hand-off): still one copy of each row
+    await store.hand_off(sid)
+    assert await archiver.run_once(block_ms=100) == 1
+    assert history.query("SELECT count(*) FROM call_events WHERE call_sid = ?", [sid]) == [(len(archived),)]
+    pending = await store.redis.xpending(keys.archive(), GROUP)
+    assert pending["pending"] == 0 and await store.redis.xlen(keys.archive()) == 0  # acknowledged and deleted
+    # erasure by the caller's salted hash, and retention
+    assert history.erase(caller_hashes=[caller_hash(SECRET, "+15550001111")]) == [sid]
+    assert history.call(sid) is None and history.timeline(sid) == []
+    assert history.purge(started_before=time.time()) == 1 and history.call(other) is None
+    await store.redis.aclose()
+
+
+async def test_a_call_erased_before_its_turn_is_not_archived(redis_url, tmp_path):
+    store = make_store(redis_url)
+    history = HistoryStore(f"duckdb://{tmp_path / 'h.duckdb'}")
+    history.migrate()
+    archiver = Archiver(store.redis, history, consumer="a1")
+    await archiver.ensure_group()
+    sid = await finished_call(store, csat=None)
+    await store.erase_calls([sid])
+    assert await archiver.run_once(block_ms=100) == 0
+    assert history.call(sid) is None and await store.redis.xlen(keys.archive()) == 0
+    history.close()
+    await store.redis.aclose()
+
+
+def _archiver_process(redis_url: str, history_url: str, tmp: Path, name: str, *extra: str) -> subprocess.Popen:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("EMOROUTE_")}, "REDIS_URL": redis_url,
+           "EMOROUTE_HISTORY_URL": history_url, "PYTHONUNBUFFERED": "1"}
+    with (tmp / f"{name}.log").open("wb") as log:
+        return subprocess.Popen([sys.executable, "-m", "emoroute.cli", "archiver", "--id", name, *extra], cwd=REPO,
+                                env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+async def test_an_archiver_killed_mid_batch_and_postgres_restarted_lose_and_double_nothing(redis_url, postgres,
+                                                                                        tmp_path):
+    store = make_store(redis_url)
+    history = HistoryStore(postgres.url)
+    history.migrate()
+    with history._transaction() as cur:
+        cur.execute("DELETE FROM call_events")
+        cur.execute("DELETE FROM calls")
+    sids = [await finished_call(store, caller=f"+1555100{i:04d}", csat=None) for i in range(300)]
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+
+    def archived() -> int:
+        try:
+            return int(history.query("SELECT count(*) FROM calls")[0][0])
+        except Exception:  # noqa: BLE001 - our own connection died with a restart: the next query reopens it
+            return -1
+
+    first = _archiver_process(redis_url, postgres.url, tmp_path, "first", "--batch", "5")
+    second = None
+    try:
+        wait_for(lambda: archived() >= 20, timeout=120, what="the first archiver under way")
+        os.kill(first.pid, signal.SIGKILL)  # it may hold a batch it has not acknowledged
+        first.wait()
+        second = _archiver_process(redis_url, postgres.url, tmp_path, "second", "--batch", "5",
+                                   "--claim-idle-ms", "500")
+        wait_for(lambda: archived() >= 60, timeout=120, what="the second archiver under way")
+        postgres.restart("immediate")  # the store goes down mid-write as if it crashed, and comes back
+        wait_for(lambda: archived() == len(sids), timeout=120, what="every call archived")
+        wait_for(lambda: r.xlen(keys.archive()) == 0, timeout=30, what="the hand-off stream emptied")
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=30)
+    assert "the history store refused a batch" in (tmp_path / "second.log").read_text()  # it met the restart
+    assert sorted(row[0] for row in history.query("SELECT call_sid FROM calls")) == sorted(sids)
+    per_call = history.query("SELECT call_sid, count(*) FROM call_events GROUP BY call_sid")
+    assert len(per_call) == len(sids) and {n for _, n in per_call} == {6}  # every timeline once, whole
+    r.close()
+    history.close()
+    await store.redis.aclose()
+
+
+async def test_a_live_call_reaches_the_embedded_store_and_its_erasure_reaches_it_too(live_server, neutral_audio):
+    import asyncio
+
+    import httpx
+
+    from tests.helpers import stream_call
+
+    services = live_server.app.state.services
+    assert services.history is not None and services.history.engine == "duckdb"  # the default: a file, no setup
+    ws = live_server.url.replace("http://", "ws://") + "/twilio/stream"
+    sid = await stream_call(ws, neutral_audio, caller="+15550007777")
+
+    async def archived() -> dict | None:
+        return await asyncio.to_thread(services.history.call, sid)
+
+    deadline = time.monotonic() + 30
+    while (row := await archived()) is None or row["status"] != "ended":
+        assert time.monotonic() < deadline, "the call never reached the history store"
+        await asyncio.sleep(0.2)
+    assert row["queue"] in QUEUES and row["caller_hash"]
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=30,
+                                 headers={"Authorization": "Bearer dev-supervisor-token"}) as api:
+        erased = (await api.post("/api/erasures", json={"number": "+1 555 000 7777"})).json()
+    assert erased["erased"] == [sid]
+    assert await archived() is None and await asyncio.to_thread(services.history.timeline, sid) == []
+
+
+async def test_the_archiver_deletes_calls_past_their_retention_from_the_store(redis_url, tmp_path):
+    store = make_store(redis_url)
+    history = HistoryStore(f"duckdb://{tmp_path / 'h.duckdb'}")
+    history.migrate()
+    archiver = Archiver(store.redis, history, consumer="a1", retention_s=20.0, purge_every_s=0.0)
+    await archiver.ensure_group()
+    old = await finished_call(store, csat=None)  # started 30 s ago: past a 20 s retention
+    assert await archiver.run_once(block_ms=100) == 1 and history.call(old) is not None
+    assert await archiver.purge_due() == 1 and history.call(old) is None
+    history.close()
+    await store.redis.aclose()
