@@ -553,7 +553,7 @@ class CallCoordinator:
     async def _requeue(self, state: CallState, decision: Decision, kind: str) -> bool:
         """Store a re-route or new priority if the call is still queued; return whether it was applied.
 
-        Redis decides atomically (router.store.QUEUE_CALL_LUA): a call with an agent, or ended, is
+        Redis decides atomically (router.store.CALL_SIDE_LUA and PLACE_CALL_LUA): a call with an agent, or ended, is
         never re-queued. When Redis cannot say (outage), nothing is sent to Twilio either.
         """
         applied = await self._persist(state, lambda: self.store.record_decision(

@@ -45,13 +45,16 @@ REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 TRANSIENT_REPLIES = ("READONLY", "OOM", "LOADING", "BUSY", "MASTERDOWN", "NOREPLICAS", "CLUSTERDOWN",
                      "TRYAGAIN", "EXECABORT", "MISCONF")
 MAX_DATA_ERROR_ATTEMPTS = 3
-# Queue a call (first decision, re-route or new priority), call side: unless it is with an agent
-# or has ended (a re-route or new priority also needs it still queued), its summary, timeline entry
-# and event. KEYS: the call's hash and timeline. Returns 1 when applied, 0 when not.
-CALL_QUEUED_LUA = """
+# A call's side of placing it in a queue or of an agent taking it: unless the step no longer
+# applies, its summary fields, a timeline entry and its event. ARGV[1], the step: "decision" (first
+# decision or keypad route; not once it is with an agent or ended), "update" (re-route or new
+# priority; only while still queued) or "pickup" (an agent has it; not once it ended).
+# KEYS: the call's hash and timeline. Returns 1 when applied, 0 when not.
+CALL_SIDE_LUA = """
 local status = redis.call('HGET', KEYS[1], 'status')
-if status == 'ended' or status == 'with_agent' then return 0 end
-if ARGV[1] ~= 'decision' and status ~= 'queued' then return 0 end
+if status == 'ended' then return 0 end
+if ARGV[1] ~= 'pickup' and status == 'with_agent' then return 0 end
+if ARGV[1] == 'update' and status ~= 'queued' then return 0 end
 local summary = cjson.decode(ARGV[2])
 for k, v in pairs(summary) do redis.call('HSET', KEYS[1], k, v) end
 local flat = {}
@@ -74,18 +77,6 @@ if ARGV[1] ~= 'decision' then
 end
 for i = 3, #KEYS do redis.call('ZREM', KEYS[i], ARGV[2]) end
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
-return 1
-"""
-# An agent has the call, call side: unless it has ended, its summary, timeline entry and event.
-# KEYS: the call's hash and timeline. Returns 1 when applied, 0 when not.
-CALL_PICKUP_LUA = """
-if redis.call('HGET', KEYS[1], 'status') == 'ended' then return 0 end
-local summary = cjson.decode(ARGV[1])
-for k, v in pairs(summary) do redis.call('HSET', KEYS[1], k, v) end
-local flat = {}
-for k, v in pairs(cjson.decode(ARGV[2])) do flat[#flat + 1] = k; flat[#flat + 1] = v end
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', unpack(flat))
-redis.call('PUBLISH', ARGV[4], ARGV[3])
 return 1
 """
 # Claim a call for an agent, queue side: it must still be in one of the agent's queues (KEYS[2..])
@@ -841,7 +832,7 @@ class CallStore:
                             "priority": decision.priority, "reason": decision.reason})
         mode = "decision" if kind in ("decision", "keypad") else "update"
         others = [keys.queue(q) for q in self.queues if q != decision.queue]
-        call_side = [CALL_QUEUED_LUA, 2, keys.call(call_sid), keys.timeline(call_sid), mode, json.dumps(summary),
+        call_side = [CALL_SIDE_LUA, 2, keys.call(call_sid), keys.timeline(call_sid), mode, json.dumps(summary),
                      json.dumps(entry), event, keys.events_channel(), self.timeline_max]
         queue_side = [PLACE_CALL_LUA, 2 + len(others), keys.settled(call_sid), keys.queue(decision.queue), *others,
                       mode, call_sid, score]
@@ -1099,7 +1090,7 @@ class CallStore:
         """Return the call-side op of an agent having the call (nothing if it ended meanwhile)."""
         summary = {"status": "with_agent", "agent": agent_id, "picked_at": str(now)}
         event = json.dumps({"type": "pickup", "call_sid": call_sid, "ts": now, "agent": agent_id})
-        return ("eval", [CALL_PICKUP_LUA, 2, keys.call(call_sid), keys.timeline(call_sid), json.dumps(summary),
-                         json.dumps({k: str(v) for k, v in entry.items()}), event, keys.events_channel(),
-                         self.timeline_max], {})
+        return ("eval", [CALL_SIDE_LUA, 2, keys.call(call_sid), keys.timeline(call_sid), "pickup",
+                         json.dumps(summary), json.dumps({k: str(v) for k, v in entry.items()}), event,
+                         keys.events_channel(), self.timeline_max], {})
 
