@@ -191,7 +191,7 @@ async def test_an_archiver_killed_mid_batch_and_postgres_restarted_lose_and_doub
     await store.redis.aclose()
 
 
-async def test_a_live_call_reaches_the_embedded_store_and_its_erasure_reaches_it_too(live_server, neutral_audio):
+async def test_a_live_call_reaches_the_embedded_store_is_read_from_it_later_and_erased_there(live_server, neutral_audio):
     import asyncio
 
     import httpx
@@ -211,10 +211,23 @@ async def test_a_live_call_reaches_the_embedded_store_and_its_erasure_reaches_it
         assert time.monotonic() < deadline, "the call never reached the history store"
         await asyncio.sleep(0.2)
     assert row["queue"] in QUEUES and row["caller_hash"]
+    # Redis lets the call go (its retention): the API and the timeline page read it from the store
+    r = redis.Redis.from_url(live_server.settings.redis_url, decode_responses=True)
+    kinds = [fields["type"] for _, fields in r.xrange(keys.timeline(sid))]
+    r.delete(keys.call(sid), keys.timeline(sid))
+    r.zrem(keys.calls_index(), sid)
+    r.close()
     async with httpx.AsyncClient(base_url=live_server.url, timeout=30,
                                  headers={"Authorization": "Bearer dev-supervisor-token"}) as api:
+        for path in (f"/api/calls/{sid}/timeline", f"/dashboard/api/calls/{sid}/timeline"):
+            body = (await api.get(path)).json()
+            assert body["call"]["archived"] == "1" and body["call"]["queue"] == row["queue"], body
+            assert [e["type"] for e in body["timeline"]] == kinds
+            assert all(isinstance(e["probs"], dict) for e in body["timeline"] if e["type"] == "reading")
+        # the erasure finds it by the number's salted hash, though Redis holds nothing of it now
         erased = (await api.post("/api/erasures", json={"number": "+1 555 000 7777"})).json()
-    assert erased["erased"] == [sid]
+        assert erased["erased"] == [sid]
+        assert (await api.get(f"/api/calls/{sid}")).status_code == 404
     assert await archived() is None and await asyncio.to_thread(services.history.timeline, sid) == []
 
 

@@ -12,6 +12,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, Field
 
 from emoroute.web.deps import Principal, PrincipalDep, ServicesDep, SupervisorDep
+from emoroute.web.stored_calls import stored_call, stored_timeline
 from router.phases import caller_hash
 from router.redact import mask_phone
 
@@ -41,7 +42,7 @@ async def list_calls(
 
 
 async def _visible_call(services: ServicesDep, principal: Principal, call_sid: str) -> dict[str, str]:
-    call = await services.store.get_call(call_sid)
+    call = await stored_call(services, call_sid)
     if call is None or not _may_see(principal, call):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no call {call_sid} visible to you")
     return call
@@ -49,7 +50,7 @@ async def _visible_call(services: ServicesDep, principal: Principal, call_sid: s
 
 @router.get("/calls/{call_sid}")
 async def get_call(call_sid: str, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
-    """Return one call's summary."""
+    """Return one call's summary (from the history store, marked ``archived``, once Redis no longer holds it)."""
     return await _visible_call(services, principal, call_sid)
 
 
@@ -57,7 +58,7 @@ async def get_call(call_sid: str, services: ServicesDep, principal: PrincipalDep
 async def get_timeline(call_sid: str, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
     """Return one call's emotion timeline with decisions and pickups."""
     call = await _visible_call(services, principal, call_sid)
-    return {"call": call, "timeline": await services.store.get_timeline(call_sid)}
+    return {"call": call, "timeline": await stored_timeline(services, call)}
 
 
 @router.get("/queues")

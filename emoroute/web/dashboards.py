@@ -44,6 +44,7 @@ from emoroute.web.deps import (
     session_expiry,
     session_id,
 )
+from emoroute.web.stored_calls import stored_call, stored_timeline
 
 HERE = Path(dashboards.__file__).resolve().parent  # the dashboards package: templates/ and static/
 PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
@@ -230,10 +231,10 @@ async def agent_json(agent_id: str, request: Request, services: ServicesDep) -> 
 async def call_timeline_json(call_sid: str, request: Request, services: ServicesDep) -> dict[str, Any]:
     """One call's summary and timeline for the timeline page (an agent sees only calls they took)."""
     principal = await _require(request, services)
-    call = await services.store.get_call(call_sid)
+    call = await stored_call(services, call_sid)
     if call is None or (principal.role == "agent" and call.get("agent") != principal.agent_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no call {call_sid} visible to you")
-    return {"call": call, "timeline": await services.store.get_timeline(call_sid)}
+    return {"call": call, "timeline": await stored_timeline(services, call)}
 
 
 @router.get("/api/wallboard")
