@@ -191,7 +191,8 @@ async def test_an_archiver_killed_mid_batch_and_postgres_restarted_lose_and_doub
     await store.redis.aclose()
 
 
-async def test_a_live_call_reaches_the_embedded_store_is_read_from_it_later_and_erased_there(live_server, neutral_audio):
+async def test_a_live_call_reaches_the_embedded_store_is_read_from_it_later_and_erased_there(
+        live_server, neutral_audio):
     import asyncio
 
     import httpx
