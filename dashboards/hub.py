@@ -17,6 +17,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from router.store import CallStore
+from router.tasks import stop_tasks
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +65,7 @@ class EventHub:
     async def stop(self) -> None:
         """Stop the subscription task."""
         if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await stop_tasks([self._task])
 
     async def _run(self) -> None:
         while True:

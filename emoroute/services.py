@@ -7,6 +7,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,7 @@ from router.live import CallCoordinator
 from router.metrics import Metrics
 from router.policy import Policy, load_policy
 from router.store import CallStore, Outbox
+from router.tasks import stop_tasks
 from router.text import TextAnalyser, load_text_analyser
 from telephony.actions import CallActions, DryRunActions, TwilioRestActions
 from telephony.credentials import LocalLedger
@@ -254,15 +256,27 @@ async def stop_services(services: Services) -> None:
         # (reconnecting to unreachable sentinels) must not hold the process past the bound
         await asyncio.wait({stopping}, timeout=budget)
         if not stopping.done():
-            stopping.cancel()
             log.error("stopping took over %.0f s (Redis or its sentinels unreachable?): the rest is skipped; "
-                      "writes not yet in Redis stay in the outbox spool", budget)
+                      "writes not yet in Redis stay in the outbox spool; it was waiting in %s", budget,
+                      " <- ".join(_awaiting(stopping.get_coro())))
+            stopping.cancel()
         elif stopping.exception() is not None:
             log.error("stopping failed: %r", stopping.exception())
     finally:
         await asyncio.to_thread(services.store.outbox.close)
         if services.embedded_redis:
             await asyncio.to_thread(services.embedded_redis.stop)
+
+
+def _awaiting(coro: Any) -> list[str]:
+    """Return where a coroutine waits, outermost first (the step of stopping that is stuck)."""
+    where: list[str] = []
+    while coro is not None and len(where) < 12:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            where.append(f"{frame.f_code.co_name} ({Path(frame.f_code.co_filename).name}:{frame.f_lineno})")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return where
 
 
 async def _stop_in_order(services: Services) -> None:
@@ -275,9 +289,7 @@ async def _stop_in_order(services: Services) -> None:
         await services.scrubber.stop()
     if services.raw_redis is not None:
         await close_client(services.raw_redis)
-    for task in services.background:
-        task.cancel()
-    await asyncio.gather(*services.background, return_exceptions=True)
+    await stop_tasks(services.background)
     await services.hub.stop()
     await services.scorer.stop()
     if services.asr_pool is not None:

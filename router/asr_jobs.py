@@ -39,6 +39,7 @@ from redis.exceptions import RedisError, ResponseError
 from audio_models.asr_queue import NORMAL, SPARE, URGENT
 from audio_models.transcribe import TranscriptSegment
 from router import keys
+from router.tasks import stop_tasks
 
 log = logging.getLogger(__name__)
 URGENCY_NAMES = {URGENT: "urgent", NORMAL: "normal", SPARE: "spare"}
@@ -169,11 +170,8 @@ class RemoteTranscriber:
 
     async def stop(self) -> None:
         """Stop reading; jobs still out fail their callers."""
-        while self._reader is not None and not self._reader.done():
-            # a cancellation that lands while redis-py is tearing down a blocked XREAD can be
-            # swallowed there: cancel again until the reader has stopped
-            self._reader.cancel()
-            await asyncio.wait({self._reader}, timeout=0.5)
+        if self._reader is not None:
+            await stop_tasks([self._reader])
         for future in self._waiting.values():
             if not future.done():
                 future.cancel()

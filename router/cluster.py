@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 
 from router import keys
 from router.store import CallStore
+from router.tasks import stop_tasks
 
 log = logging.getLogger(__name__)
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
@@ -63,9 +64,7 @@ class ProcessRegistry:
 
     async def stop(self) -> None:
         """Stop, and give the lease back (our calls were ended by the coordinator before)."""
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await stop_tasks(self._tasks)
         with contextlib.suppress(RedisError, OSError):
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.srem(keys.procs(), self.process_id)

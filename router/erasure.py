@@ -23,6 +23,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from router.asr_jobs import drop_jobs_of_calls
 from router.slots import is_cluster
+from router.tasks import stop_tasks
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,7 @@ class DiskScrubber:
     async def stop(self) -> None:
         """Stop the background task (a rewrite already asked of Redis goes on there)."""
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await stop_tasks([self._task])
 
     async def erased(self, call_sids: Iterable[str]) -> None:
         """Reach what the erasure of these calls left outside their keys."""
