@@ -51,6 +51,7 @@ class EventHub:
         self._clients: set[asyncio.Queue[dict[str, Any]]] = set()
         self._users: Counter[str] = Counter()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
         self.subscribed = asyncio.Event()
 
     @property
@@ -65,16 +66,16 @@ class EventHub:
     async def stop(self) -> None:
         """Stop the subscription task."""
         if self._task:
-            await stop_tasks([self._task])
+            await stop_tasks([self._task], stopping=self._stopping)
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             pubsub = self.store.events_pubsub()
             try:
                 await pubsub.subscribe(self.store.events_channel)
                 self.subscribed.set()
-                while True:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                while not self._stopping.is_set():
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.25)
                     if message is not None:
                         self._fan_out(message["data"])
             except (RedisError, OSError) as exc:

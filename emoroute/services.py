@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import Counter
 from collections.abc import Callable, Coroutine
@@ -76,6 +77,7 @@ class Services:
     raw_redis: aioredis.Redis | None = None
     scrubber: DiskScrubber | None = None
     history: HistoryStore | None = None  # finished calls in SQL (router.history), None when off or unavailable
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)  # set: the background loops end
     # warnings about refused requests (anyone can send them): escaped, at most 30 a minute
     refusals: RefusalLog = field(default_factory=RefusalLog)
     sessions: SessionRevocations = field(init=False)  # signed-out dashboard sessions, in the store's Redis
@@ -108,8 +110,11 @@ def build_actions(settings: Settings) -> CallActions:
 
 
 async def _flush_outbox_forever(services: Services, every_s: float = 1.0) -> None:
-    while True:
-        await asyncio.sleep(every_s)
+    while not services.stopping.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(services.stopping.wait(), every_s)
+        if services.stopping.is_set():
+            return
         try:
             if services.store.outbox.pending:
                 await services.store.flush_outbox()
@@ -215,6 +220,7 @@ async def start_services(
     if history is not None:
         archiver = Archiver(client, history, consumer=process_id, retention_s=policy.retention_days * 86400,
                             block_ms=max(50, int(settings.redis_timeout_s * 500)))
+        archiver.stopping = services.stopping
         services.background.append(asyncio.create_task(archiver.run(), name="archiver"))
     log.info("EmoRoute ready (process %s): model %s, transcriber %s, queues %s, Twilio %s", process_id,
              getattr(model, "name", "?"), getattr(remote_asr or transcriber, "name", "none"), ", ".join(policy.queues),
@@ -289,7 +295,7 @@ async def _stop_in_order(services: Services) -> None:
         await services.scrubber.stop()
     if services.raw_redis is not None:
         await close_client(services.raw_redis)
-    await stop_tasks(services.background)
+    await stop_tasks(services.background, stopping=services.stopping)
     await services.hub.stop()
     await services.scorer.stop()
     if services.asr_pool is not None:

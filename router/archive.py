@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 GROUP = "archiver"
 
 
+class StoreFailed(Exception):
+    """The history store refused or could not take a batch (nothing was acknowledged)."""
+
+
 class Archiver:
     """Moves finished calls from Redis to the history store, each once, acknowledged after the commit."""
 
@@ -47,6 +51,7 @@ class Archiver:
         self.retention_s = retention_s
         self.purge_every_s = purge_every_s
         self._purged_at = float("-inf")
+        self.stopping = asyncio.Event()  # set: the loop ends between two batches (router.tasks.stop_tasks)
         self.archived = 0
         self.failures = 0
 
@@ -82,7 +87,10 @@ class Archiver:
             if summary:  # gone: erased (or expired) before its turn
                 timeline = [fields for _, fields in await self.redis.xrange(keys.timeline(sid))]
                 records.append(CallRecord(sid, summary, timeline))
-        written = await asyncio.to_thread(self.history.write, records, archived_at=time.time())
+        try:
+            written = await asyncio.to_thread(self.history.write, records, archived_at=time.time())
+        except Exception as exc:  # its network errors are OSErrors too: not to be taken for Redis's
+            raise StoreFailed(str(exc)) from exc
         ids = [entry_id for entry_id, _ in entries]
         await self.redis.xack(keys.archive(), GROUP, *ids)
         await self.redis.xdel(keys.archive(), *ids)
@@ -93,25 +101,26 @@ class Archiver:
         """Delete the calls past their retention from the store, if a purge is due; return how many."""
         if self.retention_s is None or time.monotonic() - self._purged_at < self.purge_every_s:
             return 0
-        gone = await asyncio.to_thread(self.history.purge, started_before=time.time() - self.retention_s)
+        try:
+            gone = await asyncio.to_thread(self.history.purge, started_before=time.time() - self.retention_s)
+        except Exception as exc:  # noqa: BLE001 - see run_once
+            raise StoreFailed(str(exc)) from exc
         self._purged_at = time.monotonic()
         if gone:
             log.info("archiver: %d calls past their retention deleted from the history store", gone)
         return gone
 
     async def run(self) -> None:
-        """Archive until cancelled; a Redis or store failure is logged and retried after a pause."""
+        """Archive until :attr:`stopping` is set; a Redis or store failure is logged and retried after a pause."""
         await self.ensure_group()
-        while True:
+        while not self.stopping.is_set():
             try:
                 await self.purge_due()
                 await self.run_once()
-            except asyncio.CancelledError:
-                raise
+            except StoreFailed as exc:  # archiving goes on; the batch is taken again
+                self.failures += 1
+                log.warning("archiver: the history store refused a batch (%s); retrying in 2 s", exc)
+                await asyncio.sleep(2.0)
             except (RedisError, OSError) as exc:
                 log.warning("archiver: Redis unavailable (%s); retrying in 1 s", exc)
                 await asyncio.sleep(1.0)
-            except Exception:  # noqa: BLE001 - a store failure must not end archiving; the batch is taken again
-                self.failures += 1
-                log.exception("archiver: the history store refused a batch; retrying in 2 s")
-                await asyncio.sleep(2.0)

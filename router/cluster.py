@@ -51,6 +51,7 @@ class ProcessRegistry:
         self.on_control = on_control
         self.reaped_calls = 0
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
         # since when this process has renewed its lease without a failure (None: it just failed).
         # Leases lapse for every process while Redis is unreachable (or failing over); after it
         # returns, a process reaps others only once they have had a lease period to renew theirs.
@@ -64,7 +65,7 @@ class ProcessRegistry:
 
     async def stop(self) -> None:
         """Stop, and give the lease back (our calls were ended by the coordinator before)."""
-        await stop_tasks(self._tasks)
+        await stop_tasks(self._tasks, stopping=self._stopping)
         with contextlib.suppress(RedisError, OSError):
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.srem(keys.procs(), self.process_id)
@@ -91,8 +92,11 @@ class ProcessRegistry:
             time.monotonic() - self._renewing_since >= self.lease_s + self.every_s
 
     async def _heartbeat(self) -> None:
-        while True:
-            await asyncio.sleep(self.every_s)
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.every_s)
+            if self._stopping.is_set():
+                return
             if not await self._renew() or not self.may_reap():
                 continue
             try:
@@ -118,12 +122,12 @@ class ProcessRegistry:
         return ended
 
     async def _listen(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             pubsub = self.redis.pubsub()
             try:
                 await pubsub.subscribe(keys.proc_control(self.process_id))
-                while True:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                while not self._stopping.is_set():
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.25)
                     if message is None or self.on_control is None:
                         continue
                     try:
