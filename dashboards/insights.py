@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+from router.history import NO_TOPIC, topics_of
 from router.phases import PHASES, parse_phase_stats
 
 Stats = dict[str, tuple[int, float, float]]  # phase -> (readings, mean P(angry), mean valence)
@@ -34,27 +35,19 @@ def _f(row: dict[str, str], key: str) -> float | None:
 
 
 @lru_cache(maxsize=65536)
-def _hour_and_day(hour: int) -> tuple[str, str]:
+def hour_and_day(hour: int) -> tuple[str, str]:
+    """Return the UTC hour ("YYYY-MM-DD HH:00") and day of an hour counted from the epoch."""
     moment = datetime.fromtimestamp(hour * 3600, UTC)
     return moment.strftime("%Y-%m-%d %H:00"), moment.strftime("%Y-%m-%d")
 
 
 def _buckets(ts: float) -> tuple[str, str]:
     """Return the UTC hour ("YYYY-MM-DD HH:00") and day of a timestamp (cached per hour: 100k calls, few hours)."""
-    return _hour_and_day(int(ts // 3600))
+    return hour_and_day(int(ts // 3600))
 
 
 def _mean(values: list[float]) -> float | None:
     return round(sum(values) / len(values), 3) if values else None
-
-
-def topics_of(row: dict[str, str], key_intents: dict[str, str]) -> list[str]:
-    """Return the call's topics: the intents heard, and the one its keypad key states."""
-    found = [i for i in (row.get("intents") or "").split(",") if i]
-    keyed = key_intents.get(row.get("keypad", ""), "")
-    if keyed and keyed not in found:
-        found.append(keyed)
-    return found
 
 
 class Tally:
@@ -159,7 +152,7 @@ class Tally:
     def _topics(self, r: dict[str, str], queue: str, hour: str, day: str, timed: bool) -> None:
         d = self.d
         label, peak = r.get("first_emotion", ""), _f(r, "peak_anger")
-        for t in topics_of(r, self.key_intents) or ["(none)"]:
+        for t in topics_of(r, self.key_intents) or [NO_TOPIC]:
             _inc(d["topic"], t)
             if timed:
                 _inc(d["topic_hour"].setdefault(hour, {}), t)

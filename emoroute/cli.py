@@ -265,9 +265,10 @@ def _cmd_archiver(args: argparse.Namespace) -> int:
     if settings.history_url == "off":
         _err("error: EMOROUTE_HISTORY_URL is off: nothing to archive to")
         return 2
+    policy = load_policy(settings.policy_file)
     try:
         history = HistoryStore(history_url(settings))
-        history.migrate()
+        history.migrate(policy.key_intents())
     except HistoryError as exc:
         _err(f"error: {exc}")
         return 2
@@ -276,7 +277,8 @@ def _cmd_archiver(args: argparse.Namespace) -> int:
         client = async_client(settings, settings.redis_url, decode=True, timeout_s=settings.redis_timeout_s)
         archiver = Archiver(client, history, consumer=args.id or f"archiver-{new_process_id()}", batch=args.batch,
                             claim_idle_ms=args.claim_idle_ms, block_ms=max(50, int(settings.redis_timeout_s * 500)),
-                            retention_s=load_policy(settings.policy_file).retention_days * 86400)
+                            retention_s=policy.retention_days * 86400, live_s=settings.live_hours * 3600,
+                            key_intents=policy.key_intents())
         try:
             await archiver.run()
         finally:

@@ -219,7 +219,8 @@ async def start_services(
     services.background.append(asyncio.create_task(_flush_outbox_forever(services)))
     if history is not None:
         archiver = Archiver(client, history, consumer=process_id, retention_s=policy.retention_days * 86400,
-                            block_ms=max(50, int(settings.redis_timeout_s * 500)))
+                            block_ms=max(50, int(settings.redis_timeout_s * 500)),
+                            live_s=settings.live_hours * 3600, key_intents=policy.key_intents())
         archiver.stopping = services.stopping
         services.background.append(asyncio.create_task(archiver.run(), name="archiver"))
     log.info("EmoRoute ready (process %s): model %s, transcriber %s, queues %s, Twilio %s", process_id,
@@ -239,7 +240,7 @@ async def _open_history(settings: Settings) -> HistoryStore | None:
         return None
     try:
         history = await asyncio.to_thread(HistoryStore, history_url(settings))
-        await asyncio.to_thread(history.migrate)
+        await asyncio.to_thread(history.migrate, load_policy(settings.policy_file).key_intents())
     except Exception as exc:  # noqa: BLE001 - routing never waits for the history store
         log.error("history store unavailable (%s): finished calls wait in Redis's archive stream for an archiver",
                   exc)

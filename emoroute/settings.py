@@ -71,7 +71,11 @@ class Settings(BaseSettings):
     history_url: str = Field(
         "", description="Where finished calls are archived (router/history.py): duckdb:///path/history.duckdb (a file; "
                         "one process writes it) or postgresql://user:password@host:port/database (several processes "
-                        "and hosts); empty: history.duckdb under data_dir; off: no archiving.")
+                        "and hosts); empty: history.duckdb under data_dir; off: no archiving (Redis then keeps "
+                        "finished calls for the policy's retention and the analytics read them there).")
+    live_hours: float = Field(
+        2.0, gt=0, description="How long Redis keeps a finished call once it is in the history store (the live views "
+                               "and the survey need it; the timeline page, the API and the analytics read the store).")
     policy_file: Path | None = Field(None, description="Routing policy YAML (default: the shipped one).")
     emotion_model_dir: Path | None = Field(None, description="Emotion model directory (default: shipped).")
     model_cache_dir: Path | None = Field(

@@ -8,6 +8,11 @@ Redis, writes them to the store in one transaction (a call written twice replace
 only then acknowledges and deletes the entries. A batch an archiver took and never acknowledged
 (it died) is reclaimed by another after ``claim_idle_ms``. A call erased before its turn has no
 summary left and is skipped; an erasure after it reaches the store too (emoroute.web.api).
+
+Once a call is in the store, Redis keeps it only as long as the live views need it: its keys
+(summary, timeline, queue claim marker) are set to expire after ``live_s`` (hours), where they
+would have lasted the whole retention period. A later write (the survey) hands the call over
+again, and the archiver shortens it again.
 """
 
 from __future__ import annotations
@@ -24,6 +29,14 @@ from router.history import CallRecord, HistoryStore
 
 log = logging.getLogger(__name__)
 GROUP = "archiver"
+# expire a key after ARGV[1] seconds unless it expires sooner already (EXPIRE ... LT needs Redis 7)
+SHORTEN_LUA = """
+for _, key in ipairs(KEYS) do
+  local ttl = redis.call('TTL', key)
+  if ttl == -1 or ttl > tonumber(ARGV[1]) then redis.call('EXPIRE', key, ARGV[1]) end
+end
+return 1
+"""
 
 
 class StoreFailed(Exception):
@@ -35,12 +48,14 @@ class Archiver:
 
     def __init__(self, redis: Any, history: HistoryStore, *, consumer: str, batch: int = 200,
                  claim_idle_ms: int = 30_000, block_ms: int = 500, retention_s: float | None = None,
-                 purge_every_s: float = 3600.0) -> None:
+                 purge_every_s: float = 3600.0, live_s: float | None = None,
+                 key_intents: dict[str, str] | None = None) -> None:
         """Use ``redis`` (str replies) and ``history``; ``consumer`` names this archiver in the group.
 
         ``block_ms``: how long one read waits for new calls (under the client's socket timeout).
         ``retention_s``: calls that started longer ago are deleted from the store, checked every
-        ``purge_every_s`` (None: kept).
+        ``purge_every_s`` (None: kept). ``live_s``: how long Redis keeps a call once archived
+        (None: its retention). ``key_intents``: the keypad's topics (keypad key -> intent).
         """
         self.redis = redis
         self.history = history
@@ -50,6 +65,8 @@ class Archiver:
         self.block_ms = block_ms
         self.retention_s = retention_s
         self.purge_every_s = purge_every_s
+        self.live_s = live_s
+        self.key_intents = key_intents or {}
         self._purged_at = float("-inf")
         self.stopping = asyncio.Event()  # set: the loop ends between two batches (router.tasks.stop_tasks)
         self.archived = 0
@@ -88,14 +105,26 @@ class Archiver:
                 timeline = [fields for _, fields in await self.redis.xrange(keys.timeline(sid))]
                 records.append(CallRecord(sid, summary, timeline))
         try:
-            written = await asyncio.to_thread(self.history.write, records, archived_at=time.time())
+            written = await asyncio.to_thread(self.history.write, records, archived_at=time.time(),
+                                              key_intents=self.key_intents)
         except Exception as exc:  # its network errors are OSErrors too: not to be taken for Redis's
             raise StoreFailed(str(exc)) from exc
+        if self.live_s is not None and records:
+            await self._shorten([r.call_sid for r in records])
         ids = [entry_id for entry_id, _ in entries]
         await self.redis.xack(keys.archive(), GROUP, *ids)
         await self.redis.xdel(keys.archive(), *ids)
         self.archived += written
         return written
+
+    async def _shorten(self, sids: list[str]) -> None:
+        """Let Redis keep these archived calls ``live_s`` more seconds at most (one round trip)."""
+        ttl = max(1, int(self.live_s or 0))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for sid in sids:  # a call's two keys share its slot; the claim marker lies in the queues' slot
+                pipe.eval(SHORTEN_LUA, 2, keys.call(sid), keys.timeline(sid), ttl)
+                pipe.eval(SHORTEN_LUA, 1, keys.settled(sid), ttl)
+            await pipe.execute()
 
     async def purge_due(self) -> int:
         """Delete the calls past their retention from the store, if a purge is due; return how many."""

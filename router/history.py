@@ -27,11 +27,22 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-SCHEMA_VERSION = 1
+from router.phases import PHASES, parse_phase_stats
 
+SCHEMA_VERSION = 2
+
+# version 2 added the columns the analytics read (dashboards.sql_insights), one per summary field
+# or phase mean, and ``call_topics``: a figure over millions of calls is then one scan, no JSON
+ANALYTIC_COLUMNS = ("first_valence", "last_valence", "peak_anger", "asked_manager", "anger_rose", "rerouted",
+                    "keypad", "intents", "decided_at", "enqueued_at", "picked_at", "synthetic",
+                    *(f"{p}_{m}" for p in PHASES for m in ("readings", "anger", "valence")))
+_ANALYTIC_TYPES = {"asked_manager": "BOOLEAN", "anger_rose": "BOOLEAN", "rerouted": "BOOLEAN", "synthetic": "BOOLEAN",
+                   "keypad": "TEXT", "intents": "TEXT", **{f"{p}_readings": "INTEGER" for p in PHASES}}
 CALL_COLUMNS = ("call_sid", "caller_hash", "started_at", "ended_at", "status", "queue", "priority", "reason",
                 "rule", "agent", "first_emotion", "emotion", "decision_latency_ms", "opted_out", "csat",
-                "end_reason", "escalated", "summary", "archived_at")
+                "end_reason", "escalated", "summary", "archived_at", *ANALYTIC_COLUMNS)
+TOPIC_COLUMNS = ("call_sid", "topic", "started_at", "queue", "first_emotion", "peak_anger")
+NO_TOPIC = "(none)"  # the topic row of a call in which no intent was heard or keyed
 EVENT_COLUMNS = ("call_sid", "seq", "type", "t", "label", "kind", "phase", "arousal", "valence", "sentiment",
                  "transcript", "intents", "queue", "priority", "reason", "agent", "fields")
 # summary fields never archived: the raw caller (the hash stands in) and live-only state
@@ -49,6 +60,11 @@ _DDL = [
         phase TEXT, arousal DOUBLE PRECISION, valence DOUBLE PRECISION, sentiment DOUBLE PRECISION,
         transcript TEXT, intents TEXT, queue TEXT, priority INTEGER, reason TEXT, agent TEXT, fields TEXT,
         PRIMARY KEY (call_sid, seq))""",
+    *(f"ALTER TABLE calls ADD COLUMN IF NOT EXISTS {c} {_ANALYTIC_TYPES.get(c, 'DOUBLE PRECISION')}"
+      for c in ANALYTIC_COLUMNS),
+    """CREATE TABLE IF NOT EXISTS call_topics (
+        call_sid TEXT NOT NULL, topic TEXT NOT NULL, started_at DOUBLE PRECISION, queue TEXT, first_emotion TEXT,
+        peak_anger DOUBLE PRECISION, PRIMARY KEY (call_sid, topic))""",
     "CREATE INDEX IF NOT EXISTS calls_started ON calls (started_at)",
     "CREATE INDEX IF NOT EXISTS calls_caller ON calls (caller_hash)",
     """CREATE OR REPLACE VIEW readings AS SELECT call_sid, seq, t, kind, label, arousal, valence, phase
@@ -62,6 +78,15 @@ _DDL = [
     """CREATE OR REPLACE VIEW surveys AS SELECT call_sid, csat, agent, queue, first_emotion, emotion
         FROM calls WHERE csat IS NOT NULL""",
 ]
+
+
+def topics_of(summary: dict[str, str], key_intents: dict[str, str]) -> list[str]:
+    """Return a call's topics: the intents heard, and the one its keypad key states (keypad key -> intent)."""
+    found = [i for i in (summary.get("intents") or "").split(",") if i]
+    keyed = key_intents.get(summary.get("keypad", ""), "")
+    if keyed and keyed not in found:
+        found.append(keyed)
+    return found
 
 
 class HistoryError(RuntimeError):
@@ -84,7 +109,27 @@ class CallRecord:
                 s.get("status"), s.get("queue"), _int(s.get("priority")), s.get("reason"), s.get("rule"),
                 s.get("agent"), s.get("first_emotion"), s.get("emotion"), _num(s.get("decision_latency_ms")),
                 s.get("opted_out") == "1", _int(s.get("csat")), s.get("end_reason"), s.get("escalated") == "1",
-                json.dumps(kept, sort_keys=True), archived_at)
+                json.dumps(kept, sort_keys=True), archived_at, *self._analytic_values())
+
+    def _analytic_values(self) -> list[Any]:
+        """Return the ANALYTIC_COLUMNS' values: summary fields as numbers and flags, each phase's means."""
+        s = self.summary
+        values: list[Any] = [_num(s.get("first_valence")), _num(s.get("last_valence")), _num(s.get("peak_anger")),
+                             s.get("asked_manager") == "1", s.get("anger_rose") == "1", s.get("rerouted") == "1",
+                             s.get("keypad") or None, s.get("intents") or None, _num(s.get("decided_at")),
+                             _num(s.get("enqueued_at")) if s.get("enqueued_at") else None,
+                             _num(s.get("picked_at")), s.get("synthetic") == "1"]
+        stats = parse_phase_stats(s.get("phase_stats"))
+        for phase in PHASES:
+            values += list(stats[phase]) if phase in stats else [None, None, None]
+        return values
+
+    def topic_rows(self, key_intents: dict[str, str]) -> list[tuple[Any, ...]]:
+        """Return the call's ``call_topics`` rows (one per topic, or one ``(none)``; column order: TOPIC_COLUMNS)."""
+        s = self.summary
+        queue = s.get("queue") or "undecided"
+        return [(self.call_sid, topic, _num(s.get("started_at")), queue, s.get("first_emotion") or None,
+                 _num(s.get("peak_anger"))) for topic in topics_of(s, key_intents) or [NO_TOPIC]]
 
     def event_rows(self) -> list[tuple[Any, ...]]:
         """Return the timeline's ``call_events`` rows, in order (column order: EVENT_COLUMNS)."""
@@ -201,8 +246,12 @@ class HistoryStore:
     def _sql(self, text: str) -> str:
         return text.replace("?", self.placeholder)
 
-    def migrate(self) -> int:
-        """Create or bring the schema up to :data:`SCHEMA_VERSION`; return the version found before (0: new)."""
+    def migrate(self, key_intents: dict[str, str] | None = None) -> int:
+        """Create or bring the schema up to :data:`SCHEMA_VERSION`; return the version found before (0: new).
+
+        From version 1, the analytics' columns and topics are filled from each call's stored summary
+        (``key_intents``: the keypad's topics, as :meth:`write` takes them).
+        """
         with self._transaction() as cur:
             for statement in _DDL:
                 cur.execute(statement)
@@ -211,27 +260,44 @@ class HistoryStore:
             if found > SCHEMA_VERSION:
                 raise HistoryError(f"the history store has schema {found}, newer than this EmoRoute's "
                                    f"{SCHEMA_VERSION}: upgrade EmoRoute")
+            if found == 1:
+                cur.execute("SELECT call_sid, summary, archived_at FROM calls")
+                old = [(CallRecord(sid, json.loads(summary or "{}")), at) for sid, summary, at in cur.fetchall()]
+                for start in range(0, len(old), 1000):
+                    self._replace(cur, old[start:start + 1000], key_intents or {}, events=False)
             if found < SCHEMA_VERSION:
                 cur.execute(self._sql("INSERT INTO schema_version (version) VALUES (?)"), (SCHEMA_VERSION,))
         return int(found)
 
-    def write(self, records: Sequence[CallRecord], *, archived_at: float) -> int:
-        """Write these calls (each replacing any earlier copy of it) in one transaction; return how many."""
+    def write(self, records: Sequence[CallRecord], *, archived_at: float,
+              key_intents: dict[str, str] | None = None) -> int:
+        """Write these calls (each replacing any earlier copy of it) in one transaction; return how many.
+
+        ``key_intents`` (keypad key -> intent, the policy's) names the topic a key pressed stated.
+        """
         if not records:
             return 0
-        sids = [r.call_sid for r in records]
-        marks = ", ".join(self.placeholder for _ in sids)
         with self._transaction() as cur:
-            cur.execute(f"DELETE FROM call_events WHERE call_sid IN ({marks})", sids)  # noqa: S608 - placeholders
-            cur.execute(f"DELETE FROM calls WHERE call_sid IN ({marks})", sids)  # noqa: S608
-            cur.executemany(self._sql(f"INSERT INTO calls ({', '.join(CALL_COLUMNS)}) VALUES "
-                                      f"({', '.join('?' for _ in CALL_COLUMNS)})"),
-                            [r.call_row(archived_at) for r in records])
-            events = [row for r in records for row in r.event_rows()]
-            if events:
-                cur.executemany(self._sql(f"INSERT INTO call_events ({', '.join(EVENT_COLUMNS)}) VALUES "
-                                          f"({', '.join('?' for _ in EVENT_COLUMNS)})"), events)
+            self._replace(cur, [(r, archived_at) for r in records], key_intents or {})
         return len(records)
+
+    def _replace(self, cur: Any, records: Sequence[tuple[CallRecord, float]], key_intents: dict[str, str], *,
+                 events: bool = True) -> None:
+        """Delete any earlier copy of these calls and insert them (``events``: their timelines too)."""
+        sids = [r.call_sid for r, _ in records]
+        marks = ", ".join(self.placeholder for _ in sids)
+        for table in ("call_topics", *(["call_events"] if events else []), "calls"):
+            cur.execute(f"DELETE FROM {table} WHERE call_sid IN ({marks})", sids)  # noqa: S608 - placeholders
+        cur.executemany(self._sql(f"INSERT INTO calls ({', '.join(CALL_COLUMNS)}) VALUES "
+                                  f"({', '.join('?' for _ in CALL_COLUMNS)})"),
+                        [r.call_row(at) for r, at in records])
+        cur.executemany(self._sql(f"INSERT INTO call_topics ({', '.join(TOPIC_COLUMNS)}) VALUES "
+                                  f"({', '.join('?' for _ in TOPIC_COLUMNS)})"),
+                        [row for r, _ in records for row in r.topic_rows(key_intents)])
+        rows = [row for r, _ in records for row in r.event_rows()] if events else []
+        if rows:
+            cur.executemany(self._sql(f"INSERT INTO call_events ({', '.join(EVENT_COLUMNS)}) VALUES "
+                                      f"({', '.join('?' for _ in EVENT_COLUMNS)})"), rows)
 
     def erase(self, *, call_sids: Sequence[str] = (), caller_hashes: Sequence[str] = ()) -> list[str]:
         """Delete these calls, and every call of these callers (salted hashes); return the SIDs it held."""
@@ -248,8 +314,8 @@ class HistoryStore:
             marks = ", ".join(self.placeholder for _ in wanted)
             cur.execute(f"SELECT call_sid FROM calls WHERE call_sid IN ({marks})", wanted)  # noqa: S608
             found = sorted(row[0] for row in cur.fetchall())
-            cur.execute(f"DELETE FROM call_events WHERE call_sid IN ({marks})", wanted)  # noqa: S608
-            cur.execute(f"DELETE FROM calls WHERE call_sid IN ({marks})", wanted)  # noqa: S608
+            for table in ("call_topics", "call_events", "calls"):
+                cur.execute(f"DELETE FROM {table} WHERE call_sid IN ({marks})", wanted)  # noqa: S608
         return found
 
     def purge(self, *, started_before: float) -> int:
@@ -257,8 +323,9 @@ class HistoryStore:
         with self._transaction() as cur:
             cur.execute(self._sql("SELECT count(*) FROM calls WHERE started_at < ?"), (started_before,))
             found = int(cur.fetchone()[0])
-            cur.execute(self._sql("DELETE FROM call_events WHERE call_sid IN "
-                                  "(SELECT call_sid FROM calls WHERE started_at < ?)"), (started_before,))
+            for table in ("call_topics", "call_events"):
+                cur.execute(self._sql(f"DELETE FROM {table} WHERE call_sid IN "  # noqa: S608 - a fixed name
+                                      "(SELECT call_sid FROM calls WHERE started_at < ?)"), (started_before,))
             cur.execute(self._sql("DELETE FROM calls WHERE started_at < ?"), (started_before,))
         return found
 

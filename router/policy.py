@@ -321,6 +321,10 @@ class Policy(_Strict):
     survey: SurveyRules
     emotion_routing: EmotionRouting = EmotionRouting()
 
+    def key_intents(self) -> dict[str, str]:
+        """Return the topic each keypad menu key states (key -> intent; keys without one left out)."""
+        return {k: c.intent for k, c in self.keypad.menu.items() if c.intent}
+
     @property
     def identification_max_s(self) -> float:
         """The longest a caller can take over the identification steps, in seconds.

@@ -56,8 +56,8 @@ def history(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HistoryS
         store.query("SELECT 1")
         with store._transaction() as cur:  # each test starts from empty tables
             cur.execute("DROP VIEW IF EXISTS readings, transcripts, decisions, phases, pickups, surveys")
-            cur.execute("DROP TABLE IF EXISTS calls, call_events, schema_version")
-    assert store.migrate() == 0 and store.migrate() == 1  # created, then found at version 1
+            cur.execute("DROP TABLE IF EXISTS calls, call_events, call_topics, schema_version")
+    assert store.migrate() == 0 and store.migrate() == 2  # created, then found at version 2
     yield store
     store.close()
 

@@ -296,7 +296,7 @@ async def analytics_json(request: Request, services: ServicesDep, start: str | N
 
 
 def _key_intents(services: ServicesDep) -> dict[str, str]:
-    return {k: c.intent for k, c in services.policy.keypad.menu.items() if c.intent}
+    return services.policy.key_intents()
 
 
 @router.get("/api/analytics.csv", response_class=PlainTextResponse)

@@ -1,0 +1,152 @@
+"""The analytics as SQL on the history store (issue #31) give the figures Python counts call by call.
+
+Several hundred varied call summaries (phases in every combination, topics heard and keyed,
+surveys, agents, repeat callers, opt-outs, calls without a decision) are written to DuckDB and to
+a real PostgreSQL server; every figure of the analytics endpoint computed by SQL must equal the
+one dashboards.insights.Tally counts from the same summaries, and the CSV export must list the
+same calls with the same repeat-caller marks.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dashboards.insights import Tally, insights_from, repeat_figures
+from dashboards.sql_insights import csv_batches, period_figures
+from router.history import CallRecord, HistoryStore
+from router.phases import PHASES
+from tests.postgres_server import PostgresServer
+
+pytestmark = pytest.mark.timeout(300)
+QUEUES = ["retention", "sales", "general"]
+KEYS = {"1": "cancel", "3": "purchase"}
+DAY = 86400.0
+T0 = 1_780_000_000.0  # a Monday, 2026
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["duckdb", "postgresql"])
+def history(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HistoryStore]:
+    if request.param == "duckdb":
+        store = HistoryStore(f"duckdb://{tmp_path / 'history.duckdb'}")
+    else:
+        store = HistoryStore(request.getfixturevalue("postgres").url)
+        store.migrate()
+        with store._transaction() as cur:
+            cur.execute("DELETE FROM call_topics")
+            cur.execute("DELETE FROM call_events")
+            cur.execute("DELETE FROM calls")
+    store.migrate()
+    yield store
+    store.close()
+
+
+def summaries(n: int, seed: int = 7) -> list[dict[str, str]]:
+    """``n`` varied call summaries over four days, as Redis holds them (strings; missing fields absent)."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        s: dict[str, str] = {"call_sid": f"CA{i:032x}", "started_at": repr(T0 + rng.uniform(0, 4 * DAY)),
+                             "status": "ended"}
+        if rng.random() < 0.9:
+            s["queue"] = rng.choice(QUEUES)
+            s["priority"] = str(rng.randint(1, 10))
+            s["decided_at"] = repr(float(s["started_at"]) + rng.uniform(1, 5))
+        if rng.random() < 0.85:
+            s["first_emotion"] = rng.choice(["angry", "happy", "neutral", "sad"])
+            s["emotion"] = rng.choice(["angry", "happy", "neutral", "sad"])
+            s["first_valence"] = repr(round(rng.uniform(-1, 1), 3))
+            s["last_valence"] = repr(round(rng.uniform(-1, 1), 3))
+            s["peak_anger"] = repr(round(rng.random(), 3))
+        stats = {p: [rng.randint(1, 5), round(rng.random(), 3), round(rng.uniform(-1, 1), 3)]
+                 for p in PHASES if rng.random() < 0.5}
+        if stats:
+            s["phase_stats"] = json.dumps(stats)
+        if rng.random() < 0.6:
+            s["intents"] = ",".join(rng.sample(["cancel", "purchase", "complaint", "billing_dispute"], rng.randint(1, 2)))
+        if rng.random() < 0.3:
+            s["keypad"] = rng.choice(["0", "1", "2", "3"])
+        for flag in ("escalated", "asked_manager", "anger_rose", "rerouted", "opted_out"):
+            if rng.random() < 0.15:
+                s[flag] = "1"
+        if rng.random() < 0.8:
+            s["caller_hash"] = f"h{rng.randint(0, 120)}"
+        if rng.random() < 0.5:
+            s["csat"] = str(rng.randint(1, 5))
+        if rng.random() < 0.6 and "decided_at" in s:
+            s["agent"] = rng.choice(["ana", "ben", "chloe"])
+            if rng.random() < 0.7:
+                s["enqueued_at"] = repr(float(s["decided_at"]) + 2)
+            s["picked_at"] = repr(float(s["decided_at"]) + rng.uniform(5, 90))
+        out.append(s)
+    return out
+
+
+def expected(rows: list[dict[str, str]], lo: float, hi: float, days: float) -> dict[str, Any]:
+    """The figures as Python counts them, call by call (dashboards.insights), for calls started in [lo, hi]."""
+    ordered = sorted(rows, key=lambda r: (float(r["started_at"]), r["call_sid"]))
+    period = [dict(r) for r in ordered if lo <= float(r["started_at"]) <= hi]
+    earlier = [r for r in ordered if lo - days * DAY <= float(r["started_at"]) <= hi]
+    tally = Tally.of(period, KEYS)
+    return {"start": lo, "end": hi, **tally.analytics(QUEUES),
+            **insights_from(tally, QUEUES, repeat_figures(period, earlier, days))}
+
+
+def same(a: Any, b: Any, path: str = "") -> None:
+    """Assert two JSON-like values are equal, numbers within a rounding step (sums are added in another order)."""
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and set(a) == set(b), f"{path}: keys {sorted(a)} != {sorted(b)}"
+        for k in a:
+            same(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, list):
+        assert isinstance(b, list) and len(a) == len(b), f"{path}: {a} != {b}"
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            same(x, y, f"{path}[{i}]")
+    elif isinstance(a, float) or isinstance(b, float):
+        assert a is not None and b is not None and math.isclose(a, b, abs_tol=1.5e-3), f"{path}: {a} != {b}"
+    else:
+        assert a == b, f"{path}: {a!r} != {b!r}"
+
+
+def test_every_analytics_figure_from_sql_equals_the_one_counted_call_by_call(history):
+    rows = summaries(600)
+    history.write([CallRecord(r["call_sid"], r) for r in rows], archived_at=T0 + 5 * DAY, key_intents=KEYS)
+    for lo, hi, days in ((T0, T0 + 4 * DAY, 7.0), (T0 + DAY, T0 + 2.5 * DAY, 1.0), (T0 + 9 * DAY, T0 + 10 * DAY, 7.0)):
+        got = period_figures(history, lo, hi, queues=QUEUES, key_intents=KEYS, repeat_days=days)
+        assert got.pop("source") == "history" and got.pop("synthetic_calls") == 0
+        want = expected(rows, lo, hi, days)
+        same(want, got)
+    full = period_figures(history, T0, T0 + 4 * DAY, queues=QUEUES, key_intents=KEYS, repeat_days=7.0)
+    # the sample exercises every part: these would be empty if a query matched nothing
+    assert full["calls"] == 600 and full["repeat_callers"]["repeat_calls"] > 50
+    assert full["phases"]["hurts_most"] and len(full["phases"]["worsened"]) == 10
+    assert full["topics"]["totals"]["purchase"] > 0 and full["csat"]["disagreements"] and full["agents"]["ana"]["compared"]
+
+
+def test_the_csv_export_from_sql_lists_each_call_once_in_order_with_its_repeat_mark(history):
+    rows = summaries(300, seed=11)
+    history.write([CallRecord(r["call_sid"], r) for r in rows], archived_at=T0 + 5 * DAY, key_intents=KEYS)
+    lo, hi = T0 + DAY, T0 + 3 * DAY
+    got = [c for batch in csv_batches(history, lo, hi, repeat_days=2.0, batch=37) for c in batch]
+    want = expected(rows, lo, hi, 2.0)
+    period = sorted((r for r in rows if lo <= float(r["started_at"]) <= hi),
+                    key=lambda r: (float(r["started_at"]), r["call_sid"]))
+    assert [c["call_sid"] for c in got] == [r["call_sid"] for r in period]
+    assert sum(c.get("repeat_caller") == "1" for c in got) == want["repeat_callers"]["repeat_calls"] > 0
+    assert got[0]["phase_stats"] == period[0].get("phase_stats", got[0].get("phase_stats"))
