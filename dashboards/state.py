@@ -13,7 +13,8 @@ from router.phases import PHASES, parse_phase_stats
 from router.policy import Policy
 from router.store import CallStore
 
-CSV_FIELDS = ("call_sid", "caller", "started_at", "ended_at", "status", "queue", "priority", "reason", "rule",
+CSV_FIELDS = ("call_sid", "caller", "caller_hash", "started_at", "ended_at", "status", "queue", "priority", "reason",
+              "rule",
               "first_emotion", "emotion", "first_valence", "last_valence", "intents", "keypad", "escalated",
               "anger_rose", "rerouted", "asked_manager", "peak_anger", "repeat_caller", "opted_out", "csat",
               "enqueued_at", "picked_at", "agent", "decision_latency_ms", "end_reason", "model",

@@ -288,16 +288,24 @@ class HistoryStore:
         marks = ", ".join(self.placeholder for _ in sids)
         for table in ("call_topics", *(["call_events"] if events else []), "calls"):
             cur.execute(f"DELETE FROM {table} WHERE call_sid IN ({marks})", sids)  # noqa: S608 - placeholders
-        cur.executemany(self._sql(f"INSERT INTO calls ({', '.join(CALL_COLUMNS)}) VALUES "
-                                  f"({', '.join('?' for _ in CALL_COLUMNS)})"),
-                        [r.call_row(at) for r, at in records])
-        cur.executemany(self._sql(f"INSERT INTO call_topics ({', '.join(TOPIC_COLUMNS)}) VALUES "
-                                  f"({', '.join('?' for _ in TOPIC_COLUMNS)})"),
-                        [row for r, _ in records for row in r.topic_rows(key_intents)])
-        rows = [row for r, _ in records for row in r.event_rows()] if events else []
-        if rows:
-            cur.executemany(self._sql(f"INSERT INTO call_events ({', '.join(EVENT_COLUMNS)}) VALUES "
-                                      f"({', '.join('?' for _ in EVENT_COLUMNS)})"), rows)
+        self._insert(cur, "calls", CALL_COLUMNS, [r.call_row(at) for r, at in records])
+        self._insert(cur, "call_topics", TOPIC_COLUMNS, [row for r, _ in records for row in r.topic_rows(key_intents)])
+        if events:
+            self._insert(cur, "call_events", EVENT_COLUMNS, [row for r, _ in records for row in r.event_rows()])
+
+    def _insert(self, cur: Any, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+        """Insert ``rows`` into ``table``: on DuckDB one statement over column lists, on PostgreSQL row by row.
+
+        (DuckDB's executemany runs one statement per row, 3.5 ms each: 70 s for 20,000 calls.)
+        """
+        if not rows:
+            return
+        if self.engine == "duckdb":
+            cur.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT "  # noqa: S608 - fixed names
+                        f"{', '.join('unnest(?)' for _ in columns)}", [list(col) for col in zip(*rows, strict=True)])
+        else:
+            cur.executemany(self._sql(f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+                                      f"({', '.join('?' for _ in columns)})"), rows)
 
     def erase(self, *, call_sids: Sequence[str] = (), caller_hashes: Sequence[str] = ()) -> list[str]:
         """Delete these calls, and every call of these callers (salted hashes); return the SIDs it held."""

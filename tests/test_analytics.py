@@ -1,5 +1,6 @@
 import time
 
+import pytest
 import redis.asyncio as aioredis
 
 from dashboards.cues import anger_duration, caller_cues, trend_word
@@ -122,7 +123,15 @@ def test_insights_name_the_phase_that_hurts_most_and_relate_csat_to_the_trajecto
     assert empty["phases"]["hurts_most"] is None and empty["csat"]["answered"] == 0
 
 
-def test_analytics_over_many_calls_never_stall_the_live_event_loop(live_server, redis_url):
+@pytest.fixture
+def redis_analytics_server(server_factory, redis_url):  # type: ignore[no-untyped-def]
+    """A server without a history store (EMOROUTE_HISTORY_URL=off): its analytics count the calls Redis holds."""
+    thread, server = server_factory(redis_url, history_url="off")
+    with thread:
+        yield server
+
+
+def test_analytics_over_many_calls_never_stall_the_live_event_loop(redis_analytics_server, redis_url):
     """The figures take seconds of pure Python over a big period; the server keeps answering meanwhile."""
     import json
     import threading
@@ -132,6 +141,7 @@ def test_analytics_over_many_calls_never_stall_the_live_event_loop(live_server, 
 
     from router import keys
 
+    live_server = redis_analytics_server
     r = redis.Redis.from_url(redis_url, decode_responses=True)
     now = time.time()
     phases = json.dumps({"greeting": [2, 0.4, -0.2], "queue": [3, 0.6, -0.5], "agent": [2, 0.1, 0.3]})
@@ -167,8 +177,9 @@ def test_analytics_over_many_calls_never_stall_the_live_event_loop(live_server, 
     r.close()
 
 
-def test_identical_analytics_requests_share_one_computation_and_run_one_at_a_time(live_server, redis_url):
+def test_identical_analytics_requests_share_one_computation_and_run_one_at_a_time(redis_analytics_server, redis_url):
     """A reload storm computes the figures once; different periods queue behind each other."""
+    live_server = redis_analytics_server
     import json
     from concurrent.futures import ThreadPoolExecutor
     from datetime import UTC, datetime
