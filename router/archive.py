@@ -71,6 +71,7 @@ class Archiver:
         self.stopping = asyncio.Event()  # set: the loop ends between two batches (router.tasks.stop_tasks)
         self.archived = 0
         self.failures = 0
+        self._own_pending = True  # at start and after a failure: entries this consumer took and never acknowledged
 
     async def ensure_group(self) -> None:
         """Create the stream's consumer group if it does not exist."""
@@ -87,9 +88,15 @@ class Archiver:
             RedisError: Redis could not be read (nothing was acknowledged).
             Exception: the store refused the batch (nothing was acknowledged; it is taken again).
         """
-        _, entries, *_ = await self.redis.xautoclaim(keys.archive(), GROUP, self.consumer,
-                                                     min_idle_time=self.claim_idle_ms, start_id="0-0",
-                                                     count=self.batch)
+        entries: list[Any] = []
+        if self._own_pending:  # its own unacknowledged batch first (Redis restarted, the store refused it)
+            got = await self.redis.xreadgroup(GROUP, self.consumer, {keys.archive(): "0"}, count=self.batch)
+            entries = [e for _, stream_entries in got or [] for e in stream_entries]
+            self._own_pending = bool(entries)
+        if not entries:
+            _, entries, *_ = await self.redis.xautoclaim(keys.archive(), GROUP, self.consumer,
+                                                         min_idle_time=self.claim_idle_ms, start_id="0-0",
+                                                         count=self.batch)
         if not entries:
             got = await self.redis.xreadgroup(GROUP, self.consumer, {keys.archive(): ">"}, count=self.batch,
                                               block=self.block_ms if block_ms is None else block_ms)
@@ -148,8 +155,10 @@ class Archiver:
                 await self.run_once()
             except StoreFailed as exc:  # archiving goes on; the batch is taken again
                 self.failures += 1
+                self._own_pending = True
                 log.warning("archiver: the history store refused a batch (%s); retrying in 2 s", exc)
                 await asyncio.sleep(2.0)
             except (RedisError, OSError) as exc:
+                self._own_pending = True
                 log.warning("archiver: Redis unavailable (%s); retrying in 1 s", exc)
                 await asyncio.sleep(1.0)

@@ -154,8 +154,8 @@ async def test_an_archiver_killed_mid_batch_and_postgres_restarted_lose_and_doub
     history = HistoryStore(postgres.url)
     history.migrate()
     with history._transaction() as cur:
-        cur.execute("DELETE FROM call_events")
-        cur.execute("DELETE FROM calls")
+        for table in ("call_topics", "call_events", "calls"):
+            cur.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
     sids = [await finished_call(store, caller=f"+1555100{i:04d}", csat=None) for i in range(300)]
     r = redis.Redis.from_url(redis_url, decode_responses=True)
 
@@ -191,6 +191,52 @@ async def test_an_archiver_killed_mid_batch_and_postgres_restarted_lose_and_doub
     await store.redis.aclose()
 
 
+async def test_redis_crashing_under_the_archiver_loses_and_doubles_nothing(postgres, tmp_path):
+    """Redis killed with SIGKILL while an archiver process works through 200 calls, then started again."""
+    from emoroute.redis_server import EmbeddedRedis
+
+    server = EmbeddedRedis(tmp_path / "redis", extra_args=("--appendfsync", "always"))
+    url = server.start()
+    store = make_store(url)
+    store.archive = True
+    history = HistoryStore(postgres.url)
+    history.migrate()
+    with history._transaction() as cur:
+        for table in ("call_topics", "call_events", "calls"):
+            cur.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
+    sids = [await finished_call(store, caller=f"+1555200{i:04d}", csat=None) for i in range(200)]
+    await store.redis.aclose()
+
+    def archived() -> int:
+        return int(history.query("SELECT count(*) FROM calls")[0][0])
+
+    proc = _archiver_process(url, postgres.url, tmp_path, "archiver", "--batch", "5")
+    try:
+        wait_for(lambda: archived() >= 30, timeout=120, what="the archiver under way")
+        server.process.kill()  # type: ignore[union-attr]  # a crash: no shutdown, no last AOF rewrite
+        server.process.wait()  # type: ignore[union-attr]
+        server.process.stderr.close()  # type: ignore[union-attr]
+        server.process = None
+        time.sleep(2.0)  # the archiver meets a dead Redis
+        server.start()
+        wait_for(lambda: archived() == len(sids), timeout=120, what="every call archived after the restart")
+        r = redis.Redis.from_url(url, decode_responses=True)
+        # the batch whose acknowledgement the crash cut is taken again at once, not after the 30 s reclaim
+        wait_for(lambda: r.xlen(keys.archive()) == 0, timeout=10, what="the hand-off stream emptied")
+        r.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        server.stop()
+    assert "Redis unavailable" in (tmp_path / "archiver.log").read_text()  # it met the crash
+    assert sorted(row[0] for row in history.query("SELECT call_sid FROM calls")) == sorted(sids)
+    per_call = history.query("SELECT call_sid, count(*) FROM call_events GROUP BY call_sid")
+    assert len(per_call) == len(sids) and {n for _, n in per_call} == {6}
+    topics = history.query("SELECT call_sid, count(*) FROM call_topics GROUP BY call_sid")
+    assert len(topics) == len(sids) and {n for _, n in topics} == {1}  # "cancel", once
+    history.close()
+
+
 async def test_a_live_call_reaches_the_embedded_store_is_read_from_it_later_and_erased_there(
         live_server, neutral_audio):
     import asyncio
@@ -212,8 +258,13 @@ async def test_a_live_call_reaches_the_embedded_store_is_read_from_it_later_and_
         assert time.monotonic() < deadline, "the call never reached the history store"
         await asyncio.sleep(0.2)
     assert row["queue"] in QUEUES and row["caller_hash"]
-    # Redis lets the call go (its retention): the API and the timeline page read it from the store
+    # once archived, Redis keeps the call for the live window only (EMOROUTE_LIVE_HOURS), not its retention
     r = redis.Redis.from_url(live_server.settings.redis_url, decode_responses=True)
+    live_s = live_server.settings.live_hours * 3600
+    assert services.store.retention_s > 10 * live_s
+    wait_for(lambda: 0 < r.ttl(keys.call(sid)) <= live_s, what="the archived call's keys shortened")
+    assert 0 < r.ttl(keys.timeline(sid)) <= live_s and r.ttl(keys.settled(sid)) <= live_s
+    # when Redis has let the call go, the API and the timeline page read it from the store
     kinds = [fields["type"] for _, fields in r.xrange(keys.timeline(sid))]
     r.delete(keys.call(sid), keys.timeline(sid))
     r.zrem(keys.calls_index(), sid)
