@@ -332,7 +332,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from emoroute.demo import run_demo
 
     return asyncio.run(run_demo(data=args.data, port=args.port, exit_after=args.exit_after,
-                                realtime=args.realtime, data_dir=args.data_dir))
+                                realtime=args.realtime, data_dir=args.data_dir, synthetic_week=args.synthetic_week))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -347,6 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", type=Path, default=Path("var/demo"), help="Redis AOF etc. (default: %(default)s)")
     p.add_argument("--realtime", action="store_true", help="stream audio at real-time pace")
     p.add_argument("--exit-after", action="store_true", help="stop after the simulated calls (no serving)")
+    p.add_argument("--synthetic-week", action="store_true",
+                   help="first write a made-up week of calls (labelled synthetic) to the history store, so the "
+                        "analytics page shows a week's figures")
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("serve", help="run the server (configuration from EMOROUTE_* environment)")

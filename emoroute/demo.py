@@ -55,8 +55,13 @@ def demo_audio(data: Path) -> list[tuple[str, np.ndarray]]:
     return found
 
 
-async def run_demo(*, data: Path, port: int, exit_after: bool, realtime: bool, data_dir: Path) -> int:
-    """Start everything, route the demo calls, print what happened, then keep serving."""
+async def run_demo(*, data: Path, port: int, exit_after: bool, realtime: bool, data_dir: Path,
+                   synthetic_week: bool = False) -> int:
+    """Start everything, route the demo calls, print what happened, then keep serving.
+
+    ``synthetic_week``: first write a labelled synthetic week of history (emoroute.synthetic_history)
+    to the history store, so the analytics page shows what a supervisor sees after a week.
+    """
     try:
         audios = demo_audio(data)
     except FileNotFoundError as exc:
@@ -68,7 +73,8 @@ async def run_demo(*, data: Path, port: int, exit_after: bool, realtime: bool, d
     settings = Settings(environment="development", public_url=url, data_dir=data_dir, redis_url=None,
                         max_frames_per_second=(Settings.model_fields["max_frames_per_second"].default if realtime
                                                else 10_000.0))
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
+    app = create_app(settings)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
                                            log_level="warning", ws_max_size=1 << 20))
     serving = asyncio.create_task(_serve(server))
     while not server.started:
@@ -76,6 +82,8 @@ async def run_demo(*, data: Path, port: int, exit_after: bool, realtime: bool, d
             log.error("the server did not start (see the error above)")
             return 2
         await asyncio.sleep(0.05)
+    if synthetic_week:
+        await _seed_week(app)
     target = SimTarget(url=url, public_url=url, auth_token=settings.twilio_auth_token,
                        api_token=settings.api_token)
     await _register_demo_agent(url, settings)
@@ -103,7 +111,7 @@ async def run_demo(*, data: Path, port: int, exit_after: bool, realtime: bool, d
     agent_token = settings.agent_token_map()[agent_id]
     _say(f"Dashboards: {url}/dashboard/supervisor?token={token}")
     _say(f"Agent view: {url}/dashboard/agent?agent={agent_id}&token={agent_token}")
-    _say(f"Analytics:  {url}/dashboard/analytics?token={token}")
+    _say(f"Analytics:  {url}/dashboard/analytics?token={token}{'&days=7' if synthetic_week else ''}")
     _say(f"API:        {url}/api/calls   (Authorization: Bearer {token})   Metrics: {url}/metrics   Docs: {url}/docs")
     if exit_after:
         server.should_exit = True
@@ -111,6 +119,18 @@ async def run_demo(*, data: Path, port: int, exit_after: bool, realtime: bool, d
         _say("Serving; press Ctrl-C to stop.")
     await serving
     return 0 if all(r.get("queue") for r in results) else 1
+
+
+async def _seed_week(app: Any) -> None:
+    from emoroute.synthetic_history import seed_week
+
+    history = app.state.services.history
+    if history is None:
+        _say("No history store (EMOROUTE_HISTORY_URL=off): no synthetic week written")
+        return
+    calls = await asyncio.to_thread(seed_week, history)
+    _say(f"Synthetic week: {calls} made-up calls written to the history store, marked synthetic "
+         "(the analytics page says so)")
 
 
 async def _register_demo_agent(url: str, settings: Settings) -> None:

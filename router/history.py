@@ -326,6 +326,17 @@ class HistoryStore:
                 cur.execute(f"DELETE FROM {table} WHERE call_sid IN ({marks})", wanted)  # noqa: S608
         return found
 
+    def erase_synthetic(self) -> int:
+        """Delete the synthetic calls (``emoroute demo --synthetic-week``); return how many."""
+        with self._transaction() as cur:
+            cur.execute("SELECT count(*) FROM calls WHERE synthetic")
+            found = int(cur.fetchone()[0])
+            for table in ("call_topics", "call_events"):
+                cur.execute(f"DELETE FROM {table} WHERE call_sid IN "  # noqa: S608 - a fixed name
+                            "(SELECT call_sid FROM calls WHERE synthetic)")
+            cur.execute("DELETE FROM calls WHERE synthetic")
+        return found
+
     def purge(self, *, started_before: float) -> int:
         """Delete the calls that started before ``started_before`` (retention); return how many."""
         with self._transaction() as cur:
@@ -345,6 +356,11 @@ class HistoryStore:
             if self.engine != "duckdb":
                 self._db.commit()  # end the read's transaction (PostgreSQL)
             return rows
+
+    def started_bounds(self) -> tuple[float, float] | None:
+        """Return the first and the last start of the stored calls, or None when there are none."""
+        lo, hi = self.query("SELECT min(started_at), max(started_at) FROM calls")[0]
+        return None if lo is None else (float(lo), float(hi))
 
     def call(self, call_sid: str) -> dict[str, Any] | None:
         """Return one archived call's row as a dict, or None."""

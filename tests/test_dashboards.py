@@ -185,7 +185,6 @@ def test_supervisor_agent_timeline_and_analytics_in_a_real_browser(live_server, 
         wait_js(browser, "window.emoroute.updates > 0", what="analytics render")
         assert js(browser, "document.querySelector('#kpis .big').textContent") == "1"
         assert js(browser, "document.getElementById('per-queue').data[0].y.reduce((a, b) => a + b, 0)") == 1
-        browser.save_screenshot(str(shots / "analytics.png"))
         csv = httpx.get(f"{base}/dashboard/api/analytics.csv", headers=SUPERVISOR)
         rows = list(csv_module.DictReader(io.StringIO(csv.text)))
         # numbers never reach the history store: the export names the caller by their salted hash
@@ -240,6 +239,9 @@ async def test_phase_bands_and_the_new_analytics_panels_in_a_real_browser(live_s
     browser.save_screenshot(str(shots / "call-phases.png"))
 
     # analytics: phases, topics, escalation, repeat callers, opt-outs, CSAT panels drawn from those calls
+    history = live_server.app.state.services.history  # the analytics read the calls from the history store
+    wait_for(lambda: history.query("SELECT count(*) FROM calls WHERE csat IS NOT NULL")[0][0] == 2,
+             what="the calls archived with their surveys")
     browser.get(f"{base}/dashboard/analytics")
     wait_js(browser, "window.emoroute.updates > 0", what="analytics render")
     tiles = js(browser, "[...document.querySelectorAll('#kpis .tile')].map((t) => t.textContent)")
@@ -260,12 +262,39 @@ async def test_phase_bands_and_the_new_analytics_panels_in_a_real_browser(live_s
     agent_row = js(browser, "[...document.querySelectorAll('#agents tbody tr[data-agent=\"agent-1\"] td')]"
                             ".map((t) => t.textContent)")
     assert agent_row[:2] == ["agent-1", "2"] and agent_row[5] == "3.5 (2)", agent_row
+    assert js(browser, "document.getElementById('synthetic').hidden")  # real calls: no synthetic-data notice
+
+
+async def test_the_demo_week_fills_every_analytics_chart_and_is_labelled_synthetic(live_server, browser, shots):
+    """``emoroute demo --synthetic-week``'s history on the analytics page: the README's analytics screenshots."""
+    import asyncio
+
+    from emoroute.synthetic_history import seed_week
+
+    history = live_server.app.state.services.history
+    calls = await asyncio.to_thread(seed_week, history)
+    assert calls > 2000 and await asyncio.to_thread(seed_week, history) == calls  # a second seed replaces the first
+    base = live_server.url
+    browser.get(f"{base}/dashboard/supervisor?token=dev-supervisor-token")  # signs in (a session cookie)
+    browser.get(f"{base}/dashboard/analytics?days=7")
+    wait_js(browser, "window.emoroute && window.emoroute.updates > 0", what="analytics render")
+    notice = js(browser, "document.getElementById('synthetic').textContent")
+    assert f"{calls} of these {calls} calls are a made-up demo week" in notice, notice
+    assert not js(browser, "document.getElementById('synthetic').hidden")
+    assert js(browser, "document.querySelector('#kpis .big').textContent") == str(calls)
+    hurts = js(browser, "document.getElementById('hurts').textContent")
+    assert "Valence worsens most often from greeting to identification" in hurts, hurts
+    assert len(js(browser, "document.getElementById('emotion-hour').data[0].x")) > 24 * 5  # hours of the week
+    assert len(js(browser, "document.getElementById('csat-scatter').data[0].x")) > 500
+    assert len(js(browser, "[...document.querySelectorAll('#agents tbody tr')]")) == 6
+    browser.save_screenshot(str(shots / "analytics.png"))
     browser.execute_script("document.querySelector('h2').scrollIntoView()")
     browser.save_screenshot(str(shots / "analytics-phases.png"))
     browser.execute_script("document.querySelector('#csat-scatter').scrollIntoView()")
     browser.save_screenshot(str(shots / "analytics-csat.png"))
     browser.execute_script("document.querySelector('#disagreements').scrollIntoView()")
     browser.save_screenshot(str(shots / "analytics-agents.png"))
+    assert await asyncio.to_thread(history.erase_synthetic) == calls
 
 
 def test_a_cue_rule_with_min_probability_matches_on_the_probability():

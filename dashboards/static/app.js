@@ -190,6 +190,9 @@ async function loadAnalytics() {
   $("#csv").setAttribute("href", `/dashboard/api/analytics.csv?${qs}`);
   const a = await getJSON(`/dashboard/api/analytics?${qs}`);
   const tile = (label, value) => el("div", { class: "tile" }, el("div", { class: "muted" }, label), el("div", { class: "big" }, value));
+  const synthetic = $("#synthetic");
+  synthetic.hidden = !a.synthetic_calls;
+  synthetic.textContent = a.synthetic_calls ? `Synthetic data: ${a.synthetic_calls} of these ${a.calls} calls are a made-up demo week (emoroute demo --synthetic-week), not measurements.` : "";
   $("#kpis").replaceChildren(tile("calls", String(a.calls)), tile("escalated", `${Math.round(a.share_escalated * 100)} %`),
     tile("average priority", fmt(a.average_priority, 1)), tile("average wait", secs(a.average_wait_s)),
     tile("improved / worsened", `${a.emotion_evolution.improved} / ${a.emotion_evolution.worsened}`));
@@ -274,7 +277,8 @@ function drawInsights(a, tile) {
 function initAnalytics() {
   const now = new Date();
   $("#end").value = isoInput(new Date(now.getTime() + 60000));
-  $("#start").value = isoInput(new Date(now.getTime() - 86400000));
+  const days = Number(new URLSearchParams(location.search).get("days")) || 1;  // ?days=7: the last week
+  $("#start").value = isoInput(new Date(now.getTime() - days * 86400000));
   $("#range").addEventListener("submit", (ev) => { ev.preventDefault(); loadAnalytics(); });
   loadAnalytics();
 }

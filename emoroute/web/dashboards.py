@@ -22,7 +22,6 @@ import plotly
 from fastapi import APIRouter, Form, HTTPException, Query, Request, status
 from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from redis.exceptions import RedisError
 from starlette.background import BackgroundTask
 from starlette.responses import StreamingResponse
 
@@ -249,13 +248,17 @@ async def _range(start: str | None, end: str | None, services: ServicesDep) -> t
     """Return [start, end] as timestamps, clamped to the start times of the stored calls.
 
     Retention keeps the stored calls within weeks, so "?start=1976-01-01" or "?end=9999-12-31" cost
-    what the stored calls cost, not decades of empty hours (security review, #33). When Redis cannot
-    say, the range stays as asked and the figures answer 503 themselves.
+    what the stored calls cost, not decades of empty hours (security review, #33). The calls are
+    the history store's when there is one, else Redis's; when neither can say, the range stays as
+    asked and the figures answer 503 themselves.
     """
     lo, hi = _parse_range(start, end)
     try:
-        bounds = await services.store.started_bounds()
-    except (RedisError, OSError):
+        if services.history is not None:  # the figures come from there: its calls bound the range
+            bounds = await asyncio.to_thread(services.history.started_bounds)
+        else:
+            bounds = await services.store.started_bounds()
+    except Exception:  # noqa: BLE001 - Redis's or the store's errors: the figures answer 503 themselves
         return lo, hi
     if bounds is None:
         return lo, lo
