@@ -11,6 +11,7 @@ Blocking functions: call them off the event loop.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -33,6 +34,7 @@ QUEUE = "COALESCE(NULLIF(queue, ''), 'undecided')"
 CSAT_OK = "csat BETWEEN 1 AND 5"
 CHANGE = "(last_valence - first_valence)"
 MAX_POINTS, MAX_LISTED = 2000, 50
+DAY = 86400
 
 
 def _n(value: Any) -> Any:
@@ -99,18 +101,22 @@ def _day(day: int) -> str:
 class SqlTally:
     """Fills a Tally's sums for the calls that started in [lo, hi] from the history store."""
 
-    def __init__(self, history: HistoryStore, lo: float, hi: float, key_intents: dict[str, str]) -> None:
-        """Read from ``history`` the calls that started in [lo, hi]."""
-        self.history, self.period = history, [lo, hi]
+    def __init__(self, history: HistoryStore, lo: float, hi: float, key_intents: dict[str, str], *,
+                 end_open: bool = False) -> None:
+        """Read from ``history`` the calls that started in [lo, hi] (``end_open``: [lo, hi))."""
+        self.history, self.period, self.end_open = history, [lo, hi], end_open
         self.tally = Tally(key_intents)
-        self.synthetic = 0
 
     def q(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         """Run a query on the period (its first two placeholders) and return its rows as Python numbers."""
+        if self.end_open:
+            sql = sql.replace(IN_PERIOD, IN_PERIOD.replace("<=", "<"))
         return [tuple(_n(v) for v in row) for row in self.history.query(sql, self.period + (params or []))]
 
     def fill(self) -> Tally:
         """Run every query and return the tally."""
+        if self.end_open and self.period[0] >= self.period[1]:
+            return self.tally  # an empty stretch: nothing to ask
         self._main()
         self._queues_and_emotions()
         self._days()
@@ -138,7 +144,7 @@ class SqlTally:
                 d["steps"][step] = m[f"step_{step}"]
             if m[f"worse_{step}"]:
                 d["worse"][step] = m[f"worse_{step}"]
-        self.synthetic = m["synthetic"]
+        d["synthetic"] = m["synthetic"]
 
     def _queues_and_emotions(self) -> None:
         d = self.tally.d
@@ -228,24 +234,69 @@ class SqlTally:
 
 
 def repeat_callers(history: HistoryStore, lo: float, hi: float, days: float) -> dict[str, Any]:
-    """Return the repeat-caller figures (as dashboards.insights.repeat_figures) for calls that started in [lo, hi]."""
-    window = days * 86400
+    """Return the repeat-caller figures (as dashboards.insights.repeat_figures) for calls that started in [lo, hi].
+
+    Each stored call knows its caller's previous call (``prev_started_at``): a call is a repeat when
+    that is within ``days``, and a caller's first call in the period is the one whose previous call
+    lies before it, so one scan counts both.
+    """
     calls, callers, repeats = (_n(v) for v in history.query(
-        f"SELECT count(*), count(DISTINCT caller_hash), {_count('prev >= started_at - ?')} FROM ("  # noqa: S608
-        "SELECT caller_hash, started_at, LAG(started_at) OVER (PARTITION BY caller_hash ORDER BY started_at) AS prev "
-        "FROM calls WHERE caller_hash <> '' AND started_at >= ? AND started_at <= ?) AS h WHERE started_at >= ?",
-        [window, lo - window, hi, lo])[0])
+        f"SELECT count(*), {_count('prev_started_at IS NULL OR prev_started_at < ?')}, "  # noqa: S608
+        f"{_count('prev_started_at >= started_at - ?')} FROM calls WHERE {IN_PERIOD} AND caller_hash <> ''",
+        [lo, days * 86400, lo, hi])[0])
     return {"days": days, "repeat_calls": repeats, "share": round(repeats / calls, 3) if calls else 0.0,
             "callers": callers}
 
 
+# what a stored day's sums count: bump with a change to the queries or the Tally
+DAY_VERSION = f"tally{Tally.VERSION}-sql1"
+
+
+def _tally_of_days(history: HistoryStore, first: int, last: int, key_intents: dict[str, str]) -> Tally:
+    """Return the merged tally of the whole UTC days ``first``..``last``, each from its stored sums when current.
+
+    A day's sums are stored with the number of its calls and their latest ``archived_at``; they are
+    used only while the day's calls still show both (a call written, rewritten, erased or purged
+    changes one), so nothing has to invalidate them and no process can use another's stale sums.
+    """
+    tally = Tally(key_intents)
+    signature = {day: (n, last_at) for day, n, last_at in (tuple(_n(v) for v in row) for row in history.query(
+        "SELECT CAST(floor(started_at / 86400) AS BIGINT), count(*), max(archived_at) FROM calls "
+        "WHERE started_at >= ? AND started_at < ? GROUP BY 1", [first * DAY, (last + 1) * DAY]))}
+    stored = {day: (n, last_at, raw) for day, n, last_at, raw in history.query(
+        "SELECT day, calls, last_archived, tally FROM analytics_days WHERE version = ? AND day >= ? AND day <= ?",
+        [DAY_VERSION, first, last])}
+    for day in sorted(signature):
+        n, last_at = signature[day]
+        kept = stored.get(day)
+        if kept is not None and kept[0] == n and kept[1] == last_at:
+            tally.merge(json.loads(kept[2]))
+            continue
+        sums = SqlTally(history, day * DAY, (day + 1) * DAY, key_intents, end_open=True).fill().to_dict()
+        history.execute("INSERT INTO analytics_days (day, version, calls, last_archived, tally) VALUES (?, ?, ?, ?, ?) "
+                        "ON CONFLICT (day, version) DO UPDATE SET calls = excluded.calls, "
+                        "last_archived = excluded.last_archived, tally = excluded.tally",
+                        [day, DAY_VERSION, n, last_at, json.dumps(sums)])
+        tally.merge(sums)
+    return tally
+
+
 def period_figures(history: HistoryStore, lo: float, hi: float, *, queues: list[str], key_intents: dict[str, str],
                    repeat_days: float) -> dict[str, Any]:
-    """Return the analytics endpoint's figures for the calls that started in [lo, hi], from the history store."""
-    filled = SqlTally(history, lo, hi, key_intents)
-    tally = filled.fill()
+    """Return the analytics endpoint's figures for the calls that started in [lo, hi], from the history store.
+
+    The whole UTC days inside the period are merged from their stored sums (counted once, then kept
+    while their calls are unchanged); the parts of days at its ends are counted from their calls.
+    """
+    first, last = math.ceil(lo / DAY), math.floor(hi / DAY) - 1  # the whole days [d, d + 1) inside [lo, hi]
+    if last < first:
+        tally = SqlTally(history, lo, hi, key_intents).fill()
+    else:
+        tally = SqlTally(history, lo, first * DAY, key_intents, end_open=True).fill()
+        tally.merge(_tally_of_days(history, first, last, key_intents))
+        tally.merge(SqlTally(history, (last + 1) * DAY, hi, key_intents).fill())
     repeats = repeat_callers(history, lo, hi, repeat_days)
-    return {"start": lo, "end": hi, "source": "history", "synthetic_calls": filled.synthetic,
+    return {"start": lo, "end": hi, "source": "history", "synthetic_calls": tally.d.get("synthetic", 0),
             **tally.analytics(queues), **insights_from(tally, queues, repeats)}
 
 

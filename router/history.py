@@ -62,6 +62,12 @@ _DDL = [
         PRIMARY KEY (call_sid, seq))""",
     *(f"ALTER TABLE calls ADD COLUMN IF NOT EXISTS {c} {_ANALYTIC_TYPES.get(c, 'DOUBLE PRECISION')}"
       for c in ANALYTIC_COLUMNS),
+    # the caller's previous call's start (repeat callers without a window over every call), kept by _link_callers
+    "ALTER TABLE calls ADD COLUMN IF NOT EXISTS prev_started_at DOUBLE PRECISION",
+    # one UTC day's analytics sums, valid while the day's calls are as counted (dashboards.sql_insights)
+    """CREATE TABLE IF NOT EXISTS analytics_days (
+        day BIGINT NOT NULL, version TEXT NOT NULL, calls INTEGER NOT NULL, last_archived DOUBLE PRECISION,
+        tally TEXT NOT NULL, PRIMARY KEY (day, version))""",
     """CREATE TABLE IF NOT EXISTS call_topics (
         call_sid TEXT NOT NULL, topic TEXT NOT NULL, started_at DOUBLE PRECISION, queue TEXT, first_emotion TEXT,
         peak_anger DOUBLE PRECISION, PRIMARY KEY (call_sid, topic))""",
@@ -264,7 +270,8 @@ class HistoryStore:
                 cur.execute("SELECT call_sid, summary, archived_at FROM calls")
                 old = [(CallRecord(sid, json.loads(summary or "{}")), at) for sid, summary, at in cur.fetchall()]
                 for start in range(0, len(old), 1000):
-                    self._replace(cur, old[start:start + 1000], key_intents or {}, events=False)
+                    self._replace(cur, old[start:start + 1000], key_intents or {}, events=False, link=False)
+                self.link_callers(cur)
             if found < SCHEMA_VERSION:
                 cur.execute(self._sql("INSERT INTO schema_version (version) VALUES (?)"), (SCHEMA_VERSION,))
         return int(found)
@@ -281,8 +288,26 @@ class HistoryStore:
             self._replace(cur, [(r, archived_at) for r in records], key_intents or {})
         return len(records)
 
+    def link_callers(self, cur: Any, caller_hashes: Sequence[str] | None = None) -> None:
+        """Set each call's ``prev_started_at``: the start of its caller's call before it (None: the first).
+
+        Only the calls of ``caller_hashes`` (None: every caller). Run in the transaction that wrote
+        or deleted their calls, so a call archived after a later one of the same caller still links.
+        """
+        if caller_hashes is not None and not caller_hashes:
+            return
+        which = ""
+        params: list[Any] = []
+        if caller_hashes is not None:
+            which = f" AND caller_hash IN ({', '.join(self.placeholder for _ in caller_hashes)})"
+            params = list(caller_hashes)
+        cur.execute("UPDATE calls SET prev_started_at = linked.prev FROM (SELECT call_sid, LAG(started_at) OVER "  # noqa: S608
+                    "(PARTITION BY caller_hash ORDER BY started_at, call_sid) AS prev FROM calls "
+                    f"WHERE caller_hash <> ''{which}) AS linked WHERE calls.call_sid = linked.call_sid "
+                    "AND calls.prev_started_at IS DISTINCT FROM linked.prev", params)
+
     def _replace(self, cur: Any, records: Sequence[tuple[CallRecord, float]], key_intents: dict[str, str], *,
-                 events: bool = True) -> None:
+                 events: bool = True, link: bool = True) -> None:
         """Delete any earlier copy of these calls and insert them (``events``: their timelines too)."""
         sids = [r.call_sid for r, _ in records]
         marks = ", ".join(self.placeholder for _ in sids)
@@ -292,6 +317,9 @@ class HistoryStore:
         self._insert(cur, "call_topics", TOPIC_COLUMNS, [row for r, _ in records for row in r.topic_rows(key_intents)])
         if events:
             self._insert(cur, "call_events", EVENT_COLUMNS, [row for r, _ in records for row in r.event_rows()])
+        if link:
+            self.link_callers(cur, sorted({r.summary["caller_hash"] for r, _ in records
+                                           if r.summary.get("caller_hash")}))
 
     def _insert(self, cur: Any, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
         """Insert ``rows`` into ``table``: on DuckDB one statement over column lists, on PostgreSQL row by row.
@@ -320,10 +348,12 @@ class HistoryStore:
             if not wanted:
                 return []
             marks = ", ".join(self.placeholder for _ in wanted)
-            cur.execute(f"SELECT call_sid FROM calls WHERE call_sid IN ({marks})", wanted)  # noqa: S608
-            found = sorted(row[0] for row in cur.fetchall())
+            cur.execute(f"SELECT call_sid, caller_hash FROM calls WHERE call_sid IN ({marks})", wanted)  # noqa: S608
+            rows = cur.fetchall()
+            found = sorted(row[0] for row in rows)
             for table in ("call_topics", "call_events", "calls"):
                 cur.execute(f"DELETE FROM {table} WHERE call_sid IN ({marks})", wanted)  # noqa: S608
+            self.link_callers(cur, sorted({row[1] for row in rows if row[1]}))  # their other calls' "previous"
         return found
 
     def erase_synthetic(self) -> int:
@@ -356,6 +386,11 @@ class HistoryStore:
             if self.engine != "duckdb":
                 self._db.commit()  # end the read's transaction (PostgreSQL)
             return rows
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Run one writing statement (``?`` placeholders) in a transaction of its own."""
+        with self._transaction() as cur:
+            cur.execute(self._sql(sql), list(params))
 
     def started_bounds(self) -> tuple[float, float] | None:
         """Return the first and the last start of the stored calls, or None when there are none."""

@@ -105,7 +105,7 @@ def expected(rows: list[dict[str, str]], lo: float, hi: float, days: float) -> d
     period = [dict(r) for r in ordered if lo <= float(r["started_at"]) <= hi]
     earlier = [r for r in ordered if lo - days * DAY <= float(r["started_at"]) <= hi]
     tally = Tally.of(period, KEYS)
-    return {"start": lo, "end": hi, **tally.analytics(QUEUES),
+    return {"start": lo, "end": hi, "source": "history", "synthetic_calls": 0, **tally.analytics(QUEUES),
             **insights_from(tally, QUEUES, repeat_figures(period, earlier, days))}
 
 
@@ -130,10 +130,19 @@ def test_every_analytics_figure_from_sql_equals_the_one_counted_call_by_call(his
     history.write([CallRecord(r["call_sid"], r) for r in rows], archived_at=T0 + 5 * DAY, key_intents=KEYS)
     for lo, hi, days in ((T0, T0 + 4 * DAY, 7.0), (T0 + DAY, T0 + 2.5 * DAY, 1.0), (T0 + 9 * DAY, T0 + 10 * DAY, 7.0)):
         got = period_figures(history, lo, hi, queues=QUEUES, key_intents=KEYS, repeat_days=days)
-        assert got.pop("source") == "history" and got.pop("synthetic_calls") == 0
         want = expected(rows, lo, hi, days)
         same(want, got)
     full = period_figures(history, T0, T0 + 4 * DAY, queues=QUEUES, key_intents=KEYS, repeat_days=7.0)
+    # whole days were counted once and stored; read again, they give the same figures
+    assert history.query("SELECT count(*) FROM analytics_days")[0][0] == 3
+    same(expected(rows, T0, T0 + 4 * DAY, 7.0), full)
+    # a call written into a stored day (a late survey, a late archive) and a caller erased: recounted, never stale
+    late = dict(rows[5], call_sid="CA" + "f" * 32, started_at=repr(float(rows[300]["started_at"]) + 1))
+    history.write([CallRecord(late["call_sid"], late)], archived_at=T0 + 6 * DAY, key_intents=KEYS)
+    history.erase(caller_hashes=[rows[10]["caller_hash"]])
+    now_rows = [r for r in [*rows, late] if r.get("caller_hash") != rows[10]["caller_hash"]]
+    same(expected(now_rows, T0, T0 + 4 * DAY, 7.0),
+         period_figures(history, T0, T0 + 4 * DAY, queues=QUEUES, key_intents=KEYS, repeat_days=7.0))
     # the sample exercises every part: these would be empty if a query matched nothing
     assert full["calls"] == 600 and full["repeat_callers"]["repeat_calls"] > 50
     assert full["phases"]["hurts_most"] and len(full["phases"]["worsened"]) == 10
