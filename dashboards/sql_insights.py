@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -279,6 +280,25 @@ def _tally_of_days(history: HistoryStore, first: int, last: int, key_intents: di
                         [day, DAY_VERSION, n, last_at, json.dumps(sums)])
         tally.merge(sums)
     return tally
+
+
+def warm_days(history: HistoryStore, *, days: int, key_intents: dict[str, str],
+              stop: Callable[[], bool] = lambda: False, now: float | None = None) -> int:
+    """Count and store the sums of each of the last ``days`` whole UTC days that lack current ones.
+
+    Run in the background (emoroute.services, hourly), so that a supervisor's first request for a
+    month merges stored days instead of counting a month of calls (11 s over 10 million calls on
+    DuckDB, 35 s over 1 million on PostgreSQL, two cores). ``stop`` is asked between two days.
+    Return the number of days looked at.
+    """
+    today = math.floor((time.time() if now is None else now) / DAY)
+    looked = 0
+    for day in range(today - days, today):
+        if stop():
+            break
+        _tally_of_days(history, day, day, key_intents)
+        looked += 1
+    return looked
 
 
 def period_figures(history: HistoryStore, lo: float, hi: float, *, queues: list[str], key_intents: dict[str, str],

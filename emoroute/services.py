@@ -25,6 +25,7 @@ from dashboards.auth import LoginGuard
 from dashboards.gate import ComputeGate
 from dashboards.hub import EventHub
 from dashboards.sessions import SessionRevocations
+from dashboards.sql_insights import warm_days
 from emoroute.log_safety import RefusalLog
 from emoroute.redis_clients import async_client, close_client
 from emoroute.redis_server import EmbeddedRedis
@@ -122,6 +123,23 @@ async def _flush_outbox_forever(services: Services, every_s: float = 1.0) -> Non
             services.metrics.errors.labels("outbox_flush").inc()
             log.exception("outbox flush failed; retrying in %.0f s", every_s)
         services.metrics.outbox.set(len(services.store.outbox))
+
+
+async def _warm_analytics_forever(services: Services, *, first_after_s: float = 60.0, every_s: float = 3600.0) -> None:
+    """Keep each whole day's analytics sums in the history store counted, in a thread, hourly."""
+    wait_s = first_after_s
+    while not services.stopping.is_set() and services.history is not None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(services.stopping.wait(), wait_s)
+        if services.stopping.is_set():
+            return
+        wait_s = every_s
+        try:
+            async with services.analytics_gate.slot():  # one analytics computation at a time per process
+                await asyncio.to_thread(warm_days, services.history, days=int(min(31, services.policy.retention_days)),
+                                        key_intents=services.policy.key_intents(), stop=services.stopping.is_set)
+        except Exception as exc:  # noqa: BLE001 - the store's errors: requests count what is missing themselves
+            log.warning("analytics: days not counted ahead (%s); retrying in %.0f s", exc, every_s)
 
 
 def _async_transcribe(
@@ -223,6 +241,7 @@ async def start_services(
                             live_s=settings.live_hours * 3600, key_intents=policy.key_intents())
         archiver.stopping = services.stopping
         services.background.append(asyncio.create_task(archiver.run(), name="archiver"))
+        services.background.append(asyncio.create_task(_warm_analytics_forever(services), name="analytics-days"))
     log.info("EmoRoute ready (process %s): model %s, transcriber %s, queues %s, Twilio %s", process_id,
              getattr(model, "name", "?"), getattr(remote_asr or transcriber, "name", "none"), ", ".join(policy.queues),
              "dry-run" if settings.twilio_dry_run else "live")

@@ -171,9 +171,13 @@ class HistoryStore:
     ``postgresql://user:password@host:port/database``. One connection, used by one thread at a time.
     """
 
-    def __init__(self, url: str) -> None:
-        """Open the store at ``url`` (HistoryError names what is wrong)."""
+    def __init__(self, url: str, *, timeout_s: float = 10.0) -> None:
+        """Open the store at ``url`` (HistoryError names what is wrong).
+
+        ``timeout_s``: how long PostgreSQL may take to answer before the connection is given up.
+        """
         self.url = url
+        self.timeout_s = timeout_s
         self.engine = urlsplit(url).scheme.split("+")[0]
         if self.engine not in ("duckdb", "postgresql", "postgres"):
             raise HistoryError(f"unknown history store {url!r}: use duckdb:///path or postgresql://...")
@@ -199,7 +203,7 @@ class HistoryStore:
             return pg8000.dbapi.connect(
                 user=unquote(parts.username or "postgres"), password=unquote(parts.password or "") or None,
                 host=parts.hostname or "127.0.0.1", port=parts.port or 5432,
-                database=(parts.path or "/emoroute").lstrip("/") or "emoroute", timeout=10)
+                database=(parts.path or "/emoroute").lstrip("/") or "emoroute", timeout=self.timeout_s)
         except (pg8000.dbapi.Error, OSError) as exc:
             raise HistoryError(f"cannot connect to the PostgreSQL history store at {parts.hostname}:"
                                f"{parts.port or 5432}: {exc}") from exc

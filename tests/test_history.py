@@ -56,7 +56,7 @@ def history(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HistoryS
         store.query("SELECT 1")
         with store._transaction() as cur:  # each test starts from empty tables
             cur.execute("DROP VIEW IF EXISTS readings, transcripts, decisions, phases, pickups, surveys")
-            cur.execute("DROP TABLE IF EXISTS calls, call_events, call_topics, schema_version")
+            cur.execute("DROP TABLE IF EXISTS calls, call_events, call_topics, analytics_days, schema_version")
     assert store.migrate() == 0 and store.migrate() == 2  # created, then found at version 2
     yield store
     store.close()
@@ -283,14 +283,15 @@ async def test_a_live_call_reaches_the_embedded_store_is_read_from_it_later_and_
     assert await archived() is None and await asyncio.to_thread(services.history.timeline, sid) == []
 
 
-async def test_the_archiver_deletes_calls_past_their_retention_from_the_store(redis_url, tmp_path):
+async def test_the_archiver_deletes_calls_past_their_retention_from_the_store(redis_url, history):
     store = make_store(redis_url)
-    history = HistoryStore(f"duckdb://{tmp_path / 'h.duckdb'}")
-    history.migrate()
-    archiver = Archiver(store.redis, history, consumer="a1", retention_s=20.0, purge_every_s=0.0)
+    archiver = Archiver(store.redis, history, consumer=f"a1-{history.engine}", retention_s=20.0, purge_every_s=0.0)
+    await store.redis.delete(keys.archive())  # only this test's call in the hand-off stream
     await archiver.ensure_group()
     old = await finished_call(store, csat=None)  # started 30 s ago: past a 20 s retention
     assert await archiver.run_once(block_ms=100) == 1 and history.call(old) is not None
+    assert history.query("SELECT count(*) FROM call_topics WHERE call_sid = ?", [old])[0][0] == 1
     assert await archiver.purge_due() == 1 and history.call(old) is None
-    history.close()
+    assert history.query("SELECT count(*) FROM call_topics WHERE call_sid = ?", [old])[0][0] == 0
+    assert history.timeline(old) == []
     await store.redis.aclose()

@@ -161,3 +161,18 @@ def test_the_csv_export_from_sql_lists_each_call_once_in_order_with_its_repeat_m
     assert [c["call_sid"] for c in got] == [r["call_sid"] for r in period]
     assert sum(c.get("repeat_caller") == "1" for c in got) == want["repeat_callers"]["repeat_calls"] > 0
     assert got[0]["phase_stats"] == period[0].get("phase_stats", got[0].get("phase_stats"))
+
+
+def test_whole_days_counted_ahead_in_the_background_are_what_a_request_then_reads(history):
+    from dashboards.sql_insights import warm_days
+
+    rows = summaries(200, seed=5)
+    history.write([CallRecord(r["call_sid"], r) for r in rows], archived_at=T0 + 5 * DAY, key_intents=KEYS)
+    stops = iter([False, False, True])
+    assert warm_days(history, days=7, key_intents=KEYS, now=T0 + 6 * DAY, stop=lambda: next(stops)) == 2
+    assert warm_days(history, days=7, key_intents=KEYS, now=T0 + 6 * DAY) == 7
+    days_with_calls = {int(float(r["started_at"]) // DAY) for r in rows}
+    stored = {day for (day,) in history.query("SELECT day FROM analytics_days")}
+    assert stored == days_with_calls and len(stored) == 5  # T0 is mid-day: the four days' calls touch five
+    same(expected(rows, T0, T0 + 4 * DAY, 7.0),
+         period_figures(history, T0, T0 + 4 * DAY, queues=QUEUES, key_intents=KEYS, repeat_days=7.0))
