@@ -85,8 +85,9 @@ async def _run(args: argparse.Namespace, redis_url: str, history_url: str) -> di
     rows = dict(await asyncio.to_thread(history.query, "SELECT call_sid, archived_at FROM calls"))
     lag = np.array([rows[s] - ended[s] for s in sids if s in rows])
     events = await asyncio.to_thread(history.query, "SELECT count(*) FROM call_events")
+    # the last calls, archived a moment ago: still inside the live window
     memory = [int(await client.memory_usage(keys.call(s)) or 0) + int(await client.memory_usage(keys.timeline(s)) or 0)
-              for s in sids[:200]]
+              for s in sids[-100:]]
     await asyncio.sleep(args.live_seconds + 1.0)
     while await client.exists(*(keys.call(s) for s in sids[-50:])):  # noqa: ASYNC110 - Redis expires them
         await asyncio.sleep(0.5)

@@ -146,6 +146,19 @@ class CallRecord:
                 for seq, e in enumerate(self.timeline)]
 
 
+_BOOLEANS = {"opted_out", "escalated", "asked_manager", "anger_rose", "rerouted", "synthetic"}
+_INTEGERS = {"priority", "csat", "seq", *(f"{p}_readings" for p in PHASES)}
+_DOUBLES = {"started_at", "ended_at", "decision_latency_ms", "archived_at", "first_valence", "last_valence",
+            "peak_anger", "decided_at", "enqueued_at", "picked_at", "t", "arousal", "valence", "sentiment",
+            *(f"{p}_{m}" for p in PHASES for m in ("anger", "valence"))}
+
+
+def _pg_type(column: str) -> str:
+    """Return a column's PostgreSQL type (as the DDL above declares it)."""
+    return ("boolean" if column in _BOOLEANS else "integer" if column in _INTEGERS
+            else "double precision" if column in _DOUBLES else "text")
+
+
 def _pg_interface_error() -> type[Exception]:
     from pg8000.exceptions import InterfaceError
 
@@ -332,12 +345,13 @@ class HistoryStore:
         """
         if not rows:
             return
+        values = [list(col) for col in zip(*rows, strict=True)]
         if self.engine == "duckdb":
             cur.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT "  # noqa: S608 - fixed names
-                        f"{', '.join('unnest(?)' for _ in columns)}", [list(col) for col in zip(*rows, strict=True)])
-        else:
-            cur.executemany(self._sql(f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
-                                      f"({', '.join('?' for _ in columns)})"), rows)
+                        f"{', '.join('unnest(?)' for _ in columns)}", values)
+        else:  # one array per column: one round trip, where executemany takes one per row (11 ms a call)
+            cur.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest("  # noqa: S608
+                        f"{', '.join(f'%s::{_pg_type(c)}[]' for c in columns)})", values)
 
     def erase(self, *, call_sids: Sequence[str] = (), caller_hashes: Sequence[str] = ()) -> list[str]:
         """Delete these calls, and every call of these callers (salted hashes); return the SIDs it held."""
