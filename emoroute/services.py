@@ -236,12 +236,9 @@ async def start_services(
                         history=history)
     services.background.append(asyncio.create_task(_flush_outbox_forever(services)))
     if history is not None:
-        archiver = Archiver(client, history, consumer=process_id, retention_s=policy.retention_days * 86400,
-                            block_ms=max(50, int(settings.redis_timeout_s * 500)),
-                            live_s=settings.live_hours * 3600, key_intents=policy.key_intents())
-        archiver.stopping = services.stopping
-        services.background.append(asyncio.create_task(archiver.run(), name="archiver"))
-        services.background.append(asyncio.create_task(_warm_analytics_forever(services), name="analytics-days"))
+        _use_history(services, history)
+    elif settings.history_url != "off":  # configured but not reachable yet: try again in the background
+        services.background.append(asyncio.create_task(_open_history_later(services), name="history-open"))
     log.info("EmoRoute ready (process %s): model %s, transcriber %s, queues %s, Twilio %s", process_id,
              getattr(model, "name", "?"), getattr(remote_asr or transcriber, "name", "none"), ", ".join(policy.queues),
              "dry-run" if settings.twilio_dry_run else "live")
@@ -253,6 +250,34 @@ def history_url(settings: Settings) -> str:
     return settings.history_url or f"duckdb://{(settings.data_dir / 'history.duckdb').resolve()}"
 
 
+def _use_history(services: Services, history: HistoryStore) -> None:
+    """Make ``history`` this process's store: its archiver and its analytics' days counted ahead start."""
+    settings, policy = services.settings, services.policy
+    services.history = history
+    archiver = Archiver(services.redis, history, consumer=services.coordinator.process_id,
+                        retention_s=policy.retention_days * 86400,
+                        block_ms=max(50, int(settings.redis_timeout_s * 500)), live_s=settings.live_hours * 3600,
+                        key_intents=policy.key_intents())
+    archiver.stopping = services.stopping
+    services.background.append(asyncio.create_task(archiver.run(), name="archiver"))
+    services.background.append(asyncio.create_task(_warm_analytics_forever(services), name="analytics-days"))
+
+
+async def _open_history_later(services: Services) -> None:
+    """Open the history store once it can be reached (PostgreSQL down at start, the DuckDB file held)."""
+    every_s = services.settings.history_retry_seconds
+    while not services.stopping.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(services.stopping.wait(), every_s)
+        if services.stopping.is_set():
+            return
+        history = await _open_history(services.settings)
+        if history is not None:
+            log.warning("history store open: archiving and analytics resume in this process")
+            _use_history(services, history)
+            return
+
+
 async def _open_history(settings: Settings) -> HistoryStore | None:
     """Open and migrate the history store; None when off or unavailable (calls then wait in the archive stream)."""
     if settings.history_url == "off":
@@ -261,8 +286,9 @@ async def _open_history(settings: Settings) -> HistoryStore | None:
         history = await asyncio.to_thread(HistoryStore, history_url(settings))
         await asyncio.to_thread(history.migrate, load_policy(settings.policy_file).key_intents())
     except Exception as exc:  # noqa: BLE001 - routing never waits for the history store
-        log.error("history store unavailable (%s): finished calls wait in Redis's archive stream for an archiver",
-                  exc)
+        log.error("history store unavailable (%s): finished calls wait in Redis's archive stream for an archiver; "
+                  "this process tries again every %.0f s and its analytics answer 503 until then", exc,
+                  settings.history_retry_seconds)
         return None
     return history
 

@@ -73,6 +73,9 @@ class Settings(BaseSettings):
                         "one process writes it) or postgresql://user:password@host:port/database (several processes "
                         "and hosts); empty: history.duckdb under data_dir; off: no archiving (Redis then keeps "
                         "finished calls for the policy's retention and the analytics read them there).")
+    history_retry_seconds: float = Field(
+        30.0, gt=0, description="When the history store cannot be opened at start (PostgreSQL down), how often "
+                                "to try again; meanwhile the analytics answer 503 and finished calls wait in Redis.")
     live_hours: float = Field(
         2.0, gt=0, description="How long Redis keeps a finished call once it is in the history store (the live views "
                                "and the survey need it; the timeline page, the API and the analytics read the store).")

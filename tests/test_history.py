@@ -237,6 +237,37 @@ async def test_redis_crashing_under_the_archiver_loses_and_doubles_nothing(postg
     history.close()
 
 
+def test_a_store_down_at_start_is_opened_once_it_comes_up_and_the_waiting_calls_reach_it(server_factory, redis_url,
+                                                                                          neutral_audio):
+    import asyncio
+
+    import httpx
+
+    from tests.helpers import stream_call
+
+    late = PostgresServer()  # not started: connections are refused
+    thread, server = server_factory(redis_url, history_url=late.url, history_retry_seconds=0.5)
+    try:
+        with thread:
+            analytics = f"{server.url}/dashboard/api/analytics"
+            auth = {"Authorization": "Bearer dev-supervisor-token"}
+            resp = httpx.get(analytics, headers=auth)
+            assert resp.status_code == 503 and "history store is not open" in resp.text
+            ws = server.url.replace("http://", "ws://") + "/twilio/stream"
+            sid = asyncio.run(stream_call(ws, neutral_audio, caller="+15550004444"))  # routed all the same
+            r = redis.Redis.from_url(redis_url, decode_responses=True)
+            wait_for(lambda: r.hget(keys.call(sid), "status") == "ended", what="the call's end")
+            assert r.hget(keys.call(sid), "queue") in QUEUES
+            r.close()
+            late.start()
+            services = server.app.state.services
+            wait_for(lambda: services.history is not None, timeout=30, what="the store opened")
+            wait_for(lambda: services.history.call(sid) is not None, timeout=30, what="the waiting call archived")
+            assert httpx.get(analytics, headers=auth).status_code == 200
+    finally:
+        late.stop()
+
+
 async def test_a_live_call_reaches_the_embedded_store_is_read_from_it_later_and_erased_there(
         live_server, neutral_audio):
     import asyncio

@@ -176,3 +176,34 @@ def test_whole_days_counted_ahead_in_the_background_are_what_a_request_then_read
     assert stored == days_with_calls and len(stored) == 5  # T0 is mid-day: the four days' calls touch five
     same(expected(rows, T0, T0 + 4 * DAY, 7.0),
          period_figures(history, T0, T0 + 4 * DAY, queues=QUEUES, key_intents=KEYS, repeat_days=7.0))
+
+
+def test_a_version_1_store_is_upgraded_with_the_analytics_columns_filled_from_each_summary(tmp_path):
+    import duckdb
+
+    path = tmp_path / "v1.duckdb"
+    rows = summaries(40, seed=3)
+    db = duckdb.connect(str(path))  # the schema as version 1 created it
+    db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    db.execute("INSERT INTO schema_version VALUES (1)")
+    db.execute("""CREATE TABLE calls (call_sid TEXT PRIMARY KEY, caller_hash TEXT, started_at DOUBLE PRECISION,
+        ended_at DOUBLE PRECISION, status TEXT, queue TEXT, priority INTEGER, reason TEXT, rule TEXT, agent TEXT,
+        first_emotion TEXT, emotion TEXT, decision_latency_ms DOUBLE PRECISION, opted_out BOOLEAN, csat INTEGER,
+        end_reason TEXT, escalated BOOLEAN, summary TEXT, archived_at DOUBLE PRECISION)""")
+    db.execute("""CREATE TABLE call_events (call_sid TEXT NOT NULL, seq INTEGER NOT NULL, type TEXT,
+        t DOUBLE PRECISION, label TEXT, kind TEXT, phase TEXT, arousal DOUBLE PRECISION, valence DOUBLE PRECISION,
+        sentiment DOUBLE PRECISION, transcript TEXT, intents TEXT, queue TEXT, priority INTEGER, reason TEXT,
+        agent TEXT, fields TEXT, PRIMARY KEY (call_sid, seq))""")
+    for r in rows:
+        db.execute("INSERT INTO calls (call_sid, caller_hash, started_at, queue, csat, summary, archived_at) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?)", [r["call_sid"], r.get("caller_hash"), float(r["started_at"]),
+                                                    r.get("queue"), int(r["csat"]) if r.get("csat") else None,
+                                                    json.dumps(r), T0 + 5 * DAY])
+    db.execute("INSERT INTO call_events (call_sid, seq, type) VALUES (?, 0, 'started')", [rows[0]["call_sid"]])
+    db.close()
+    history = HistoryStore(f"duckdb://{path}")
+    assert history.migrate(KEYS) == 1 and history.migrate(KEYS) == 2
+    same(expected(rows, T0, T0 + 4 * DAY, 7.0),
+         period_figures(history, T0, T0 + 4 * DAY, queues=QUEUES, key_intents=KEYS, repeat_days=7.0))
+    assert history.query("SELECT count(*) FROM call_events")[0][0] == 1  # the timelines stay as they were
+    history.close()

@@ -289,7 +289,7 @@ async def analytics_json(request: Request, services: ServicesDep, start: str | N
     await _require(request, services, supervisor=True)
     lo, hi = await _range(start, end, services)
 
-    history = services.history
+    history = _history_or_503(services)
 
     async def compute() -> dict[str, Any]:
         if history is not None:  # SQL on the history store, in a thread: the live calls' loop keeps running
@@ -302,6 +302,14 @@ async def analytics_json(request: Request, services: ServicesDep, start: str | N
                                     settle_s=services.settings.max_call_seconds + ROLLUP_MARGIN_S)
 
     return await services.analytics_gate.run(("analytics", round(lo), round(hi), repeat_days), compute)
+
+
+def _history_or_503(services: ServicesDep) -> Any:
+    """Return the history store the analytics read (None: off, they read Redis); 503 while it cannot be opened."""
+    if services.history is None and services.settings.history_url != "off":
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
+                            "the history store is not open in this process yet (it is tried again; see the log)")
+    return services.history
 
 
 async def _from_history(fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -331,7 +339,7 @@ async def analytics_csv(request: Request, services: ServicesDep, start: str | No
     await _require(request, services, supervisor=True)
     lo, hi = await _range(start, end, services)
     gate = services.analytics_gate
-    history = services.history
+    history = _history_or_503(services)
     if history is not None:
         batches_of_history = sql_insights.csv_batches(history, lo, hi, repeat_days=repeat_days)
         async with gate.slot():
