@@ -22,6 +22,7 @@ from emoroute.app import create_app
 from emoroute.redis_server import EmbeddedRedis, free_port
 from emoroute.settings import Settings
 from telephony.actions import DryRunActions
+from tests.postgres_server import PostgresServer
 
 REPO = Path(__file__).resolve().parents[1]
 CORPORA = Path(os.environ.get("EMOROUTE_CORPORA", REPO.parent / "shared" / "data"))
@@ -55,6 +56,17 @@ def redis_url(redis_server: EmbeddedRedis) -> str:
     client.flushall()
     client.close()
     return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server (Debian's package), started for the tests that need one."""
+    server = PostgresServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from emoroute.redis_server import free_port
+from router.history import HistoryStore
 
 BIN = Path("/usr/lib/postgresql")
 
@@ -67,6 +68,15 @@ class PostgresServer:
         """Stop the server (``immediate``: as if killed, no clean shutdown) and start it again."""
         self._run(_binary("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
         self.start()
+
+    def empty_history(self) -> HistoryStore:
+        """Return the test database as a history store at the current schema, with no calls in it."""
+        store = HistoryStore(self.url)
+        store.migrate()
+        with store._transaction() as cur:  # noqa: SLF001 - the tests own this database
+            for table in ("call_topics", "call_events", "calls", "analytics_days"):
+                cur.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
+        return store
 
     def stop(self) -> None:
         """Stop the server and remove its files."""

@@ -35,16 +35,6 @@ QUEUES = ("retention", "sales", "general")
 SECRET = "history-test-secret"
 
 
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    server = PostgresServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture(params=["duckdb", "postgresql"])
 def history(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HistoryStore]:
     if request.param == "duckdb":
@@ -151,11 +141,7 @@ def _archiver_process(redis_url: str, history_url: str, tmp: Path, name: str, *e
 async def test_an_archiver_killed_mid_batch_and_postgres_restarted_lose_and_double_nothing(redis_url, postgres,
                                                                                         tmp_path):
     store = make_store(redis_url)
-    history = HistoryStore(postgres.url)
-    history.migrate()
-    with history._transaction() as cur:
-        for table in ("call_topics", "call_events", "calls"):
-            cur.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
+    history = postgres.empty_history()
     sids = [await finished_call(store, caller=f"+1555100{i:04d}", csat=None) for i in range(300)]
     r = redis.Redis.from_url(redis_url, decode_responses=True)
 
@@ -199,11 +185,7 @@ async def test_redis_crashing_under_the_archiver_loses_and_doubles_nothing(postg
     url = server.start()
     store = make_store(url)
     store.archive = True
-    history = HistoryStore(postgres.url)
-    history.migrate()
-    with history._transaction() as cur:
-        for table in ("call_topics", "call_events", "calls"):
-            cur.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
+    history = postgres.empty_history()
     sids = [await finished_call(store, caller=f"+1555200{i:04d}", csat=None) for i in range(200)]
     await store.redis.aclose()
 

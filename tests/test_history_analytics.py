@@ -22,7 +22,6 @@ from dashboards.insights import Tally, insights_from, repeat_figures
 from dashboards.sql_insights import csv_batches, period_figures
 from router.history import CallRecord, HistoryStore
 from router.phases import PHASES
-from tests.postgres_server import PostgresServer
 
 pytestmark = pytest.mark.timeout(300)
 QUEUES = ["retention", "sales", "general"]
@@ -31,27 +30,12 @@ DAY = 86400.0
 T0 = 1_780_000_000.0  # a Monday, 2026
 
 
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    server = PostgresServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture(params=["duckdb", "postgresql"])
 def history(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HistoryStore]:
     if request.param == "duckdb":
         store = HistoryStore(f"duckdb://{tmp_path / 'history.duckdb'}")
     else:
-        store = HistoryStore(request.getfixturevalue("postgres").url)
-        store.migrate()
-        with store._transaction() as cur:
-            cur.execute("DELETE FROM call_topics")
-            cur.execute("DELETE FROM call_events")
-            cur.execute("DELETE FROM calls")
+        store = request.getfixturevalue("postgres").empty_history()
     store.migrate()
     yield store
     store.close()
