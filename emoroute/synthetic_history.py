@@ -47,7 +47,7 @@ def synthetic_summaries(*, days: int = 7, per_day: int = 420, end: float | None 
     callers = [f"synthetic-caller-{i:05d}" for i in range(int(days * per_day * 0.8))]
     topics, shares = list(TOPICS), [t[1] for t in TOPICS.values()]
     out: list[dict[str, str]] = []
-    for day in range(days):
+    for day in range(days + 1):  # the days the period touches: the first and the last in part
         midnight = math.floor(start / DAY) * DAY + day * DAY
         for hour in rng.choices(range(24), weights, k=int(per_day * rng.uniform(0.85, 1.15))):
             at = midnight + hour * 3600 + rng.uniform(0, 3600)
@@ -103,6 +103,46 @@ def _call(rng: random.Random, at: float, topic: str, caller: str) -> dict[str, s
     return s
 
 
+def synthetic_timeline(s: dict[str, str]) -> list[dict[str, str]]:
+    """Return a synthetic call's timeline as the live path writes one: phases, readings, decision, pickup, end."""
+    at = float(s["started_at"])
+    if s.get("opted_out") == "1":
+        ended_t = repr(round(float(s["ended_at"]) - at, 3))
+        return [{"type": "started", "t": "0.0"}, {"type": "opted_out", "t": "4.0"},
+                {"type": "ended", "t": ended_t, "reason": "completed"}]
+    stats = json.loads(s["phase_stats"])
+    decided, queued = float(s["decided_at"]) - at, float(s["enqueued_at"]) - at
+    picked, ended = float(s["picked_at"]) - at, float(s["ended_at"]) - at
+    spans = {"greeting": (0.0, decided), "identification": (decided, queued), "queue": (queued, picked),
+             "agent": (picked, ended)}
+    out: list[dict[str, str]] = [{"type": "started", "t": "0.0"}]  # a call starts in the greeting phase
+    for phase, (lo, hi) in spans.items():
+        if phase != "greeting":
+            out.append({"type": "phase", "phase": phase, "t": repr(round(lo, 3))})
+        if phase == "identification":
+            out.append({"type": "decision", "t": repr(round(lo, 3)), "queue": s["queue"], "priority": s["priority"],
+                        "reason": "synthetic call"})
+        if phase == "agent":
+            out.append({"type": "pickup", "t": repr(round(lo, 3)), "agent": s["agent"], "source": "synthetic"})
+        _, anger, valence = stats[phase]
+        for k in range(2 if hi - lo > 8 else 1):
+            t = lo + (k + 1) * (hi - lo) / 3
+            label = ("angry" if anger > 0.5 else "happy" if valence > 0.35 else "sad" if valence < -0.3
+                     else "neutral")
+            weights = {"happy": 1.6 if label == "happy" else 0.7, "neutral": 1.6 if label == "neutral" else 1.0,
+                       "sad": 1.4 if label == "sad" else 0.7}
+            probs = {"angry": round(anger, 3), **{k: round((1 - anger) * w / sum(weights.values()), 3)
+                                                  for k, w in weights.items()}}
+            out.append({"type": "reading", "t": repr(round(t, 3)), "kind": "utterance",
+                        "start": repr(round(t - 2, 3)), "end": repr(round(t, 3)), "label": label,
+                        "probs": json.dumps(probs), "arousal": repr(round(anger - 0.2, 3)),
+                        "valence": repr(valence), "model": "synthetic", "phase": phase})
+    if s.get("csat"):
+        out.append({"type": "survey", "t": repr(round(ended - 20, 3)), "score": s["csat"]})
+    out.append({"type": "ended", "t": repr(round(ended, 3)), "reason": "completed"})
+    return out
+
+
 def seed_week(history: HistoryStore, **kwargs: Any) -> int:
     """Write a synthetic week (:func:`synthetic_summaries`) to ``history``, replacing any earlier one.
 
@@ -111,6 +151,7 @@ def seed_week(history: HistoryStore, **kwargs: Any) -> int:
     rows = synthetic_summaries(**kwargs)
     history.erase_synthetic()
     for i in range(0, len(rows), 2000):
-        history.write([CallRecord(s["call_sid"], s) for s in rows[i: i + 2000]], archived_at=time.time(),
+        history.write([CallRecord(s["call_sid"], s, synthetic_timeline(s)) for s in rows[i: i + 2000]],
+                      archived_at=time.time(),
                       key_intents={k: v for k, v in KEYS.items() if v})
     return len(rows)

@@ -294,6 +294,13 @@ async def test_the_demo_week_fills_every_analytics_chart_and_is_labelled_synthet
     browser.save_screenshot(str(shots / "analytics-csat.png"))
     browser.execute_script("document.querySelector('#disagreements').scrollIntoView()")
     browser.save_screenshot(str(shots / "analytics-agents.png"))
+    # a synthetic call's page: its made-up timeline, read from the store (Redis never held it)
+    (sid,), = await asyncio.to_thread(history.query, "SELECT call_sid FROM calls WHERE synthetic AND csat IS NOT NULL "
+                                                     "ORDER BY started_at LIMIT 1")
+    browser.get(f"{base}/dashboard/calls/{sid}")
+    chart = "document.getElementById('chart')"
+    wait_js(browser, f"{chart}.data && {chart}.data[0].x.length >= 4", what="the synthetic call's readings")
+    assert js(browser, f"{chart}.dataset.phases").startswith("greeting,identification,queue,agent")
     assert await asyncio.to_thread(history.erase_synthetic) == calls
 
 
