@@ -19,15 +19,15 @@ deleted (router.store.CallStore.opt_out).
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from router.phases import PHASES, parse_phase_stats
+from router.sql_connection import HistoryError, SqlConnection
+
+__all__ = ["CallRecord", "HistoryError", "HistoryStore", "topics_of"]
 
 SCHEMA_VERSION = 2
 
@@ -95,10 +95,6 @@ def topics_of(summary: dict[str, str], key_intents: dict[str, str]) -> list[str]
     return found
 
 
-class HistoryError(RuntimeError):
-    """The history store cannot be opened or written (named in the message)."""
-
-
 @dataclass
 class CallRecord:
     """One finished call as the archiver hands it over: its summary hash and its timeline entries."""
@@ -159,12 +155,6 @@ def _pg_type(column: str) -> str:
             else "double precision" if column in _DOUBLES else "text")
 
 
-def _pg_interface_error() -> type[Exception]:
-    from pg8000.exceptions import InterfaceError
-
-    return InterfaceError
-
-
 def _num(value: object) -> float | None:
     try:
         return float(value) if value not in (None, "") else None  # type: ignore[arg-type]
@@ -181,7 +171,8 @@ class HistoryStore:
     """The SQL store of finished calls (DuckDB or PostgreSQL); every method is blocking (call it off the loop).
 
     ``url``: ``duckdb:///path/to/history.duckdb`` (a file; ``duckdb://:memory:`` for none) or
-    ``postgresql://user:password@host:port/database``. One connection, used by one thread at a time.
+    ``postgresql://user:password@host:port/database``; the connection is router.sql_connection's.
+    This class owns the schema and what is written to and deleted from it.
     """
 
     def __init__(self, url: str, *, timeout_s: float = 10.0) -> None:
@@ -189,85 +180,26 @@ class HistoryStore:
 
         ``timeout_s``: how long PostgreSQL may take to answer before the connection is given up.
         """
-        self.url = url
-        self.timeout_s = timeout_s
-        self.engine = urlsplit(url).scheme.split("+")[0]
-        if self.engine not in ("duckdb", "postgresql", "postgres"):
-            raise HistoryError(f"unknown history store {url!r}: use duckdb:///path or postgresql://...")
-        self.placeholder = "?" if self.engine == "duckdb" else "%s"
-        self._lock = threading.Lock()
-        self._db: Any = self._connect()
-
-    def _connect(self) -> Any:
-        if self.engine == "duckdb":
-            import duckdb
-
-            path = unquote(self.url.split("://", 1)[1]) or ":memory:"  # duckdb:///abs/path, duckdb://:memory:
-            if path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-            try:
-                return duckdb.connect(path)
-            except duckdb.Error as exc:
-                raise HistoryError(f"cannot open the DuckDB history file {path}: {exc}") from exc
-        import pg8000.dbapi
-
-        parts = urlsplit(self.url)
-        try:
-            return pg8000.dbapi.connect(
-                user=unquote(parts.username or "postgres"), password=unquote(parts.password or "") or None,
-                host=parts.hostname or "127.0.0.1", port=parts.port or 5432,
-                database=(parts.path or "/emoroute").lstrip("/") or "emoroute", timeout=self.timeout_s)
-        except (pg8000.dbapi.Error, OSError) as exc:
-            raise HistoryError(f"cannot connect to the PostgreSQL history store at {parts.hostname}:"
-                               f"{parts.port or 5432}: {exc}") from exc
+        self.db = SqlConnection(url, timeout_s=timeout_s)
+        self.url, self.engine, self.placeholder = url, self.db.engine, self.db.placeholder
 
     def close(self) -> None:
         """Close the connection."""
-        with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
+        self.db.close()
 
-    @contextmanager
-    def _cursor(self) -> Iterator[Any]:
-        """A cursor on the connection, opened again if a failure closed it (PostgreSQL restarted)."""
-        if self._db is None:
-            self._db = self._connect()
-        # DuckDB: the connection itself (its cursor() is another connection, with its own transactions)
-        cur = self._db if self.engine == "duckdb" else self._db.cursor()
-        try:
-            yield cur
-        except BaseException as exc:
-            self._drop_if_broken(exc)
-            raise
-        finally:
-            if cur is not self._db:
-                with suppress(Exception):  # a cursor of a dead connection may not close cleanly
-                    cur.close()
-
-    def _drop_if_broken(self, exc: BaseException) -> None:
-        """Roll back; a connection that failed at the network level is closed, and the next use opens another."""
-        broken = self.engine != "duckdb" and isinstance(exc, (OSError, _pg_interface_error()))
-        if not broken:
-            try:
-                self._db.rollback()
-                return
-            except Exception:  # noqa: BLE001 - the rollback failed too: treat the connection as gone
-                pass
-        with suppress(Exception):
-            self._db.close()
-        self._db = None
-
-    @contextmanager
-    def _transaction(self) -> Iterator[Any]:
-        with self._lock, self._cursor() as cur:
-            if self.engine == "duckdb":
-                cur.execute("BEGIN TRANSACTION")
-            yield cur
-            self._db.commit()
+    def _transaction(self) -> AbstractContextManager[Any]:
+        return self.db.transaction()
 
     def _sql(self, text: str) -> str:
-        return text.replace("?", self.placeholder)
+        return self.db.sql(text)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run a read query (``?`` placeholders); return its rows."""
+        return self.db.query(sql, params)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Run one writing statement (``?`` placeholders) in a transaction of its own."""
+        self.db.execute(sql, params)
 
     def migrate(self, key_intents: dict[str, str] | None = None) -> int:
         """Create or bring the schema up to :data:`SCHEMA_VERSION`; return the version found before (0: new).
@@ -395,20 +327,6 @@ class HistoryStore:
                                       "(SELECT call_sid FROM calls WHERE started_at < ?)"), (started_before,))
             cur.execute(self._sql("DELETE FROM calls WHERE started_at < ?"), (started_before,))
         return found
-
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """Run a read query (``?`` placeholders); return its rows."""
-        with self._lock, self._cursor() as cur:
-            cur.execute(self._sql(sql), list(params))
-            rows = [tuple(row) for row in cur.fetchall()]
-            if self.engine != "duckdb":
-                self._db.commit()  # end the read's transaction (PostgreSQL)
-            return rows
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        """Run one writing statement (``?`` placeholders) in a transaction of its own."""
-        with self._transaction() as cur:
-            cur.execute(self._sql(sql), list(params))
 
     def started_bounds(self) -> tuple[float, float] | None:
         """Return the first and the last start of the stored calls, or None when there are none."""
