@@ -22,16 +22,19 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.asyncio.retry import Retry as AsyncRetry
+from redis.asyncio.sentinel import MasterNotFoundError
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.backoff import ExponentialBackoff
 from redis.cluster import ClusterNode, RedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from emoroute.settings import Settings, sentinel_addresses
 from router.slots import is_cluster
 
-__all__ = ["async_client", "close_client", "cluster_nodes", "is_cluster", "sync_client"]
+__all__ = ["SharedSentinels", "async_client", "close_client", "cluster_nodes", "is_cluster", "sync_client"]
 
 
 # One quick retry (a fail-over's stale connection reconnects to the new primary), not redis-py's
@@ -42,6 +45,37 @@ RETRIES = 1
 
 def _backoff() -> ExponentialBackoff:
     return ExponentialBackoff(cap=0.1, base=0.02)
+
+
+class SharedSentinels(AsyncSentinel):
+    """redis-py's asyncio Sentinel, with a discovery that many tasks may run at once.
+
+    redis-py moves the sentinel that answered to the front of its list by swapping two indices
+    after an ``await``; when several tasks discover at once (the archiver, the event hub, the
+    lease and the control channel all do after a fail-over) a swap made meanwhile by another
+    task makes it write one sentinel twice and drop another. The dropped sentinel is never asked
+    again, nor closed at stop (its connections outlive the event loop). Here the answering
+    sentinel is moved to the front in one step, so the list keeps every sentinel exactly once.
+    """
+
+    async def discover_master(self, service_name: str) -> tuple[str, int]:
+        """Return the address of ``service_name``'s primary as the first sentinel that knows it says."""
+        errors = []
+        for sentinel in list(self.sentinels):
+            try:
+                masters = await sentinel.sentinel_masters()
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                errors.append(f"{sentinel} - {exc!r}")
+                continue
+            state = masters.get(service_name)
+            if state and self.check_master_state(state, service_name):
+                if sentinel in self.sentinels:  # no await between the two: nothing else runs here
+                    self.sentinels.remove(sentinel)
+                    self.sentinels.insert(0, sentinel)
+                forced = getattr(self, "_force_master_ip", None)
+                return (forced if forced is not None else state["ip"]), state["port"]
+        detail = f" : {', '.join(errors)}" if errors else ""
+        raise MasterNotFoundError(f"No master found for {service_name!r}{detail}")
 
 
 def cluster_nodes(settings: Settings) -> list[tuple[str, int]]:
@@ -57,7 +91,7 @@ def async_client(settings: Settings, url: str | None, *, decode: bool, timeout_s
         return AsyncRedisCluster(startup_nodes=[AsyncClusterNode(h, p) for h, p in nodes],
                                  password=settings.redis_password or None, **options)
     if settings.redis_sentinels:
-        sentinels = AsyncSentinel(sentinel_addresses(settings.redis_sentinels),
+        sentinels = SharedSentinels(sentinel_addresses(settings.redis_sentinels),
                                   sentinel_kwargs={"socket_timeout": settings.redis_timeout_s,
                                                    "socket_connect_timeout": settings.redis_timeout_s,
                                                    "retry": AsyncRetry(_backoff(), RETRIES)},
@@ -88,5 +122,5 @@ async def close_client(client: Any) -> None:
     """Close a client from :func:`async_client`, and its connections to the sentinels if it has them."""
     manager = getattr(getattr(client, "connection_pool", None), "sentinel_manager", None)
     await client.aclose()
-    for sentinel in getattr(manager, "sentinels", []):
+    for sentinel in list(getattr(manager, "sentinels", [])):
         await sentinel.aclose()

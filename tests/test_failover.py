@@ -21,6 +21,7 @@ import pytest
 import redis
 
 from benchmarks.failover_drill import MASTER, SentinelSet
+from emoroute.redis_clients import async_client, close_client
 from emoroute.redis_server import free_port
 from emoroute.settings import Settings
 from router import keys
@@ -87,6 +88,34 @@ async def test_the_primary_killed_while_callers_talk_loses_and_doubles_nothing(s
             assert not new.hget(keys.call(sid), "end_reason").startswith("owner_lost"), sid  # nobody reaped
         assert recovered_s < 10 + 20, recovered_s  # measured by benchmarks/failover_drill.py; here: it recovers
         new.close()
+
+
+async def test_tasks_discovering_the_primary_at_once_keep_every_sentinel_and_close_them_all(sentinel_set):
+    # after a fail-over the archiver, the event hub, the lease and the control channel all ask the
+    # sentinels at once; the first sentinel named is down, so each answer reorders the list.
+    # redis-py's own discovery then writes one sentinel twice and forgets another: never asked
+    # again, never closed at stop (found as unclosed sockets when a web process's loop closed)
+    dead = free_port()
+    settings = Settings(environment="development", redis_sentinel_master=MASTER,  # type: ignore[call-arg]
+                        redis_sentinels=f"127.0.0.1:{dead},{sentinel_set.spec}")
+    client = async_client(settings, None, decode=True, timeout_s=1.0)
+    manager = client.connection_pool.sentinel_manager
+    named = [f"127.0.0.1:{p}" for p in (dead, *sentinel_set.sentinel_ports)]
+
+    def ports() -> list[str]:
+        return [f"{s.connection_pool.connection_kwargs['host']}:{s.connection_pool.connection_kwargs['port']}"
+                for s in manager.sentinels]
+
+    try:
+        for _ in range(5):
+            found = await asyncio.gather(*(manager.discover_master(MASTER) for _ in range(8)))
+            assert {port for _, port in found} == {sentinel_set.primary_port()}
+            assert sorted(ports()) == sorted(named), ports()  # each sentinel once, none lost
+            manager.sentinels.reverse()  # the dead one first again
+        await client.set("k", "v")
+    finally:
+        await close_client(client)
+    assert not [s for s in manager.sentinels for c in s.connection_pool._available_connections if c.is_connected]
 
 
 def test_a_web_process_stops_within_its_shutdown_bound_when_redis_and_every_sentinel_are_frozen(
