@@ -52,6 +52,11 @@ class TranscriptSegment:
     # Other readings of the same audio (the decoder's next-best hypotheses close to the best),
     # likeliest first: the text analyser looks in them for an intent the best reading lacks.
     alternatives: tuple[str, ...] = ()
+    # The caller's language (ISO 639-1, "" when nobody asked) and how sure its identification was;
+    # when it is not English, ``text`` is the English translation and ``original`` what was said.
+    language: str = ""
+    language_probability: float = 0.0
+    original: str = ""
 
     @property
     def empty(self) -> bool:
@@ -77,8 +82,12 @@ class Transcriber(Protocol):
 
     name: str
 
-    def transcribe(self, wave: np.ndarray) -> TranscriptSegment:
-        """Return the transcript of one 16 kHz mono waveform."""
+    def transcribe(self, wave: np.ndarray, language: str = "") -> TranscriptSegment:
+        """Return the transcript of one 16 kHz mono waveform.
+
+        ``language``: the call's language when an earlier utterance identified it ("" = not known;
+        an English-only backend ignores it).
+        """
         ...
 
 
@@ -158,8 +167,8 @@ class WhisperTranscriber:
             self.name += "+band-extension"
         self._tokenizer: Any = None  # faster_whisper.tokenizer.Tokenizer, made on first use
 
-    def transcribe(self, wave: np.ndarray) -> TranscriptSegment:
-        """Return the transcript; low-confidence or no-speech output comes back empty."""
+    def transcribe(self, wave: np.ndarray, language: str = "") -> TranscriptSegment:
+        """Return the transcript; low-confidence or no-speech output comes back empty (English only)."""
         audio = _check(wave)
         # Whisper, primed with a vocabulary, will "hear" words in noise or music: decode only speech.
         if audio is None or speech_ratio(audio) < MIN_SPEECH_RATIO:
@@ -218,25 +227,30 @@ class WhisperTranscriber:
 
     def _finish(self, segments: Sequence[_Decoded]) -> TranscriptSegment:
         """Drop no-speech segments, collect words and confidence, apply the confidence floor."""
-        words: list[Word] = []
-        kept_logprobs: list[float] = []
-        for seg in segments:
-            if seg.no_speech_prob > 0.6 and seg.avg_logprob < -0.8:
-                continue
-            kept_logprobs.append(seg.avg_logprob)
-            if seg.words:
-                words += [Word(w.word.strip(), round(float(w.start), 2), round(float(w.end), 2),
-                               round(float(w.probability), 3)) for w in seg.words]
-            else:
-                words += _spread_words(seg.text, seg.start, seg.end, math.exp(seg.avg_logprob))
-        if not words:
-            return TranscriptSegment("", engine=self.name)
-        confidence = round(math.exp(sum(kept_logprobs) / len(kept_logprobs)), 3)
-        if confidence < self.min_confidence:
-            return TranscriptSegment("", confidence=confidence, engine=self.name)
-        text = " ".join(w.text for w in words).strip()
-        alternatives = segments[0].alternatives if len(segments) == 1 else ()
-        return TranscriptSegment(text, tuple(words), confidence, True, self.name, alternatives)
+        return finish_segments(segments, self.min_confidence, self.name)
+
+
+def finish_segments(segments: Sequence[_Decoded], min_confidence: float, engine: str) -> TranscriptSegment:
+    """Return decoded stretches as one transcript: no-speech dropped, words timed, the confidence floor applied."""
+    words: list[Word] = []
+    kept_logprobs: list[float] = []
+    for seg in segments:
+        if seg.no_speech_prob > 0.6 and seg.avg_logprob < -0.8:
+            continue
+        kept_logprobs.append(seg.avg_logprob)
+        if seg.words:
+            words += [Word(w.word.strip(), round(float(w.start), 2), round(float(w.end), 2),
+                           round(float(w.probability), 3)) for w in seg.words]
+        else:
+            words += _spread_words(seg.text, seg.start, seg.end, math.exp(seg.avg_logprob))
+    if not words:
+        return TranscriptSegment("", engine=engine)
+    confidence = round(math.exp(sum(kept_logprobs) / len(kept_logprobs)), 3)
+    if confidence < min_confidence:
+        return TranscriptSegment("", confidence=confidence, engine=engine)
+    text = " ".join(w.text for w in words).strip()
+    alternatives = segments[0].alternatives if len(segments) == 1 else ()
+    return TranscriptSegment(text, tuple(words), confidence, True, engine, alternatives)
 
 
 class PocketSphinxTranscriber:
@@ -250,8 +264,8 @@ class PocketSphinxTranscriber:
         self._lock = threading.Lock()
         self.name = "pocketsphinx-en-us"
 
-    def transcribe(self, wave: np.ndarray) -> TranscriptSegment:
-        """Return the transcript with word timings from the decoder's segmentation."""
+    def transcribe(self, wave: np.ndarray, language: str = "") -> TranscriptSegment:
+        """Return the transcript with word timings from the decoder's segmentation (English only)."""
         audio = _check(wave)
         if audio is None:
             return TranscriptSegment("", engine=self.name)

@@ -49,6 +49,7 @@ def anger_duration(readings: Sequence[dict[str, Any]], threshold: float) -> floa
 
 
 OPTED_OUT_CUE = "The caller refused the analysis: no tone cues for this call. Ask how you can help."
+NOISY_LINE = "noisy line: going by what was said"
 
 
 def pick_cue(rules: Sequence[CueRule], *, emotion: str, trend: str, intents: set[str],
@@ -77,7 +78,10 @@ def caller_cues(
     delta = anger_trend(points_of(readings), 30.0) if readings else 0.0
     trend = trend_word(delta)
     intents = {i for i in summary.get("intents", "").split(",") if i}
-    snippets = [{"t": float(e["t"]), "text": e["transcript"]} for e in timeline if e.get("transcript")]
+    snippets = [{"t": float(e["t"]), "text": e["transcript"], "original": e.get("original", "")}
+                for e in timeline if e.get("transcript")]
+    # the latest reading's line too poor for its tone to count: the cue goes by the words alone
+    noisy = bool(latest) and str(latest.get("noisy", "")) in ("1", "True", "true")
     style = EMOTION_STYLE.get(emotion, {"colour": "#9e9e9e", "icon": "…"})
     return {
         "call_sid": summary.get("call_sid", ""),
@@ -100,8 +104,10 @@ def caller_cues(
         "snippets": snippets[-3:],
         "hearing": summary.get("partial_transcript", ""),
         "suggestion": (OPTED_OUT_CUE if summary.get("opted_out") == "1"
-                       else pick_cue(rules, emotion=emotion, trend=trend, intents=intents,
-                                     probs=latest["probs"] if latest else None)),
+                       else pick_cue(rules, emotion="unknown" if noisy else emotion, trend="steady" if noisy else trend,
+                                     intents=intents, probs=None if noisy or not latest else latest["probs"])),
         "keypad": summary.get("keypad", ""),
+        "line": NOISY_LINE if noisy else "",
+        "language": summary.get("language", ""),
         "updated_t": float(latest["t"]) if latest else None,
     }

@@ -210,6 +210,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def _cmd_worker(args: argparse.Namespace) -> int:
     from audio_models.transcribe import load_transcriber
     from emoroute.redis_clients import sync_client
+    from emoroute.services import with_languages
     from emoroute.settings import Settings, weak_secret_key
     from emoroute.worker import InferenceWorker, install_drain
     from router.asr_jobs import JobCipher
@@ -229,15 +230,18 @@ def _cmd_worker(args: argparse.Namespace) -> int:
              "the placeholder")
         return 2
     try:
-        rules = load_policy(settings.policy_file).text
+        policy = load_policy(settings.policy_file)
     except PolicyError as exc:
         _err(f"error: {exc}")
         return 2
+    rules = policy.text
     transcriber = load_transcriber(settings.transcriber if settings.transcriber != "none" else "whisper",
                                    vocabulary=rules.asr_vocabulary, alternatives=rules.asr_alternatives,
                                    alternative_margin=rules.asr_alternative_margin, beam_size=rules.asr_beam_size,
                                    band_extension=rules.asr_band_extension)
     assert transcriber is not None  # only "none" gives None
+    transcriber = with_languages(transcriber, policy)  # callers in other languages: Whisper base too
+    assert transcriber is not None
     client = sync_client(settings)
     worker = InferenceWorker(client, transcriber, cipher=JobCipher(settings.secret_key),
                              worker_id=args.id or f"worker-{new_process_id()}",

@@ -19,7 +19,7 @@ from audio_models.asr_queue import URGENT, PriorityPool
 from audio_models.backends import load_emotion_model
 from audio_models.emotion_types import DEFAULT_MODEL_DIR, EmotionModel
 from audio_models.pipeline import BatchingScorer
-from audio_models.transcribe import Transcriber, TranscriptSegment, load_transcriber
+from audio_models.transcribe import Transcriber, TranscriptSegment, WhisperTranscriber, load_transcriber
 from audio_models.vad import SileroVAD
 from dashboards.auth import LoginGuard
 from dashboards.gate import ComputeGate
@@ -142,13 +142,26 @@ async def _warm_analytics_forever(services: Services, *, first_after_s: float = 
             log.warning("analytics: days not counted ahead (%s); retrying in %.0f s", exc, every_s)
 
 
+def with_languages(transcriber: Transcriber | None, policy: Policy) -> Transcriber | None:
+    """Return ``transcriber`` behind language identification when the policy serves other languages.
+
+    Only Whisper (not PocketSphinx) is put behind it: the multilingual path is Whisper base.
+    """
+    rules = policy.languages
+    if transcriber is None or not rules.detect or not isinstance(transcriber, WhisperTranscriber):
+        return transcriber
+    from audio_models.multilingual import load_multilingual
+
+    return load_multilingual(transcriber, rules.routes, min_probability=rules.min_probability)
+
+
 def _async_transcribe(
     transcriber: Transcriber, pool: PriorityPool
-) -> Callable[[np.ndarray, int, str, bool], Coroutine[Any, Any, TranscriptSegment]]:
+) -> Callable[[np.ndarray, int, str, bool, str], Coroutine[Any, Any, TranscriptSegment]]:
     # in-process: nothing is written before the text analyser redacts it with the call's context
     async def transcribe(audio: np.ndarray, priority: int = URGENT, call_sid: str = "",
-                         sensitive: bool = False) -> TranscriptSegment:
-        return await asyncio.wrap_future(pool.submit(priority, transcriber.transcribe, audio))
+                         sensitive: bool = False, language: str = "") -> TranscriptSegment:
+        return await asyncio.wrap_future(pool.submit(priority, transcriber.transcribe, audio, language))
 
     return transcribe
 
@@ -203,6 +216,7 @@ async def start_services(
                                               alternative_margin=policy.text.asr_alternative_margin,
                                               beam_size=policy.text.asr_beam_size,
                                               band_extension=policy.text.asr_band_extension)
+        transcriber = await asyncio.to_thread(with_languages, transcriber, policy)
     # The semantic intent classifier only reads transcripts: no transcriber, no need to load it.
     text_analyser = (await asyncio.to_thread(load_text_analyser, policy.text, settings.policy_file,
                                               model_cache_dir=settings.model_cache_dir)

@@ -132,7 +132,9 @@ class InferenceWorker:
         self._busy.set(1)
         try:
             audio = from_pcm16(self.cipher.open(fields.get(b"audio", b""), job_id))
-            segment = _redacted(self.transcriber.transcribe(audio), sensitive=fields.get(b"sensitive") == b"1")
+            language = fields.get(b"language", b"").decode()[:8]
+            segment = _redacted(self.transcriber.transcribe(audio, language),
+                                sensitive=fields.get(b"sensitive") == b"1")
         except Exception as exc:  # noqa: BLE001 - a bad job is answered empty; the call goes on on tone
             self.stats.failed += 1
             if isinstance(exc, JobUnreadable):
@@ -181,7 +183,8 @@ def _redacted(segment: TranscriptSegment, *, sensitive: bool) -> TranscriptSegme
     """Return the transcript with cards, numbers, e-mails and IDs masked, as nothing unredacted is written."""
     sensitive = sensitive or names_secret(segment.text) or any(names_secret(a) for a in segment.alternatives)
     return dataclasses.replace(segment, text=redact(segment.text, sensitive=sensitive), words=(),
-                               alternatives=tuple(redact(a, sensitive=sensitive) for a in segment.alternatives))
+                               alternatives=tuple(redact(a, sensitive=sensitive) for a in segment.alternatives),
+                               original=redact(segment.original, sensitive=sensitive))
 
 
 def install_drain(worker: InferenceWorker) -> None:

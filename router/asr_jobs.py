@@ -100,17 +100,22 @@ def max_job_age_s(policy: JobPolicy) -> float:
 
 
 def job_fields(cipher: JobCipher, *, job_id: str, reply: str, deadline: float, audio: np.ndarray,
-               call_sid: str = "", sensitive: bool = False) -> dict[str, str | bytes]:
-    """Return the fields of a job entry: the audio sealed, the call named, the redaction context flagged."""
+               call_sid: str = "", sensitive: bool = False, language: str = "") -> dict[str, str | bytes]:
+    """Return the fields of a job entry: the audio sealed, the call named, the redaction context flagged.
+
+    ``language``: the call's language if an earlier utterance identified it ("" = identify it).
+    """
     return {"id": job_id, "reply": reply, "deadline": f"{deadline:.3f}", "call_sid": call_sid,
-            "sensitive": "1" if sensitive else "0", "audio": cipher.seal(pcm16(audio), job_id)}
+            "sensitive": "1" if sensitive else "0", "language": language, "audio": cipher.seal(pcm16(audio), job_id)}
 
 
 def segment_fields(segment: TranscriptSegment, cipher: JobCipher, job_id: str) -> dict[str, str | bytes]:
     """Return a (redacted) transcript as the fields of a result entry, its words sealed."""
-    words = json.dumps({"text": segment.text, "alternatives": list(segment.alternatives)})
+    words = json.dumps({"text": segment.text, "alternatives": list(segment.alternatives),
+                        "original": segment.original})
     return {"id": job_id, "words": cipher.seal(words.encode(), job_id), "confidence": str(segment.confidence),
-            "engine": segment.engine}
+            "engine": segment.engine, "language": segment.language,
+            "language_probability": str(segment.language_probability)}
 
 
 def segment_of(fields: dict[bytes, bytes], cipher: JobCipher) -> TranscriptSegment:
@@ -123,7 +128,10 @@ def segment_of(fields: dict[bytes, bytes], cipher: JobCipher) -> TranscriptSegme
         words = {}
     return TranscriptSegment(text=str(words.get("text", "")), confidence=float(fields.get(b"confidence", b"0") or 0),
                              engine=fields.get(b"engine", b"").decode(),
-                             alternatives=tuple(words.get("alternatives", ())))
+                             alternatives=tuple(words.get("alternatives", ())),
+                             original=str(words.get("original", "")),
+                             language=fields.get(b"language", b"").decode()[:8],
+                             language_probability=float(fields.get(b"language_probability", b"0") or 0))
 
 
 async def drop_jobs_of_calls(redis: Any, call_sids: Iterable[str]) -> int:
@@ -177,7 +185,7 @@ class RemoteTranscriber:
                 future.cancel()
 
     async def transcribe(self, audio: np.ndarray, priority: int = URGENT, call_sid: str = "",
-                         sensitive: bool = False) -> TranscriptSegment:
+                         sensitive: bool = False, language: str = "") -> TranscriptSegment:
         """Return the transcript of ``audio`` from a worker, or raise TimeoutError past the job's deadline.
 
         ``sensitive``: the call's recent speech named a card, PIN or account (the worker masks
@@ -190,7 +198,8 @@ class RemoteTranscriber:
         self._waiting[job_id] = future
         try:
             fields = job_fields(self.cipher, job_id=job_id, reply=keys.asr_results(self.process_id),
-                                deadline=deadline, audio=audio, call_sid=call_sid, sensitive=sensitive)
+                                deadline=deadline, audio=audio, call_sid=call_sid, sensitive=sensitive,
+                                language=language)
             while True:
                 # the age trim: jobs older than any deadline go as new ones come, taken or not
                 oldest = f"{int((time.time() - max_job_age_s(self.policy)) * 1000)}-0"

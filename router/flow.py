@@ -34,25 +34,41 @@ class CallFlow:
                 "attributes": {"call_sid": call_sid, **extra}, "workflow_sid": self.workflow_sid,
                 "action_url": self.urls.queue_result}
 
-    def enqueue(self, call_sid: str, queue: str, priority: int, extra: dict[str, Any] | None = None) -> str:
-        """Return the TwiML that queues the call (the agent leg's end then reaches the survey)."""
-        prompts = self.policy.prompts
-        return enqueue_twiml(**self._enqueue_args(call_sid, queue, priority, extra or {}),
-                             hold_prompt=prompts.hold, voice=prompts.voice)
+    def enqueue(self, call_sid: str, queue: str, priority: int, extra: dict[str, Any] | None = None,
+                language: str = "") -> str:
+        """Return the TwiML that queues the call (the agent leg's end then reaches the survey).
 
-    def identify(self, step: int, queue: str, priority: int) -> str | None:
+        A caller speaking ``language`` hears its route's hold message in it, when the policy gives one.
+        """
+        prompts = self.policy.prompts
+        route = self.policy.languages.route(language)
+        hold, voice, say_language = prompts.hold, prompts.voice, None
+        if route is not None and route.hold:
+            hold, voice, say_language = route.hold, route.voice or prompts.voice, route.say_language
+        return enqueue_twiml(**self._enqueue_args(call_sid, queue, priority, extra or {}),
+                             hold_prompt=hold, voice=voice, say_language=say_language)
+
+    def identify(self, step: int, queue: str, priority: int, language: str = "") -> str | None:
         """Return identification step ``step`` (the route travels in its action URL), None past the last."""
         if step >= len(self.policy.identification):
             return None
         s = self.policy.identification[step]
         return identify_twiml(prompt=s.prompt, voice=self.policy.prompts.voice,
-                              action_url=self.urls.identify(step, queue, priority), input_kind=s.input,
+                              action_url=self.urls.identify(step, queue, priority, language), input_kind=s.input,
                               finish_on_key=s.finish_on_key, max_digits=s.max_digits, timeout_s=s.timeout_seconds)
 
-    def after_decision(self, call_sid: str, decision: Decision, extra: dict[str, Any] | None = None) -> str:
+    def after_decision(self, call_sid: str, decision: Decision, extra: dict[str, Any] | None = None,
+                       language: str = "") -> str:
         """Return what a routed call hears: the first identification step, or the queue."""
-        return (self.identify(0, decision.queue, decision.priority)
-                or self.enqueue(call_sid, decision.queue, decision.priority, extra))
+        return (self.identify(0, decision.queue, decision.priority, language)
+                or self.enqueue(call_sid, decision.queue, decision.priority, extra, language))
+
+    def language_attributes(self, language: str) -> dict[str, str]:
+        """Return the task attributes a caller's language adds (its code, and the route's skill)."""
+        if not language:
+            return {}
+        route = self.policy.languages.route(language)
+        return {"language": language, **({"skill": route.skill} if route is not None and route.skill else {})}
 
     def keypad_menu(self, call_sid: str, *, lead: str = "", stop_stream: bool = False) -> str:
         """Return the keypad menu; no key and the call goes to the default queue."""
@@ -74,21 +90,23 @@ class CallFlow:
                             timeout_s=s.timeout_seconds, lead=s.retry if attempt else "")
 
     def route_spec(self, call_sid: str, decision: Decision, emotion: str, *, menu: bool = False,
-                   identify: bool = True, lead: str = "", stop_stream: bool = False) -> RouteSpec:
+                   identify: bool = True, lead: str = "", stop_stream: bool = False, language: str = "") -> RouteSpec:
         """Return the REST redirect of a decided call.
 
         ``menu``: nothing usable was heard, offer the keypad menu; ``identify``: a first route goes
         through the identification steps (a re-route goes straight to its queue); ``lead`` and
-        ``stop_stream``: an opt-out heard in speech stops the stream and confirms first.
+        ``stop_stream``: an opt-out heard in speech stops the stream and confirms first. ``language``:
+        the caller's, when not English (the task carries it and its skill; the hold message is in it).
         """
         p = self.policy
-        attributes = {"call_sid": call_sid, "reason": decision.reason, "emotion": emotion}
+        attributes = {"call_sid": call_sid, "reason": decision.reason, "emotion": emotion,
+                      **self.language_attributes(language)}
         if menu:
             twiml = self.keypad_menu(call_sid, lead=lead, stop_stream=stop_stream)
         elif identify:
-            twiml = self.after_decision(call_sid, decision, attributes)
+            twiml = self.after_decision(call_sid, decision, attributes, language)
         else:
-            twiml = self.enqueue(call_sid, decision.queue, decision.priority, attributes)
+            twiml = self.enqueue(call_sid, decision.queue, decision.priority, attributes, language)
         if stop_stream and not menu:
             twiml = with_stream_stopped(twiml, lead, p.prompts.voice)
         return RouteSpec(twilio_queue=p.queues[decision.queue].twilio_queue, priority=decision.priority,

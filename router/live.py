@@ -17,19 +17,20 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from audio_models.asr_queue import NORMAL, SPARE, URGENT
+from audio_models.line_quality import assess
 from audio_models.pipeline import BatchingScorer, Segment, SegmenterConfig, StreamSegmenter, WorkDropped
 from audio_models.transcribe import TranscriptSegment
 from router.flow import CallFlow
 from router.metrics import Metrics
 from router.phases import MANAGER_PHRASES, PhaseTrack, caller_hash, says_any
 from router.policy import Decision, Policy, TextSignals, TrajectoryPoint, decide, reprioritise
-from router.redact import mask_phone, names_secret
+from router.redact import mask_phone, names_secret, redact
 from router.store import CallStore, ReadingRecord
 from router.text import TextAnalyser
 from telephony.actions import CallActions, RouteSpec
@@ -72,6 +73,9 @@ class CallState:
     opted_out: bool = False  # the caller refused the analysis: nothing more is scored or stored
     asked_manager: bool = False
     stream_gone: bool = False  # an opted-out caller's stream stopped; the call goes on
+    language: str = ""  # the caller's language once identified ("" until then; "en" for English)
+    language_routed: bool = False  # the route sent to Twilio already carried that language
+    dropped: list[tuple[float, int]] = field(default_factory=list)  # (call time s, ms lost in transit)
 
 
 class CallCoordinator:
@@ -87,7 +91,7 @@ class CallCoordinator:
         vad_factory: Callable[[], Callable[[np.ndarray], float]],
         metrics: Metrics,
         text_analyser: TextAnalyser,
-        transcribe: Callable[[np.ndarray, int, str, bool], Coroutine[Any, Any, TranscriptSegment]] | None = None,
+        transcribe: Callable[[np.ndarray, int, str, bool, str], Coroutine[Any, Any, TranscriptSegment]] | None = None,
         transcript_wait_s: float = 1.0,
         segmenter_cfg: SegmenterConfig | None = None,
         partial_every_s: float = 0.0,
@@ -165,6 +169,8 @@ class CallCoordinator:
         if state is None or state.ended or state.opted_out:
             return
         received = time.perf_counter()
+        if event.lost_ms:
+            state.dropped.append((state.segmenter.seconds, event.lost_ms))
         # silero's ONNX VAD costs ~0.25 ms per 32 ms of audio: cheaper inline than a thread hop.
         segments = state.segmenter.feed(event.samples)
         for seg in segments:
@@ -297,7 +303,8 @@ class CallCoordinator:
         assert self._transcribe_fn is not None
         self.asr_in_flight += 1
         try:
-            return await self._transcribe_fn(audio, priority, state.call_sid, start_s <= state.sensitive_until)
+            return await self._transcribe_fn(audio, priority, state.call_sid, start_s <= state.sensitive_until,
+                                             state.language)
         finally:
             self.asr_in_flight -= 1
 
@@ -340,10 +347,26 @@ class CallCoordinator:
         """Analyse a transcript; short numbers are masked while the caller's recent speech names a secret."""
         if names_secret(segment.text) or any(names_secret(a) for a in segment.alternatives):
             state.sensitive_until = max(state.sensitive_until, at + SENSITIVE_WINDOW_S)
-        sensitive = at <= state.sensitive_until
+        sensitive = at <= state.sensitive_until or names_secret(segment.original)
+        self._note_language(state, segment, at)
         # off the event loop: the semantic intent classifier runs a sentence encoder (60-90 ms a reading)
-        return await asyncio.to_thread(self.text_analyser.analyse, segment.text, segment.alternatives,
-                                       sensitive=sensitive)
+        signals = await asyncio.to_thread(self.text_analyser.analyse, segment.text, segment.alternatives,
+                                          sensitive=sensitive)
+        if segment.original:
+            signals = replace(signals, original=redact(segment.original, sensitive=sensitive))
+        return signals
+
+    def _note_language(self, state: CallState, segment: TranscriptSegment, at: float) -> None:
+        """Keep the caller's language once a transcript identifies it surely enough (the timeline says which)."""
+        rules = self.policy.languages
+        if state.language or not segment.language or segment.language_probability < rules.min_probability:
+            return
+        state.language = segment.language
+        route = rules.route(segment.language)
+        log.info("call %s: caller speaks %s (P=%.2f)", state.call_sid, segment.language, segment.language_probability)
+        self._persist(state, lambda: self.store.set_language(
+            call_sid=state.call_sid, language=segment.language, probability=segment.language_probability, t=at,
+            route=route.name if route else ""))
 
     def _spawn(self, state: CallState, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(coro)
@@ -404,8 +427,12 @@ class CallCoordinator:
         if text is not None and await self._speech_opt_out(state, text):
             return
         self.metrics.readings.labels(seg.kind).inc()
+        line = assess(seg.audio, dropped_ms=sum(ms for t, ms in state.dropped if seg.start_s <= t <= seg.end_s))
+        rules = self.policy.line
+        noisy = not line.usable(rules.min_snr_db, rules.max_clipped, rules.max_dropped_share,
+                                seconds=seg.end_s - seg.start_s)
         point = TrajectoryPoint(t=seg.end_s, probs=reading.probs, arousal=reading.arousal,
-                                valence=reading.valence, kind=seg.kind)
+                                valence=reading.valence, kind=seg.kind, noisy=noisy)
         state.points.append(point)
         state.points.sort(key=lambda p: p.t)
         phase = state.phases.at((seg.start_s + seg.end_s) / 2)
@@ -421,7 +448,8 @@ class CallCoordinator:
             t=seg.end_s, kind=seg.kind, start_s=seg.start_s, end_s=seg.end_s, label=reading.label,
             probs=reading.probs, arousal=reading.arousal, valence=reading.valence, model=reading.model,
             transcript=text.snippet if text else "", sentiment=text.sentiment if text else None,
-            intents=tuple(sorted(text.intents)) if text else (), phase=phase)
+            intents=tuple(sorted(text.intents)) if text else (), phase=phase,
+            original=text.original if text else "", language=state.language, line=line.as_dict(), noisy=noisy)
         self._persist(state, lambda: self.store.add_reading(call_sid=state.call_sid, reading=record,
                                                             summary_extra=extra))
         if state.decision is None:
@@ -484,7 +512,7 @@ class CallCoordinator:
             return
         await self._persist(state, lambda: self.store.add_transcript(
             call_sid=state.call_sid, t=at, text=signals.snippet, sentiment=signals.sentiment,
-            intents=tuple(sorted(signals.intents))))
+            intents=tuple(sorted(signals.intents)), original=signals.original, language=state.language))
         if state.decision is not None and not state.ended:
             await self._after_decision(state, late=True)
 
@@ -509,8 +537,9 @@ class CallCoordinator:
         if state.decision is not None or state.deciding or state.opted_out:
             return
         state.deciding = True
-        decision = decide(state.points, self._text(state), self.policy)
+        decision = decide(state.points, self._text(state), self.policy, language=state.language)
         state.decision = decision
+        state.language_routed = bool(state.language)
         state.arrival = time.time()
         t = at if at is not None else state.segmenter.seconds
         if state.ended or state.with_agent:
@@ -542,7 +571,7 @@ class CallCoordinator:
         emotion = max(last.probs, key=lambda k: last.probs[k]) if last and not opting_out else "unknown"
         lead = self.policy.opt_out.confirmation if opting_out else ""
         spec: RouteSpec = self.flow.route_spec(state.call_sid, decision, emotion, menu=menu, identify=identify,
-                                               lead=lead, stop_stream=opting_out)
+                                               lead=lead, stop_stream=opting_out, language=state.language)
         try:
             await self.actions.route_call(state.call_sid, spec)
         except Exception:  # noqa: BLE001 - the TwiML <Redirect> fallback still enqueues the caller
@@ -574,11 +603,14 @@ class CallCoordinator:
         assert state.decision is not None
         if state.with_agent or state.ended:
             return
-        fresh = decide(state.points, self._text(state), self.policy)
+        fresh = decide(state.points, self._text(state), self.policy, language=state.language)
         if late and not state.decision.rule.startswith("text"):
             fresh = Decision(fresh.queue, fresh.priority, f"{fresh.reason} (late transcript; the call was first "
                              f"routed on tone: {state.decision.reason})", fresh.rule)
-        if fresh.queue != state.decision.queue and fresh.rule.startswith("text"):
+        # a language identified after the call was routed: its route (queue, skill, hold message) applies now
+        language_news = (not state.language_routed and self.policy.languages.route(state.language) is not None)
+        if (fresh.queue != state.decision.queue and fresh.rule.startswith("text")) or language_news:
+            state.language_routed = bool(state.language)
             if not await self._requeue(state, fresh, "reroute"):
                 return
             state.decision = fresh

@@ -6,6 +6,7 @@ start-up; nothing here touches Redis, Twilio or audio.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -298,6 +299,63 @@ class SurveyRules(_Strict):
     timeout_seconds: int = Field(6, ge=1, le=30)
 
 
+class LineRules(_Strict):
+    """When a reading's line is too poor for its tone to count (audio_models/line_quality.py).
+
+    A reading under ``min_snr_db`` (speech over background), over ``max_clipped`` (share of
+    samples at full scale) or with more than ``max_dropped_share`` of its time lost in transit
+    is kept on the timeline but does not steer routing: with only such readings, the words
+    decide (intents, then sentiment) and the reason says so.
+    """
+
+    min_snr_db: float = Field(0.0, ge=0.0, le=40.0)
+    max_clipped: float = Field(0.02, ge=0.0, le=1.0)
+    max_dropped_share: float = Field(0.2, ge=0.0, le=1.0)
+    negative_words_priority: int = Priority  # words alone: a clearly negative caller's priority
+
+
+LANGUAGE_CODE = r"^[a-z]{2,3}$"
+
+
+class LanguageRoute(_Strict):
+    """Where callers of one language go: a queue of their own, or a skill on the task, and what they hear."""
+
+    name: str = Field(min_length=1, max_length=40)  # for people: "Spanish"
+    queue: str | None = None  # a queue of their own (overrides the queue tone and words chose)
+    skill: str | None = Field(None, min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_-]+$")
+    say_language: str | None = Field(None, pattern=r"^[a-z]{2}(-[A-Z]{2})?$")  # <Say language=...>
+    voice: str | None = None  # a voice that speaks it (e.g. Polly.Lucia); the prompts' voice otherwise
+    hold: str | None = Field(None, min_length=1, max_length=300)  # what they hear while queued
+
+
+class LanguageRules(_Strict):
+    """Callers who do not speak English: identified from the first utterance, transcribed, translated, routed.
+
+    ``routes``: the languages this contact centre serves (ISO 639-1, as Whisper names them); a
+    caller identified as speaking one goes by its route. ``fallback``: where a caller in any other
+    language goes (nobody here speaks it: an interpreter line, say). ``detect`` false: every
+    caller is taken to speak English (tiny.en only, the multilingual model not loaded).
+    """
+
+    detect: bool = True
+    min_probability: float = Field(0.6, gt=0.0, le=1.0)
+    routes: dict[str, LanguageRoute] = Field(default_factory=dict)
+    fallback: LanguageRoute | None = None
+
+    @model_validator(mode="after")
+    def _codes(self) -> LanguageRules:
+        bad = [code for code in self.routes if not re.match(LANGUAGE_CODE, code) or code == "en"]
+        if bad:
+            raise ValueError(f"languages.routes keys must be language codes other than en (es, pl, ...): {bad}")
+        return self
+
+    def route(self, code: str) -> LanguageRoute | None:
+        """Return the route of a caller speaking ``code`` (None for English or an unknown language)."""
+        if not code or code == "en":
+            return None
+        return self.routes.get(code) or self.fallback
+
+
 class Policy(_Strict):
     """The whole routing policy file."""
 
@@ -320,6 +378,8 @@ class Policy(_Strict):
     identification: list[IdentificationStep] = Field(default_factory=list, max_length=5)
     survey: SurveyRules
     emotion_routing: EmotionRouting = EmotionRouting()
+    languages: LanguageRules = LanguageRules(detect=False)
+    line: LineRules = LineRules(negative_words_priority=5)
 
     def key_intents(self) -> dict[str, str]:
         """Return the topic each keypad menu key states (key -> intent; keys without one left out)."""
@@ -344,6 +404,9 @@ class Policy(_Strict):
             "text.angry_purchase_queue": self.text.angry_purchase_queue,
             **{f"text.intent_routes.{k}.queue": v.queue for k, v in self.text.intent_routes.items()},
             **{f"keypad.menu.{k}.queue": v.queue for k, v in self.keypad.menu.items()},
+            **{f"languages.routes.{k}.queue": v.queue for k, v in self.languages.routes.items() if v.queue},
+            **({"languages.fallback.queue": self.languages.fallback.queue}
+               if self.languages.fallback and self.languages.fallback.queue else {}),
         }
         if self.emotion_routing.costs:
             queues = set(self.queues)
@@ -402,15 +465,21 @@ class TrajectoryPoint:
     arousal: float
     valence: float
     kind: str = "utterance"
+    noisy: bool = False  # read on a line too poor for its tone to steer routing (LineRules)
 
 
 @dataclass(frozen=True)
 class TextSignals:
-    """What the caller said, analysed: sentiment in [-1, 1] and intents found (with any topics)."""
+    """What the caller said, analysed: sentiment in [-1, 1] and intents found (with any topics).
+
+    ``snippet`` is in English (a translation when the caller spoke another language, whose own
+    words, redacted alike, are ``original``).
+    """
 
     sentiment: float | None = None
     intents: frozenset[str] = field(default_factory=frozenset)
     snippet: str = ""
+    original: str = ""
 
 
 @dataclass(frozen=True)
@@ -447,14 +516,51 @@ def anger_trend(points: Sequence[TrajectoryPoint], seconds: float) -> float:
 
 
 def decide(points: Sequence[TrajectoryPoint], text: TextSignals | None, policy: Policy,
-           key: str | None = None) -> Decision:
+           key: str | None = None, language: str = "") -> Decision:
     """Return the routing decision for a call's trajectory so far, what the caller said and the key pressed.
 
     A key from the keypad menu is an explicit intent: it names the queue; the tone can only raise
     the priority (an angry caller who pressed "cancel" keeps the anger priority). A caller who asked
     for someone senior (``text.escalation``) gets that many priority points more, wherever routed.
+    Readings taken on a poor line (``noisy``) do not steer: when every recent reading is noisy,
+    the words decide alone. A caller speaking ``language`` (not English) goes by its route.
     """
-    decision = _route(points, text, policy, key)
+    recent = list(points)[-policy.decision.window_readings:]
+    if recent and all(p.noisy for p in recent) and (key is None or key not in policy.keypad.menu):
+        decision = _words_only(text, policy)
+    else:
+        decision = _route([p for p in points if not p.noisy], text, policy, key)
+    return with_language(_escalated(decision, text, policy), language, policy)
+
+
+def with_language(decision: Decision, language: str, policy: Policy) -> Decision:
+    """Return ``decision`` for a caller speaking ``language``: its route's queue (if it names one), said why."""
+    route = policy.languages.route(language)
+    if route is None:
+        return decision
+    if route.queue and route.queue != decision.queue:
+        return Decision(route.queue, decision.priority, f"{decision.reason}; speaks {route.name}: {route.queue}",
+                        decision.rule)
+    return Decision(decision.queue, decision.priority, f"{decision.reason}; speaks {route.name}", decision.rule)
+
+
+def _words_only(text: TextSignals | None, policy: Policy) -> Decision:
+    """Route by what was said alone (the line was too poor for the tone): intents, then sentiment."""
+    note = "noisy line: going by what was said"
+    intents = text.intents if text else frozenset()
+    hits = [name for name in policy.text.intent_routes if name in intents]
+    if hits:
+        top = policy.text.intent_routes[hits[0]]
+        return Decision(top.queue, top.priority, f"{note}; said {', '.join(repr(i) for i in hits)}", "text")
+    if text is not None and text.sentiment is not None and text.sentiment <= -0.5:
+        return Decision(policy.default_queue, policy.line.negative_words_priority,
+                        f"{note}; negative words (sentiment {text.sentiment:+.2f})", "words")
+    if text is None:  # nothing usable heard: the keypad menu, as for a caller who said nothing
+        return Decision(policy.default_queue, policy.default_priority, f"{note}; nothing understood", "default")
+    return Decision(policy.default_queue, policy.default_priority, note, "words")
+
+
+def _escalated(decision: Decision, text: TextSignals | None, policy: Policy) -> Decision:
     esc = policy.text.escalation
     if esc is None or text is None or esc.intent not in text.intents or decision.rule == "default":
         return decision
@@ -519,7 +625,8 @@ def _route(points: Sequence[TrajectoryPoint], text: TextSignals | None, policy: 
 
 
 def reprioritise(current: int, points: Sequence[TrajectoryPoint], policy: Policy) -> int:
-    """Return the priority for a waiting call: raised by a step while anger is rising."""
+    """Return the priority for a waiting call: raised by a step while anger is rising (on a line good enough)."""
+    points = [p for p in points if not p.noisy]
     if anger_trend(points, policy.reprioritise.trend_seconds) >= policy.reprioritise.rising_delta:
         return min(policy.anger.priority_max, current + policy.reprioritise.step)
     return current

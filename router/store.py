@@ -328,12 +328,16 @@ class ReadingRecord:
     sentiment: float | None = None
     intents: tuple[str, ...] = ()
     phase: str = ""  # the call phase it was heard in (router.phases)
+    original: str = ""  # what the caller said in their own language, when ``transcript`` is its translation
+    language: str = ""  # the caller's language (ISO 639-1) once identified
+    line: dict[str, Any] | None = None  # the line's quality (audio_models.line_quality.LineQuality.as_dict)
+    noisy: bool = False  # the line was too poor for this reading's tone to steer routing
 
 
 # what an opt-out deletes from a call's summary: everything the analysis produced
 ANALYSED_FIELDS = ("emotion", "first_emotion", "first_valence", "last_valence", "last_t", "model", "transcript",
                    "partial_transcript", "intents", "phase_stats", "peak_anger", "asked_manager", "anger_rose",
-                   "rule")
+                   "rule", "language", "original_transcript", "noisy_line")
 
 
 def _unpack(packed: list[str], fields: tuple[str, ...]) -> list[dict[str, str]]:
@@ -741,12 +745,21 @@ class CallStore:
         }
         if reading.phase:
             fields["phase"] = reading.phase
+        if reading.line:
+            fields["line"] = json.dumps(reading.line, sort_keys=True)
+        if reading.noisy:
+            fields["noisy"] = "1"
         summary: dict[str, Any] = {"emotion": reading.label, "model": reading.model,
                                    "last_valence": reading.valence, "last_t": round(reading.t, 3),
-                                   **(summary_extra or {})}
+                                   "noisy_line": "1" if reading.noisy else "0", **(summary_extra or {})}
+        if reading.language:
+            summary["language"] = reading.language
         if reading.transcript:
             fields.update({"transcript": reading.transcript, "intents": ",".join(reading.intents)})
-            summary.update({"transcript": reading.transcript, "partial_transcript": ""})
+            summary.update({"transcript": reading.transcript, "partial_transcript": "",
+                            "original_transcript": reading.original})
+            if reading.original:
+                fields.update({"original": reading.original, "language": reading.language})
             if reading.intents:
                 summary["intents"] = ",".join(reading.intents)
         if reading.sentiment is not None:
@@ -759,17 +772,24 @@ class CallStore:
             self._event("reading", call_sid, label=reading.label, probs=reading.probs,
                         arousal=reading.arousal, valence=reading.valence, t=reading.t,
                         start=reading.start_s, segment=reading.kind,
-                        transcript=reading.transcript, intents=list(reading.intents)),
+                        transcript=reading.transcript, intents=list(reading.intents),
+                        original=reading.original, language=reading.language, line=reading.line or {},
+                        noisy=reading.noisy),
         ]
         return await self.write(ops)
 
     async def add_transcript(
-        self, *, call_sid: str, t: float, text: str, sentiment: float | None, intents: tuple[str, ...]
+        self, *, call_sid: str, t: float, text: str, sentiment: float | None, intents: tuple[str, ...],
+        original: str = "", language: str = "",
     ) -> bool:
-        """Append a (redacted) transcript that arrived after its emotion reading."""
+        """Append a (redacted) transcript that arrived after its emotion reading (``original``: before translation)."""
         fields: dict[str, Any] = {"type": "transcript", "t": round(t, 3), "transcript": text,
                                   "intents": ",".join(intents)}
-        summary: dict[str, Any] = {"transcript": text, "partial_transcript": ""}
+        summary: dict[str, Any] = {"transcript": text, "partial_transcript": "", "original_transcript": original}
+        if original:
+            fields.update({"original": original, "language": language})
+        if language:
+            summary["language"] = language
         if sentiment is not None:
             fields["sentiment"] = sentiment
         if intents:
@@ -777,7 +797,20 @@ class CallStore:
         ops: list[Op] = [
             self._xadd(call_sid, fields),
             ("hset", [keys.call(call_sid)], {"mapping": summary}),
-            self._event("transcript", call_sid, transcript=text, intents=list(intents), t=t),
+            self._event("transcript", call_sid, transcript=text, intents=list(intents), t=t, original=original,
+                        language=language),
+        ]
+        return await self.write(ops)
+
+    async def set_language(self, *, call_sid: str, language: str, probability: float, t: float, route: str = ""
+                           ) -> bool:
+        """Record the caller's language as identified (a timeline entry, the summary's ``language``)."""
+        fields: dict[str, Any] = {"type": "language", "t": round(t, 3), "language": language,
+                                  "probability": round(probability, 3), "route": route}
+        ops: list[Op] = [
+            self._xadd(call_sid, fields),
+            ("hset", [keys.call(call_sid)], {"mapping": {"language": language}}),
+            self._event("language", call_sid, language=language, probability=round(probability, 3), route=route, t=t),
         ]
         return await self.write(ops)
 

@@ -34,6 +34,7 @@ class AudioChunk:
     sequence: int
     timestamp_ms: int
     samples: np.ndarray
+    lost_ms: int = 0  # media the network lost just before this chunk (gaps in Twilio's timestamps)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,8 @@ from telephony.events import (
 
 EXPECTED_FORMAT = {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}
 KNOWN_EVENTS = {"connected", "start", "media", "mark", "dtmf", "stop"}
+MEDIA_GAP_TOLERANCE_MS = 10  # timestamps jitter by a few ms; a gap past half a 20 ms frame is lost media
+MAX_GAP_MS = 60_000  # one gap counts at most this much (a clock jump is not an hour of lost audio)
 
 
 class StreamProtocolError(ValueError):
@@ -45,6 +47,7 @@ class StreamCounters:
 
     frames: int = 0
     audio_frames: int = 0
+    lost_ms: int = 0  # media lost in transit (gaps in the media timestamps)
     rejected: dict[str, int] = field(default_factory=dict)
 
     def reject(self, reason: str) -> None:
@@ -63,6 +66,7 @@ class TwilioStreamParser:
         self.stream_sid: str | None = None
         self.last_sequence = 0
         self.last_media_chunk = 0
+        self.next_timestamp_ms: int | None = None  # where the next media message should start
         self.counters = StreamCounters()
         self._upsampler = StreamingUpsampler()
 
@@ -164,11 +168,27 @@ class TwilioStreamParser:
         except (binascii.Error, ValueError) as exc:
             raise StreamProtocolError("bad_base64", str(exc)) from exc
         self.counters.audio_frames += 1
+        timestamp = _int(media.get("timestamp"), "media.timestamp", default=None)
+        chunk = _int(media.get("chunk"), "media.chunk", default=None)
+        lost = 0
+        if timestamp is not None and self.next_timestamp_ms is not None:
+            # more than half a frame late: that much audio never arrived (Twilio's timestamps are stream time)
+            gap = timestamp - self.next_timestamp_ms
+            lost = gap if gap > MEDIA_GAP_TOLERANCE_MS else 0
+        elif chunk is not None and self.last_media_chunk:
+            lost = max(0, chunk - self.last_media_chunk - 1) * len(raw) // 8
+        if timestamp is not None:
+            self.next_timestamp_ms = timestamp + len(raw) // 8  # 8 mu-law bytes a millisecond
+        if chunk is not None:
+            self.last_media_chunk = chunk
+        if lost:
+            self.counters.lost_ms += min(lost, MAX_GAP_MS)
         return AudioChunk(
             call_sid=self.call_sid,
             sequence=self.last_sequence,
-            timestamp_ms=_int(media.get("timestamp"), "media.timestamp", default=0) or 0,
+            timestamp_ms=timestamp or 0,
             samples=self._upsampler.process(mulaw_decode(raw)),
+            lost_ms=min(lost, MAX_GAP_MS),
         )
 
 

@@ -37,9 +37,10 @@ class FlowUrls:
         """Where a key pressed during the question (``stage=listen``) or the menu (``menu``) goes."""
         return self._url("/twilio/keypad", {"stage": stage})
 
-    def identify(self, step: int, queue: str, priority: int) -> str:
-        """Where an identification step's answer goes; the route travels with it (no Redis needed)."""
-        return self._url("/twilio/identify", {"step": step, "queue": queue, "priority": priority})
+    def identify(self, step: int, queue: str, priority: int, language: str = "") -> str:
+        """Where an identification step's answer goes; the route (and the caller's language) travel with it."""
+        return self._url("/twilio/identify", {"step": step, "queue": queue, "priority": priority,
+                                              **({"language": language} if language else {})})
 
     @property
     def queue_result(self) -> str:
@@ -100,14 +101,16 @@ def enqueue_twiml(
     hold_prompt: str,
     voice: str,
     action_url: str | None = None,
+    say_language: str | None = None,
 ) -> str:
     """Return TwiML that puts the call in its queue (a TaskRouter task when a workflow is set).
 
     ``action_url`` (the flow's queue-result webhook) is requested when the call leaves the queue:
     after a bridged call, when the agent leg ends, which is where the survey starts.
+    ``say_language``: the hold prompt's language (``<Say language=...>``, e.g. es-ES).
     """
     resp = VoiceResponse()
-    resp.say(hold_prompt, voice=voice)
+    resp.say(hold_prompt, voice=voice, **({"language": say_language} if say_language else {}))
     _enqueue(resp, twilio_queue=twilio_queue, priority=priority, attributes=attributes,
              workflow_sid=workflow_sid, action_url=action_url)
     return str(resp)

@@ -188,10 +188,10 @@ def test_model_directories_hold_only_what_loading_and_citing_needs():
     root = DEFAULT_MODEL_DIR.parent
     needed = {"hparams.yaml", "model.ckpt", "metrics.json", "train_log.txt", "whisper_head.npz",
               "whisper_head_log.txt", "whisper_head_metrics.json", "band_extender.npz", "config.json",
-              "training_log.txt", "head.npz", "calibration.json"}
+              "training_log.txt", "head.npz", "calibration.json", "language_head.npz"}
     models = [d for d in root.iterdir() if d.is_dir()]
     assert {d.name for d in models} == {"emotion-whisper-ecapa", "emotion-ecapa", "emotion-v2-four-corpora",
-                                        "emotion-v3-nine-corpora", "asr-band-extension"}
+                                        "emotion-v3-nine-corpora", "asr-band-extension", "language-id-v1"}
     extra = sorted(str(p.relative_to(root)) for d in models for p in d.rglob("*") if p.is_dir() or p.name not in needed)
     assert extra == []  # experiment records live in docs/experiments/, benchmark tables in benchmarks/results/
 

@@ -150,3 +150,21 @@ def test_media_larger_than_twilio_sends_is_refused():
     big = media_message(stream_sid=STREAM, sequence=2, chunk=1, timestamp_ms=0, payload=b"\xff" * 8000)
     with pytest.raises(StreamProtocolError, match="oversize_payload"):
         parser.parse(big)
+
+
+def test_media_lost_in_transit_is_counted_from_twilios_timestamps():
+    parser = started()
+    t = np.arange(160) / 8000
+    payload = mulaw_encode(0.5 * np.sin(2 * np.pi * 440 * t))
+
+    def frame(seq: int, chunk: int, ts: int) -> AudioChunk:
+        event = parser.parse(media_message(stream_sid=STREAM, sequence=seq, chunk=chunk, timestamp_ms=ts,
+                                           payload=payload))
+        assert isinstance(event, AudioChunk)
+        return event
+
+    assert [frame(2, 1, 0).lost_ms, frame(3, 2, 20).lost_ms, frame(4, 3, 45).lost_ms] == [0, 0, 0]  # jitter
+    # chunks 4-13 never arrived: 200 ms of the caller's audio
+    assert frame(5, 14, 265).lost_ms == 200
+    assert frame(6, 15, 285).lost_ms == 0
+    assert parser.counters.lost_ms == 200

