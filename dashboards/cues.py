@@ -78,7 +78,8 @@ def caller_cues(
     delta = anger_trend(points_of(readings), 30.0) if readings else 0.0
     trend = trend_word(delta)
     intents = {i for i in summary.get("intents", "").split(",") if i}
-    snippets = [{"t": float(e["t"]), "text": e["transcript"], "original": e.get("original", "")}
+    snippets = [{"t": float(e["t"]), "text": e["transcript"],
+                 **({"original": e["original"]} if e.get("original") else {})}
                 for e in timeline if e.get("transcript")]
     # the latest reading's line too poor for its tone to count: the cue goes by the words alone
     noisy = bool(latest) and str(latest.get("noisy", "")) in ("1", "True", "true")

@@ -20,6 +20,7 @@ from typing import Any
 from dashboards.insights import (
     ANGRY_PEAK,
     ESCALATIONS,
+    UNIDENTIFIED,
     WORSE_BY,
     Tally,
     hour_and_day,
@@ -149,6 +150,9 @@ class SqlTally:
 
     def _queues_and_emotions(self) -> None:
         d = self.tally.d
+        for language, n in self.q(f"SELECT COALESCE(language, '{UNIDENTIFIED}'), count(*) FROM calls "  # noqa: S608
+                                  f"WHERE {IN_PERIOD} GROUP BY 1"):
+            d["language"][language] = d["language"].get(language, 0) + n
         for queue, emotion, n in self.q(f"SELECT {QUEUE}, first_emotion, count(*) FROM calls "  # noqa: S608
                                         f"WHERE {IN_PERIOD} GROUP BY 1, 2"):
             d["queue"][queue] = d["queue"].get(queue, 0) + n

@@ -79,6 +79,8 @@ def summaries(n: int, seed: int = 7) -> list[dict[str, str]]:
             if rng.random() < 0.7:
                 s["enqueued_at"] = repr(float(s["decided_at"]) + 2)
             s["picked_at"] = repr(float(s["decided_at"]) + rng.uniform(5, 90))
+        if rng.random() < 0.7:  # the caller's language, when identified
+            s["language"] = rng.choice(["en", "en", "en", "es", "pl"])
         out.append(s)
     return out
 

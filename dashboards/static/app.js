@@ -211,6 +211,9 @@ async function loadAnalytics() {
   const queues = Object.keys(a.calls_per_queue);
   Plotly.react("per-queue", [{ x: queues, y: queues.map((q) => a.calls_per_queue[q]), type: "bar", marker: { color: "#455a64" } }],
     { title: { text: "Calls per queue" }, margin: { t: 40, b: 60 } }, SMALL_CHART);
+  const langs = Object.keys(a.calls_per_language || {});
+  Plotly.react("per-language", [{ x: langs.map(plain), y: langs.map((l) => a.calls_per_language[l]), type: "bar", marker: { color: "#00796b" } }],
+    { title: { text: "Calls per caller language" }, margin: { t: 40, b: 60 } }, SMALL_CHART);
   stacked("emotion-queue", a.emotion_by_queue, "First emotion heard, per queue");
   stacked("emotion-hour", a.emotion_by_hour, "First emotion heard, per hour (UTC)");
   drawInsights(a, tile);
