@@ -14,21 +14,27 @@ import argparse
 import asyncio
 import json
 import os
+import tempfile
 import time
 from pathlib import Path
 
 import httpx
 import numpy as np
+import yaml
 
 from audio_models.audio_io import load_audio
 from benchmarks.common import served
 from emoroute.simulate import SimTarget, simulate_call
+from router.policy import DEFAULT_POLICY_FILE
 
 HELD_OUT = (1, 2, 23, 24)
 EMOTIONS = ("01", "03", "04", "05")
 
 
-def _clips(data: Path) -> list[tuple[str, np.ndarray]]:
+def _clips(data: Path, callers: str = "ravdess") -> list[tuple[str, np.ndarray]]:
+    if callers == "spanish":  # espeak-ng caller requests in Spanish (benchmarks/data/intents_languages)
+        paths = sorted((Path(__file__).resolve().parent / "data" / "intents_languages").glob("es-*.wav"))
+        return [(p.name, load_audio(p)) for p in paths]
     paths = [data / "ravdess" / f"Actor_{a:02d}" / f"03-01-{e}-{'01' if e == '01' else '02'}-01-01-{a:02d}.flac"
              for a in HELD_OUT for e in EMOTIONS]
     return [(p.name, load_audio(p)) for p in paths]
@@ -58,18 +64,30 @@ def main() -> None:
     ap.add_argument("--fast", action="store_true", help="stream faster than real time")
     ap.add_argument("--arrival-spread-s", type=float, default=0.0,
                     help="each call dials after a random 0..N s wait in its slot (0 = synchronized bursts)")
+    ap.add_argument("--callers", choices=("ravdess", "spanish"), default="ravdess",
+                    help="RAVDESS held-out actors (English), or Spanish caller requests (the multilingual path)")
+    ap.add_argument("--english-only", action="store_true",
+                    help="serve with the shipped policy's language detection off (languages.detect: false)")
     args = ap.parse_args()
-    with served() as target:
-        started = time.perf_counter()
-        results = asyncio.run(_run(target, _clips(args.data), args.calls, args.concurrency, not args.fast,
-                                   args.arrival_spread_s))
-        wall = time.perf_counter() - started
-        counters = _counters(httpx.get(target.url + "/metrics", timeout=5).text)
+    env: dict[str, str] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.english_only:
+            raw = yaml.safe_load(DEFAULT_POLICY_FILE.read_text())
+            raw["languages"]["detect"] = False
+            (Path(tmp) / "policy.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True))
+            env["EMOROUTE_POLICY_FILE"] = str(Path(tmp) / "policy.yaml")
+        with served(env) as target:
+            started = time.perf_counter()
+            results = asyncio.run(_run(target, _clips(args.data, args.callers), args.calls, args.concurrency,
+                                       not args.fast, args.arrival_spread_s))
+            wall = time.perf_counter() - started
+            counters = _counters(httpx.get(target.url + "/metrics", timeout=5).text)
     lat = np.array([float(r["decision_latency_ms"]) for r in results if r.get("decision_latency_ms")])
     routed = sum(1 for r in results if r.get("queue"))
     print(json.dumps({
         "benchmark": "decision_latency", "calls": args.calls, "concurrency": args.concurrency,
         "pace": "fast" if args.fast else "realtime", "arrival_spread_s": args.arrival_spread_s,
+        "callers": args.callers, "language_detection": not args.english_only,
         "transcriber": os.environ.get("EMOROUTE_TRANSCRIBER", "whisper"), "routed": routed, "measured": int(lat.size),
         "p50_ms": round(float(np.percentile(lat, 50)), 1) if lat.size else None,
         "p95_ms": round(float(np.percentile(lat, 95)), 1) if lat.size else None,

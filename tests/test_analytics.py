@@ -70,6 +70,14 @@ def test_cues_trend_duration_and_suggestion():
     assert refused["suggestion"].startswith("The caller refused the analysis") and refused["keypad"] == "1"
     empty = caller_cues({}, [], load_policy().cues)
     assert empty["emotion"] == "unknown" and empty["suggestion"]
+    # the same angry readings on a noisy line: the cue goes by the words, and the card says so
+    noisy = [{**r, "noisy": "1"} for r in timeline[:4]] + [timeline[4]]
+    spoken = caller_cues({"call_sid": "CA3", "intents": "cancel", "language": "es"},
+                         [*noisy[:4], {**noisy[4], "original": "quiero cancelar"}], load_policy().cues)
+    assert spoken["line"] == "noisy line: going by what was said" and spoken["language"] == "es"
+    assert spoken["suggestion"].startswith("Caller mentioned cancelling")  # not "sounds angry"
+    assert spoken["snippets"] == [{"t": 12.0, "text": "I want to cancel", "original": "quiero cancelar"}]
+    assert cues["line"] == ""
 
 
 def _call(sid, day, phases, **extra):
