@@ -242,35 +242,61 @@ def choose_language(scores: dict[str, float], candidates: Sequence[str] | None) 
     return LanguageGuess(ranked[0][0], round(ranked[0][1], 3), tuple((c, round(p, 3)) for c, p in ranked[:3]))
 
 
+ENGLISH_CONFIDENCE = 0.5  # tiny.en this sure of its transcript: the caller speaks English, whatever the identifier says
+
+
 class LanguageAwareTranscriber:
     """English callers through tiny.en; a caller identified as speaking another language through Whisper base."""
 
-    def __init__(self, english: Transcriber, multilingual: MultilingualWhisper, *, min_probability: float = 0.5
-                 ) -> None:
-        """Switch from English only when identification is at least ``min_probability`` sure."""
+    def __init__(self, english: Transcriber, multilingual: MultilingualWhisper, *, min_probability: float = 0.5,
+                 english_confidence: float = ENGLISH_CONFIDENCE) -> None:
+        """Switch from English only when identification is at least ``min_probability`` sure.
+
+        ``english_confidence``: a first utterance tiny.en transcribes at least this confidently is
+        taken as English (English-only Whisper is unsure of other languages: 90 % of the nine
+        corpora's other-language training clips fall under 0.5, and every natural English voice of
+        the intent evaluation above it; docs/experiments/2026-12-07-language-id-rule.md, try 4).
+        """
         self.english = english
         self.multilingual = multilingual
         self.min_probability = min_probability
+        self.english_confidence = english_confidence
         self.workers = getattr(english, "workers", 1)
         self.name = f"{english.name} + {multilingual.name} ({', '.join(multilingual.languages)})"
         self._beside = ThreadPoolExecutor(max_workers=max(1, self.workers), thread_name_prefix="language-id")
 
     def transcribe(self, wave: np.ndarray, language: str = "") -> TranscriptSegment:
         """Return the transcript in English; ``language`` "" identifies it from this utterance first."""
-        if language and language != "en":
-            return self.multilingual.transcribe(wave, language)
+        if language and language != "en":  # the call's language, identified on an earlier utterance
+            return replace(self.multilingual.transcribe(wave, language), language_probability=1.0)
         if language == "en":
             return replace(self.english.transcribe(wave), language="en", language_probability=1.0)
-        # identification beside the English transcript: an English caller waits for neither twice
+        heard, english = self.first_utterance(wave)
+        if heard is None or heard.code == "en":
+            return english if heard is None else replace(english, language="en",
+                                                          language_probability=heard.probability)
+        return replace(self.multilingual.transcribe(wave, heard.code), language_probability=heard.probability)
+
+    def first_utterance(self, wave: np.ndarray) -> tuple[LanguageGuess | None, TranscriptSegment]:
+        """Return the language a call's first utterance is taken to be in, and tiny.en's transcript of it.
+
+        Identification runs beside the English transcript (an English caller waits for neither
+        twice). The caller is taken to speak another language when the identifier is at least
+        ``min_probability`` sure of it and tiny.en was not at least ``english_confidence`` sure of
+        an English transcript; otherwise English, with how sure that is.
+        """
         guess_future = self._beside.submit(self.multilingual.identify, wave)
         english = self.english.transcribe(wave)
         guess = guess_future.result()
         if guess is None:
-            return english
-        if guess.code != "en" and guess.probability >= self.min_probability:
-            return replace(self.multilingual.transcribe(wave, guess.code), language_probability=guess.probability)
-        return replace(english, language="en", language_probability=guess.probability if guess.code == "en"
-                       else round(1.0 - guess.probability, 3))
+            return None, english
+        sure_english = bool(english.text) and english.confidence >= self.english_confidence
+        if guess.code != "en" and guess.probability >= self.min_probability and not sure_english:
+            return guess, english
+        if guess.code == "en":
+            return guess, english
+        # English after all: as sure as tiny.en was, or as unsure as the identifier was of the other language
+        return LanguageGuess("en", english.confidence if sure_english else round(1.0 - guess.probability, 3)), english
 
 
 def load_multilingual(english: Transcriber, languages: Iterable[str], *, min_probability: float = 0.5

@@ -9,7 +9,6 @@ import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -162,31 +161,3 @@ class HeldCall:
         self.release.set()
         self.thread.join(timeout=30)
 
-
-def talkers(corpora: Path, n: int, length: int) -> np.ndarray:
-    """n RAVDESS actors (3, 4, ...) talking without pause (their clips' speech joined), each at the same level."""
-    from audio_models.audio_io import load_audio
-    from tests.conftest import ravdess_clip
-
-    out = np.zeros(length, dtype=np.float32)
-    for k in range(n):
-        parts = []
-        for statement in ("01", "02"):
-            for emotion in ("01", "03", "04", "05"):  # neutral, happy, sad, angry
-                wave = load_audio(ravdess_clip(corpora, 3 + k, emotion, statement=statement,
-                                               intensity="01" if emotion == "01" else "02"))
-                frames = wave[: len(wave) // 320 * 320].reshape(-1, 320)
-                power = (frames**2).mean(1)
-                parts.append(frames[power > power.max() * 1e-3].ravel())
-        stream = np.resize(np.concatenate(parts), length)
-        out += stream / (np.sqrt(np.mean(stream**2)) + 1e-9)
-    return out
-
-
-def mix_at_snr(speech: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
-    """Return speech plus noise at ``snr_db`` (speech power over its active 20 ms frames)."""
-    frames = speech[: len(speech) // 320 * 320].reshape(-1, 320)
-    power = (frames**2).mean(1)
-    p_speech = power[power > power.max() * 1e-4].mean()
-    noise = np.resize(noise, speech.shape)
-    return (speech + noise * np.sqrt(p_speech / (np.mean(noise**2) + 1e-12) / 10 ** (snr_db / 10))).astype(np.float32)

@@ -10,6 +10,7 @@ import redis
 
 from audio_models.audio_io import load_audio
 from audio_models.multilingual import LanguageAwareTranscriber, MultilingualWhisper
+from benchmarks.noisy_lines import babble, mix
 from emoroute.app import create_app
 from emoroute.redis_server import free_port
 from emoroute.simulate import SimTarget, simulate_call
@@ -17,7 +18,7 @@ from router import keys
 from router.policy import load_policy
 from telephony.actions import DryRunActions
 from tests.conftest import _ServerThread, make_settings
-from tests.helpers import mix_at_snr, talkers, wait_for
+from tests.helpers import wait_for
 
 LANGUAGES = Path(__file__).resolve().parent.parent / "benchmarks" / "data" / "intents_languages"
 POLICY = load_policy()
@@ -68,7 +69,7 @@ async def test_a_spanish_caller_is_understood_and_put_through_to_spanish_speakin
 async def test_an_angry_voice_on_a_noisy_line_is_routed_by_what_was_said(
         redis_url, tmp_path, emotion_model, whisper, angry_audio, corpora):
     # the held-out actor whose anger the live tests rely on, under four other talkers at 0 dB
-    noisy = mix_at_snr(angry_audio, talkers(corpora, 4, len(angry_audio)), 0.0)
+    noisy = mix(angry_audio, babble(corpora, len(angry_audio), 4, first_actor=3), 0.0)
     thread, target, _ = _serve(redis_url, tmp_path, emotion_model, whisper)
     with thread:
         summary = await simulate_call(target, np.concatenate([noisy, np.zeros(8000, dtype=np.float32)]))

@@ -6,9 +6,9 @@ import pytest
 from audio_models.audio_io import load_audio
 from audio_models.g711 import telephone_round_trip
 from audio_models.line_quality import assess
+from benchmarks.noisy_lines import babble, mix
 from router.policy import load_policy
 from tests.conftest import ravdess_clip
-from tests.helpers import mix_at_snr, talkers
 
 FLOOR = load_policy().line
 
@@ -26,19 +26,19 @@ def test_clean_speech_on_the_phone_line_is_usable(corpora):
 
 def test_four_background_talkers_at_0_db_make_tone_unusable_and_are_named(corpora):
     speech = _speech(corpora, 1)
-    noisy = telephone_round_trip(mix_at_snr(speech, talkers(corpora, 4, len(speech)), 0.0))
+    noisy = telephone_round_trip(mix(speech, babble(corpora, len(speech), 4, first_actor=3), 0.0))
     q = assess(noisy)
     assert q.snr_db < FLOOR.min_snr_db and not q.usable(FLOOR.min_snr_db), q
     assert q.background == "talkers or music"
     # louder background, lower estimate: the estimate follows the line
-    better = assess(telephone_round_trip(mix_at_snr(speech, talkers(corpora, 4, len(speech)), 20.0)))
+    better = assess(telephone_round_trip(mix(speech, babble(corpora, len(speech), 4, first_actor=3), 20.0)))
     assert better.snr_db > q.snr_db + 5
 
 
 def test_hiss_is_steady_noise(corpora):
     speech = _speech(corpora, 2)
     hiss = np.random.default_rng(0).normal(size=len(speech)).astype(np.float32)
-    q = assess(telephone_round_trip(mix_at_snr(speech, hiss, 5.0)))
+    q = assess(telephone_round_trip(mix(speech, hiss, 5.0)))
     assert q.background == "steady noise" and not q.usable(FLOOR.min_snr_db), q
 
 

@@ -93,3 +93,41 @@ def test_choosing_among_candidates_renormalises():
     guess = choose_language({"en": 0.1, "es": 0.3, "pt": 0.6}, ("en", "es"))
     assert guess.code == "es" and guess.probability == pytest.approx(0.75)
     assert choose_language({}, ("en",)).code == "en"
+
+
+def test_an_inference_worker_answers_a_spanish_job_with_the_language_and_both_texts(redis_url, caller_aware):
+    import threading
+    import time
+
+    import redis
+
+    from emoroute.redis_server import free_port
+    from emoroute.worker import InferenceWorker
+    from router import keys
+    from router.asr_jobs import JobCipher, job_fields, segment_of
+    from tests.helpers import wait_for
+
+    raw = redis.Redis.from_url(redis_url)
+    cipher = JobCipher("dev-secret-key-not-for-production")
+    reply = keys.asr_results("language-test")
+    worker = InferenceWorker(raw, caller_aware, cipher=cipher, worker_id="w-lang", metrics_port=free_port())
+    worker.ensure_groups()
+    audio = load_audio(LANGUAGES / "es-c2-espeak-m1.wav")
+    raw.xadd(keys.asr_jobs("urgent"), job_fields(cipher, job_id="first", reply=reply, deadline=time.time() + 60,
+                                                 audio=audio))
+    # a later utterance of a call already known to speak Spanish: no identification, straight to Whisper base
+    raw.xadd(keys.asr_jobs("normal"), job_fields(cipher, job_id="later", reply=reply, deadline=time.time() + 60,
+                                                 audio=audio, language="es"))
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    wait_for(lambda: raw.xlen(reply) == 2, timeout=90, what="two answers")
+    worker.stopping.set()
+    thread.join(timeout=10)
+    answers = {fields[b"id"].decode(): (fields, segment_of(fields, cipher)) for _, fields in raw.xrange(reply)}
+    for job_id in ("first", "later"):
+        fields, seg = answers[job_id]
+        assert seg.language == "es" and "cancelar" in seg.original.lower() and "cancel" in seg.text.lower(), seg
+        assert b"cancelar" not in b"".join(fields.values())  # the caller's words travel sealed, like the text
+    # the first was identified (how sure, from the head); the later one was told the call's language
+    assert 0.6 <= answers["first"][1].language_probability < 1.0 == answers["later"][1].language_probability
+    raw.close()
