@@ -74,6 +74,8 @@ def main() -> None:
         if args.english_only:
             raw = yaml.safe_load(DEFAULT_POLICY_FILE.read_text())
             raw["languages"]["detect"] = False
+            model = raw["text"]["intent_model"]  # the intents' training file, beside the shipped policy
+            model["training"] = str(DEFAULT_POLICY_FILE.parent / model["training"])
             (Path(tmp) / "policy.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True))
             env["EMOROUTE_POLICY_FILE"] = str(Path(tmp) / "policy.yaml")
         with served(env) as target:

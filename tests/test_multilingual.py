@@ -61,7 +61,7 @@ def test_a_spanish_caller_is_translated_for_the_analyser_and_their_own_words_kep
 def test_an_english_caller_keeps_the_english_transcriber(caller_aware, whisper):
     wave = load_audio(ENGLISH / "c01-flite-awb.wav")  # "I'd like to stop my account with you from next month."
     seg = caller_aware.transcribe(wave)
-    assert seg.language == "en" and seg.language_probability >= 0.6 and not seg.original
+    assert seg.language == "en" and seg.language_probability >= 0.5 and not seg.original
     assert seg.text == whisper.transcribe(wave).text and seg.engine == whisper.name
 
 
