@@ -82,7 +82,7 @@ def caller_cues(
                  **({"original": e["original"]} if e.get("original") else {})}
                 for e in timeline if e.get("transcript")]
     # the latest reading's line too poor for its tone to count: the cue goes by the words alone
-    noisy = bool(latest) and str(latest.get("noisy", "")) in ("1", "True", "true")
+    noisy = latest is not None and str(latest.get("noisy", "")) in ("1", "True", "true")
     style = EMOTION_STYLE.get(emotion, {"colour": "#9e9e9e", "icon": "…"})
     return {
         "call_sid": summary.get("call_sid", ""),

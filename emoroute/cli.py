@@ -157,7 +157,7 @@ def _cmd_train_intents(args: argparse.Namespace) -> int:
         if rules is None:
             raise PolicyError("the policy has no text.intent_model to train")
         examples = intent_examples(policy.text, args.policy)
-        encoder = SentenceEncoder(rules.encoder, cache_dir=args.model_cache_dir)
+        encoder = SentenceEncoder(rules.encoder, cache_dir=args.model_cache_dir, threads=os.cpu_count() or 1)
         check = validate(examples, encoder, min_probability=rules.min_probability, max_overlap=rules.max_overlap)
         if check.overlaps:
             raise IntentVocabularyError("these intents overlap, so the classifier cannot tell them apart; give "
