@@ -58,10 +58,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--transcripts", type=Path, help="JSON file keeping the transcripts (reused when present)")
+    ap.add_argument("--policy", type=Path, help="policy file (default: the shipped one; its intent_model.training "
+                                                "path must be absolute when the file lies elsewhere)")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    policy = load_policy()
-    analyser = load_text_analyser(policy.text)
+    policy = load_policy(args.policy)
+    analyser = load_text_analyser(policy.text, args.policy)
     with (args.data / "sentences.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     heard = transcripts(args.data, rows, args.transcripts)
@@ -99,7 +101,8 @@ def main() -> None:
         return round(sum(tally[key]) / len(tally[key]), 4)
 
     print(json.dumps({
-        "benchmark": "intent_eval", "sentences": len(rows), "voices": list(VOICES),
+        "benchmark": "intent_eval", "data": args.data.name, "policy": str(args.policy or "shipped"),
+        "sentences": len(rows), "voices": list(VOICES),
         "natural_voices_exact": share("natural"), "natural_voices_queue_group": share("natural_queue"),
         "text_exact": share("text"), "general_requests_read_with_intent": share("general_with_intent"),
         "per_voice_exact": {v: share(v) for v in VOICES}, "classify_ms_per_transcript_1_core": round(per_ms, 1),
