@@ -158,8 +158,11 @@ def load_onnx_encoder(name: str, model_dir: Path, cache_dir: Path, load_torch: A
         log.warning("the cached encoder export %s cannot be loaded (%s); exporting it again", path, exc)
     model = load_torch()
     graph = export(model)
-    encoder = OnnxSentenceEncoder(model_dir, graph, threads)
-    difference = _check(encoder, model)
+    try:
+        encoder = OnnxSentenceEncoder(model_dir, graph, threads)
+        difference = _check(encoder, model)
+    except Exception as exc:  # noqa: BLE001  (an export ONNX Runtime cannot run means: run on PyTorch)
+        raise OnnxExportError(f"ONNX Runtime cannot run the export ({type(exc).__name__}: {exc})") from exc
     if not difference <= MAX_DIFFERENCE:
         raise OnnxExportError(f"the ONNX export differs from PyTorch by {difference:.2g} (> {MAX_DIFFERENCE})")
     try:

@@ -62,6 +62,8 @@ class SentenceEncoder:
             raise SemanticModelError(f"unknown encoder backend {backend!r}; choose onnx or torch")
         if self._onnx is None:
             self._torch_model(path)
+        else:
+            self._torch = None  # loaded only to export: ~90 MB a process otherwise
         self.backend = "onnx" if self._onnx is not None else "torch"
 
     def _torch_model(self, path: Path) -> Any:
