@@ -7,6 +7,7 @@ audio_models/multilingual.py does), keeps each decode's confidence, and scores p
 (own words, translation): real clips returned, their CER, no-caller stretches returned with text.
 
     cd docs/experiments/languages-instrument && python floors.py > floors.log
+    python floors.py --compression-ratio 2.4 > floors-compression.log
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 import math
 import os
 import sys
+import zlib
 from collections import defaultdict
 from pathlib import Path
 
@@ -37,6 +39,15 @@ from benchmarks.noisy_lines import babble, music, street  # noqa: E402
 DATA = Path(os.environ.get("EMOROUTE_CORPORA", REPO.parent / "shared" / "data"))
 OWN = (0.30, 0.25, 0.20, 0.15, 0.10)
 TRANSLATION = (0.30, 0.20, 0.10, 0.0)
+
+
+RATIO: float | None = None  # --compression-ratio: a text compressing better than this is a failed decode
+
+
+def compression_ratio(text: str) -> float:
+    """Return Whisper's compression ratio: UTF-8 bytes over zlib-compressed bytes."""
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
 
 
 def decode(whisper: MultilingualWhisper, wave: np.ndarray) -> dict | None:
@@ -82,12 +93,18 @@ def whisper_translation_confidence(whisper: MultilingualWhisper, wave: np.ndarra
 
 def kept(d: dict | None, own: float, translation: float) -> bool:
     """Return whether a decode comes back under these floors (both texts present, both confident enough)."""
+    if RATIO is not None and d is not None and max(compression_ratio(d["own"]),
+                                                   compression_ratio(d["translation"])) > RATIO:
+        return False
     return d is not None and bool(d["own"]) and d["own_conf"] >= own and bool(d["translation"]) and \
         d["translation_conf"] >= translation
 
 
 def main() -> None:
     """Decode, score every pair of floors, print the JSON line."""
+    global RATIO
+    if "--compression-ratio" in sys.argv:
+        RATIO = float(sys.argv[sys.argv.index("--compression-ratio") + 1])
     torch.set_num_threads(1)
     whisper = MultilingualWhisper(languages=["pl"])
     rows = [r for r in csv.DictReader((DATA / "nemo" / "labels.tsv").open(encoding="utf-8"), delimiter="\t")
@@ -118,9 +135,14 @@ def main() -> None:
                           "real_cer_returned": round(float(np.mean([cer(t, d["own"]) for t, d in returned])), 3)
                           if returned else math.nan,
                           "no_caller_with_text": sum(kept(d, own, trans) for d in none)})
-    print(json.dumps({"experiment": "multilingual_floors", "real_clips": len(real), "no_caller_stretches": len(none),
+    print(json.dumps({"experiment": "multilingual_floors", "compression_ratio": RATIO, "real_clips": len(real),
+                      "no_caller_stretches": len(none),
                       "table": table,
-                      "no_caller_examples": [d for d in none if d and d["own"]][:10]}, ensure_ascii=False))
+                      "no_caller_examples": [d for d in none if d and d["own"]][:10],
+                      "no_caller_returned": [d for d in none if kept(d, 0.3, 0.3)],
+                      "real_dropped_by_ratio": [d for _, d in real if RATIO is not None and d is not None and
+                                                max(compression_ratio(d["own"]),
+                                                    compression_ratio(d["translation"])) > RATIO]}, ensure_ascii=False))
 
 
 if __name__ == "__main__":
