@@ -8,12 +8,15 @@ import pytest
 from audio_models.audio_io import load_audio
 from audio_models.g711 import telephone_round_trip
 from audio_models.multilingual import (
+    MAX_COMPRESSION_RATIO,
     LanguageAwareTranscriber,
     LanguageHead,
     MultilingualWhisper,
     choose_language,
+    compression_ratio,
 )
 from audio_models.training.corpora import list_corpora
+from benchmarks.noisy_lines import babble
 from router.policy import load_policy
 
 LANGUAGES = Path(__file__).resolve().parent.parent / "benchmarks" / "data" / "intents_languages"
@@ -131,3 +134,31 @@ def test_an_inference_worker_answers_a_spanish_job_with_the_language_and_both_te
     # the first was identified (how sure, from the head); the later one was told the call's language
     assert 0.6 <= answers["first"][1].language_probability < 1.0 == answers["later"][1].language_probability
     raw.close()
+
+
+def test_other_talkers_on_a_line_with_no_caller_do_not_come_back_as_a_loop_of_words(multilingual, corpora):
+    # four RAVDESS talkers at once, no caller: Whisper base in Polish read these stretches as
+    # "Z Z Z Z ...", "na na na ..." (translated "by by by by the door") until its own compression-ratio
+    # test was applied (docs/experiments/2026-12-07-languages-instrument-rule.md, check 3)
+    n = 3 * 16000
+    talkers = babble(corpora, 11 * n)
+    for k in (5, 7, 10):
+        stretch = talkers[k * n:(k + 1) * n]
+        heard = multilingual.transcribe(telephone_round_trip(0.1 * stretch / np.abs(stretch).max()), "pl")
+        assert heard.text == "" and heard.original == "", (k, heard.original, heard.text)
+
+
+def test_a_real_polish_speaker_comes_back_although_the_translation_is_unsure(multilingual, corpora):
+    # nEMO speaker TP0 through the line: the translation's confidence is under the transcriber's 0.3
+    # floor, which dropped the whole utterance; the caller's own words are right enough to keep
+    heard = multilingual.transcribe(telephone_round_trip(load_audio(corpora / "nemo" / "TP0" /
+                                                                    "TP0_neutral_64.ogg")), "pl")
+    assert "dźwięki" in heard.original.lower(), heard
+    assert heard.text and heard.language == "pl"
+
+
+def test_the_compression_ratio_tells_a_loop_from_words():
+    assert compression_ratio("na na na na na na na na na na na na na na na") > MAX_COMPRESSION_RATIO
+    assert compression_ratio("by by by by by by by by by by by by by by by") > MAX_COMPRESSION_RATIO
+    assert compression_ratio("Quiero cancelar mi contrato de teléfono, por favor.") < MAX_COMPRESSION_RATIO
+    assert compression_ratio("") == 0.0
