@@ -10,6 +10,11 @@ of what the service heard (each call's stored transcripts, best readings, joined
 against the clip's sentence). Prints one JSON line.
 
     python -m benchmarks.live_false_intents --data ../shared/data [--realtime] [--asr-alternatives N]
+
+``--corpus NAME [--calls N]`` streams another corpus's held-out speakers instead (the first N of
+their clips in file order; for nEMO, EMOVO, EYASE, AESDD, BanglaSER and ASED the callers speak
+another language, so what is read is the multilingual path's translation); the word error rate
+is scored for RAVDESS only.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import httpx
 import yaml
 
 from audio_models.audio_io import load_audio
-from audio_models.training.corpora import RAVDESS_STATEMENTS
+from audio_models.training.corpora import RAVDESS_STATEMENTS, held_out_speakers, list_corpora
 from audio_models.transcribe import word_error_rate
 from benchmarks.common import served
 from emoroute.simulate import SimTarget, simulate_many
@@ -74,10 +79,18 @@ def main() -> None:
     ap.add_argument("--at-once", type=int, default=8, help="calls streamed at the same time (default: 8)")
     ap.add_argument("--realtime", action="store_true",
                     help="stream at the caller's pace (20 ms a frame) instead of as fast as the server takes it")
+    ap.add_argument("--corpus", default="ravdess", help="whose held-out speakers call (default: ravdess)")
+    ap.add_argument("--calls", type=int, default=240, help="calls from --corpus other than ravdess (default: 240)")
     args = ap.parse_args()
-    paths = sorted(p for a in HELD_OUT for p in (args.data / "ravdess" / f"Actor_{a:02d}").glob("*.flac"))
-    # all eight emotions (not only the model's four classes); the fifth field names the statement
-    sentence = {p.name: RAVDESS_STATEMENTS[p.stem.split("-")[4]] for p in paths}
+    if args.corpus == "ravdess":
+        paths = sorted(p for a in HELD_OUT for p in (args.data / "ravdess" / f"Actor_{a:02d}").glob("*.flac"))
+        # all eight emotions (not only the model's four classes); the fifth field names the statement
+        sentence = {p.name: RAVDESS_STATEMENTS[p.stem.split("-")[4]] for p in paths}
+    else:
+        speakers = set(held_out_speakers()[args.corpus])
+        clips = sorted((c for c in list_corpora(args.data, (args.corpus,)) if c.speaker in speakers),
+                       key=lambda c: c.key)
+        paths, sentence = [c.path for c in clips[:args.calls]], {}
     overrides: dict = {}
     if args.asr_alternatives is not None:
         overrides["asr_alternatives"] = args.asr_alternatives
@@ -95,17 +108,20 @@ def main() -> None:
                                            headers=auth).json()["timeline"]) for sid in sids}
     with_intent = [c for c in calls if c.get("intents")]
     print(json.dumps({
-        "benchmark": "live_false_intents", "calls": len(calls), "streamed": len(paths),
+        "benchmark": "live_false_intents", "corpus": args.corpus, "calls": len(calls), "streamed": len(paths),
         "asr_alternatives": args.asr_alternatives if args.asr_alternatives is not None else "policy",
         "asr_beam_size": args.asr_beam_size or "policy",
         "asr_band_extension": args.asr_band_extension or "policy",
         "pace": "realtime" if args.realtime else "fast",
         # what the service heard of each call, against the clip's sentence
-        "wer_live": round(word_error_rate([sentence[f] for f in sids.values()], list(heard.values())), 4),
+        "wer_live": round(word_error_rate([sentence[f] for f in sids.values()], list(heard.values())), 4)
+        if sentence else None,
         "with_intent": len(with_intent), "rate": round(len(with_intent) / max(1, len(calls)), 4),
         "by_intent": {i: sum(1 for c in with_intent if i in c["intents"].split(","))
                       for i in sorted({i for c in with_intent for i in c["intents"].split(",")})},
         "examples": [{"intents": c["intents"], "transcript": c.get("transcript", "")} for c in with_intent],
+        "languages": {lang: sum(1 for c in calls if c.get("language", "") == lang)
+                      for lang in sorted({c.get("language", "") for c in calls})},
     }))
 
 
