@@ -79,6 +79,7 @@ def main() -> None:
     ap.add_argument("--at-once", type=int, default=8, help="calls streamed at the same time (default: 8)")
     ap.add_argument("--realtime", action="store_true",
                     help="stream at the caller's pace (20 ms a frame) instead of as fast as the server takes it")
+    ap.add_argument("--policy", type=Path, help="serve with this policy file (its intent_model.training absolute)")
     ap.add_argument("--corpus", default="ravdess", help="whose held-out speakers call (default: ravdess)")
     ap.add_argument("--calls", type=int, default=240, help="calls from --corpus other than ravdess (default: 240)")
     args = ap.parse_args()
@@ -100,6 +101,8 @@ def main() -> None:
         overrides["asr_band_extension"] = args.asr_band_extension == "on"
     with tempfile.TemporaryDirectory() as tmp:
         env = {"EMOROUTE_POLICY_FILE": str(_policy_with(overrides, Path(tmp)))} if overrides else {}
+        if args.policy is not None:
+            env = {"EMOROUTE_POLICY_FILE": str(args.policy.resolve())}
         with served(env) as target:
             sids = asyncio.run(_stream_all(target, paths, args.at_once, args.realtime))
             auth = {"Authorization": f"Bearer {target.api_token}"}
