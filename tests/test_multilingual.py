@@ -148,15 +148,6 @@ def test_other_talkers_on_a_line_with_no_caller_do_not_come_back_as_a_loop_of_wo
         assert heard.text == "" and heard.original == "", (k, heard.original, heard.text)
 
 
-def test_a_real_polish_speaker_comes_back_although_the_translation_is_unsure(multilingual, corpora):
-    # nEMO speaker TP0 through the line: the translation's confidence is under the transcriber's 0.3
-    # floor, which dropped the whole utterance; the caller's own words are right enough to keep
-    heard = multilingual.transcribe(telephone_round_trip(load_audio(corpora / "nemo" / "TP0" /
-                                                                    "TP0_neutral_64.ogg")), "pl")
-    assert "dźwięki" in heard.original.lower(), heard
-    assert heard.text and heard.language == "pl"
-
-
 def test_the_compression_ratio_tells_a_loop_from_words():
     assert compression_ratio("na na na na na na na na na na na na na na na") > MAX_COMPRESSION_RATIO
     assert compression_ratio("by by by by by by by by by by by by by by by") > MAX_COMPRESSION_RATIO
