@@ -246,7 +246,7 @@ class MultilingualWhisper:
         if said.empty:  # no speech, or not understood in the caller's own language
             return TranscriptSegment("", confidence=said.confidence, engine=self.name, language=language)
         # whether there was speech is the transcription's call (the same audio): the translation, often
-        # less sure of its words, is held to its own, lower confidence floor only
+        # less sure of its words, is held to its own confidence floor only (TRANSLATION_MIN_CONFIDENCE)
         english = finish_segments([replace(decoded["translate"], no_speech_prob=0.0)], self.translation_min_confidence,
                                   self.name)
         if english.empty:
