@@ -10,6 +10,14 @@ variants never sit on both sides). A transcript may name several intents (P >= `
 each) or none: the "none" examples (general-service requests, near misses, negations) are every
 intent's negatives, so "I don't want to cancel, I just ..." is learnt, not special-cased.
 
+Before any intent is named, one more calibrated regression asks whether the text is said to a
+contact centre at all (``RequestGate``): every training sentence is a request, the file's
+``remarks`` (everyday sentences that ask nothing of a company: "The referee made a terrible
+decision") are not. Below its floor the classifier names no intent, so a remark that leans
+negative is not read as a complaint (docs/experiments/2026-12-07-intent-remarks-rule.md). The
+floor is fixed at fit time from the training sentences alone: the highest one that at most 1 %
+of the intent-bearing sentences, scored out of fold, fall below.
+
 The training set is data: ``router/intents/training.yaml`` plus the examples a supervisor adds per
 intent in ``policy.yaml``. Each sentence also trains as a transcript reads it (lower case, no
 punctuation) and behind a spoken lead-in. ``emoroute train-intents`` fits, validates (per-intent
@@ -29,6 +37,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
@@ -37,13 +46,16 @@ from router.semantic import SemanticModelError, SentenceEncoder
 
 log = logging.getLogger(__name__)
 NONE = "none"
-FORMAT = 1
+FORMAT = 2
 # spoken lead-ins: callers rarely open with the request itself
 _LEAD_INS = ("hi yeah i'm calling because", "hello, um,", "yes hi, so basically", "good morning,",
              "right, ok,", "hi there, i was wondering,", "hello, i'm phoning as", "yeah, hi,")
 _C = 16.0
 _TFIDF_WEIGHT = 1.0
 _FOLDS = 5
+# the request gate's floor lets through all but this share of intent-bearing training rows (out of fold)
+_GATE_MISS = 0.01
+_GATE_STEP = 0.05
 
 
 class IntentVocabularyError(ValueError):
@@ -57,12 +69,14 @@ class IntentExamples:
     texts: tuple[str, ...]
     labels: tuple[frozenset[str], ...]
     intents: tuple[str, ...]
+    remarks: tuple[str, ...] = ()  # sentences said to nobody's contact centre (the request gate's negatives)
 
     @property
     def digest(self) -> str:
         """Return a hash of the examples (what a fitted model is keyed by)."""
         body = "\n".join(f"{t}\t{','.join(sorted(lab))}" for t, lab in zip(self.texts, self.labels, strict=True))
-        return hashlib.sha256(f"{FORMAT}|{','.join(self.intents)}|{body}".encode()).hexdigest()[:20]
+        remarks = "\n".join(self.remarks)
+        return hashlib.sha256(f"{FORMAT}|{','.join(self.intents)}|{body}|{remarks}".encode()).hexdigest()[:20]
 
 
 def read_examples(path: Path, extra: Mapping[str, Sequence[str]] | None = None) -> IntentExamples:
@@ -89,7 +103,14 @@ def read_examples(path: Path, extra: Mapping[str, Sequence[str]] | None = None) 
     intents = tuple(sorted({i for labels in by_text.values() for i in labels}))
     if NONE in intents:
         raise IntentVocabularyError(f"'{NONE}' is the no-intent list, not an intent")
-    return IntentExamples(tuple(by_text), tuple(frozenset(v) for v in by_text.values()), intents)
+    remarks = raw.get("remarks") or []
+    if not isinstance(remarks, list) or not all(isinstance(r, str) and r.strip() for r in remarks):
+        raise IntentVocabularyError(f"{path}: remarks must be a list of non-empty sentences")
+    mixed = sorted({r.strip() for r in remarks} & set(by_text))
+    if mixed:
+        raise IntentVocabularyError(f"{path}: these sentences are both requests and remarks: {mixed[:3]}")
+    return IntentExamples(tuple(by_text), tuple(frozenset(v) for v in by_text.values()), intents,
+                          tuple(dict.fromkeys(r.strip() for r in remarks)))
 
 
 def transcript_form(text: str) -> str:
@@ -154,6 +175,53 @@ def _folds(n_sentences: int, k: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).permutation(n_sentences) % k
 
 
+@dataclass(frozen=True)
+class RequestGate:
+    """P(the text is said to a contact centre): a calibrated linear score on the intents' features, and its floor."""
+
+    coef: np.ndarray  # (encoder dim + vocabulary,)
+    intercept: float
+    platt: tuple[float, float]
+    floor: float
+
+    def probability(self, x: np.ndarray) -> np.ndarray:
+        """Return P(request) for each row of features."""
+        score = x @ self.coef + self.intercept
+        return 1.0 / (1.0 + np.exp(-(score * self.platt[0] + self.platt[1])))
+
+
+def _gate_floor(p_requests: np.ndarray) -> float:
+    """Return the highest multiple of _GATE_STEP that at most _GATE_MISS of ``p_requests`` fall below."""
+    floor = 0.0
+    for k in range(1, int(1 / _GATE_STEP)):
+        if float(np.mean(p_requests < k * _GATE_STEP)) > _GATE_MISS:
+            break
+        floor = round(k * _GATE_STEP, 2)
+    return floor
+
+
+def fit_request_gate(x_requests: np.ndarray, request_owner: Sequence[int], intent_bearing: np.ndarray,
+                     x_remarks: np.ndarray, remark_owner: Sequence[int]) -> RequestGate:
+    """Fit the gate: request rows against remark rows, calibrated and floored out of fold (grouped by sentence).
+
+    ``intent_bearing`` marks the request rows whose sentence names an intent: the floor is set on them.
+    """
+    x = np.vstack([x_requests, x_remarks])
+    y = np.r_[np.ones(len(x_requests), dtype=int), np.zeros(len(x_remarks), dtype=int)]
+    n_requests = max(request_owner) + 1
+    group = np.r_[np.asarray(request_owner), n_requests + np.asarray(remark_owner)]
+    fold = _folds(int(group.max()) + 1, _FOLDS, seed=2)[group]
+    oof = np.empty(len(y))
+    for k in range(_FOLDS):
+        test = fold == k
+        w, b = _fit_binary(x[~test], y[~test])
+        oof[test] = x[test] @ w + b
+    a, c = _platt(oof, y)
+    p_oof = 1.0 / (1.0 + np.exp(-(oof * a + c)))
+    w, b = _fit_binary(x, y)
+    return RequestGate(w, b, (a, c), _gate_floor(p_oof[: len(x_requests)][intent_bearing]))
+
+
 @dataclass
 class IntentModel:
     """Per intent a linear score on the embedding and its calibration; see the module docstring."""
@@ -165,6 +233,7 @@ class IntentModel:
     digest: str
     encoder_name: str
     words: _Words
+    gate: RequestGate | None = None
     encoder: SentenceEncoder | None = field(default=None, repr=False)
 
     def features(self, texts: Sequence[str]) -> np.ndarray:
@@ -175,19 +244,35 @@ class IntentModel:
 
     def probabilities(self, texts: Sequence[str]) -> list[dict[str, float]]:
         """Return, for each text, P(intent) for every intent (independent: they need not sum to 1)."""
+        return self.read(texts)[0]
+
+    def read(self, texts: Sequence[str]) -> tuple[list[dict[str, float]], list[float]]:
+        """Return each text's P(intent) for every intent and its P(request) (1.0 without a gate); one encoder call."""
         x = self.features(texts)
         scores = x @ self.coef.T + self.intercept
         p = 1.0 / (1.0 + np.exp(-(scores * self.platt[:, 0] + self.platt[:, 1])))
-        return [dict(zip(self.intents, (float(v) for v in row), strict=True)) for row in p]
+        requests = self.gate.probability(x) if self.gate is not None else np.ones(len(x))
+        return ([dict(zip(self.intents, (float(v) for v in row), strict=True)) for row in p],
+                [float(v) for v in requests])
+
+    @property
+    def request_floor(self) -> float:
+        """Below this P(request) a text names no intent (0.0 without a gate)."""
+        return self.gate.floor if self.gate is not None else 0.0
 
     def save(self, path: Path) -> None:
         """Write the fitted parameters (a few hundred kB) with the examples' hash."""
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, intents=np.array(self.intents), coef=self.coef.astype(np.float32),
-                 intercept=self.intercept.astype(np.float32), platt=self.platt.astype(np.float32),
-                 digest=np.array(self.digest), encoder=np.array(self.encoder_name), format=np.int64(FORMAT),
-                 terms=np.array(self.words.terms), idf=self.words.idf.astype(np.float32))
+        arrays: dict[str, Any] = {
+            "intents": np.array(self.intents), "coef": self.coef.astype(np.float32),
+            "intercept": self.intercept.astype(np.float32), "platt": self.platt.astype(np.float32),
+            "digest": np.array(self.digest), "encoder": np.array(self.encoder_name), "format": np.int64(FORMAT),
+            "terms": np.array(self.words.terms), "idf": self.words.idf.astype(np.float32)}
+        if self.gate is not None:
+            arrays["gate_coef"] = self.gate.coef.astype(np.float32)
+            arrays["gate_params"] = np.array([self.gate.intercept, *self.gate.platt, self.gate.floor], dtype=np.float64)
+        np.savez(tmp, **arrays)
         tmp.replace(path)
 
     @classmethod
@@ -197,8 +282,13 @@ class IntentModel:
             with np.load(path, allow_pickle=False) as z:
                 if int(z["format"]) != FORMAT or (digest is not None and str(z["digest"]) != digest):
                     return None
+                gate = None
+                if "gate_coef" in z:
+                    b, pa, pb, floor = (float(v) for v in z["gate_params"])
+                    gate = RequestGate(z["gate_coef"], b, (pa, pb), floor)
                 return cls(tuple(str(i) for i in z["intents"]), z["coef"], z["intercept"], z["platt"],
-                           str(z["digest"]), str(z["encoder"]), _Words([str(t) for t in z["terms"]], z["idf"]))
+                           str(z["digest"]), str(z["encoder"]), _Words([str(t) for t in z["terms"]], z["idf"]),
+                           gate)
         except (OSError, KeyError, ValueError):
             return None
 
@@ -225,8 +315,14 @@ def fit_intent_model(examples: IntentExamples, encoder: SentenceEncoder) -> Inte
         w, b = _fit_binary(x, y)
         coefs.append(w)
         intercepts.append(b)
+    gate = None
+    if examples.remarks:
+        remark_rows, remark_owner = _variants(examples.remarks)
+        x_remarks = np.hstack([encoder.encode_cached(remark_rows), words.transform(remark_rows)])
+        bearing = np.array([bool(examples.labels[i]) for i in owner])
+        gate = fit_request_gate(x, owner, bearing, x_remarks, remark_owner)
     return IntentModel(examples.intents, np.stack(coefs), np.array(intercepts, dtype=np.float32),
-                       np.array(platts, dtype=np.float32), examples.digest, encoder.name, words, encoder)
+                       np.array(platts, dtype=np.float32), examples.digest, encoder.name, words, gate, encoder)
 
 
 @dataclass(frozen=True)
@@ -237,11 +333,13 @@ class Validation:
     confusion: dict[str, dict[str, float]]  # share of intent A's held-out sentences also read as B
     overlaps: list[str]
     seconds: float
+    # the request gate on the held-out fifth: its floor, intent-bearing requests it stops, remarks it lets by
+    gate: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         """Return a JSON-ready report."""
         return {"per_intent": self.per_intent, "confusion": self.confusion, "overlaps": self.overlaps,
-                "seconds": self.seconds}
+                "gate": self.gate, "seconds": self.seconds}
 
 
 def co_occurring(examples: IntentExamples, intent: str, share: float = 0.2) -> set[str]:
@@ -267,11 +365,14 @@ def validate(examples: IntentExamples, encoder: SentenceEncoder, *, min_probabil
     fold = _folds(len(examples.texts), _FOLDS, seed=1)
     train = [i for i in range(len(examples.texts)) if fold[i] != held_out_fold]
     test = [i for i in range(len(examples.texts)) if fold[i] == held_out_fold]
+    remark_fold = _folds(len(examples.remarks), _FOLDS, seed=1)
     part = IntentExamples(tuple(examples.texts[i] for i in train), tuple(examples.labels[i] for i in train),
-                          examples.intents)
+                          examples.intents,
+                          tuple(r for r, f in zip(examples.remarks, remark_fold, strict=True) if f != held_out_fold))
     model = fit_intent_model(part, encoder)
-    probs = model.probabilities([examples.texts[i] for i in test])
-    said = [{k for k, p in row.items() if p >= min_probability} for row in probs]
+    probs, requests = model.read([examples.texts[i] for i in test])
+    said = [{k for k, p in row.items() if p >= min_probability} if r >= model.request_floor else set()
+            for row, r in zip(probs, requests, strict=True)]
     truth = [examples.labels[i] for i in test]
     per_intent: dict[str, dict[str, float]] = {}
     confusion: dict[str, dict[str, float]] = {}
@@ -294,7 +395,16 @@ def validate(examples: IntentExamples, encoder: SentenceEncoder, *, min_probabil
             confusion[intent][other] = round(share, 3)
             if share > max_overlap and other not in together:
                 overlaps.append(f"{intent} -> {other}: {share:.0%} of {intent}'s held-out examples read as {other}")
-    return Validation(per_intent, confusion, overlaps, round(time.time() - started, 1))
+    gate: dict[str, float] = {}
+    if model.gate is not None:
+        held_remarks = [r for r, f in zip(examples.remarks, remark_fold, strict=True) if f == held_out_fold]
+        bearing = [r for r, t in zip(requests, truth, strict=True) if t]
+        passed = model.read(held_remarks)[1] if held_remarks else []
+        gate = {"floor": model.request_floor,
+                "requests_stopped": round(sum(r < model.request_floor for r in bearing) / max(len(bearing), 1), 3),
+                "remarks_passed": round(sum(r >= model.request_floor for r in passed) / max(len(passed), 1), 3),
+                "held_out_remarks": len(held_remarks)}
+    return Validation(per_intent, confusion, overlaps, round(time.time() - started, 1), gate)
 
 
 def load_or_fit(examples: IntentExamples, encoder: SentenceEncoder, *, shipped: Path | None,
@@ -320,4 +430,5 @@ def load_or_fit(examples: IntentExamples, encoder: SentenceEncoder, *, shipped: 
 def report_json(model: IntentModel, validation: Validation, n_sentences: int) -> str:
     """Return the training report written beside a model."""
     return json.dumps({"intents": list(model.intents), "sentences": n_sentences, "digest": model.digest,
-                       "encoder": model.encoder_name, "validation": validation.as_dict()}, indent=1)
+                       "encoder": model.encoder_name, "request_floor": model.request_floor,
+                       "validation": validation.as_dict()}, indent=1)

@@ -97,9 +97,15 @@ class IntentClassifier:
         self.min_probability = min_probability
 
     def said(self, texts: Sequence[str], excludes: Sequence[frozenset[str]]) -> list[frozenset[str]]:
-        """Return each text's intents (one encoder call for all), leaving out its ``excludes``."""
+        """Return each text's intents (one encoder call for all), leaving out its ``excludes``.
+
+        A text the model's request gate finds not said to a contact centre names none.
+        """
+        probs, requests = self.model.read(texts)
+        floor = self.model.request_floor
         return [frozenset(k for k, p in row.items() if p >= self.min_probability and k not in exclude)
-                for row, exclude in zip(self.model.probabilities(texts), excludes, strict=True)]
+                if request >= floor else frozenset()
+                for row, request, exclude in zip(probs, requests, excludes, strict=True)]
 
 
 class TextAnalyser:

@@ -1,15 +1,24 @@
 """The trained intent classifier: the real sentence encoder from its wheel, the shipped training set."""
 
+import dataclasses
 import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
-from router.intent_model import IntentModel, IntentVocabularyError, read_examples, transcript_form, validate
+from router.intent_model import (
+    IntentModel,
+    IntentVocabularyError,
+    _gate_floor,
+    read_examples,
+    transcript_form,
+    validate,
+)
 from router.policy import DEFAULT_POLICY_FILE, Decision, TextSignals, decide, load_policy
 from router.semantic import SentenceEncoder
 from router.text import SHIPPED_INTENT_MODEL, TextAnalyser, intent_examples, load_text_analyser
@@ -71,6 +80,52 @@ def test_several_intents_and_escalation(analyser):
     assert probs["escalation"] > 0.5 and probs["complaint"] > 0.5 and probs["purchase"] < 0.2
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        # what Whisper heard of plain calls (sentences read by the actors of SAVEE, nEMO and EMOVO,
+        # the last two translated), which the classifier without its request gate read as complaints
+        "The diagnosis was discouraging, whether he was not overly worried.",
+        "Project development was posted in too slowly.",
+        "Catastrophic economic cutbacks neglect the fraud.",
+        "They showed us well as if they were broken.",
+        "The city is not alive, even at night.",
+        "The cascading was a lot of pain.",
+    ],
+)
+def test_remarks_said_to_nobody_name_no_intent(analyser, text):
+    model = analyser.classifier.model
+    ungated = dataclasses.replace(model, gate=None)
+    assert any(p >= POLICY.text.intent_model.min_probability for p in ungated.probabilities([text])[0].values())
+    assert model.read([text])[1][0] < model.request_floor
+    assert analyser.intents(text) == frozenset()
+
+
+def test_the_request_gate_lets_stated_requests_through(analyser):
+    # complaints and disputes stated as plain facts, none of them in the training file (the gate is
+    # not perfect: "Your courier left my parcel in the rain and it's ruined." is stopped; docs/MODEL_CARD.md)
+    stated = ["The engineer you sent left a hole in my ceiling.", "My broadband has been down since Tuesday.",
+              "The money left my account twice."]
+    model = analyser.classifier.model
+    assert all(p >= model.request_floor for p in model.read(stated)[1])
+    assert all(analyser.intents(t) for t in stated)
+
+
+def test_the_gate_floor_lets_all_but_one_percent_through():
+    # 1 % of the requests below any floor is allowed; 2 % is not
+    assert _gate_floor(np.r_[np.full(990, 0.9), np.full(10, 0.31)]) == 0.9
+    assert _gate_floor(np.r_[np.full(980, 0.9), np.full(20, 0.31)]) == 0.3
+    assert _gate_floor(np.r_[np.full(980, 0.9), np.full(20, 0.02)]) == 0.0
+    assert _gate_floor(np.full(100, 0.99)) == 0.95
+
+
+def test_the_shipped_gate_is_saved_and_loaded():
+    model = IntentModel.load(SHIPPED_INTENT_MODEL)
+    report = json.loads(SHIPPED_INTENT_MODEL.with_suffix(".json").read_text())
+    assert model is not None and model.gate is not None
+    assert model.request_floor == report["request_floor"] > 0
+
+
 def test_escalation_raises_the_priority_and_says_so():
     plain = decide([], TextSignals(0.0, frozenset({"complaint"}), "x"), POLICY)
     raised = decide([], TextSignals(0.0, frozenset({"complaint", "escalation"}), "x"), POLICY)
@@ -98,6 +153,12 @@ def test_examples_file_errors_are_clear(tmp_path: Path):
         read_examples(bad)
     bad.write_text("intents: {none: [hello], cancel: [bye, '']}\n")
     with pytest.raises(IntentVocabularyError, match="intents.cancel"):
+        read_examples(bad)
+    bad.write_text("intents: {none: [hello], cancel: [bye]}\nremarks: [nice weather, bye]\n")
+    with pytest.raises(IntentVocabularyError, match="both requests and remarks"):
+        read_examples(bad)
+    bad.write_text("intents: {none: [hello], cancel: [bye]}\nremarks: nice weather\n")
+    with pytest.raises(IntentVocabularyError, match="remarks must be a list"):
         read_examples(bad)
 
 
@@ -157,5 +218,8 @@ def test_train_intents_command_validates_and_writes(tmp_path: Path):
     assert set(report["validation"]["per_intent"]) == {*POLICY.text.intent_routes, "escalation"}
     assert all(v["recall"] > 0.6 for v in report["validation"]["per_intent"].values())
     assert report["validation"]["overlaps"] == []
+    # the request gate, measured on the held-out fifth: few requests stopped, most remarks stopped
+    gate = report["validation"]["gate"]
+    assert gate["requests_stopped"] <= 0.05 and gate["remarks_passed"] <= 0.2 and gate["held_out_remarks"] > 30
     model = IntentModel.load(out)
     assert model is not None and model.digest == read_examples(TRAINING).digest
