@@ -146,19 +146,19 @@ def test_transcript_form_drops_case_and_punctuation():
     assert transcript_form("Hi, I'd like to CANCEL!  Now.") == "hi i'd like to cancel now"
 
 
-def test_examples_file_errors_are_clear(tmp_path: Path):
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("intents: [oops]\n", "must hold `intents:`"),
+        ("intents: {none: [hello], cancel: [bye, '']}\n", "intents.cancel"),
+        ("intents: {none: [hello], cancel: [bye]}\nremarks: [nice weather, bye]\n", "both requests and remarks"),
+        ("intents: {none: [hello], cancel: [bye]}\nremarks: nice weather\n", "remarks must be a list"),
+    ],
+)
+def test_examples_file_errors_are_clear(tmp_path: Path, body: str, message: str):
     bad = tmp_path / "t.yaml"
-    bad.write_text("intents: [oops]\n")
-    with pytest.raises(IntentVocabularyError, match="must hold `intents:`"):
-        read_examples(bad)
-    bad.write_text("intents: {none: [hello], cancel: [bye, '']}\n")
-    with pytest.raises(IntentVocabularyError, match="intents.cancel"):
-        read_examples(bad)
-    bad.write_text("intents: {none: [hello], cancel: [bye]}\nremarks: [nice weather, bye]\n")
-    with pytest.raises(IntentVocabularyError, match="both requests and remarks"):
-        read_examples(bad)
-    bad.write_text("intents: {none: [hello], cancel: [bye]}\nremarks: nice weather\n")
-    with pytest.raises(IntentVocabularyError, match="remarks must be a list"):
+    bad.write_text(body)
+    with pytest.raises(IntentVocabularyError, match=message):
         read_examples(bad)
 
 
