@@ -179,6 +179,11 @@ def _cmd_train_intents(args: argparse.Namespace) -> int:
         for intent, row in check.per_intent.items():
             _say(f"  {intent:<16} precision {row['precision']:.2f}  recall {row['recall']:.2f}  "
                  f"({row['held_out']:.0f} held-out sentences)")
+        if check.gate:
+            _say(f"  request gate: floor {model.request_floor:.2f}; on the held-out fifth (its fit's floor "
+                 f"{check.gate['floor']:.2f}) it stops {check.gate['requests_stopped']:.1%} of requests with an "
+                 f"intent and lets {check.gate['remarks_passed']:.1%} of {check.gate['held_out_remarks']:.0f} "
+                 "remarks through")
     return 0
 
 
