@@ -12,9 +12,21 @@ import time
 
 from redis.exceptions import RedisError
 
+from router import keys
 from router.store import CallStore
 
 WINDOW_S = 60
+# INCR with the window's expiry set by the first attempt (and repaired if a key lost it): one script,
+# since Redis 6.2 has no EXPIRE NX
+COUNT_IN_WINDOW_LUA = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 or redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return n
+"""
+FORGIVE_LUA = """
+if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then redis.call('DECR', KEYS[1]) end
+return 1
+"""
 
 
 class LoginGuard:
@@ -34,7 +46,7 @@ class LoginGuard:
         """
         local = self._count_locally(client)
         try:
-            count = await self.store.count_login_attempt(client=client, window_s=WINDOW_S)
+            count = await self._count(client)
         except (RedisError, OSError):
             count = local
         return count <= self.per_minute
@@ -44,12 +56,12 @@ class LoginGuard:
         started, count = self._local.get(client, (time.monotonic(), 1))
         self._local[client] = (started, max(0, count - 1))
         with contextlib.suppress(RedisError, OSError):
-            await self.store.forgive_login_attempt(client=client)
+            await self.store.redis.eval(FORGIVE_LUA, 1, keys.login_failures(client))
 
     async def blocked(self, client: str) -> bool:
         """Return whether ``client`` is past the limit (for bearer tokens: checked, then counted if wrong)."""
         try:
-            count = await self.store.login_attempts(client=client)
+            count = int(await self.store.redis.get(keys.login_failures(client)) or 0)
         except (RedisError, OSError):
             count = 0
         started, local = self._local.get(client, (0.0, 0))
@@ -60,7 +72,11 @@ class LoginGuard:
         """Count a wrong bearer token of ``client``."""
         self._count_locally(client)
         with contextlib.suppress(RedisError, OSError):
-            await self.store.count_login_attempt(client=client, window_s=WINDOW_S)
+            await self._count(client)
+
+    async def _count(self, client: str) -> int:
+        """Count an attempt of ``client`` in Redis's current window (the first attempt starts it); return the count."""
+        return int(await self.store.redis.eval(COUNT_IN_WINDOW_LUA, 1, keys.login_failures(client), WINDOW_S))
 
     def _count_locally(self, client: str) -> int:
         """Count locally too (the limit per process while Redis is unreachable)."""

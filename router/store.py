@@ -153,17 +153,6 @@ def _calls_of(ops: list[Op]) -> set[str]:
     return {sid for _, args, _ in ops if args and (sid := keys.call_of_key(args[0]))}
 
 
-# INCR with the window's expiry set by the first attempt (and repaired if a key lost it)
-COUNT_IN_WINDOW_LUA = """
-local n = redis.call('INCR', KEYS[1])
-if n == 1 or redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-return n
-"""
-FORGIVE_LUA = """
-if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then redis.call('DECR', KEYS[1]) end
-return 1
-"""
-
 
 class Outbox:
     """Transactions that could not reach Redis, oldest first, mirrored to a spool file.
@@ -680,30 +669,6 @@ class CallStore:
         return int(await self.redis.eval(CLAIM_STREAM_LUA, 4, keys.announced(call_sid), keys.stream_owner(call_sid),
                                          keys.call(call_sid), keys.erased(call_sid), stream_sid,
                                          int(self.retention_s + self.max_call_s)))
-
-    async def revoke_session(self, session: str, *, ttl_s: int) -> None:
-        """Put a signed-out dashboard session on the revocation list for ``ttl_s`` seconds."""
-        await self.redis.set(keys.revoked_session(session), "1", ex=ttl_s)
-
-    async def session_revoked(self, session: str) -> bool:
-        """Return whether a dashboard session was signed out."""
-        return bool(await self.redis.exists(keys.revoked_session(session)))
-
-    async def count_login_attempt(self, *, client: str, window_s: int = 60) -> int:
-        """Count a dashboard login attempt from ``client`` in the current window; return the count.
-
-        One script (Redis 6.2 has no ``EXPIRE NX``): the window starts with the first attempt.
-        Counted before the token is checked, so concurrent guesses cannot all pass the limit.
-        """
-        return int(await self.redis.eval(COUNT_IN_WINDOW_LUA, 1, keys.login_failures(client), window_s))
-
-    async def login_attempts(self, *, client: str) -> int:
-        """Return the attempts counted for ``client`` in the current window."""
-        return int(await self.redis.get(keys.login_failures(client)) or 0)
-
-    async def forgive_login_attempt(self, *, client: str) -> None:
-        """Take back a counted attempt that turned out to be a right token."""
-        await self.redis.eval(FORGIVE_LUA, 1, keys.login_failures(client))
 
     async def call_started(
         self, *, call_sid: str, stream_sid: str, caller: str, started_at: float, agent_hint: str = "",
