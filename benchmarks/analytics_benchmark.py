@@ -81,7 +81,7 @@ async def _run(n: int, url: str) -> dict[str, float]:
     # the CSV export as the endpoint streams it: the callers' history, then 5,000 calls at a time
     index = repeat_index(history)
     parts = [csv_header()]
-    async for batch in store.summary_batches(await store.call_sids_between(lo, hi), CSV_READ_FIELDS):
+    async for batch in store.stored.summary_batches(await store.stored.call_sids_between(lo, hi), CSV_READ_FIELDS):
         mark_repeats(batch, index, days)
         parts.append(csv_rows(batch))
     csv = "".join(parts)

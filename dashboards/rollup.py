@@ -78,7 +78,7 @@ async def _tally_between(store: CallStore, lo: float, hi: float, key_intents: di
                          end_open: bool = False) -> Tally:
     if hi < lo or (end_open and hi == lo):
         return Tally(key_intents)
-    rows = await store.summaries_between(lo, hi, TALLY_FIELDS, end_open=end_open)
+    rows = await store.stored.summaries_between(lo, hi, TALLY_FIELDS, end_open=end_open)
     return await asyncio.to_thread(Tally.of, rows, key_intents)
 
 
@@ -89,14 +89,14 @@ async def _hourly(store: CallStore, version: str, hours: list[int], field: str, 
     ``build`` turns an hour's calls (``read`` fields) into the roll-up's fields (JSON-ready), among
     them ``field``.
     """
-    out = {h: {field: json.loads(v)} for h, v in zip(hours, await store.read_rollups(version, hours, field),
+    out = {h: {field: json.loads(v)} for h, v in zip(hours, await store.stored.read_rollups(version, hours, field),
                                                       strict=True) if v}
     missing = [h for h in hours if h not in out]
     for first, last in _runs(missing):
         # a day of calls read at a time: a month never counted before is never all in memory
         for start in range(first, last + 1, CHUNK_HOURS):
             chunk = list(range(start, min(last, start + CHUNK_HOURS - 1) + 1))
-            rows = await store.summaries_between(chunk[0] * HOUR, (chunk[-1] + 1) * HOUR, read, end_open=True)
+            rows = await store.stored.summaries_between(chunk[0] * HOUR, (chunk[-1] + 1) * HOUR, read, end_open=True)
 
             def count(rows: list[dict[str, str]] = rows, chunk: list[int] = chunk) -> dict[int, dict[str, Any]]:
                 by_hour: dict[int, list[dict[str, str]]] = {h: [] for h in chunk}
@@ -108,7 +108,7 @@ async def _hourly(store: CallStore, version: str, hours: list[int], field: str, 
 
             for h, built in (await asyncio.to_thread(count)).items():
                 # the hour's first calls expire retention_s after they end: the roll-up goes with them
-                await store.write_rollup(version, h, {k: json.dumps(v) for k, v in built.items()},
+                await store.stored.write_rollup(version, h, {k: json.dumps(v) for k, v in built.items()},
                                          ttl_s=h * HOUR + store.retention_s - now)
                 out[h] = built
     return out
@@ -125,7 +125,7 @@ async def _merge_hours(store: CallStore, version: str, tally: Tally, hours: list
     for h in hours:
         listed = stored[h].get("listed")
         if listed is None and not tally.lists_full():  # the scatter points: only until they are enough
-            raw = (await store.read_rollups(version, [h], "listed"))[0]
+            raw = (await store.stored.read_rollups(version, [h], "listed"))[0]
             listed = json.loads(raw) if raw else None
         tally.merge({**stored[h]["tally"], **(listed or {})})
 
@@ -138,7 +138,7 @@ async def callers_between(store: CallStore, lo: float, hi: float, *, key_intents
     async def read(a: float, b: float, end_open: bool = False) -> list[list[Any]]:
         if b < a or (end_open and a == b):
             return []
-        return _callers(await store.summaries_between(a, b, CALLER_FIELDS, end_open=end_open))["callers"]
+        return _callers(await store.stored.summaries_between(a, b, CALLER_FIELDS, end_open=end_open))["callers"]
 
     hours = closed_hours(lo, hi, settle_s=settle_s, now=now)
     if not hours:

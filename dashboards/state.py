@@ -87,7 +87,7 @@ async def summaries_between(
     store: CallStore, start: float, end: float, fields: tuple[str, ...] | None = None
 ) -> list[dict[str, str]]:
     """Return the summaries (all fields, or only ``fields``) of calls that started in [start, end]."""
-    return await store.summaries_between(start, end, fields)
+    return await store.stored.summaries_between(start, end, fields)
 
 
 def _mean(values: list[float]) -> float | None:

@@ -24,7 +24,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +38,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from router import keys
 from router.policy import Decision
 from router.slots import Op, PartialWrite, apply_ops, is_cluster
+from router.stored_calls import StoredCalls
 
 log = logging.getLogger(__name__)
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
@@ -90,21 +91,6 @@ end
 if not found then return 0 end
 redis.call('SET', KEYS[1], 'with_agent', 'EX', ARGV[2])
 return 1
-"""
-# Read the same fields of many calls: one string per call, the values joined by FIELD_SEP (MISSING
-# for an absent field, "" for a call with none of them).
-FIELD_SEP, MISSING = "\x1f", "\x1e"
-READ_FIELDS_LUA = """
-local out = {}
-for i, key in ipairs(KEYS) do
-  local vals = redis.call('HMGET', key, unpack(ARGV))
-  local any = false
-  for j = 1, #vals do
-    if vals[j] then any = true else vals[j] = '\\30' end
-  end
-  out[i] = any and table.concat(vals, '\\31') or ''
-end
-return out
 """
 # Accept a call's first Media Stream: it must have been announced by a signed voice webhook, and
 # have no stream yet, and its caller must not have refused the analysis, nor the call been erased.
@@ -329,11 +315,6 @@ ANALYSED_FIELDS = ("emotion", "first_emotion", "first_valence", "last_valence", 
                    "rule", "language", "original_transcript", "noisy_line")
 
 
-def _unpack(packed: list[str], fields: tuple[str, ...]) -> list[dict[str, str]]:
-    return [{k: v for k, v in zip(fields, line.split(FIELD_SEP), strict=True) if v != MISSING}
-            for line in packed if line]
-
-
 def queue_score(priority: int, arrival: float, seconds_per_point: float) -> float:
     """Return the queue score: lower is served first; each ``seconds_per_point`` waited = 1 priority."""
     return arrival - priority * seconds_per_point
@@ -376,6 +357,8 @@ class CallStore:
         self.redis_up = True
         self.cluster = is_cluster(client)
         self._flush_lock = asyncio.Lock()
+        # the stored calls' summaries as analytics and exports read them, and the hourly roll-ups
+        self.stored = StoredCalls(client, cluster=self.cluster, outbox=outbox)
 
     async def _apply(self, ops: list[Op]) -> list[Any]:
         return await apply_ops(self.redis, ops, cluster=self.cluster)
@@ -481,100 +464,14 @@ class CallStore:
                 best = head
         return best[1] if best else None
 
-    async def summaries_between(
-        self, start: float, end: float, fields: Sequence[str] | None = None, *, end_open: bool = False
-    ) -> list[dict[str, str]]:
-        """Return the summaries (all fields, or only ``fields``) of calls that started in [start, end].
-
-        ``end_open``: in [start, end) instead (an hour's calls, not the next hour's first).
-        """
-        sids = await self.redis.zrangebyscore(keys.calls_index(), start, f"({end}" if end_open else end)
-        rows: list[dict[str, str]] = []
-        if fields:
-            async for batch in self.summary_batches(sids, fields):
-                rows += batch
-            return rows
-        for i in range(0, len(sids), 5000):
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for sid in sids[i : i + 5000]:
-                    if fields:
-                        pipe.hmget(keys.call(sid), *fields)
-                    else:
-                        pipe.hgetall(keys.call(sid))
-                replies = await pipe.execute()
-            if fields:
-                rows += [{k: v for k, v in zip(fields, r, strict=True) if v is not None} for r in replies if any(r)]
-            else:
-                rows += [r for r in replies if r]
-        return rows
-
-    async def started_bounds(self) -> tuple[float, float] | None:
-        """Return the start times of the oldest and the newest stored call (None: no call stored)."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zrange(keys.calls_index(), 0, 0, withscores=True)
-            pipe.zrange(keys.calls_index(), -1, -1, withscores=True)
-            first, last = await pipe.execute()
-        return (float(first[0][1]), float(last[0][1])) if first and last else None
-
-    async def call_sids_between(self, start: float, end: float) -> list[str]:
-        """Return the SIDs of the calls that started in [start, end], oldest first."""
-        return list(await self.redis.zrangebyscore(keys.calls_index(), start, end))
-
-    async def summary_batches(self, sids: Sequence[str], fields: Sequence[str],
-                              batch: int = 5000) -> AsyncIterator[list[dict[str, str]]]:
-        """Yield the ``fields`` of these calls' summaries, ``batch`` calls at a time, in order.
-
-        One script call per batch, one string per call: 100,000 calls read in about a second. A
-        call whose summary has none of the fields (expired, erased) is left out.
-        """
-        for i in range(0, len(sids), batch):
-            names = [keys.call(sid) for sid in sids[i : i + batch]]
-            if self.cluster:  # the calls' hashes lie in many slots: one HMGET each, pipelined per node
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    for name in names:
-                        pipe.hmget(name, *fields)
-                    rows = await pipe.execute()
-                yield [{k: v for k, v in zip(fields, row, strict=True) if v is not None} for row in rows if any(row)]
-                continue
-            packed = await self.redis.eval(READ_FIELDS_LUA, len(names), *names, *fields)
-            # decoding 5,000 rows takes tens of ms: off the event loop, so live calls never wait on it
-            yield await asyncio.to_thread(_unpack, packed, tuple(fields))
-
-    async def read_rollups(self, version: str, hours: Sequence[int], field: str) -> list[str | None]:
-        """Return one field of each hour's stored analytics roll-up (None where there is none)."""
-        if not hours:
-            return []
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for hour in hours:
-                pipe.hget(keys.analytics_hour(version, hour), field)
-            return list(await pipe.execute())
-
-    async def write_rollup(self, version: str, hour: int, fields: dict[str, str], ttl_s: float) -> bool:
-        """Store an hour's analytics roll-up for ``ttl_s`` seconds; False if it was not stored.
-
-        Not written while this process still holds writes for Redis in its outbox (a roll-up must
-        count every call of its hour), nor for under a minute; a Redis error is logged.
-        """
-        if len(self.outbox) or ttl_s < 60:
-            return False
-        name = keys.analytics_hour(version, hour)
-        try:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.hset(name, mapping=fields)
-                pipe.expire(name, int(ttl_s))
-                await pipe.execute()
-        except RedisError as exc:
-            log.warning("analytics roll-up %s not stored (%s)", name, exc)
-            return False
-        return True
-
     async def calls_of_caller(self, *, numbers: Sequence[str], number_hashes: Sequence[str]) -> list[dict[str, str]]:
         """Return (call_sid, status, started_at) of every stored call from ``numbers`` or their salted hashes.
 
         ``numbers``: the forms one caller's identity may be stored in.
         """
         wanted, hashes = set(filter(None, numbers)), set(filter(None, number_hashes))
-        rows = await self.summaries_between(0, math.inf, ("call_sid", "caller", "caller_hash", "status", "started_at"))
+        rows = await self.stored.summaries_between(0, math.inf,
+                                                   ("call_sid", "caller", "caller_hash", "status", "started_at"))
         return [{k: r.get(k, "") for k in ("call_sid", "status", "started_at")} for r in rows
                 if r.get("call_sid") and (r.get("caller") in wanted or r.get("caller_hash") in hashes)]
 

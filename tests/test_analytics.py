@@ -345,12 +345,12 @@ async def test_no_rollup_is_stored_while_writes_wait_in_the_outbox(redis_url):
     client = aioredis.Redis.from_url(redis_url, decode_responses=True)
     store = CallStore(client, outbox=Outbox(None), retention_s=86400, seconds_per_point=60, queues=QUEUES)
     store.outbox.add([("hset", ["emoroute:call:{CA_pending}", {"csat": "2"}], {})])  # a write Redis missed
-    assert await store.write_rollup("v-test", 1000, {"tally": "{}"}, ttl_s=3600) is False
-    assert await store.read_rollups("v-test", [1000], "tally") == [None]
+    assert await store.stored.write_rollup("v-test", 1000, {"tally": "{}"}, ttl_s=3600) is False
+    assert await store.stored.read_rollups("v-test", [1000], "tally") == [None]
     store.outbox.pending.clear()
-    assert await store.write_rollup("v-test", 1000, {"tally": "{}"}, ttl_s=3600) is True
-    assert await store.read_rollups("v-test", [1000, 1001], "tally") == ["{}", None]
-    assert await store.write_rollup("v-test", 1002, {"tally": "{}"}, ttl_s=30) is False  # would expire at once
+    assert await store.stored.write_rollup("v-test", 1000, {"tally": "{}"}, ttl_s=3600) is True
+    assert await store.stored.read_rollups("v-test", [1000, 1001], "tally") == ["{}", None]
+    assert await store.stored.write_rollup("v-test", 1002, {"tally": "{}"}, ttl_s=30) is False  # would expire at once
     await client.aclose()
 
 

@@ -102,7 +102,7 @@ async def test_calls_are_queued_taken_rerouted_and_erased_with_every_write_in_on
                                        latency_ms=None) is False
     assert all(v["depth"] == 0 for v in (await store.queue_stats(time.time())).values())
     # reading many calls' fields across the nodes (the analytics path)
-    rows = [r async for batch in store.summary_batches(sids, ("call_sid", "queue", "status")) for r in batch]
+    rows = [r async for batch in store.stored.summary_batches(sids, ("call_sid", "queue", "status")) for r in batch]
     assert {r["call_sid"] for r in rows} == set(sids) and {r["queue"] for r in rows} == {"retention"}
     kinds = [e["type"] for e in await store.get_timeline(sids[1])]
     assert kinds == ["started", "decision", "pickup"], kinds

@@ -257,7 +257,7 @@ async def _range(start: str | None, end: str | None, services: ServicesDep) -> t
         if services.history is not None:  # the figures come from there: its calls bound the range
             bounds = await asyncio.to_thread(services.history.started_bounds)
         else:
-            bounds = await services.store.started_bounds()
+            bounds = await services.store.stored.started_bounds()
     except Exception:  # noqa: BLE001 - Redis's or the store's errors: the figures answer 503 themselves
         return lo, hi
     if bounds is None:
@@ -364,7 +364,7 @@ async def analytics_csv(request: Request, services: ServicesDep, start: str | No
                                                 key_intents=_key_intents(services),
                                                 settle_s=services.settings.max_call_seconds + ROLLUP_MARGIN_S)
         index = await asyncio.to_thread(repeat_index, history_callers)
-        sids = await services.store.call_sids_between(lo, hi)
+        sids = await services.store.stored.call_sids_between(lo, hi)
 
     def write(rows: list[dict[str, str]]) -> str:
         mark_repeats(rows, index, repeat_days)  # each repeat call's column
@@ -372,7 +372,7 @@ async def analytics_csv(request: Request, services: ServicesDep, start: str | No
 
     async def lines() -> AsyncIterator[str]:
         yield csv_header()
-        batches = services.store.summary_batches(sids, CSV_READ_FIELDS)
+        batches = services.store.stored.summary_batches(sids, CSV_READ_FIELDS)
         while True:
             async with gate.slot():
                 rows = await anext(batches, None)
