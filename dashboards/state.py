@@ -23,7 +23,7 @@ CSV_FIELDS = ("call_sid", "caller", "caller_hash", "started_at", "ended_at", "st
 
 async def agent_state(store: CallStore, policy: Policy, agent_id: str) -> dict[str, Any]:
     """Return the caller connected to the agent, else the next one in their queues, with cues."""
-    agent = await store.get_agent(agent_id)
+    agent = await store.desk.get_agent(agent_id)
     if agent is None:
         return {"agent": agent_id, "registered": False, "mode": "none", "cues": None}
     sid = agent.get("current_call", "")
@@ -34,7 +34,7 @@ async def agent_state(store: CallStore, policy: Policy, agent_id: str) -> dict[s
             sid = ""
     if not sid:
         mode = "next"
-        sid = await store.queue_head([q for q in agent.get("skills", "").split(",") if q]) or ""
+        sid = await store.desk.queue_head([q for q in agent.get("skills", "").split(",") if q]) or ""
     if not sid:
         return {"agent": agent_id, "registered": True, "name": agent.get("name", ""), "mode": "none", "cues": None}
     summary = await store.get_call(sid) or {}
@@ -70,7 +70,7 @@ async def wallboard(store: CallStore, policy: Policy, now: float | None = None) 
         alerts += [{"call_sid": sid, "alert": a} for a in row["alerts"]]
         rows.append(row)
     rows.sort(key=lambda r: (-(r["priority"] or 0), r["started_at"]))
-    queues = await store.queue_stats(now)
+    queues = await store.desk.queue_stats(now)
     return {"now": now, "calls": rows, "alerts": alerts,
             "queues": {q: {k: v for k, v in s.items() if k != "calls"} for q, s in queues.items()}}
 

@@ -193,7 +193,7 @@ async def start_services(
                       identification_max_s=policy.identification_max_s,
                       archive=settings.history_url != "off")
     try:
-        if moved := await store.move_legacy_queues():
+        if moved := await store.desk.move_legacy_queues():
             log.warning("moved the calls waiting in %d queues to the queues' shared key names", moved)
     except RedisError as exc:  # Redis away at start: the outbox covers writes; the old queues wait for a restart
         log.warning("queues under their old key names not checked (%s)", exc)

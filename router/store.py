@@ -1,5 +1,9 @@
 """The call store: per-call timeline (Redis Stream), call summary (hash), queues, live events.
 
+It writes a call's life (start, readings, transcripts, decisions, phases, the end, opt-outs and
+erasure); beside it, sharing its client, ``stored`` (router.stored_calls) reads stored calls for
+analytics and exports, and ``desk`` (router.agent_desk) keeps the agents and hands out calls.
+
 Every multi-key write is one MULTI/EXEC transaction (on a Redis Cluster, one per hash slot it
 touches: router.slots). When Redis cannot be reached the write goes to an :class:`Outbox` (in
 memory and a JSONL spool file) and is replayed, in order, once Redis answers again, so a Redis
@@ -36,6 +40,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from router import keys
+from router.agent_desk import AgentDesk
 from router.policy import Decision
 from router.slots import Op, PartialWrite, apply_ops, is_cluster
 from router.stored_calls import StoredCalls
@@ -78,18 +83,6 @@ if ARGV[1] ~= 'decision' then
 end
 for i = 3, #KEYS do redis.call('ZREM', KEYS[i], ARGV[2]) end
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
-return 1
-"""
-# Claim a call for an agent, queue side: it must still be in one of the agent's queues (KEYS[2..])
-# and not claimed; it leaves them and its claim marker (KEYS[1]) is set. Returns 1, or 0 (taken).
-TAKE_CALL_LUA = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-local found = false
-for i = 2, #KEYS do
-  if redis.call('ZREM', KEYS[i], ARGV[1]) == 1 then found = true end
-end
-if not found then return 0 end
-redis.call('SET', KEYS[1], 'with_agent', 'EX', ARGV[2])
 return 1
 """
 # Accept a call's first Media Stream: it must have been announced by a signed voice webhook, and
@@ -359,6 +352,10 @@ class CallStore:
         self._flush_lock = asyncio.Lock()
         # the stored calls' summaries as analytics and exports read them, and the hourly roll-ups
         self.stored = StoredCalls(client, cluster=self.cluster, outbox=outbox)
+        # agents, the queues' state and "take next"
+        self.desk = AgentDesk(client, queues=self.queues, cluster=self.cluster,
+                              claim_ttl_s=int(retention_s + max_call_s), identification_max_s=identification_max_s,
+                              apply=self._apply, write=self.write, pickup=self._pickup)
 
     async def _apply(self, ops: list[Op]) -> list[Any]:
         return await apply_ops(self.redis, ops, cluster=self.cluster)
@@ -453,16 +450,6 @@ class CallStore:
     def events_pubsub(self) -> Any:
         """Return a new pub/sub connection (subscribe it to :attr:`events_channel`)."""
         return self.redis.pubsub()
-
-    async def queue_head(self, queues: Sequence[str]) -> str | None:
-        """Return the call "take next" would hand out across ``queues`` (lowest score first), or None."""
-        best: tuple[float, str] | None = None
-        now = time.time()
-        for q in queues:
-            head = await self._first_ready(self.redis, keys.queue(q), now)
-            if head and (best is None or head[0] < best[0]):
-                best = head
-        return best[1] if best else None
 
     async def calls_of_caller(self, *, numbers: Sequence[str], number_hashes: Sequence[str]) -> list[dict[str, str]]:
         """Return (call_sid, status, started_at) of every stored call from ``numbers`` or their salted hashes.
@@ -876,110 +863,6 @@ class CallStore:
             rows = await pipe.execute()
         calls = [r for r in rows if r]
         return sorted(calls, key=lambda c: float(c.get("started_at", 0)), reverse=True)
-
-    async def queue_stats(self, now: float) -> dict[str, dict[str, Any]]:
-        """Return per-queue depth, oldest wait (s) and waiting calls in service order."""
-        stats: dict[str, dict[str, Any]] = {}
-        for q in self.queues:
-            sids = await self.redis.zrange(keys.queue(q), 0, -1)
-            arrivals = []
-            if sids:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    for sid in sids:
-                        pipe.hmget(keys.call(sid), "enqueued_at", "priority")
-                    rows = await pipe.execute()
-                arrivals = [(sid, float(a or now), int(p or 0)) for sid, (a, p) in zip(sids, rows, strict=True)]
-            stats[q] = {
-                "depth": len(sids),
-                "oldest_wait_s": round(max((now - a for _, a, _ in arrivals), default=0.0), 1),
-                "calls": [{"call_sid": s, "priority": p, "wait_s": round(now - a, 1)} for s, a, p in arrivals],
-            }
-        return stats
-
-    async def move_legacy_queues(self) -> int:
-        """Move the calls waiting in queues named the old way (before the queues shared a slot); return how many queues.
-
-        Only on one Redis (a cluster deployment never had them); a call in both keeps its earlier score.
-        """
-        if self.cluster:
-            return 0
-        moved = 0
-        for q in self.queues:
-            old = keys.legacy_queue(q)
-            if await self.redis.exists(old):
-                async with self.redis.pipeline(transaction=True) as pipe:
-                    pipe.zunionstore(keys.queue(q), [keys.queue(q), old], aggregate="MIN")
-                    pipe.delete(old)
-                    await pipe.execute()
-                moved += 1
-        return moved
-
-    async def register_agent(self, *, agent_id: str, name: str, skills: Sequence[str]) -> None:
-        """Create or update an agent and the queues they serve."""
-        unknown = set(skills) - set(self.queues)
-        if unknown:
-            raise ValueError(f"unknown queues in skills: {sorted(unknown)}")
-        await self._apply([("sadd", [keys.agents(), agent_id], {}),
-                           ("hset", [keys.agent(agent_id)], {"mapping": {"name": name, "skills": ",".join(skills)}})])
-
-    async def get_agent(self, agent_id: str) -> dict[str, str] | None:
-        """Return an agent's hash, or None."""
-        data = await self.redis.hgetall(keys.agent(agent_id))
-        return data or None
-
-    async def _first_ready(self, redis: Any, queue_key: str, now: float, scan: int = 50) -> tuple[float, str] | None:
-        """Return (score, CallSid) of the best call in a queue that is not keying its identification.
-
-        A call entered the identification phase less than ``identification_max_s`` ago is not
-        waiting for an agent yet. Past that, or when its phase change was never stored, it is
-        taken like any other call: one whose identification Twilio never reports back (a raw
-        stream, an API-driven desk) is delayed, never stranded. ``redis``: the client, or a
-        pipeline whose reads run at once.
-        """
-        ranked = await redis.zrange(queue_key, 0, scan - 1, withscores=True)
-        if not ranked:
-            return None
-        if self.identification_max_s > 0:
-            for sid, score in ranked:
-                phase, phase_at = await redis.hmget(keys.call(sid), "phase", "phase_at")
-                if phase != "identification" or not phase_at or now - float(phase_at) >= self.identification_max_s:
-                    return float(score), str(sid)
-            return None
-        sid, score = ranked[0]
-        return float(score), str(sid)
-
-    async def take_next(self, *, agent_id: str, attempts: int = 20) -> str | None:
-        """Hand the best waiting call across the agent's queues to them; return its SID (None: none waits).
-
-        A call still keying its identification is passed over while it may (``_first_ready``).
-        The call is claimed on the queue side first (one script in the queues' slot: only one agent
-        can), then its pickup is written on the call side; a call another agent claimed between
-        the look and the claim is looked for again, up to ``attempts`` times.
-        """
-        agent = await self.get_agent(agent_id)
-        if agent is None:
-            raise KeyError(agent_id)
-        queues = [q for q in agent.get("skills", "").split(",") if q]
-        if not queues:
-            return None
-        for _ in range(attempts):
-            sid = await self.queue_head(queues)
-            if sid is None:
-                return None
-            claimed = await self.redis.eval(TAKE_CALL_LUA, 1 + len(queues), keys.settled(sid),
-                                            *(keys.queue(q) for q in queues), sid,
-                                            int(self.retention_s + self.max_call_s))
-            if int(claimed):
-                break
-        else:
-            return None
-        started = await self.redis.hget(keys.call(sid), "started_at")
-        now = time.time()
-        # t: seconds since the call started, like the other timeline entries
-        t = round(now - float(started), 3) if started else 0.0
-        await self.write([self._pickup(sid, agent_id, {"type": "pickup", "agent": agent_id, "t": t}, now),
-                          ("hset", [keys.agent(agent_id)], {"mapping": {"current_call": sid}})])
-        return sid
 
     def _pickup(self, call_sid: str, agent_id: str, entry: dict[str, Any], now: float) -> Op:
         """Return the call-side op of an agent having the call (nothing if it ended meanwhile)."""

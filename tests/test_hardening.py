@@ -565,7 +565,7 @@ async def test_the_agent_card_follows_readings_from_the_events_without_rereading
     policy = load_policy()
     client = aioredis.Redis.from_url(redis_url, decode_responses=True)
     store = CallStore(client, outbox=Outbox(None), retention_s=60, seconds_per_point=60, queues=list(policy.queues))
-    await store.register_agent(agent_id="agent-1", name="Ann", skills=["general"])
+    await store.desk.register_agent(agent_id="agent-1", name="Ann", skills=["general"])
     sid, other = new_call_sid(), new_call_sid()
     for s in (sid, other):
         await store.call_started(call_sid=s, stream_sid="MZ", caller="", started_at=time.time())

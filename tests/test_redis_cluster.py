@@ -81,12 +81,12 @@ async def test_calls_are_queued_taken_rerouted_and_erased_with_every_write_in_on
                                         started_at=now - 60 + i)
         assert await store.record_decision(call_sid=sid, decision=decision("retention"), t=3.0, arrival=now + i,
                                            latency_ms=12.0) is True
-    await store.register_agent(agent_id="ana", name="Ana", skills=["retention"])
-    await store.register_agent(agent_id="ben", name="Ben", skills=["retention", "general"])
+    await store.desk.register_agent(agent_id="ana", name="Ana", skills=["retention"])
+    await store.desk.register_agent(agent_id="ben", name="Ben", skills=["retention", "general"])
     # two agents taking at once: every call handed out once, oldest first, then none
-    taken = await asyncio.gather(*(store.take_next(agent_id=a) for a in ["ana", "ben"] * 3))
+    taken = await asyncio.gather(*(store.desk.take_next(agent_id=a) for a in ["ana", "ben"] * 3))
     assert sorted(taken) == sorted(sids), taken
-    assert await store.take_next(agent_id="ana") is None
+    assert await store.desk.take_next(agent_id="ana") is None
     for sid in sids:
         call = await store.get_call(sid)
         assert call and call["status"] == "with_agent" and call["agent"] in ("ana", "ben"), call
@@ -95,12 +95,12 @@ async def test_calls_are_queued_taken_rerouted_and_erased_with_every_write_in_on
     assert await store.record_decision(call_sid=late, decision=decision("general", 9), t=9.0, arrival=now,
                                        latency_ms=None, kind="reroute") is False
     assert (await store.get_call(late))["status"] == "with_agent"
-    assert (await store.queue_stats(time.time()))["general"]["depth"] == 0
+    assert (await store.desk.queue_stats(time.time()))["general"]["depth"] == 0
     # a first decision replayed for an ended call (its call side raced the end) never re-queues it
     await store.call_ended(call_sid=late, t=30.0, reason="hangup")
     assert await store.record_decision(call_sid=late, decision=decision("sales"), t=3.0, arrival=now,
                                        latency_ms=None) is False
-    assert all(v["depth"] == 0 for v in (await store.queue_stats(time.time())).values())
+    assert all(v["depth"] == 0 for v in (await store.desk.queue_stats(time.time())).values())
     # reading many calls' fields across the nodes (the analytics path)
     rows = [r async for batch in store.stored.summary_batches(sids, ("call_sid", "queue", "status")) for r in batch]
     assert {r["call_sid"] for r in rows} == set(sids) and {r["queue"] for r in rows} == {"retention"}
@@ -132,7 +132,7 @@ async def test_a_write_cut_between_two_slots_is_finished_from_the_outbox_once(st
         await store.flush_outbox()
         await asyncio.sleep(0.2)
     assert not store.outbox.pending
-    assert (await store.queue_stats(time.time()))["retention"]["calls"][0]["call_sid"] == sid
+    assert (await store.desk.queue_stats(time.time()))["retention"]["calls"][0]["call_sid"] == sid
     kinds = [e["type"] for e in await store.get_timeline(sid)]
     assert kinds == ["started", "decision"], kinds  # once: nothing written twice
 

@@ -45,18 +45,18 @@ async def test_call_lifecycle_is_stored_in_streams_and_hashes(redis_url):
 
 async def test_queue_orders_by_priority_then_arrival_and_ages(redis_url):
     store = make_store(redis_url)
-    await store.register_agent(agent_id="a1", name="Ann", skills=["retention", "general"])
+    await store.desk.register_agent(agent_id="a1", name="Ann", skills=["retention", "general"])
     for sid, queue, priority, arrival in [("CA_old_low", "general", 3, 1000.0), ("CA_new_high", "retention", 9, 1300.0),
                                           ("CA_new_low", "general", 3, 1310.0)]:
         await store.record_decision(call_sid=sid, decision=Decision(queue, priority, "r", "x"), t=1, arrival=arrival,
                                     latency_ms=None)
     # priority 9 arriving 300 s later still beats priority 3 (300 s < 6 points * 60 s) ...
-    assert await store.take_next(agent_id="a1") == "CA_new_high"
+    assert await store.desk.take_next(agent_id="a1") == "CA_new_high"
     # ... and among equal priorities the earlier caller goes first.
-    assert await store.take_next(agent_id="a1") == "CA_old_low"
+    assert await store.desk.take_next(agent_id="a1") == "CA_old_low"
     assert (await store.get_call("CA_old_low"))["agent"] == "a1"
-    assert await store.take_next(agent_id="a1") == "CA_new_low"
-    assert await store.take_next(agent_id="a1") is None
+    assert await store.desk.take_next(agent_id="a1") == "CA_new_low"
+    assert await store.desk.take_next(agent_id="a1") is None
     # ageing: a low-priority call that waited long enough outranks a fresh high one
     assert queue_score(3, 0.0, 60) < queue_score(9, 400.0, 60)
     await store.redis.aclose()
@@ -65,11 +65,11 @@ async def test_queue_orders_by_priority_then_arrival_and_ages(redis_url):
 async def test_two_agents_never_take_the_same_call(redis_url):
     store = make_store(redis_url)
     for a in ("a1", "a2", "a3"):
-        await store.register_agent(agent_id=a, name=a, skills=["general"])
+        await store.desk.register_agent(agent_id=a, name=a, skills=["general"])
     for i in range(10):
         await store.record_decision(call_sid=f"CA{i}", decision=Decision("general", 3, "r", "x"), t=1,
                                     arrival=1000.0 + i, latency_ms=None)
-    taken = await asyncio.gather(*(store.take_next(agent_id=f"a{1 + i % 3}") for i in range(12)))
+    taken = await asyncio.gather(*(store.desk.take_next(agent_id=f"a{1 + i % 3}") for i in range(12)))
     got = [t for t in taken if t]
     assert sorted(got) == sorted(f"CA{i}" for i in range(10))
     await store.redis.aclose()
@@ -78,7 +78,7 @@ async def test_two_agents_never_take_the_same_call(redis_url):
 async def test_unknown_skill_is_rejected(redis_url):
     store = make_store(redis_url)
     with pytest.raises(ValueError, match="unknown queues"):
-        await store.register_agent(agent_id="a", name="a", skills=["vip"])
+        await store.desk.register_agent(agent_id="a", name="a", skills=["vip"])
     await store.redis.aclose()
 
 
@@ -146,10 +146,10 @@ async def test_a_decision_finishing_after_the_end_or_with_an_agent_never_queues_
                                        arrival=2.0, latency_ms=1.0) is False
     assert await store.redis.hget(keys.call(ended), "status") == "ended"
     assert await store.redis.zscore(keys.queue("sales"), ended) is None
-    await store.register_agent(agent_id="a1", name="A", skills=["general"])
+    await store.desk.register_agent(agent_id="a1", name="A", skills=["general"])
     assert await store.record_decision(call_sid=taken, decision=Decision("general", 3, "r", "x"), t=2.0,
                                        arrival=2.0, latency_ms=1.0) is True
-    assert await store.take_next(agent_id="a1") == taken
+    assert await store.desk.take_next(agent_id="a1") == taken
     for kind in ("reroute", "reprioritise"):
         assert await store.record_decision(call_sid=taken, decision=Decision("retention", 9, "r", "text"), t=4.0,
                                            arrival=2.0, latency_ms=None, kind=kind) is False
@@ -235,7 +235,7 @@ async def test_take_next_passes_over_a_call_keying_its_identification_until_it_c
     client = aioredis.Redis.from_url(redis_url, decode_responses=True)
     store = CallStore(client, outbox=Outbox(None), retention_s=3600, seconds_per_point=60, queues=QUEUES,
                       identification_max_s=1.5)
-    await store.register_agent(agent_id="a-ident", name="A", skills=["retention"])
+    await store.desk.register_agent(agent_id="a-ident", name="A", skills=["retention"])
     keying, queued, unheard = "CA" + "8" * 32, "CA" + "9" * 32, "CA" + "6" * 32
     for sid, arrival in ((keying, 100.0), (unheard, 150.0), (queued, 200.0)):
         await store.call_started(call_sid=sid, stream_sid="MZ", caller="", started_at=arrival)
@@ -246,27 +246,27 @@ async def test_take_next_passes_over_a_call_keying_its_identification_until_it_c
     await store.phase_changed(call_sid=queued, phase="queue", t=5.0)
     # the first two callers are ahead in the queue but still keying their account numbers: the
     # agent's card shows as next the caller "take next" hands out
-    assert await store.queue_head(["retention"]) == queued
-    assert await store.take_next(agent_id="a-ident") == queued
-    assert await store.take_next(agent_id="a-ident") is None
+    assert await store.desk.queue_head(["retention"]) == queued
+    assert await store.desk.take_next(agent_id="a-ident") == queued
+    assert await store.desk.take_next(agent_id="a-ident") is None
     await store.phase_changed(call_sid=keying, phase="queue", t=9.0)  # Twilio reported the last step
-    assert await store.take_next(agent_id="a-ident") == keying
-    assert await store.take_next(agent_id="a-ident") is None
+    assert await store.desk.take_next(agent_id="a-ident") == keying
+    assert await store.desk.take_next(agent_id="a-ident") is None
     # the other's last step is never reported (a raw stream): it is taken once it could have finished
     await asyncio.sleep(1.6)
-    assert await store.take_next(agent_id="a-ident") == unheard
+    assert await store.desk.take_next(agent_id="a-ident") == unheard
     await client.aclose()
 
 
 async def test_take_next_without_an_identification_bound_takes_the_head_of_the_queue(redis_url):
     store = make_store(redis_url)  # identification_max_s=0: a deployment that never passes over a call
-    await store.register_agent(agent_id="a-plain", name="A", skills=["general"])
+    await store.desk.register_agent(agent_id="a-plain", name="A", skills=["general"])
     sid = "CA" + "5" * 32
     await store.call_started(call_sid=sid, stream_sid="MZ", caller="", started_at=100.0)
     await store.record_decision(call_sid=sid, decision=Decision("general", 5, "neutral", "neutral"),
                                 t=1.0, arrival=100.0, latency_ms=None, enqueued=False)
     await store.phase_changed(call_sid=sid, phase="identification", t=1.0)
-    assert await store.take_next(agent_id="a-plain") == sid
+    assert await store.desk.take_next(agent_id="a-plain") == sid
     await store.redis.aclose()
 
 
@@ -277,11 +277,11 @@ async def test_calls_waiting_under_the_old_queue_names_are_moved_on_start(redis_
     r.zadd(keys.legacy_queue("retention"), {"CAold": 100.0, "CAboth": 50.0})
     r.zadd(keys.queue("retention"), {"CAboth": 70.0, "CAnew": 200.0})
     store = make_store(redis_url)
-    assert await store.move_legacy_queues() == 1
+    assert await store.desk.move_legacy_queues() == 1
     assert r.zrange(keys.queue("retention"), 0, -1, withscores=True) == [("CAboth", 50.0), ("CAold", 100.0),
                                                                          ("CAnew", 200.0)]
     assert not r.exists(keys.legacy_queue("retention"))
-    assert await store.move_legacy_queues() == 0  # once
+    assert await store.desk.move_legacy_queues() == 0  # once
     await store.redis.aclose()
     r.close()
 

@@ -67,10 +67,10 @@ async def queues(services: ServicesDep, principal: PrincipalDep) -> dict[str, An
 
     An agent sees only the queues they serve, and their waiting calls without SIDs.
     """
-    stats = await services.store.queue_stats(time.time())
+    stats = await services.store.desk.queue_stats(time.time())
     if principal.role == "supervisor":
         return stats
-    agent = await services.store.get_agent(principal.agent_id or "") or {}
+    agent = await services.store.desk.get_agent(principal.agent_id or "") or {}
     mine = set(agent.get("skills", "").split(","))
     return {q: {**figures, "calls": [{k: v for k, v in c.items() if k != "call_sid"} for c in figures["calls"]]}
             for q, figures in stats.items() if q in mine}
@@ -87,7 +87,7 @@ class AgentIn(BaseModel):
 async def put_agent(agent_id: str, body: AgentIn, services: ServicesDep, _: SupervisorDep) -> None:
     """Create or update an agent (supervisor only)."""
     try:
-        await services.store.register_agent(agent_id=agent_id, name=body.name, skills=body.skills)
+        await services.store.desk.register_agent(agent_id=agent_id, name=body.name, skills=body.skills)
     except ValueError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
 
@@ -98,7 +98,7 @@ async def take_next(agent_id: str, services: ServicesDep, principal: PrincipalDe
     if principal.role == "agent" and principal.agent_id != agent_id:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "agents may only take calls for themselves")
     try:
-        sid = await services.store.take_next(agent_id=agent_id)
+        sid = await services.store.desk.take_next(agent_id=agent_id)
     except KeyError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no agent {agent_id}") from exc
     if sid:
