@@ -12,21 +12,9 @@ import time
 
 from redis.exceptions import RedisError
 
-from router import keys
 from router.store import CallStore
 
 WINDOW_S = 60
-# INCR with the window's expiry set by the first attempt (and repaired if a key lost it): one script,
-# since Redis 6.2 has no EXPIRE NX
-COUNT_IN_WINDOW_LUA = """
-local n = redis.call('INCR', KEYS[1])
-if n == 1 or redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-return n
-"""
-FORGIVE_LUA = """
-if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then redis.call('DECR', KEYS[1]) end
-return 1
-"""
 
 
 class LoginGuard:
@@ -56,12 +44,12 @@ class LoginGuard:
         started, count = self._local.get(client, (time.monotonic(), 1))
         self._local[client] = (started, max(0, count - 1))
         with contextlib.suppress(RedisError, OSError):
-            await self.store.redis.eval(FORGIVE_LUA, 1, keys.login_failures(client))
+            await self.store.logins.forgive_attempt(client)
 
     async def blocked(self, client: str) -> bool:
         """Return whether ``client`` is past the limit (for bearer tokens: checked, then counted if wrong)."""
         try:
-            count = int(await self.store.redis.get(keys.login_failures(client)) or 0)
+            count = await self.store.logins.attempts(client)
         except (RedisError, OSError):
             count = 0
         started, local = self._local.get(client, (0.0, 0))
@@ -75,8 +63,8 @@ class LoginGuard:
             await self._count(client)
 
     async def _count(self, client: str) -> int:
-        """Count an attempt of ``client`` in Redis's current window (the first attempt starts it); return the count."""
-        return int(await self.store.redis.eval(COUNT_IN_WINDOW_LUA, 1, keys.login_failures(client), WINDOW_S))
+        """Count an attempt of ``client`` in Redis's current window; return the count."""
+        return await self.store.logins.count_attempt(client, window_s=WINDOW_S)
 
     def _count_locally(self, client: str) -> int:
         """Count locally too (the limit per process while Redis is unreachable)."""

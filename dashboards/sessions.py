@@ -13,7 +13,6 @@ import time
 
 from redis.exceptions import RedisError
 
-from router import keys
 from router.store import CallStore
 
 
@@ -32,13 +31,13 @@ class SessionRevocations:
         self._local[session] = until
         # if Redis is unreachable, this process still refuses the session; the others do not
         with contextlib.suppress(RedisError, OSError):
-            await self.store.redis.set(keys.revoked_session(session), "1", ex=max(1, int(until - now) + 1))
+            await self.store.logins.revoke_session(session, ttl_s=max(1, int(until - now) + 1))
 
     async def revoked(self, session: str) -> bool:
         """Return whether ``session`` was signed out."""
         if self._local.get(session, 0.0) > time.time():
             return True
         try:
-            return bool(await self.store.redis.exists(keys.revoked_session(session)))
+            return await self.store.logins.session_revoked(session)
         except (RedisError, OSError):
             return False

@@ -2,7 +2,8 @@
 
 It writes a call's life (start, readings, transcripts, decisions, phases, the end, opt-outs and
 erasure); beside it, sharing its client, ``stored`` (router.stored_calls) reads stored calls for
-analytics and exports, and ``desk`` (router.agent_desk) keeps the agents and hands out calls.
+analytics and exports, ``desk`` (router.agent_desk) keeps the agents and hands out calls, and
+``logins`` (router.logins) the dashboards' sign-in state.
 
 Every multi-key write is one MULTI/EXEC transaction (on a Redis Cluster, one per hash slot it
 touches: router.slots). When Redis cannot be reached the write goes to an :class:`Outbox` (in
@@ -41,6 +42,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from router import keys
 from router.agent_desk import AgentDesk
+from router.logins import Logins
 from router.policy import Decision
 from router.slots import Op, PartialWrite, apply_ops, is_cluster
 from router.stored_calls import StoredCalls
@@ -352,6 +354,8 @@ class CallStore:
         self._flush_lock = asyncio.Lock()
         # the stored calls' summaries as analytics and exports read them, and the hourly roll-ups
         self.stored = StoredCalls(client, cluster=self.cluster, outbox=outbox)
+        # dashboard sign-in state: failed-login counters and signed-out sessions
+        self.logins = Logins(client)
         # agents, the queues' state and "take next"
         self.desk = AgentDesk(client, queues=self.queues, cluster=self.cluster,
                               claim_ttl_s=int(retention_s + max_call_s), identification_max_s=identification_max_s,
