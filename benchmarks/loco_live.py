@@ -10,8 +10,9 @@ a fixed stride. Per corpus: right queue (angry -> retention, happy -> sales, neu
 general), non-angry callers sent to retention, angry callers sent to sales and to retention, the
 first reading's UAR and the mean priority per class. One JSON line.
 
-``--model DIR`` scores every corpus with one model instead (the shipped default, say): for the
-corpora that model never heard, the comparison the rule names.
+``--recipe``, ``--c`` and ``--temperature`` train the fold models of a candidate recipe instead of
+the shipped v3's (a rule's live step). ``--model DIR`` scores every corpus with one model instead
+(the shipped default, say): for the corpora that model never heard, the comparison the rule names.
 
     python -m benchmarks.loco_live --data ../shared/data
     python -m benchmarks.loco_live --data ../shared/data --model audio_models/models/emotion-whisper-ecapa \\
@@ -39,15 +40,21 @@ V3_DIR = Path(__file__).resolve().parents[1] / "audio_models" / "models" / "emot
 RIGHT = {"angry": "retention", "happy": "sales", "neutral": "general", "sad": "general"}
 
 
-def callers(data: Path, corpus: str, per_class: int) -> list[Clip]:
-    """Return up to ``per_class`` clips of each class, spread evenly over the corpus (a fixed stride)."""
+def callers(data: Path, corpus: str, per_class: int, offset: float = 0.0) -> list[Clip]:
+    """Return up to ``per_class`` clips of each class, spread evenly over the corpus (a fixed stride).
+
+    ``offset`` (0 <= offset < 1) starts the stride that share of a step later: 0.5 picks callers
+    that the default run never streams (whenever a class has at least two clips per caller).
+    """
+    if not 0.0 <= offset < 1.0:
+        raise ValueError(f"offset is a share of the stride, 0 <= offset < 1, not {offset}")
     clips = list_corpora(data, (corpus,))
     out: list[Clip] = []
     for label in LABELS:
         mine = [c for c in clips if c.label == label]
         if mine:
             step = max(1, len(mine) // per_class)
-            out += mine[::step][:per_class]
+            out += mine[int(offset * step)::step][:per_class]
     return out
 
 
@@ -59,14 +66,24 @@ async def _stream(target: SimTarget, clips: list[Clip], at_once: int) -> list[di
     return out
 
 
-def fold_model(data: Path, corpus: str, models_dir: Path) -> Path:
-    """Return the v3 model that never heard ``corpus``, training it (seconds, from cached features) if missing."""
+def shipped_recipe() -> tuple[str, float, float | None]:
+    """Return the shipped v3's recipe, head C and temperature."""
     import yaml
 
+    hparams = yaml.safe_load((V3_DIR / "hparams.yaml").read_text())
+    return hparams["recipe"], float(hparams["training"].get("C", 1.0)), load_temperature(V3_DIR)
+
+
+def fold_model(data: Path, corpus: str, models_dir: Path,
+               recipe: tuple[str, float, float | None] | None = None) -> Path:
+    """Return the v3 model that never heard ``corpus``, training it (seconds, from cached features) if missing.
+
+    ``recipe`` is (recipe name, C, temperature); the shipped v3's by default.
+    """
     out = models_dir / f"without-{corpus}"
     if not (out / "head.npz").is_file():
-        recipe = yaml.safe_load((V3_DIR / "hparams.yaml").read_text())["recipe"]
-        train_v3(data, out, recipe_name=recipe, leave_out=corpus, temperature=load_temperature(V3_DIR))
+        name, c, temperature = recipe or shipped_recipe()
+        train_v3(data, out, recipe_name=name, leave_out=corpus, temperature=temperature, c=c)
     return out
 
 
@@ -100,16 +117,26 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--corpora", default=",".join(ALL_CORPORA))
     ap.add_argument("--per-class", type=int, default=20, help="callers per class and corpus (default: 20)")
+    ap.add_argument("--offset", type=float, default=0.0,
+                    help="start the callers' stride this share of a step later (0.5: callers the default run never "
+                         "streams; default: 0)")
     ap.add_argument("--at-once", type=int, default=8, help="calls streamed at the same time (default: 8)")
     ap.add_argument("--models-dir", type=Path, default=Path("var/loco-models"),
                     help="where the leave-one-corpus-out models are kept (default: var/loco-models)")
     ap.add_argument("--model", type=Path, help="score every corpus with this one model directory instead")
     ap.add_argument("--policy", type=Path, help="policy YAML (default: the shipped one)")
+    ap.add_argument("--recipe", help="a candidate v3 recipe for the fold models, e.g. base-b1-3 (default: the shipped "
+                                     "v3's); give --models-dir a folder of its own")
+    ap.add_argument("--c", type=float, help="the candidate head's C (default: the shipped v3's)")
+    ap.add_argument("--temperature", type=float, help="the candidate's temperature (default: the shipped v3's)")
     args = ap.parse_args()
+    name, c, temperature = shipped_recipe()
+    recipe = (args.recipe or name, c if args.c is None else args.c,
+              temperature if args.temperature is None else args.temperature)
     per_corpus: dict[str, object] = {}
     for corpus in args.corpora.split(","):
-        clips = callers(args.data, corpus, args.per_class)
-        model = args.model or fold_model(args.data, corpus, args.models_dir)
+        clips = callers(args.data, corpus, args.per_class, args.offset)
+        model = args.model or fold_model(args.data, corpus, args.models_dir, recipe)
         env = {"EMOROUTE_EMOTION_MODEL_DIR": str(model), "EMOROUTE_TRANSCRIBER": "none"}
         if args.policy:
             env["EMOROUTE_POLICY_FILE"] = str(args.policy)
@@ -127,7 +154,8 @@ def main() -> None:
 
     print(json.dumps({
         "benchmark": "loco_live", "model": str(args.model) if args.model else "emotion-v3 leave-one-corpus-out",
-        "transcriber": "none", "per_class": args.per_class,
+        "recipe": None if args.model else {"recipe": recipe[0], "C": recipe[1], "temperature": recipe[2]},
+        "transcriber": "none", "per_class": args.per_class, "offset": args.offset,
         "mean_right_queue": mean("right_queue"), "max_non_angry_to_retention": worst("non_angry_to_retention"),
         "max_angry_to_sales": worst("angry_to_sales"), "mean_angry_to_retention": mean("angry_to_retention"),
         "mean_first_reading_uar": mean("first_reading_uar"), "per_corpus": per_corpus}))

@@ -8,6 +8,8 @@ heard the clip's corpus), which the policy selection reads.
 
     python docs/experiments/emotion-v3/loco_heads.py --data ../shared/data --save-probs var/v3-probs \
         > docs/experiments/emotion-v3/loco_heads.jsonl
+
+A candidate may name the head's C after an "@" (``base-b1-3@0.1``; 1.0 otherwise).
 """
 
 from __future__ import annotations
@@ -28,9 +30,15 @@ from audio_models.training.metrics import classification_summary  # noqa: E402
 CANDIDATES = ("tiny-b1", "tiny-b1-4+p", "base-b2", "base-b1-3", "base-b1-3+p")
 
 
+def split_c(name: str) -> tuple[str, float]:
+    """Read "base-b1-3+p@0.1" as the recipe and the head's C (1.0 when no "@" is given)."""
+    recipe, _, c = name.partition("@")
+    return recipe, float(c) if c else 1.0
+
+
 def candidate_features(name: str, tables: dict[str, np.ndarray]) -> np.ndarray:
     """Return the matrix a candidate head reads (block means concatenated, prosody appended)."""
-    enc, _, rest = name.partition("-")
+    enc, _, rest = split_c(name)[0].partition("-")
     blocks, _, extra = rest.partition("+")
     lo, _, hi = blocks[1:].partition("-")
     source = tables["tiny.en" if enc == "tiny" else "base"]
@@ -89,15 +97,16 @@ def main() -> None:
     held = np.isin(speaker, [s for group in held_out_speakers().values() for s in group])
     for name in args.candidates.split(","):
         x = candidate_features(name, tables)
+        c = split_c(name)[1]
         loco: dict[str, object] = {}
         oof = np.zeros((len(clips), len(LABELS)))
         for left in ALL_CORPORA:
             train = (corpus != left) & ~held
-            model = fit_head(x[train], y[train], corpus[train])
+            model = fit_head(x[train], y[train], corpus[train], c)
             test = corpus == left
             oof[test] = posteriors(model, x[test])
             loco[left] = scored(list(y[test]), oof[test])
-        model = fit_head(x[~held], y[~held], corpus[~held])
+        model = fit_head(x[~held], y[~held], corpus[~held], c)
         within = {k: scored(list(y[held & (corpus == k)]), posteriors(model, x[held & (corpus == k)]))
                   for k in ALL_CORPORA if (held & (corpus == k)).any()}
         uars = [v["uar"] for v in loco.values()]  # type: ignore[index]

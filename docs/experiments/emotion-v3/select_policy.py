@@ -11,6 +11,9 @@ meet (1) non-angry -> retention <= 10 % on every corpus and (2) angry -> sales <
 corpus, and among them the highest mean right queue; prints the grid's best lines and the choice.
 
     python docs/experiments/emotion-v3/select_policy.py var/v3-probs/base-b1-3+p.npz
+
+``--non-angry-limit``/``--sales-limit`` change the two limits (a margin for the live path) and
+``--extended`` adds 0.95 to both floors (docs/experiments/2026-12-07-emotion-v3-routing-choice-rule.md).
 """
 
 from __future__ import annotations
@@ -62,7 +65,11 @@ def main() -> None:
     """Search the grid, print JSON lines."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("probs", type=Path)
+    ap.add_argument("--non-angry-limit", type=float, default=0.10, help="non-angry -> retention, every corpus")
+    ap.add_argument("--sales-limit", type=float, default=0.03, help="angry -> sales, every corpus")
+    ap.add_argument("--extended", action="store_true", help="add 0.95 to both floors' grids")
     args = ap.parse_args()
+    extra = (0.95,) if args.extended else ()
     z = np.load(args.probs)
     labels, corpus = z["labels"], z["corpus"]
     truth = np.array([LABELS.index(lab) for lab in labels])
@@ -72,16 +79,16 @@ def main() -> None:
                       "ece_after": expected_calibration_error(probs, truth)}))
     base = load_policy()
     rows = []
-    grid = itertools.product((0.4, 0.5, 0.6, 0.7, 0.8, 0.9), (0.5, 0.6, 0.7, 0.8, 0.9), (0.0, 0.5, 1.0, 2.0),
-                             (0.4, 0.5, 0.6))
+    grid = itertools.product((0.4, 0.5, 0.6, 0.7, 0.8, 0.9, *extra), (0.5, 0.6, 0.7, 0.8, 0.9, *extra),
+                             (0.0, 0.5, 1.0, 2.0), (0.4, 0.5, 0.6))
     for min_anger, min_happy, seat, conf in grid:
         rules = base.emotion_routing.model_copy(update={
             "cost_aware": True, "retention_min_anger": min_anger, "sales_min_happy": min_happy,
             "seat_costs": {"retention": seat}, "min_confidence": conf, "frustration_to_anger_queue": False})
         policy = base.model_copy(update={"emotion_routing": rules})
         fig = figures(route_all(probs, policy), labels, corpus)
-        ok = (all(v["non_angry_to_retention"] <= 0.10 for v in fig.values())
-              and all(v["angry_to_sales"] <= 0.03 for v in fig.values()))
+        ok = (all(v["non_angry_to_retention"] <= args.non_angry_limit for v in fig.values())
+              and all(v["angry_to_sales"] <= args.sales_limit for v in fig.values()))
         rows.append({"retention_min_anger": min_anger, "sales_min_happy": min_happy, "retention_seat": seat,
                      "min_confidence": conf,
                      "meets_limits": ok,
