@@ -3,40 +3,59 @@
 A model trained with label smoothing on acted speech is often over- or under-confident on new
 voices; routing by expected cost needs probabilities that mean what they say. Temperature
 scaling (posteriors raised to ``1/T`` and renormalised) keeps the argmax and fixes the confidence.
-``calibration.json`` in a model directory holds ``T`` and how it was fitted; the fused backend
-applies it when present.
+``calibration.json`` in a model directory holds ``T``, how it was fitted, and may name the floor
+under which a posterior's log is taken (``log_floor``; 1e-8 when absent). That floor caps a very
+sure model's calibrated readings: v3 at T = 6.08 cannot pass 0.874, so a policy floor above that is
+never reached. Raising nothing (``NO_CAP_LOG_FLOOR``) was tried and not adopted: with the floors
+chosen for it, it routed fresh callers 0.03 worse
+(docs/experiments/2026-12-07-emotion-v3-routing-choice-rule.md, try 3).
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 CALIBRATION_FILE = "calibration.json"
+LOG_FLOOR = 1e-8  # a posterior under it is raised to it before its log is taken (every shipped calibration)
+NO_CAP_LOG_FLOOR = float(np.finfo(np.float64).tiny)  # the smallest positive double: nothing is raised (try 3)
 
 
-def temperature_scale(probs: np.ndarray, temperature: float) -> np.ndarray:
-    """Return ``probs`` (rows sum to 1) sharpened (T < 1) or softened (T > 1)."""
+@dataclass(frozen=True)
+class Calibration:
+    """A model directory's temperature and the log floor it was fitted with."""
+
+    temperature: float
+    log_floor: float = LOG_FLOOR
+
+
+def temperature_scale(probs: np.ndarray, temperature: float, log_floor: float = LOG_FLOOR) -> np.ndarray:
+    """Return ``probs`` (rows sum to 1) sharpened (T < 1) or softened (T > 1).
+
+    A posterior under ``log_floor`` is raised to it before the log is taken.
+    """
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
-    logp = np.log(np.clip(probs, 1e-8, 1.0)) / temperature
+    logp = np.log(np.clip(probs, log_floor, 1.0)) / temperature
     logp -= logp.max(axis=1, keepdims=True)
     out = np.exp(logp)
     return out / out.sum(axis=1, keepdims=True)
 
 
-def nll(probs: np.ndarray, truth: np.ndarray) -> float:
+def nll(probs: np.ndarray, truth: np.ndarray, log_floor: float = LOG_FLOOR) -> float:
     """Mean negative log-likelihood of the true classes (indices)."""
-    return float(-np.mean(np.log(np.clip(probs[np.arange(len(truth)), truth], 1e-8, 1.0))))
+    return float(-np.mean(np.log(np.clip(probs[np.arange(len(truth)), truth], log_floor, 1.0))))
 
 
-def fit_temperature(probs: np.ndarray, truth: np.ndarray) -> float:
-    """Return the temperature in [0.25, 8] that minimises the NLL of ``truth`` (a fine log grid)."""
-    grid = np.exp(np.linspace(np.log(0.25), np.log(8.0), 241))
-    losses = [nll(temperature_scale(probs, t), truth) for t in grid]
+def fit_temperature(probs: np.ndarray, truth: np.ndarray, log_floor: float = LOG_FLOOR, highest: float = 8.0) -> float:
+    """Return the temperature in [0.25, ``highest``] that minimises the NLL of ``truth`` (a fine log grid)."""
+    points = 1 + round(48 * np.log2(highest / 0.25))  # 48 a doubling: 241 over [0.25, 8]
+    grid = np.exp(np.linspace(np.log(0.25), np.log(highest), points))
+    losses = [nll(temperature_scale(probs, t, log_floor), truth, log_floor) for t in grid]
     return round(float(grid[int(np.argmin(losses))]), 3)
 
 
@@ -53,8 +72,8 @@ def expected_calibration_error(probs: np.ndarray, truth: np.ndarray, bins: int =
     return round(float(ece), 4)
 
 
-def load_temperature(model_dir: Path) -> float | None:
-    """Return the temperature stored in ``model_dir`` (None when it has no calibration)."""
+def load_calibration(model_dir: Path) -> Calibration | None:
+    """Return the calibration stored in ``model_dir`` (None when it has none; ``log_floor`` 1e-8 when unnamed)."""
     path = model_dir / CALIBRATION_FILE
     if not path.is_file():
         return None
@@ -62,4 +81,13 @@ def load_temperature(model_dir: Path) -> float | None:
     temperature = float(data["temperature"])
     if not 0 < temperature < 100:
         raise ValueError(f"{path}: temperature {temperature} out of range")
-    return temperature
+    log_floor = float(data.get("log_floor", LOG_FLOOR))
+    if not 0 < log_floor < 1e-3:
+        raise ValueError(f"{path}: log_floor {log_floor} out of range")
+    return Calibration(temperature, log_floor)
+
+
+def load_temperature(model_dir: Path) -> float | None:
+    """Return the temperature stored in ``model_dir`` (None when it has no calibration)."""
+    found = load_calibration(model_dir)
+    return found.temperature if found else None

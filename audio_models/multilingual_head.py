@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from audio_models.calibration import CALIBRATION_FILE, load_temperature, temperature_scale
+from audio_models.calibration import CALIBRATION_FILE, LOG_FLOOR, load_calibration, temperature_scale
 from audio_models.emotion_types import EmotionReading, ModelLoadError, affect_from_probs, prepare_waveform
 from audio_models.prosody import prosody_batch
 from audio_models.whisper_encoder import WhisperLayerEmbedder
@@ -79,7 +79,7 @@ class WhisperHeadEmotionModel:
     """The ``whisper-head`` backend: multilingual Whisper base blocks -> calibrated linear head."""
 
     def __init__(self, head: BlockHead, embedder: WhisperLayerEmbedder, hparams: dict[str, Any],
-                 temperature: float | None) -> None:
+                 temperature: float | None, log_floor: float = LOG_FLOOR) -> None:
         """Combine a head, the encoder it reads and the directory's hyper-parameters; use :meth:`from_dir`."""
         if embedder.dim * len(head.blocks) + (24 if head.prosody else 0) != head.mean.size:
             raise ModelLoadError(f"the head reads {head.mean.size} values; blocks {head.blocks} of "
@@ -87,6 +87,7 @@ class WhisperHeadEmotionModel:
         self.head, self.embedder, self.hparams = head, embedder, hparams
         self.labels = head.labels
         self.temperature = temperature
+        self.log_floor = log_floor  # calibration.json's (audio_models.calibration)
         self.anchors: dict[str, list[float]] = hparams["affect_anchors"]
         self.name = str(hparams.get("version", "emotion-v3")) + (f"+T{temperature:g}" if temperature else "")
 
@@ -100,18 +101,20 @@ class WhisperHeadEmotionModel:
         head = BlockHead.load(src / HEAD_FILE)
         try:
             hparams = yaml.safe_load((src / "hparams.yaml").read_text())
-            temperature = load_temperature(src)
+            calibration = load_calibration(src)
         except (OSError, yaml.YAMLError, KeyError, ValueError) as exc:
             raise ModelLoadError(f"cannot read {src}/hparams.yaml or {CALIBRATION_FILE}: {exc}") from exc
         embedder = WhisperLayerEmbedder(max(head.blocks), encoder=head.encoder)
-        return cls(head, embedder, hparams, temperature)
+        if calibration is None:
+            return cls(head, embedder, hparams, None)
+        return cls(head, embedder, hparams, calibration.temperature, calibration.log_floor)
 
     def class_probs(self, prepared: Sequence[np.ndarray]) -> np.ndarray:
         """Return calibrated posteriors (rows in ``labels`` order) of conditioned waveforms."""
         means = self.embedder.embed_batch(prepared, all_blocks=True)
         prosody = prosody_batch(list(prepared)) if self.head.prosody else None
         probs = self.head.probs(self.head.features(means, prosody))
-        return temperature_scale(probs, self.temperature) if self.temperature else probs
+        return temperature_scale(probs, self.temperature, self.log_floor) if self.temperature else probs
 
     def classify_batch(self, waves: Sequence[np.ndarray]) -> list[EmotionReading]:
         """Return one reading per waveform (16 kHz mono float32)."""

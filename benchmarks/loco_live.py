@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from audio_models.audio_io import load_audio
-from audio_models.calibration import load_temperature
+from audio_models.calibration import LOG_FLOOR, load_calibration
 from audio_models.training.corpora import ALL_CORPORA, LABELS, Clip, list_corpora
 from audio_models.training.head_v3 import train_v3
 from benchmarks.common import served
@@ -66,24 +66,28 @@ async def _stream(target: SimTarget, clips: list[Clip], at_once: int) -> list[di
     return out
 
 
-def shipped_recipe() -> tuple[str, float, float | None]:
-    """Return the shipped v3's recipe, head C and temperature."""
+Recipe = tuple[str, float, float | None, float]  # name, head C, temperature, log floor
+
+
+def shipped_recipe() -> Recipe:
+    """Return the shipped v3's recipe, head C, temperature and the log floor it was fitted with."""
     import yaml
 
     hparams = yaml.safe_load((V3_DIR / "hparams.yaml").read_text())
-    return hparams["recipe"], float(hparams["training"].get("C", 1.0)), load_temperature(V3_DIR)
+    calibration = load_calibration(V3_DIR)
+    return (hparams["recipe"], float(hparams["training"].get("C", 1.0)),
+            calibration.temperature if calibration else None, calibration.log_floor if calibration else LOG_FLOOR)
 
 
-def fold_model(data: Path, corpus: str, models_dir: Path,
-               recipe: tuple[str, float, float | None] | None = None) -> Path:
+def fold_model(data: Path, corpus: str, models_dir: Path, recipe: Recipe | None = None) -> Path:
     """Return the v3 model that never heard ``corpus``, training it (seconds, from cached features) if missing.
 
-    ``recipe`` is (recipe name, C, temperature); the shipped v3's by default.
+    ``recipe`` is (recipe name, C, temperature, log floor); the shipped v3's by default.
     """
     out = models_dir / f"without-{corpus}"
     if not (out / "head.npz").is_file():
-        name, c, temperature = recipe or shipped_recipe()
-        train_v3(data, out, recipe_name=name, leave_out=corpus, temperature=temperature, c=c)
+        name, c, temperature, log_floor = recipe or shipped_recipe()
+        train_v3(data, out, recipe_name=name, leave_out=corpus, temperature=temperature, c=c, log_floor=log_floor)
     return out
 
 
@@ -129,10 +133,13 @@ def main() -> None:
                                      "v3's); give --models-dir a folder of its own")
     ap.add_argument("--c", type=float, help="the candidate head's C (default: the shipped v3's)")
     ap.add_argument("--temperature", type=float, help="the candidate's temperature (default: the shipped v3's)")
+    ap.add_argument("--log-floor", type=float, help="the floor the candidate's temperature was fitted with "
+                                                     "(default: the shipped v3's; audio_models.calibration)")
     args = ap.parse_args()
-    name, c, temperature = shipped_recipe()
+    name, c, temperature, log_floor = shipped_recipe()
     recipe = (args.recipe or name, c if args.c is None else args.c,
-              temperature if args.temperature is None else args.temperature)
+              temperature if args.temperature is None else args.temperature,
+              log_floor if args.log_floor is None else args.log_floor)
     per_corpus: dict[str, object] = {}
     for corpus in args.corpora.split(","):
         clips = callers(args.data, corpus, args.per_class, args.offset)
@@ -154,7 +161,8 @@ def main() -> None:
 
     print(json.dumps({
         "benchmark": "loco_live", "model": str(args.model) if args.model else "emotion-v3 leave-one-corpus-out",
-        "recipe": None if args.model else {"recipe": recipe[0], "C": recipe[1], "temperature": recipe[2]},
+        "recipe": None if args.model else {"recipe": recipe[0], "C": recipe[1], "temperature": recipe[2],
+                                           "log_floor": recipe[3]},
         "transcriber": "none", "per_class": args.per_class, "offset": args.offset,
         "mean_right_queue": mean("right_queue"), "max_non_angry_to_retention": worst("non_angry_to_retention"),
         "max_angry_to_sales": worst("angry_to_sales"), "mean_angry_to_retention": mean("angry_to_retention"),

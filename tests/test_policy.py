@@ -180,6 +180,29 @@ def test_calibration_keeps_the_argmax_and_fits_a_temperature():
     assert expected_calibration_error(fixed, truth) < expected_calibration_error(over, truth) / 2
 
 
+def test_the_calibration_floor_caps_a_sure_reading_and_its_file_may_name_another(tmp_path):
+    # the log is taken of posteriors raised to 1e-8: at v3's T = 6.08 no calibrated reading passes
+    # 0.874, which is why the shipped sales floor (0.9) is never reached on tone alone; a
+    # calibration.json may name another floor (try 3 of the routing-choice rule, not adopted)
+    import json
+
+    import numpy as np
+
+    from audio_models.calibration import LOG_FLOOR, NO_CAP_LOG_FLOOR, load_calibration, temperature_scale
+
+    sure = np.array([[1e-30, 1 - 2e-30, 1e-30, 1e-30]])  # a raw posterior of the kind v3's head gives
+    capped = temperature_scale(sure, 6.08)[0]
+    assert capped[1] == pytest.approx(1 / (1 + 3 * 1e-8 ** (1 / 6.08)), abs=1e-6) and capped[1] < 0.875
+    assert temperature_scale(sure, 6.08, NO_CAP_LOG_FLOOR)[0, 1] > 0.95
+    (tmp_path / "calibration.json").write_text(json.dumps({"temperature": 6.08}))
+    assert load_calibration(tmp_path).log_floor == LOG_FLOOR  # type: ignore[union-attr]
+    (tmp_path / "calibration.json").write_text(json.dumps({"temperature": 6.08, "log_floor": NO_CAP_LOG_FLOOR}))
+    assert load_calibration(tmp_path).log_floor == NO_CAP_LOG_FLOOR  # type: ignore[union-attr]
+    (tmp_path / "calibration.json").write_text(json.dumps({"temperature": 6.08, "log_floor": 0.5}))
+    with pytest.raises(ValueError, match="log_floor"):
+        load_calibration(tmp_path)
+
+
 def test_identification_max_s_bounds_the_time_a_caller_can_spend_keying():
     # the shipped step: a 17-word prompt (6.8 s at 2.5 words a second), then up to 12 digits and
     # the hash, each with Twilio's 5 s <Gather> timeout

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from audio_models.calibration import CALIBRATION_FILE
+from audio_models.calibration import CALIBRATION_FILE, LOG_FLOOR
 from audio_models.multilingual_head import HEAD_FILE, BlockHead
 from audio_models.training.corpora import ALL_CORPORA, LABELS, Clip, held_out_speakers
 from audio_models.training.feature_tables import all_tables
@@ -81,7 +81,7 @@ def training_rows(clips: list[Clip], leave_out: str | None) -> np.ndarray:
 
 
 def write_model_dir(out: Path, head: BlockHead, *, recipe_name: str, temperature: float | None,
-                    training: dict[str, Any]) -> None:
+                    training: dict[str, Any], log_floor: float = LOG_FLOOR) -> None:
     """Write ``head.npz``, ``hparams.yaml`` and (with a temperature) ``calibration.json`` into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     head.save(out / HEAD_FILE)
@@ -92,15 +92,19 @@ def write_model_dir(out: Path, head: BlockHead, *, recipe_name: str, temperature
     (out / "hparams.yaml").write_text(yaml.safe_dump(hparams, sort_keys=False))
     if temperature is not None:
         (out / CALIBRATION_FILE).write_text(json.dumps(
-            {"temperature": temperature, "fitted_on": "leave-one-corpus-out posteriors of the nine corpora "
-                                                      "(each clip scored by the head that never heard its corpus)"},
+            {"temperature": temperature, **({"log_floor": log_floor} if log_floor != LOG_FLOOR else {}),
+             "fitted_on": "leave-one-corpus-out posteriors of the nine corpora "
+                          "(each clip scored by the head that never heard its corpus)"},
             indent=1))
 
 
 def train_v3(data: Path, out: Path, *, recipe_name: str = DEFAULT_RECIPE, leave_out: str | None = None,
              temperature: float | None = None, cache_dir: Path = Path(".cache/emotion-features"),
-             c: float = DEFAULT_C) -> dict[str, Any]:
-    """Fit the head on the nine corpora (all but ``leave_out``), write the model directory, return its record."""
+             c: float = DEFAULT_C, log_floor: float = LOG_FLOOR) -> dict[str, Any]:
+    """Fit the head on the nine corpora (all but ``leave_out``), write the model directory, return its record.
+
+    ``log_floor`` is stored with the temperature: the floor it was fitted with (audio_models.calibration).
+    """
     started = time.time()
     if leave_out is not None and leave_out not in ALL_CORPORA:
         raise ValueError(f"unknown corpus {leave_out!r}; choose one of {', '.join(ALL_CORPORA)}")
@@ -117,7 +121,8 @@ def train_v3(data: Path, out: Path, *, recipe_name: str = DEFAULT_RECIPE, leave_
                 "train_clips": int(train.sum()), "C": c, "class_weight": "balanced", "corpus_balanced": True,
                 "line": "8 kHz mu-law round trip, edge silence trimmed",
                 "train_speakers": sorted({clips[i].speaker for i in np.flatnonzero(train)})}
-    write_model_dir(out, head, recipe_name=recipe_name, temperature=temperature, training=training)
+    write_model_dir(out, head, recipe_name=recipe_name, temperature=temperature, training=training,
+                    log_floor=log_floor)
     # held-out speakers of every corpus the head trained on (argmax: the temperature does not move it)
     held = {s for group in held_out_speakers().values() for s in group}
     metrics: dict[str, Any] = {"recipe": recipe_name, "train_clips": int(train.sum()), "held_out": {}}

@@ -28,7 +28,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
-from audio_models.calibration import expected_calibration_error, fit_temperature, temperature_scale  # noqa: E402
+from audio_models.calibration import (  # noqa: E402
+    LOG_FLOOR,
+    expected_calibration_error,
+    fit_temperature,
+    temperature_scale,
+)
 from audio_models.emotion_types import affect_from_probs  # noqa: E402
 from audio_models.training.corpora import LABELS  # noqa: E402
 from audio_models.training.head_v3 import ANCHORS  # noqa: E402
@@ -68,13 +73,17 @@ def main() -> None:
     ap.add_argument("--non-angry-limit", type=float, default=0.10, help="non-angry -> retention, every corpus")
     ap.add_argument("--sales-limit", type=float, default=0.03, help="angry -> sales, every corpus")
     ap.add_argument("--extended", action="store_true", help="add 0.95 to both floors' grids")
+    ap.add_argument("--log-floor", type=float, default=LOG_FLOOR,
+                    help="the calibration's log floor (default: 1e-8, the shipped one; try 3 used "
+                         "2.2250738585072014e-308 with --highest 32)")
+    ap.add_argument("--highest", type=float, default=8.0, help="the highest temperature tried (default: 8)")
     args = ap.parse_args()
     extra = (0.95,) if args.extended else ()
     z = np.load(args.probs)
     labels, corpus = z["labels"], z["corpus"]
     truth = np.array([LABELS.index(lab) for lab in labels])
-    t = fit_temperature(z["probs"], truth)
-    probs = temperature_scale(z["probs"], t)
+    t = fit_temperature(z["probs"], truth, args.log_floor, args.highest)
+    probs = temperature_scale(z["probs"], t, args.log_floor)
     print(json.dumps({"temperature": t, "ece_before": expected_calibration_error(z["probs"], truth),
                       "ece_after": expected_calibration_error(probs, truth)}))
     base = load_policy()
