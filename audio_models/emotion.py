@@ -23,6 +23,7 @@ from audio_models.emotion_types import (  # noqa: F401 - re-exported: the names 
     DEFAULT_BACKEND,
     DEFAULT_MODEL_DIR,
     FBANK_MODEL_DIR,
+    FUSED_MODEL_DIR,
     MAX_SECONDS,
     MIN_SECONDS,
     PASS_SIZE,
@@ -57,7 +58,7 @@ class EcapaEmotionModel:
             self._whisper = WhisperLayerEmbedder(1)
 
     @classmethod
-    def from_dir(cls, source: str | Path = DEFAULT_MODEL_DIR) -> EcapaEmotionModel:
+    def from_dir(cls, source: str | Path = FUSED_MODEL_DIR) -> EcapaEmotionModel:
         """Load the model from ``source`` (hparams.yaml + model.ckpt)."""
         from audio_models.nets import EmotionNet
 

@@ -18,11 +18,15 @@ from audio_models.trim import trim_silence
 SAMPLE_RATE = 16000
 MIN_SECONDS = 0.5
 MAX_SECONDS = 30.0
-# The default: an ECAPA-TDNN on Whisper tiny.en block-1 frames, fused with a block-1 head (backend
-# "ecapa-whisper"). The Fbank ECAPA-TDNN, the default until 2026-11-26, ships beside it.
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models" / "emotion-whisper-ecapa"
+# The default since 2026-12-07: emotion v3, a linear head on Whisper tiny.en's block means and
+# prosody, trained on nine corpora in seven languages (backend "whisper-head"), chosen by how it
+# routes callers from corpora it never heard (docs/experiments/2026-12-07-emotion-v3-routing-choice-rule.md).
+# The English-trained ECAPA-TDNN on Whisper block-1 frames fused with a block-1 head (backend
+# "ecapa-whisper"; the default from 2026-11-26) and the Fbank ECAPA-TDNN (before that) ship beside it.
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models" / "emotion-v3-nine-corpora"
+FUSED_MODEL_DIR = Path(__file__).resolve().parent / "models" / "emotion-whisper-ecapa"
 FBANK_MODEL_DIR = Path(__file__).resolve().parent / "models" / "emotion-ecapa"
-DEFAULT_BACKEND = "ecapa-whisper"
+DEFAULT_BACKEND = "whisper-head"
 BACKENDS = ("ecapa", "ecapa-whisper", "whisper-head")
 # A batch call scores its waveforms in length-sorted passes of at most this many. On a 2-core CPU
 # a batch of 32 utterances of 1.5-4.5 s took 380 ms in one pass and 180 ms in passes of 8 (less

@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from audio_models.calibration import CALIBRATION_FILE, load_temperature, temperature_scale
+from audio_models.calibration import CALIBRATION_FILE, LOG_FLOOR, load_calibration, temperature_scale
 from audio_models.emotion import (
-    DEFAULT_MODEL_DIR,
+    FUSED_MODEL_DIR,
     EcapaEmotionModel,
     EmotionReading,
     ModelLoadError,
@@ -97,9 +97,10 @@ class FusedEmotionModel:
         self.name = f"{ecapa.name}+whisper-head"
         self.load_seconds = ecapa.load_seconds
         self.temperature: float | None = None  # see audio_models.calibration (from_dir reads it)
+        self.log_floor = LOG_FLOOR  # calibration.json's (audio_models.calibration)
 
     @classmethod
-    def from_dir(cls, source: str | Path = DEFAULT_MODEL_DIR) -> FusedEmotionModel:
+    def from_dir(cls, source: str | Path = FUSED_MODEL_DIR) -> FusedEmotionModel:
         """Load ECAPA and ``whisper_head.npz`` from ``source`` and the encoder from its wheel."""
         src = Path(source)
         ecapa = EcapaEmotionModel.from_dir(src)
@@ -115,9 +116,11 @@ class FusedEmotionModel:
         shared = ecapa.whisper_frontend
         model = cls(ecapa, head, shared if shared is not None else WhisperLayerEmbedder(head.block))
         try:
-            model.temperature = load_temperature(src)
+            calibration = load_calibration(src)
         except (OSError, KeyError, ValueError) as exc:
             raise ModelLoadError(f"cannot read {src / CALIBRATION_FILE}: {exc}") from exc
+        if calibration is not None:
+            model.temperature, model.log_floor = calibration.temperature, calibration.log_floor
         if model.temperature is not None:
             model.name += f"+T{model.temperature:g}"
         return model
@@ -135,7 +138,7 @@ class FusedEmotionModel:
         head = self.head.probs(means)
         fused = self.ecapa_weight * ecapa + (1 - self.ecapa_weight) * head
         if self.temperature is not None:
-            fused = temperature_scale(fused, self.temperature)
+            fused = temperature_scale(fused, self.temperature, self.log_floor)
         out = []
         for row in fused:
             p = {lab: round(float(v), 4) for lab, v in zip(self.labels, row, strict=True)}

@@ -25,9 +25,11 @@ from audio_models.emotion import (
     EcapaEmotionModel,
     EmotionModel,
 )
+from audio_models.multilingual_head import WhisperHeadEmotionModel
 from audio_models.training.corpora import list_corpora
 from audio_models.training.evaluate import evaluate_model
 from audio_models.training.metrics import affect_uar, classification_summary
+from audio_models.whisper_head import FusedEmotionModel
 from benchmarks.baseline_features import baseline_features, train_svm
 
 
@@ -54,7 +56,7 @@ def _speed(model: EmotionModel) -> dict[str, float]:
             "batch32_ms_2cores_median": round(1000 * float(np.median(btimes)), 1)}
 
 
-def _baseline(data: Path, model: EcapaEmotionModel, cache: Path) -> dict[str, object]:
+def _baseline(data: Path, model: EcapaEmotionModel | WhisperHeadEmotionModel, cache: Path) -> dict[str, object]:
     clips = list_corpora(data)
     feats = baseline_features(clips, cache)
     train_speakers = set(model.hparams["training"]["train_speakers"])  # type: ignore[index]
@@ -107,13 +109,15 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)
     ap.add_argument("--cache-dir", type=Path, default=Path(".cache/benchmark"))
     ap.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
-                    help="ecapa-whisper: the model's ECAPA-TDNN fused with its Whisper block-1 head (default); "
-                         "ecapa: the ECAPA-TDNN alone")
+                    help="whisper-head: model v3 (default; an ECAPA directory is then read as ecapa-whisper); "
+                         "ecapa-whisper: the model's ECAPA-TDNN fused with its Whisper block-1 head; ecapa: the "
+                         "ECAPA-TDNN alone")
     args = ap.parse_args()
     t = time.perf_counter()
     model = load_emotion_model(args.backend, args.model)
     load_s = time.perf_counter() - t
-    ecapa = model if isinstance(model, EcapaEmotionModel) else model.ecapa  # type: ignore[attr-defined]
+    # the baseline trains on the model's own training speakers and scores its held-out ones
+    ecapa = model.ecapa if isinstance(model, FusedEmotionModel) else model
     ours = evaluate_model(model, args.data, telephone=True)  # type: ignore[arg-type]
     base = _baseline(args.data, ecapa, args.cache_dir)
     # the same recipe trained on one corpus, scored on the other (benchmarks/results/<model>/), per backend

@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 
 from audio_models.audio_io import load_audio
-from audio_models.emotion import DEFAULT_MODEL_DIR
+from audio_models.emotion import FUSED_MODEL_DIR
 from audio_models.g711 import telephone_round_trip
 from audio_models.training.corpora import LABELS, list_corpora, ravdess_speakers
 from audio_models.whisper_head import FusedEmotionModel
@@ -33,7 +33,7 @@ def main() -> None:
     """Print the JSON line."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
-    ap.add_argument("--model-dir", type=Path, default=DEFAULT_MODEL_DIR)
+    ap.add_argument("--model-dir", type=Path, default=FUSED_MODEL_DIR)
     args = ap.parse_args()
     model = FusedEmotionModel.from_dir(args.model_dir)
     rules = load_policy(None).cues

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from audio_models.audio_io import load_audio
-from audio_models.emotion import DEFAULT_MODEL_DIR
+from audio_models.emotion import FUSED_MODEL_DIR
 from audio_models.g711 import telephone_round_trip
 from audio_models.training.corpora import LABELS, list_corpora
 from audio_models.training.metrics import classification_summary
@@ -32,7 +32,7 @@ def main() -> None:
     """Print the JSON line."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
-    ap.add_argument("--model-dir", type=Path, default=DEFAULT_MODEL_DIR)
+    ap.add_argument("--model-dir", type=Path, default=FUSED_MODEL_DIR)
     ap.add_argument("--corpora", default="nemo,ased", help="comma list of corpora the model never heard")
     args = ap.parse_args()
     model = FusedEmotionModel.from_dir(args.model_dir)

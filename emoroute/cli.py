@@ -408,11 +408,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", type=Path, nargs="+")
     p.add_argument("--telephone", action="store_true", help="pass through 8 kHz mu-law first")
     p.add_argument("--model", type=Path, help="model directory (default: shipped model)")
-    p.add_argument("--backend", choices=("ecapa-whisper", "ecapa", "whisper-head", "speechbrain-hub"),
-                   default="ecapa-whisper",
-                   help="ecapa-whisper: the model directory's ECAPA-TDNN fused with its Whisper block-1 head "
-                        "(default); ecapa: the ECAPA-TDNN alone; whisper-head: model v3 (a directory holding head.npz "
-                        "picks it by itself); speechbrain-hub: optional wav2vec2 IEMOCAP model")
+    p.add_argument("--backend", choices=("whisper-head", "ecapa-whisper", "ecapa", "speechbrain-hub"),
+                   default="whisper-head",
+                   help="whisper-head: model v3 (default; an ECAPA directory is then read as ecapa-whisper); "
+                        "ecapa-whisper: an ECAPA directory's ECAPA-TDNN fused with its Whisper block-1 head; ecapa: "
+                        "the ECAPA-TDNN alone; speechbrain-hub: optional wav2vec2 IEMOCAP model")
     p.add_argument("--hub-dir", type=Path, default=Path("models/emotion-recognition-wav2vec2-IEMOCAP"),
                    help="local copy of the speechbrain-hub model (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="one JSON object per file")

@@ -151,10 +151,10 @@ def add_model_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="corpora root (default: %(default)s)")
     p.add_argument("--model", type=Path, help="model directory (default: shipped model)")
     p.add_argument("--telephone", action="store_true", help="8 kHz mu-law round trip first")
-    p.add_argument("--backend", choices=("ecapa-whisper", "ecapa", "whisper-head"), default="ecapa-whisper",
-                   help="ecapa-whisper: the model directory's ECAPA-TDNN fused with its Whisper block-1 head "
-                        "(default); ecapa: the ECAPA-TDNN alone; whisper-head: model v3 (a directory holding "
-                        "head.npz picks it by itself)")
+    p.add_argument("--backend", choices=("whisper-head", "ecapa-whisper", "ecapa"), default="whisper-head",
+                   help="whisper-head: model v3 (default; an ECAPA directory is then read as ecapa-whisper); "
+                        "ecapa-whisper: an ECAPA directory's ECAPA-TDNN fused with its Whisper block-1 head; "
+                        "ecapa: the ECAPA-TDNN alone")
     p.add_argument("--noise", choices=("white", "babble"),
                    help="mix in white noise or babble (4 talkers outside the test set) before the phone line")
     p.add_argument("--snr", type=float, default=10.0, help="signal-to-noise ratio of --noise in dB (default: 10)")

@@ -85,10 +85,9 @@ class Settings(BaseSettings):
         None, description="Where the intent examples' embeddings are cached so a restart fits at once "
                           "(default ~/.cache/emoroute; `emoroute prepare-models` fills it ahead).")
     emotion_backend: Literal["ecapa", "ecapa-whisper", "whisper-head"] = Field(
-        "ecapa-whisper", description="ecapa-whisper (default): the model directory's ECAPA-TDNN fused with its "
-                                     "Whisper block-1 head; ecapa: the ECAPA-TDNN alone; whisper-head: model v3's "
-                                     "head on multilingual Whisper base (chosen by itself for a directory "
-                                     "holding head.npz).")
+        "whisper-head", description="whisper-head (default): model v3's calibrated head (a directory holding "
+                                    "head.npz); an ECAPA directory (model.ckpt) is then read as ecapa-whisper: its "
+                                    "ECAPA-TDNN fused with its Whisper block-1 head; ecapa: the ECAPA-TDNN alone.")
     twilio_account_sid: str = "AC00000000000000000000000000000000"
     twilio_auth_token: str = "dev-auth-token"
     twilio_dry_run: bool = Field(True, description="Record Twilio REST requests instead of sending them.")

@@ -203,7 +203,8 @@ async def test_saying_no_analysis_later_stops_only_the_stream(live_server, redis
         audio = angry_audio
         script = CallerScript(account_digits="12345678", agent="agent-7", agent_audio=refusal, survey_score="4",
                               survey_s=30.0)
-    summary = await simulate_call(target(live_server), audio, script=script)
+    # at the caller's pace: streamed all at once, the refusal can be heard before the first decision
+    summary = await simulate_call(target(live_server), audio, script=script, realtime=where == "queued")
     sid = summary["call_sid"]
     assert summary["opted_out"] == "1" and summary["opted_out_via"] == "speech", summary
     # routed on the angry tone: retention, or general at the anger priority when the evidence fell

@@ -13,7 +13,7 @@ import soundfile as sf
 import yaml
 
 from audio_models.audio_io import load_audio
-from audio_models.emotion import DEFAULT_MODEL_DIR
+from audio_models.emotion import FUSED_MODEL_DIR
 from tests.conftest import REPO, ravdess_clip
 
 
@@ -92,16 +92,17 @@ def test_prepare_models_loads_every_default_model():
     proc = run_cli("prepare-models")
     assert proc.returncode == 0, proc.stderr
     assert [line.split(":")[0] for line in proc.stdout.splitlines()] == [
-        "sentence encoder", "emotion model (ecapa-whisper)", "transcriber", "voice activity detector"]
+        "sentence encoder", "emotion model (whisper-head)", "transcriber", "voice activity detector"]
 
 
 def test_prepare_models_checks_the_emotion_backend_the_server_is_configured_for(tmp_path):
-    proc = run_cli("prepare-models", env={"EMOROUTE_EMOTION_BACKEND": "ecapa-whisper"})
+    proc = run_cli("prepare-models", env={"EMOROUTE_EMOTION_BACKEND": "ecapa-whisper",
+                                          "EMOROUTE_EMOTION_MODEL_DIR": "emotion-whisper-ecapa"})
     assert proc.returncode == 0, proc.stderr
     assert "emotion model (ecapa-whisper): ready" in proc.stdout
     # a model directory without the fused backend's head fails with the command that fits it
     for name in ("hparams.yaml", "model.ckpt"):
-        (tmp_path / name).write_bytes((DEFAULT_MODEL_DIR / name).read_bytes())
+        (tmp_path / name).write_bytes((FUSED_MODEL_DIR / name).read_bytes())
     proc = run_cli("prepare-models", env={"EMOROUTE_EMOTION_BACKEND": "ecapa-whisper",
                                           "EMOROUTE_EMOTION_MODEL_DIR": str(tmp_path)})
     assert proc.returncode == 2 and "emoroute train-emotion-head" in proc.stderr
@@ -144,7 +145,7 @@ def test_training_defaults_are_the_default_models_recipe():
     head = build_parser().parse_args(["train-emotion-head", "--data", "."])
     assert (head.block, head.c, head.ecapa_weight) == (DEFAULT_BLOCK, DEFAULT_C, DEFAULT_ECAPA_WEIGHT)
     assert head.model_dir == Path("audio_models/models/emotion-whisper-ecapa")
-    hparams = yaml.safe_load((DEFAULT_MODEL_DIR / "hparams.yaml").read_text())["training"]
+    hparams = yaml.safe_load((FUSED_MODEL_DIR / "hparams.yaml").read_text())["training"]
     assert (hparams["frontend"], hparams["babble"], hparams["babble_share"]) == ("whisper-block1", True, 0.25)
 
 

@@ -1,4 +1,4 @@
-"""The ecapa-whisper backend (the default): a model directory's ECAPA-TDNN fused with its Whisper block-1 head."""
+"""The ecapa-whisper backend (the default until 2026-12-07): an ECAPA-TDNN fused with its Whisper block-1 head."""
 
 import json
 import shutil
@@ -8,8 +8,8 @@ import pytest
 
 from audio_models.backends import load_emotion_model
 from audio_models.emotion import (
-    DEFAULT_MODEL_DIR,
     FBANK_MODEL_DIR,
+    FUSED_MODEL_DIR,
     ModelLoadError,
     prepare_waveform,
 )
@@ -21,15 +21,15 @@ from tests.test_emotion_model import HELD_OUT, phone
 
 @pytest.fixture(scope="module")
 def fused() -> FusedEmotionModel:
-    model = load_emotion_model("ecapa-whisper")
+    model = load_emotion_model("ecapa-whisper", FUSED_MODEL_DIR)
     assert isinstance(model, FusedEmotionModel)
     return model
 
 
 def test_head_ships_small_and_was_fitted_on_the_models_training_speakers():
-    head_file = DEFAULT_MODEL_DIR / HEAD_FILE
+    head_file = FUSED_MODEL_DIR / HEAD_FILE
     assert head_file.stat().st_size < 100_000
-    metrics = json.loads((DEFAULT_MODEL_DIR / "whisper_head_metrics.json").read_text())
+    metrics = json.loads((FUSED_MODEL_DIR / "whisper_head_metrics.json").read_text())
     assert metrics["test"]["ravdess"]["fused"]["n"] == 144
 
 
@@ -47,7 +47,7 @@ def test_fused_posterior_lies_between_its_two_parts(fused, corpora):
 
 
 def test_head_round_trips_through_its_file(tmp_path):
-    head = LinearHead.load(DEFAULT_MODEL_DIR / HEAD_FILE)
+    head = LinearHead.load(FUSED_MODEL_DIR / HEAD_FILE)
     head.save(tmp_path / HEAD_FILE)
     again = LinearHead.load(tmp_path / HEAD_FILE)
     x = np.random.default_rng(0).standard_normal((5, head.mean.size)).astype(np.float32)
@@ -55,7 +55,7 @@ def test_head_round_trips_through_its_file(tmp_path):
 
 
 @pytest.mark.parametrize(("model_dir", "chosen"),
-                         [(DEFAULT_MODEL_DIR, (1, 1.0, 0.75)), (FBANK_MODEL_DIR, (1, 0.1, 0.25))])
+                         [(FUSED_MODEL_DIR, (1, 1.0, 0.75)), (FBANK_MODEL_DIR, (1, 0.1, 0.25))])
 def test_each_head_reads_the_settings_chosen_on_validation_actors(model_dir, chosen):
     model = load_emotion_model("ecapa-whisper", model_dir)
     assert isinstance(model, FusedEmotionModel)
@@ -63,14 +63,14 @@ def test_each_head_reads_the_settings_chosen_on_validation_actors(model_dir, cho
     assert (metrics["block"], metrics["C"], metrics["ecapa_weight"]) == chosen
     assert (model.head.block, model.ecapa_weight) == (chosen[0], chosen[2])
     assert model.embedder.block == 1 and model.embedder.encoder.n_blocks == 1
-    # the default model's ECAPA-TDNN reads Whisper frames itself, so the head shares its pass
-    assert model.shares_frames == (model_dir == DEFAULT_MODEL_DIR)
+    # the fused model's ECAPA-TDNN reads Whisper frames itself, so the head shares its pass
+    assert model.shares_frames == (model_dir == FUSED_MODEL_DIR)
 
 
 def test_a_head_from_before_blocks_must_be_refitted(tmp_path):
     for name in ("hparams.yaml", "model.ckpt"):
-        shutil.copy(DEFAULT_MODEL_DIR / name, tmp_path / name)
-    head = LinearHead.load(DEFAULT_MODEL_DIR / HEAD_FILE)
+        shutil.copy(FUSED_MODEL_DIR / name, tmp_path / name)
+    head = LinearHead.load(FUSED_MODEL_DIR / HEAD_FILE)
     np.savez(tmp_path / HEAD_FILE, mean=head.mean, scale=head.scale, coef=head.coef, intercept=head.intercept,
              labels=np.array(head.labels))
     with pytest.raises(ModelLoadError, match="final encoder output.*emoroute train-emotion-head"):
@@ -79,14 +79,15 @@ def test_a_head_from_before_blocks_must_be_refitted(tmp_path):
 
 def test_missing_head_says_how_to_fit_it(tmp_path):
     for name in ("hparams.yaml", "model.ckpt"):
-        shutil.copy(DEFAULT_MODEL_DIR / name, tmp_path / name)
+        shutil.copy(FUSED_MODEL_DIR / name, tmp_path / name)
     with pytest.raises(ModelLoadError, match="emoroute train-emotion-head"):
         FusedEmotionModel.from_dir(tmp_path)
 
 
 def test_classify_cli_with_the_fused_backend(corpora, capsys):
     path = ravdess_clip(corpora, 24, "05")
-    assert main(["classify", "--backend", "ecapa-whisper", "--telephone", "--json", str(path)]) == 0
+    assert main(["classify", "--backend", "ecapa-whisper", "--model", str(FUSED_MODEL_DIR), "--telephone", "--json",
+                 str(path)]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["label"] == "angry" and result["model"].endswith("+whisper-head")
 

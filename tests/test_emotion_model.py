@@ -10,6 +10,7 @@ from audio_models.backends import load_emotion_model
 from audio_models.emotion import (
     DEFAULT_MODEL_DIR,
     FBANK_MODEL_DIR,
+    FUSED_MODEL_DIR,
     PASS_SIZE,
     EcapaEmotionModel,
     ModelLoadError,
@@ -36,12 +37,12 @@ def test_shipped_model_is_small_and_speaker_independent(emotion_model):
     assert not trained & tested
 
 
-@pytest.fixture(scope="module", params=["default", "ecapa-tdnn-alone", "fbank", "fbank-fused", "v3"])
+@pytest.fixture(scope="module", params=["default", "ecapa-tdnn-alone", "fbank", "fbank-fused", "fused"])
 def each_shipped_model(request, emotion_model):
-    """The default, and each other way the shipped weights can be loaded."""
+    """The default (v3), and each other way the shipped weights can be loaded."""
     return {"default": lambda: emotion_model,
-            "v3": lambda: load_emotion_model("ecapa-whisper", "emotion-v3-nine-corpora"),
-            "ecapa-tdnn-alone": lambda: load_emotion_model("ecapa"),
+            "fused": lambda: load_emotion_model("whisper-head", "emotion-whisper-ecapa"),  # read the one way it can
+            "ecapa-tdnn-alone": lambda: load_emotion_model("ecapa", FUSED_MODEL_DIR),
             "fbank": lambda: load_emotion_model("ecapa", FBANK_MODEL_DIR),
             "fbank-fused": lambda: load_emotion_model("ecapa-whisper", FBANK_MODEL_DIR)}[request.param]()
 
@@ -65,7 +66,7 @@ def test_reading_shape_and_ranges(emotion_model, angry_audio):
     r = emotion_model.classify(angry_audio)
     assert abs(sum(r.probs.values()) - 1) < 1e-3
     assert -1 <= r.arousal <= 1 and -1 <= r.valence <= 1
-    assert r.model.startswith("emoroute-ecapa-emotion@")
+    assert r.model == emotion_model.name and r.model.startswith("emotion-v3")  # the default since 2026-12-07
 
 
 def test_batch_of_different_lengths_matches_single_calls(emotion_model, angry_audio, neutral_audio):
@@ -170,8 +171,8 @@ def test_loading_a_model_leaves_numpys_blas_one_thread(emotion_model):
 
 
 def test_every_shipped_model_file_is_packaged():
-    # a non-editable install (the Docker image) gets only package-data: the default backend needs
-    # whisper_head.npz as much as the weights
+    # a non-editable install (the Docker image) gets only package-data: the default needs head.npz
+    # and calibration.json, the fused backend whisper_head.npz as much as its weights
     import tomllib
 
     root = DEFAULT_MODEL_DIR.parent.parent
@@ -179,7 +180,7 @@ def test_every_shipped_model_file_is_packaged():
     packaged = {p for pattern in pyproject["tool"]["setuptools"]["package-data"]["audio_models"]
                 for p in root.glob(pattern)}  # setuptools' glob: "*" stays within one folder
     files = {p for p in (root / "models").rglob("*") if p.is_file()}  # every model: emotion and band extender
-    assert DEFAULT_MODEL_DIR / "whisper_head.npz" in files
+    assert DEFAULT_MODEL_DIR / "head.npz" in files and FUSED_MODEL_DIR / "whisper_head.npz" in files
     assert root / "models" / "asr-band-extension" / "band_extender.npz" in files
     assert sorted(files - packaged) == []
 

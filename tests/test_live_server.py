@@ -351,7 +351,11 @@ async def test_partial_transcript_reaches_the_agent_and_stands_in_for_a_late_fin
 
 
 async def test_service_with_the_ecapa_whisper_backend_routes_an_angry_caller(server_factory, redis_url, angry_audio):
-    thread, server = server_factory(redis_url, own_model=True, emotion_backend="ecapa-whisper")
+    from audio_models.emotion_types import FUSED_MODEL_DIR
+
+    # the English fused model, the default until 2026-12-07, still serves when configured
+    thread, server = server_factory(redis_url, own_model=True, emotion_backend="ecapa-whisper",
+                                    emotion_model_dir=FUSED_MODEL_DIR)
     r = redis.Redis.from_url(redis_url, decode_responses=True)
     with thread:
         summary = await simulate_call(target(server), angry_audio)

@@ -20,7 +20,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 from audio_models.backends import load_emotion_model  # noqa: E402
-from audio_models.emotion_types import DEFAULT_MODEL_DIR  # noqa: E402
+from audio_models.emotion_types import FUSED_MODEL_DIR  # noqa: E402
 from audio_models.training.corpora import LABELS, NEW_CORPORA, list_corpora  # noqa: E402
 from audio_models.training.feature_tables import caller_wave  # noqa: E402
 
@@ -32,7 +32,7 @@ def main() -> None:
     """Classify every clip, print the JSON line."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
-    ap.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)
+    ap.add_argument("--model", type=Path, default=FUSED_MODEL_DIR)
     ap.add_argument("--backend", default="ecapa-whisper")
     args = ap.parse_args()
     torch.set_num_threads(1)
