@@ -46,6 +46,11 @@ def temperature_scale(probs: np.ndarray, temperature: float, log_floor: float = 
     return out / out.sum(axis=1, keepdims=True)
 
 
+def highest_reading(temperature: float, log_floor: float = LOG_FLOOR, classes: int = 4) -> float:
+    """Return the highest probability a calibrated reading can reach (the cap the log floor sets)."""
+    return 1.0 / (1.0 + (classes - 1) * log_floor ** (1.0 / temperature))
+
+
 def nll(probs: np.ndarray, truth: np.ndarray, log_floor: float = LOG_FLOOR) -> float:
     """Mean negative log-likelihood of the true classes (indices)."""
     return float(-np.mean(np.log(np.clip(probs[np.arange(len(truth)), truth], log_floor, 1.0))))

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from audio_models.calibration import CALIBRATION_FILE, LOG_FLOOR, load_calibration, temperature_scale
+from audio_models.calibration import CALIBRATION_FILE, LOG_FLOOR, highest_reading, load_calibration, temperature_scale
 from audio_models.emotion_types import EmotionReading, ModelLoadError, affect_from_probs, prepare_waveform
 from audio_models.prosody import prosody_batch
 from audio_models.whisper_encoder import WhisperLayerEmbedder
@@ -108,6 +108,11 @@ class WhisperHeadEmotionModel:
         if calibration is None:
             return cls(head, embedder, hparams, None)
         return cls(head, embedder, hparams, calibration.temperature, calibration.log_floor)
+
+    @property
+    def highest_probability(self) -> float:
+        """The highest probability one of its readings can reach (below 1 when the calibration caps it)."""
+        return highest_reading(self.temperature, self.log_floor, len(self.labels)) if self.temperature else 1.0
 
     def class_probs(self, prepared: Sequence[np.ndarray]) -> np.ndarray:
         """Return calibrated posteriors (rows in ``labels`` order) of conditioned waveforms."""

@@ -166,6 +166,17 @@ def _async_transcribe(
     return transcribe
 
 
+def _warn_unreachable_floors(model: EmotionModel, policy: Policy) -> None:
+    """Log a tone floor of the policy that the model's calibrated readings can never reach."""
+    cap = float(getattr(model, "highest_probability", 1.0))
+    rules = policy.emotion_routing
+    for name, floor, queue in (("retention_min_anger", rules.retention_min_anger, "retention"),
+                               ("sales_min_happy", rules.sales_min_happy, "sales")):
+        if rules.cost_aware and floor > cap:
+            log.warning("emotion_routing.%s is %.2f but the emotion model's readings stop at %.3f: no caller "
+                        "reaches %s on tone alone (docs/MODEL_CARD.md, v3's limits)", name, floor, cap, queue)
+
+
 async def start_services(
     settings: Settings,
     *,
@@ -185,6 +196,7 @@ async def start_services(
     client = async_client(settings, url, decode=True, timeout_s=settings.redis_timeout_s)
     model = emotion_model if emotion_model is not None else await asyncio.to_thread(
         load_emotion_model, settings.emotion_backend, settings.emotion_model_dir or DEFAULT_MODEL_DIR)
+    _warn_unreachable_floors(model, policy)
     metrics = Metrics()
     store = CallStore(client, outbox=Outbox(settings.data_dir / "outbox.jsonl", max_items=settings.outbox_max),
                       retention_s=policy.retention_days * 86400,
