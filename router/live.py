@@ -7,7 +7,8 @@ triggers the routing decision, which is sent to Twilio first and stored after (a
 Redis never delays a redirect; each call's writes keep their order). Once an agent has the
 call it stays with the agent: later readings and transcripts still reach the timeline and
 the agent's cues, but nothing re-queues or redirects it. One call's failure is logged with
-its SID and never touches another call.
+its SID and never touches another call. What callers say (transcripts, partials, their analysis,
+the first decision's wait for them) is :class:`router.listening.CallListener`'s.
 """
 
 from __future__ import annotations
@@ -17,20 +18,21 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from audio_models.asr_queue import NORMAL, SPARE, URGENT
+from audio_models.asr_queue import NORMAL, URGENT
 from audio_models.line_quality import assess
 from audio_models.pipeline import BatchingScorer, Segment, SegmenterConfig, StreamSegmenter, WorkDropped
 from audio_models.transcribe import TranscriptSegment
+from router.call_state import CallState
 from router.flow import CallFlow
+from router.listening import CallListener, said_so_far
 from router.metrics import Metrics
-from router.phases import MANAGER_PHRASES, PhaseTrack, caller_hash, says_any
+from router.phases import MANAGER_PHRASES, caller_hash, says_any
 from router.policy import Decision, Policy, TextSignals, TrajectoryPoint, decide, reprioritise
-from router.redact import mask_phone, names_secret, redact
+from router.redact import mask_phone
 from router.store import CallStore, ReadingRecord
 from router.text import TextAnalyser
 from telephony.actions import CallActions, RouteSpec
@@ -38,44 +40,8 @@ from telephony.events import AudioChunk, CallEnded, CallStarted, StreamEvent
 from telephony.twiml import FlowUrls
 
 log = logging.getLogger(__name__)
-SENSITIVE_WINDOW_S = 30.0  # how long (call audio time) short numbers stay masked after a card/PIN is named
 
 
-@dataclass
-class CallState:
-    """What the coordinator knows about one live call."""
-
-    call_sid: str
-    caller: str
-    started_wall: float
-    segmenter: StreamSegmenter
-    points: list[TrajectoryPoint] = field(default_factory=list)
-    texts: list[TextSignals] = field(default_factory=list)
-    decision: Decision | None = None
-    deciding: bool = False
-    utterances_in_flight: int = 0
-    settled: asyncio.Event = field(default_factory=asyncio.Event)
-    arrival: float = 0.0
-    ended: bool = False
-    timer: asyncio.Task[Any] | None = None
-    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
-    # live partial transcripts: when the next is due (seconds into the open utterance), whether one
-    # is being decoded, and the latest one as (utterance start in s, analysed text)
-    partial_due_s: float = 0.0
-    partial_busy: bool = False
-    partial: tuple[float, TextSignals] | None = None
-    with_agent: bool = False
-    # call time (s) until which short digit runs are masked: the caller named a card, PIN, code...
-    sensitive_until: float = -1.0
-    last_write: asyncio.Task[Any] | None = None
-    phases: PhaseTrack = field(default_factory=PhaseTrack)
-    key: str | None = None  # the keypad key the call was routed by
-    opted_out: bool = False  # the caller refused the analysis: nothing more is scored or stored
-    asked_manager: bool = False
-    stream_gone: bool = False  # an opted-out caller's stream stopped; the call goes on
-    language: str = ""  # the caller's language once identified ("" until then; "en" for English)
-    language_routed: bool = False  # the route sent to Twilio already carried that language
-    dropped: list[tuple[float, int]] = field(default_factory=list)  # (call time s, ms lost in transit)
 
 
 class CallCoordinator:
@@ -121,17 +87,17 @@ class CallCoordinator:
         self.metrics = metrics
         self.segmenter_cfg = segmenter_cfg or SegmenterConfig()
         self.text_analyser = text_analyser
-        self._transcribe_fn = transcribe
-        self.transcribe = self._counted_transcribe if transcribe is not None else None
         self.transcript_wait_s = transcript_wait_s
-        self.partial_every_s = partial_every_s
-        self.asr_workers = asr_workers
+        # what the callers say (None: no ASR, tone and keys only)
+        self.listener = None if transcribe is None else CallListener(
+            policy=policy, store=store, metrics=metrics, text_analyser=text_analyser, transcribe=transcribe,
+            persist=self._persist, spawn=self._spawn, on_late_text=self._late_text,
+            transcript_wait_s=transcript_wait_s, partial_every_s=partial_every_s, asr_workers=asr_workers)
         self.process_id = process_id  # this web process, recorded as the owner of its calls
         # what a routed call hears next (identification, queue, keypad menu); the URLs come from the server
         self.flow = flow or CallFlow(policy, FlowUrls("http://127.0.0.1"))
         self.caller_secret = caller_secret  # salts the caller hash kept for repeat-caller analytics
         self.on_opt_out = on_opt_out
-        self.asr_in_flight = 0
         self.calls: dict[str, CallState] = {}
         self.decision_latencies_ms: list[float] = []
 
@@ -175,8 +141,8 @@ class CallCoordinator:
         segments = state.segmenter.feed(event.samples)
         for seg in segments:
             self._spawn(state, self._score(state, seg, received))
-        if self.transcribe is not None and self.partial_every_s > 0:
-            self._maybe_partial(state, any(seg.kind == "utterance" for seg in segments))
+        if self.listener is not None and self.listener.partial_every_s > 0:
+            self.listener.maybe_partial(state, any(seg.kind == "utterance" for seg in segments))
         # An utterance that already closed decides as soon as it is scored; the
         # listening limit only covers callers who have not finished one.
         if state.decision is None and not state.deciding and state.utterances_in_flight == 0 and (
@@ -267,7 +233,7 @@ class CallCoordinator:
         fields = {"keypad": key}
         keyed_intent = self.policy.keypad.menu[key].intent if key in self.policy.keypad.menu else None
         if keyed_intent and not state.opted_out:  # the agent's card and topic analytics see the stated intent
-            said = self._text(state)
+            said = said_so_far(state)
             fields["intents"] = ",".join(sorted({keyed_intent, *(said.intents if said else ())}))
         self._persist(state, lambda: self.store.mark(call_sid=call_sid, fields=fields,
                                                      entry={"type": "key", "key": key, "t": round(t, 3)}))
@@ -296,77 +262,6 @@ class CallCoordinator:
         if self.on_opt_out is not None:
             await self.on_opt_out(call_sid)
         return True
-
-    async def _counted_transcribe(self, state: CallState, audio: np.ndarray, priority: int,
-                                  start_s: float) -> TranscriptSegment:
-        """Transcribe one stretch of a call; ``start_s``: its start, to tell whether a secret was just named."""
-        assert self._transcribe_fn is not None
-        self.asr_in_flight += 1
-        try:
-            return await self._transcribe_fn(audio, priority, state.call_sid, start_s <= state.sensitive_until,
-                                             state.language)
-        finally:
-            self.asr_in_flight -= 1
-
-    def _maybe_partial(self, state: CallState, utterance_closed: bool) -> None:
-        """Start a partial transcript of the open utterance when one is due and ASR has room."""
-        seg = state.segmenter
-        if utterance_closed or not seg.in_speech:
-            state.partial_due_s = self.partial_every_s
-        if (not seg.in_speech or seg.open_seconds < state.partial_due_s or state.partial_busy
-                or self.asr_in_flight >= self.asr_workers):
-            return
-        state.partial_busy = True
-        state.partial_due_s = seg.open_seconds + self.partial_every_s
-        self._spawn(state, self._partial(state, seg.open_audio(), seg.open_start_s, seg.seconds))
-
-    async def _partial(self, state: CallState, audio: np.ndarray, start_s: float, t: float) -> None:
-        try:
-            assert self.transcribe is not None
-            segment = await self.transcribe(state, audio, SPARE, start_s)
-        except WorkDropped:
-            self.metrics.dropped.labels("partial_transcript").inc()
-            return
-        except Exception:  # noqa: BLE001 - a failed partial changes nothing; the final still comes
-            self.metrics.errors.labels("transcriber").inc()
-            log.exception("call %s: partial transcription failed", state.call_sid)
-            return
-        finally:
-            state.partial_busy = False
-        if segment.empty or state.ended or state.opted_out:
-            return
-        signals = await self._analyse(state, segment, t)
-        if state.opted_out:
-            return
-        state.partial = (start_s, signals)
-        self.metrics.transcripts.labels("partial").inc()
-        self._persist(state, lambda: self.store.add_partial(call_sid=state.call_sid, t=t, text=signals.snippet,
-                                                            intents=tuple(sorted(signals.intents))))
-
-    async def _analyse(self, state: CallState, segment: TranscriptSegment, at: float) -> TextSignals:
-        """Analyse a transcript; short numbers are masked while the caller's recent speech names a secret."""
-        if names_secret(segment.text) or any(names_secret(a) for a in segment.alternatives):
-            state.sensitive_until = max(state.sensitive_until, at + SENSITIVE_WINDOW_S)
-        sensitive = at <= state.sensitive_until or names_secret(segment.original)
-        self._note_language(state, segment, at)
-        # off the event loop: the semantic intent classifier runs a sentence encoder (60-90 ms a reading)
-        signals = await asyncio.to_thread(self.text_analyser.analyse, segment.text, segment.alternatives,
-                                          sensitive=sensitive)
-        if segment.original:
-            signals = replace(signals, original=redact(segment.original, sensitive=sensitive))
-        return signals
-
-    def _note_language(self, state: CallState, segment: TranscriptSegment, at: float) -> None:
-        """Keep the caller's language once a transcript identifies it surely enough (the timeline says which)."""
-        rules = self.policy.languages
-        if state.language or not segment.language or segment.language_probability < rules.min_probability:
-            return
-        state.language = segment.language
-        route = rules.route(segment.language)
-        log.info("call %s: caller speaks %s (P=%.2f)", state.call_sid, segment.language, segment.language_probability)
-        self._persist(state, lambda: self.store.set_language(
-            call_sid=state.call_sid, language=segment.language, probability=segment.language_probability, t=at,
-            route=route.name if route else ""))
 
     def _spawn(self, state: CallState, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(coro)
@@ -403,10 +298,11 @@ class CallCoordinator:
                 state.settled.set()
 
     async def _score_segment(self, state: CallState, seg: Segment, received: float) -> None:
+        listener = self.listener
         asr: asyncio.Task[TranscriptSegment] | None = (
-            asyncio.create_task(self.transcribe(state, seg.audio, URGENT if state.decision is None else NORMAL,
-                                               seg.start_s))
-            if self.transcribe is not None and seg.kind == "utterance" else None)
+            asyncio.create_task(listener.transcribe(state, seg.audio, URGENT if state.decision is None else NORMAL,
+                                                    seg.start_s))
+            if listener is not None and seg.kind == "utterance" else None)
         try:
             reading = await self.scorer.score(seg.audio, droppable=seg.kind != "utterance")
         except WorkDropped:
@@ -416,12 +312,13 @@ class CallCoordinator:
             self.metrics.errors.labels("emotion_model").inc()
             log.exception("call %s: emotion model failed on %s %.1f-%.1fs", state.call_sid, seg.kind,
                           seg.start_s, seg.end_s)
-            if asr is not None:
-                await self._await_text(state, asr, seg.end_s, seg.start_s)
+            if listener is not None and asr is not None:
+                await listener.await_text(state, asr, seg.end_s, seg.start_s)
             if seg.kind == "utterance" and state.decision is None:
                 await self._decide(state, received, "emotion model failed", at=seg.end_s)
             return
-        text = await self._await_text(state, asr, seg.end_s, seg.start_s) if asr is not None else None
+        text = (await listener.await_text(state, asr, seg.end_s, seg.start_s)
+                if listener is not None and asr is not None else None)
         if state.opted_out:
             return
         if text is not None and await self._speech_opt_out(state, text):
@@ -458,57 +355,9 @@ class CallCoordinator:
         elif not state.ended:
             await self._after_decision(state)
 
-    async def _await_text(
-        self, state: CallState, task: asyncio.Task[TranscriptSegment], at: float, start_s: float | None = None
-    ) -> TextSignals | None:
-        """Return the analysed transcript; the first decision waits at most transcript_wait_s for it.
-
-        If the final transcript misses that wait, the utterance's latest partial (if any) stands in.
-        """
-        try:
-            if state.decision is None:
-                # asyncio.wait, not wait_for(shield(task)): a transcript finishing as the wait runs out
-                # counts as in time (wait_for could time out with the task already done, and lose it)
-                await asyncio.wait({task}, timeout=self.transcript_wait_s)
-                if not task.done():
-                    return self._transcript_late(state, task, at, start_s)
-            segment = await task
-        except WorkDropped:
-            self.metrics.dropped.labels("transcript").inc()
-            return None
-        except TimeoutError:  # the transcriber itself gave up (a remote job past its deadline)
-            self.metrics.errors.labels("transcriber").inc()
-            log.warning("call %s: no transcript (the job expired)", state.call_sid)
-            return None
-        except Exception:  # noqa: BLE001 - ASR trouble must not stop routing
-            self.metrics.errors.labels("transcriber").inc()
-            log.exception("call %s: transcription failed", state.call_sid)
-            return None
-        if segment.empty:
-            return None
-        signals = await self._analyse(state, segment, at)
-        state.texts.append(signals)
-        return signals
-
-    def _transcript_late(self, state: CallState, task: asyncio.Task[TranscriptSegment], at: float,
-                         start_s: float | None) -> TextSignals | None:
-        """The first decision's wait ran out: the transcript follows later; the utterance's partial stands in."""
-        self.metrics.errors.labels("transcript_timeout").inc()
-        self._spawn(state, self._late_transcript(state, task, at))
-        if state.partial is not None and start_s is not None and abs(state.partial[0] - start_s) < 0.05:
-            log.info("call %s: transcript not ready within %.1fs; deciding on the partial transcript",
-                     state.call_sid, self.transcript_wait_s)
-            self.metrics.transcripts.labels("partial_decided").inc()
-            state.texts.append(state.partial[1])
-            return state.partial[1]
-        log.warning("call %s: transcript not ready within %.1fs; deciding on tone alone", state.call_sid,
-                    self.transcript_wait_s)
-        return None
-
-    async def _late_transcript(self, state: CallState, task: asyncio.Task[TranscriptSegment], at: float) -> None:
+    async def _late_text(self, state: CallState, signals: TextSignals, at: float) -> None:
         """Store a transcript that missed the first decision (at its utterance's end), and let it re-route."""
-        signals = await self._await_text(state, task, at)
-        if signals is None or state.opted_out or await self._speech_opt_out(state, signals):
+        if await self._speech_opt_out(state, signals):
             return
         await self._persist(state, lambda: self.store.add_transcript(
             call_sid=state.call_sid, t=at, text=signals.snippet, sentiment=signals.sentiment,
@@ -516,16 +365,6 @@ class CallCoordinator:
         if state.decision is not None and not state.ended:
             await self._after_decision(state, late=True)
 
-    @staticmethod
-    def _text(state: CallState) -> TextSignals | None:
-        if not state.texts:
-            return None
-        sentiments = [t.sentiment for t in state.texts if t.sentiment is not None]
-        return TextSignals(
-            sentiment=sum(sentiments) / len(sentiments) if sentiments else None,
-            intents=frozenset().union(*(t.intents for t in state.texts)),
-            snippet=state.texts[-1].snippet,
-        )
 
     async def _decide(self, state: CallState, closed_at: float | None, trigger: str, at: float | None = None) -> None:
         """Route the call; ``at`` is the call time (s) of what triggered it, default the audio heard so far.
@@ -537,7 +376,7 @@ class CallCoordinator:
         if state.decision is not None or state.deciding or state.opted_out:
             return
         state.deciding = True
-        decision = decide(state.points, self._text(state), self.policy, language=state.language)
+        decision = decide(state.points, said_so_far(state), self.policy, language=state.language)
         state.decision = decision
         state.language_routed = bool(state.language)
         state.arrival = time.time()
@@ -603,7 +442,7 @@ class CallCoordinator:
         assert state.decision is not None
         if state.with_agent or state.ended:
             return
-        fresh = decide(state.points, self._text(state), self.policy, language=state.language)
+        fresh = decide(state.points, said_so_far(state), self.policy, language=state.language)
         if late and not state.decision.rule.startswith("text"):
             fresh = Decision(fresh.queue, fresh.priority, f"{fresh.reason} (late transcript; the call was first "
                              f"routed on tone: {state.decision.reason})", fresh.rule)

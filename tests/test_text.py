@@ -161,28 +161,35 @@ def test_short_numbers_are_masked_only_where_a_secret_was_named():
 
 
 async def test_a_card_named_in_one_utterance_masks_short_numbers_in_the_next(redis_url):
-    """Pipeline level: the coordinator keeps the sensitive context across a call's utterances."""
+    """Pipeline level: the call's listener keeps the sensitive context across a call's utterances."""
     import redis.asyncio as aioredis
 
     from audio_models.transcribe import TranscriptSegment
-    from router.live import CallCoordinator, CallState
+    from router.call_state import CallState
+    from router.listening import CallListener
     from router.metrics import Metrics
     from router.policy import load_policy
     from router.store import CallStore, Outbox
     from router.text import TextAnalyser
 
+    async def no_transcriber(*_: object) -> TranscriptSegment:
+        raise AssertionError("the analysis must not transcribe")
+
+    async def no_late_text(*_: object) -> None:
+        raise AssertionError("no transcript is late here")
+
     policy = load_policy()
     client = aioredis.Redis.from_url(redis_url, decode_responses=True)
     store = CallStore(client, outbox=Outbox(None), retention_s=60, seconds_per_point=60, queues=list(policy.queues))
-    coordinator = CallCoordinator(policy=policy, store=store, scorer=None, actions=None,  # type: ignore[arg-type]
-                                  vad_factory=lambda: None, metrics=Metrics(),  # type: ignore[arg-type,return-value]
-                                  text_analyser=TextAnalyser(policy.text))
+    listener = CallListener(policy=policy, store=store, metrics=Metrics(), text_analyser=TextAnalyser(policy.text),
+                            transcribe=no_transcriber, persist=lambda *_: None,  # type: ignore[arg-type,return-value]
+                            spawn=lambda *_: None, on_late_text=no_late_text)  # type: ignore[arg-type,return-value]
     state = CallState(call_sid="CA" + "1" * 32, caller="", started_wall=0.0, segmenter=None)  # type: ignore[arg-type]
-    before = await coordinator._analyse(state, TranscriptSegment("I moved here 2 years ago"), 2.0)
-    named = await coordinator._analyse(state, TranscriptSegment("I'll read you my card details"), 5.0)
-    group = await coordinator._analyse(state, TranscriptSegment("4 1 1 1"), 8.0)
-    cvv = await coordinator._analyse(state, TranscriptSegment("and the code is 7 3 9"), 12.0)
-    much_later = await coordinator._analyse(state, TranscriptSegment("it broke 2 days ago"), 60.0)
+    before = await listener.analyse(state, TranscriptSegment("I moved here 2 years ago"), 2.0)
+    named = await listener.analyse(state, TranscriptSegment("I'll read you my card details"), 5.0)
+    group = await listener.analyse(state, TranscriptSegment("4 1 1 1"), 8.0)
+    cvv = await listener.analyse(state, TranscriptSegment("and the code is 7 3 9"), 12.0)
+    much_later = await listener.analyse(state, TranscriptSegment("it broke 2 days ago"), 60.0)
     assert "2 years" in before.snippet and "card" in named.snippet
     assert group.snippet == "[NUMBER]" and cvv.snippet == "and the code is [NUMBER]"
     assert "2 days" in much_later.snippet
