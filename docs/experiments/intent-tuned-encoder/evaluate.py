@@ -62,12 +62,13 @@ def analyser_for(name: str, folder: Path | None, cache: Path):
     original = router.semantic.encoder_dir
     router.semantic.encoder_dir = lambda n: folder if (folder is not None and n == name) else original(n)
     raw = yaml.safe_load((ROOT / "router" / "policy.yaml").read_text())
-    raw["text"]["intent_model"]["encoder"] = name
     raw["text"]["intent_model"]["training"] = str(ROOT / "router" / "intents" / "training.yaml")
     policy_file = cache / f"policy-{name}.yaml"
     policy_file.write_text(yaml.safe_dump(raw))
     policy = load_policy(policy_file)
-    return policy, load_text_analyser(policy.text, policy_file)
+    model = policy.text.intent_model.model_copy(update={"encoder": name})  # the policy names only wheel encoders
+    rules = policy.text.model_copy(update={"intent_model": model})
+    return policy, load_text_analyser(rules, policy_file)
 
 
 def main() -> None:
