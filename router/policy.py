@@ -89,6 +89,8 @@ class IntentModelRules(_Strict):
     encoder: Literal["all-MiniLM-L6-v2"] = "all-MiniLM-L6-v2"
     # an intent is said when its calibrated probability reaches this
     min_probability: float = Probability
+    # when none reaches it, the likeliest intent is still said from this probability (absent: the same)
+    top_min_probability: float | None = Field(None, gt=0, le=1)
     # `emoroute train-intents` refuses intents whose held-out examples are read as another this often
     max_overlap: float = Field(0.25, gt=0.0, le=1.0)
 

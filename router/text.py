@@ -91,10 +91,15 @@ class _Phrase:
 class IntentClassifier:
     """The trained model with the policy's threshold: text -> the intents it names."""
 
-    def __init__(self, model: IntentModel, min_probability: float) -> None:
-        """Name an intent when its calibrated probability reaches ``min_probability``."""
+    def __init__(self, model: IntentModel, min_probability: float, top_min_probability: float | None = None) -> None:
+        """Name an intent when its calibrated probability reaches ``min_probability``.
+
+        ``top_min_probability`` (lower): when no intent reaches ``min_probability``, the likeliest
+        one is still named from this probability (None: the same floor).
+        """
         self.model = model
         self.min_probability = min_probability
+        self.top_min_probability = min_probability if top_min_probability is None else top_min_probability
 
     def said(self, texts: Sequence[str], excludes: Sequence[frozenset[str]]) -> list[frozenset[str]]:
         """Return each text's intents (one encoder call for all), leaving out its ``excludes``.
@@ -103,9 +108,16 @@ class IntentClassifier:
         """
         probs, requests = self.model.read(texts)
         floor = self.model.request_floor
-        return [frozenset(k for k, p in row.items() if p >= self.min_probability and k not in exclude)
-                if request >= floor else frozenset()
+        return [self._named(row, exclude) if request >= floor else frozenset()
                 for row, request, exclude in zip(probs, requests, excludes, strict=True)]
+
+    def _named(self, row: dict[str, float], exclude: frozenset[str]) -> frozenset[str]:
+        allowed = {k: p for k, p in row.items() if k not in exclude}
+        named = frozenset(k for k, p in allowed.items() if p >= self.min_probability)
+        if named or not allowed:
+            return named
+        top = max(allowed, key=allowed.__getitem__)
+        return frozenset((top,)) if allowed[top] >= self.top_min_probability else frozenset()
 
 
 class TextAnalyser:
@@ -291,4 +303,5 @@ def load_text_analyser(rules: TextRules, policy_file: Path | None = None, *,
     encoder = SentenceEncoder(rules.intent_model.encoder, cache_dir=model_cache_dir)
     model = load_or_fit(examples, encoder, shipped=SHIPPED_INTENT_MODEL,
                         cache_dir=model_cache_dir or default_cache_dir())
-    return TextAnalyser(rules, classifier=IntentClassifier(model, rules.intent_model.min_probability))
+    return TextAnalyser(rules, classifier=IntentClassifier(model, rules.intent_model.min_probability,
+                                                                 rules.intent_model.top_min_probability))

@@ -28,6 +28,7 @@ from router.model_bundles import minilm_dir  # noqa: E402
 
 
 def main() -> None:
+    """Tune the top layers and write them."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--training", type=Path, default=ROOT / "router" / "intents" / "training.yaml")
     ap.add_argument("--out", type=Path, required=True)
