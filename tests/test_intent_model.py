@@ -21,7 +21,7 @@ from router.intent_model import (
 )
 from router.policy import DEFAULT_POLICY_FILE, Decision, TextSignals, decide, load_policy
 from router.semantic import SentenceEncoder
-from router.text import SHIPPED_INTENT_MODEL, TextAnalyser, intent_examples, load_text_analyser
+from router.text import SHIPPED_INTENT_MODEL, IntentClassifier, TextAnalyser, intent_examples, load_text_analyser
 
 POLICY = load_policy()
 TRAINING = DEFAULT_POLICY_FILE.parent / "intents" / "training.yaml"
@@ -140,6 +140,25 @@ def test_a_negated_phrase_is_never_taken_from_the_classifier(analyser):
     text = "I'm not going to cancel"
     assert analyser.phrase_intents(text) == (frozenset(), frozenset({"cancel"}))
     assert analyser.intents(text) == frozenset()
+
+
+def test_the_likeliest_intent_has_its_own_floor(analyser):
+    """`top_min_probability`: when no intent reaches the floor, the likeliest one may still be named."""
+    model = analyser.classifier.model
+    text = "Could you quote me for supplying electricity to my new flat?"
+    probs = model.probabilities([text])[0]
+    top = max(probs, key=probs.__getitem__)
+    second = sorted(probs.values())[-2]
+    assert top == "purchase" and probs[top] < 0.5, probs  # a real request the 0.5 floor misses
+    assert analyser.classifier.said([text], [frozenset()]) == [frozenset()]
+    lower = IntentClassifier(model, 0.5, top_min_probability=max(second, probs[top] - 0.05))
+    assert lower.said([text], [frozenset()]) == [frozenset({"purchase"})]  # only the likeliest, not the runner-up
+    assert IntentClassifier(model, 0.5, top_min_probability=probs[top] + 0.01).said([text], [frozenset()]) == [
+        frozenset()]
+    # an intent whose phrase was negated is never taken, however low the floor
+    negated = "I'm not going to cancel"
+    excluded = analyser.phrase_intents(negated)[1]
+    assert "cancel" not in IntentClassifier(model, 0.5, top_min_probability=0.01).said([negated], [excluded])[0]
 
 
 def test_transcript_form_drops_case_and_punctuation():
