@@ -10,7 +10,8 @@ for anything, so any intent read from them is a false one.
 
 ``--set dev``: up to ``--per`` clips per corpus from speakers the emotion model trained on (not
 the held-out speakers the live false-intent benchmark streams); ``--set judge``: the clips that
-``benchmarks/live_false_intents.py --corpus C --calls N`` streams.
+``benchmarks/live_false_intents.py --corpus C --calls N`` streams; ``--set fresh``: another
+sample of dev's speakers holding none of dev's clips (written 2026-12-07 for the training-v3 try 3).
 """
 
 from __future__ import annotations
@@ -43,14 +44,18 @@ def clips_of(data: Path, corpus: str, which: str, per: int) -> list:
     if which == "judge":
         return [c for c in clips if c.speaker in held][:JUDGE_CALLS.get(corpus, 60)]
     others = [c for c in clips if c.speaker not in held]
-    return sorted(random.Random(corpus).sample(others, min(per, len(others))), key=lambda c: c.key)
+    dev = sorted(random.Random(corpus).sample(others, min(per, len(others))), key=lambda c: c.key)
+    if which == "dev":
+        return dev
+    rest = [c for c in others if c not in dev]  # fresh: another sample of the same speakers, none of dev's clips
+    return sorted(random.Random(f"{corpus}-fresh").sample(rest, min(per, len(rest))), key=lambda c: c.key)
 
 
 def main() -> None:
     """Transcribe every clip not yet in ``--out`` and write the readings."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
-    ap.add_argument("--set", choices=("dev", "judge"), default="dev")
+    ap.add_argument("--set", choices=("dev", "judge", "fresh"), default="dev")
     ap.add_argument("--per", type=int, default=60)
     ap.add_argument("--corpora", default=",".join(CORPORA))
     ap.add_argument("--out", type=Path, required=True)
