@@ -33,10 +33,10 @@ from router.text import load_text_analyser  # noqa: E402
 
 NATURAL = ("flite", "festival", "piper")
 SETS = {1: "intents_eval", 2: "intents_eval_2", 3: "intents_eval_3", 4: "intents_eval_4", 5: "intents_eval_5",
-        6: "intents_eval_6", 7: "intents_eval_7"}
+        6: "intents_eval_6", 7: "intents_eval_7", 8: "intents_eval_8"}
 TRANSCRIPTS = {1: "intent-eval", 2: "intent-eval-2", 3: "intent-eval-3", 4: "intent-eval-4", 5: "intent-eval-5",
-               6: "intent-tuned-encoder/eval6", 7: "intent-training-v3/eval7"}
-READINGS = ("dev", "judge")
+               6: "intent-tuned-encoder/eval6", 7: "intent-training-v3/eval7", 8: "intent-training-v3/eval8"}
+READINGS = ("dev", "judge", "fresh")
 
 
 def merged_dir(delta: Path) -> Path:
