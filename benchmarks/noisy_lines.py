@@ -138,10 +138,11 @@ def main() -> None:
     """Decide every call under every condition and print the JSON line."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, required=True, help="the corpora root (shared/data): the babble talkers")
+    ap.add_argument("--model", type=Path, help="an emotion model directory (default: the shipped default)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     policy = load_policy()
-    model = load_emotion_model()
+    model = load_emotion_model() if args.model is None else load_emotion_model(source=args.model)
     recogniser = shipped_recogniser()
     analyser = load_text_analyser(policy.text)
     order = list(policy.text.intent_routes)
@@ -186,7 +187,8 @@ def main() -> None:
                 tally["snr_estimate_db"].append(line.snr_db)
         out[name] = {k: round(float(np.mean(v)), 3) for k, v in sorted(tally.items())}
     tone_only = _tone_only(args.data, model, policy, rng)
-    print(json.dumps({"benchmark": "noisy_lines", "callers": len(chosen) * len(VOICES), "voices": list(VOICES),
+    print(json.dumps({"benchmark": "noisy_lines", "model": str(args.model or "default"),
+                      "callers": len(chosen) * len(VOICES), "voices": list(VOICES),
                       "line_floor_db": policy.line.min_snr_db, "conditions": out,
                       "tone_only_ravdess_held_out": tone_only,
                       "target": "babble 5 dB: right queue within 0.05 of clean, calm callers to retention no more "

@@ -227,7 +227,8 @@ def add_model_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
     p.add_argument("--out", type=Path, default=Path("audio_models/models/emotion-v3-nine-corpora"),
                    help="directory to write (default: %(default)s, the shipped one)")
     p.add_argument("--recipe", default="tiny-b1-4+p",
-                   help="what the head reads: tiny|base, a block range, +p for prosody (default: %(default)s)")
+                   help="what the head reads: tiny|base, a block range, +p for prosody, +n to train on noisy lines too "
+                        "(default: %(default)s)")
     p.add_argument("--leave-out", help="a corpus to leave out of training (the leave-one-corpus-out models)")
     p.add_argument("--temperature", type=float, help="the calibration temperature to store (from out-of-corpus "
                                                       "posteriors: docs/experiments/emotion-v3/select_policy.py)")

@@ -46,3 +46,32 @@ def test_babble_is_other_voices_at_the_asked_snr_and_never_the_evaluation_voices
     b = augment(angry_audio, np.random.default_rng(5), babble_talkers=())
     assert np.array_equal(a, b)
     assert not np.array_equal(a, augment(angry_audio, np.random.default_rng(5), babble_talkers=[neutral_audio] * 4))
+
+
+def test_a_noisy_line_is_at_its_snr_and_its_babble_never_a_held_out_or_benchmark_voice(corpora, angry_audio):
+    """Emotion v3n's noisy tables: speech power over active frames against the background, one seeded draw."""
+    from audio_models.training.augment import NOISY_SNR_DB, mix_at_snr, noisy_copy
+    from audio_models.training.corpora import held_out_speakers, list_corpora
+    from audio_models.training.feature_tables import BENCHMARK_BABBLE, babble_talkers, caller_wave
+
+    rng = np.random.default_rng(3)
+    noise = rng.standard_normal(len(angry_audio))
+    speech = angry_audio * (0.2 / np.abs(angry_audio).max())  # room for the noise: no level change
+    mixed = mix_at_snr(speech, noise, 10.0)
+    frames = speech[: len(speech) // 320 * 320].reshape(-1, 320).astype(np.float64)
+    power = (frames**2).mean(axis=1)
+    active = power[power > power.max() * 1e-4].mean()
+    added = mixed.astype(np.float64) - speech
+    assert abs(10 * np.log10(active / np.mean(added**2)) - 10.0) < 0.05
+    loud = mix_at_snr(angry_audio * 3, noise, 0.0)
+    assert np.abs(loud).max() <= 0.99 + 1e-6  # never clipped by the line
+    draws = {round(float(np.std(noisy_copy(angry_audio, np.random.default_rng(s)) - angry_audio)), 4)
+             for s in range(6)}
+    assert len(draws) == 6  # a draw per seed: levels differ within NOISY_SNR_DB
+    assert NOISY_SNR_DB == (5.0, 25.0)
+    clips = list_corpora(corpora, ("ravdess",))
+    talkers = babble_talkers(clips)
+    held = {s for group in held_out_speakers().values() for s in group}
+    assert talkers and not (set(talkers) & (held | BENCHMARK_BABBLE))
+    a, b = caller_wave(clips[0], talkers), caller_wave(clips[0], talkers)
+    assert np.array_equal(a, b) and not np.array_equal(a[: len(caller_wave(clips[0]))], caller_wave(clips[0]))

@@ -228,8 +228,10 @@ def test_recipes_parse_and_refuse_nonsense():
 
     assert Recipe.parse("tiny-b1-4+p") == Recipe("tiny.en", (1, 2, 3, 4), True)
     assert Recipe.parse("base-b2") == Recipe("base", (2,), False)
-    with pytest.raises(ValueError, match="base-b1-3"):
-        Recipe.parse("large-b9")
+    assert Recipe.parse("tiny-b1-4+p+n") == Recipe("tiny.en", (1, 2, 3, 4), True, noisy=True)
+    for nonsense in ("large-b9", "tiny-b1+x", "tiny-b1+p+p"):
+        with pytest.raises(ValueError, match="base-b1-3"):
+            Recipe.parse(nonsense)
 
 
 def test_the_service_names_a_tone_floor_the_default_model_can_never_reach(emotion_model, angry_audio, caplog):

@@ -64,3 +64,30 @@ def augment(wave: np.ndarray, rng: np.random.Generator,
     gain_db = rng.uniform(-18.0, 6.0)
     out = out / peak * 0.7 * 10 ** (gain_db / 20)
     return telephone_round_trip(np.clip(out, -1.0, 1.0).astype(np.float32))
+
+
+ACTIVE_FRAME = 320  # 20 ms at 16 kHz
+NOISY_SNR_DB = (5.0, 25.0)
+
+
+def mix_at_snr(speech: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
+    """Return ``speech`` plus ``noise`` at ``snr_db``: speech power over its active 20 ms frames, kept under 1.0."""
+    frames = speech[: len(speech) // ACTIVE_FRAME * ACTIVE_FRAME].reshape(-1, ACTIVE_FRAME).astype(np.float64)
+    power = (frames**2).mean(axis=1) if len(frames) else np.array([np.mean(speech.astype(np.float64) ** 2)])
+    p_speech = float(power[power > power.max() * 1e-4].mean()) if power.max() > 0 else 1e-8
+    noise = np.resize(noise.astype(np.float64), speech.shape)
+    out = speech + noise * np.sqrt(p_speech / (np.mean(noise**2) + 1e-12) / 10 ** (snr_db / 10))
+    peak = float(np.max(np.abs(out))) if len(out) else 0.0
+    return (out / peak * 0.99 if peak > 0.99 else out).astype(np.float32)
+
+
+def noisy_copy(wave: np.ndarray, rng: np.random.Generator, talkers: Sequence[np.ndarray] = ()) -> np.ndarray:
+    """Return a clean 16 kHz clip with background mixed in, as a caller on a noisy line (before the phone line).
+
+    Half the draws get babble of ``talkers`` (when given), the rest white, pink or brown noise; the
+    SNR is uniform over ``NOISY_SNR_DB`` (emotion v3n: docs/experiments/2026-12-07-emotion-v3-noisy-rule.md).
+    """
+    snr_db = rng.uniform(*NOISY_SNR_DB)
+    use_babble = len(talkers) >= BABBLE_TALKERS and rng.random() < 0.5
+    noise = babble(len(wave), rng, talkers) if use_babble else coloured_noise(len(wave), rng)
+    return mix_at_snr(wave, noise, snr_db)

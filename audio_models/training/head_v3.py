@@ -36,21 +36,29 @@ DEFAULT_C = 1.0
 
 @dataclass(frozen=True)
 class Recipe:
-    """What a head reads: ``encoder`` ("tiny.en" or "base"), which block means, and prosody or not."""
+    """What a head reads: ``encoder`` ("tiny.en" or "base"), which block means, and prosody or not.
+
+    ``noisy`` changes only what it trains on: every training clip once more on a noisy line
+    (feature_tables' noisy tables); the head reads the same features either way.
+    """
 
     encoder: str
     blocks: tuple[int, ...]
     prosody: bool
+    noisy: bool = False
 
     @classmethod
     def parse(cls, name: str) -> Recipe:
-        """Read "base-b1-3+p", "tiny-b1", "base-b2" ...: encoder, block range, "+p" for prosody."""
+        """Read "base-b1-3+p", "tiny-b1", "tiny-b1-4+p+n" ...: encoder, block range, "+p" prosody, "+n" noisy too."""
         enc, _, rest = name.partition("-")
         blocks, _, extra = rest.partition("+")
-        if enc not in ("tiny", "base") or not blocks.startswith("b") or extra not in ("", "p"):
-            raise ValueError(f"a recipe reads like base-b1-3+p or tiny-b1, not {name!r}")
+        flags = extra.split("+") if extra else []
+        if (enc not in ("tiny", "base") or not blocks.startswith("b") or not set(flags) <= {"p", "n"}
+                or len(set(flags)) != len(flags)):
+            raise ValueError(f"a recipe reads like base-b1-3+p, tiny-b1 or tiny-b1-4+p+n, not {name!r}")
         lo, _, hi = blocks[1:].partition("-")
-        return cls("tiny.en" if enc == "tiny" else "base", tuple(range(int(lo), int(hi or lo) + 1)), extra == "p")
+        return cls("tiny.en" if enc == "tiny" else "base", tuple(range(int(lo), int(hi or lo) + 1)), "p" in flags,
+                   "n" in flags)
 
     def features(self, tables: dict[str, np.ndarray]) -> np.ndarray:
         """Return the recipe's input matrix from the feature tables."""
@@ -115,11 +123,19 @@ def train_v3(data: Path, out: Path, *, recipe_name: str = DEFAULT_RECIPE, leave_
     train = training_rows(clips, leave_out)
     y = np.array([c.label for c in clips])
     corpus = np.array([c.corpus for c in clips])
-    head = fit_block_head(x[train], y[train], corpus[train], recipe, c)
+    x_fit, y_fit, corpus_fit = x[train], y[train], corpus[train]
+    if recipe.noisy:
+        x_noisy = recipe.features(all_tables(data, sources, cache_dir, noisy=True)[1])
+        x_fit, y_fit = np.vstack([x_fit, x_noisy[train]]), np.r_[y_fit, y_fit]
+        corpus_fit = np.r_[corpus_fit, corpus_fit]
+    head = fit_block_head(x_fit, y_fit, corpus_fit, recipe, c)
     corpora = [k for k in ALL_CORPORA if k != leave_out]
+    line = "8 kHz mu-law round trip, edge silence trimmed"
+    if recipe.noisy:
+        line += "; each clip also on a noisy line (babble or coloured noise, 5-25 dB)"
     training: dict[str, Any] = {"corpora": corpora, "leave_out": leave_out,
                 "train_clips": int(train.sum()), "C": c, "class_weight": "balanced", "corpus_balanced": True,
-                "line": "8 kHz mu-law round trip, edge silence trimmed",
+                "line": line,
                 "train_speakers": sorted({clips[i].speaker for i in np.flatnonzero(train)})}
     write_model_dir(out, head, recipe_name=recipe_name, temperature=temperature, training=training,
                     log_floor=log_floor)
