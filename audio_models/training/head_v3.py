@@ -32,6 +32,7 @@ from audio_models.training.metrics import classification_summary
 ANCHORS = {"angry": [0.8, -0.7], "happy": [0.5, 0.8], "neutral": [-0.2, 0.05], "sad": [-0.6, -0.6]}
 DEFAULT_RECIPE = "base-b1-3+p"
 DEFAULT_C = 1.0
+NOISY_WEIGHT = 0.3  # a recipe's noisy rows (+n) against their clean rows' 1
 
 
 @dataclass(frozen=True)
@@ -68,15 +69,17 @@ class Recipe:
         return np.concatenate(parts, axis=1)
 
 
-def fit_block_head(x: np.ndarray, y: np.ndarray, corpus: np.ndarray, recipe: Recipe, c: float = DEFAULT_C) -> BlockHead:
-    """Return the standardised, class- and corpus-balanced logistic regression head."""
+def fit_block_head(x: np.ndarray, y: np.ndarray, corpus: np.ndarray, recipe: Recipe, c: float = DEFAULT_C,
+                   row_weight: np.ndarray | None = None) -> BlockHead:
+    """Return the standardised, class- and corpus-balanced logistic regression (``row_weight``: per row, on top)."""
     from sklearn.linear_model import LogisticRegression
 
     mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
     names, counts = np.unique(corpus, return_counts=True)
     share = dict(zip(names, len(corpus) / (len(names) * counts), strict=True))
+    weight = np.array([share[k] for k in corpus]) * (1.0 if row_weight is None else row_weight)
     clf = LogisticRegression(C=c, max_iter=3000, class_weight="balanced")
-    clf.fit((x - mean) / scale, y, sample_weight=np.array([share[k] for k in corpus]))
+    clf.fit((x - mean) / scale, y, sample_weight=weight)
     order = [list(clf.classes_).index(lab) for lab in LABELS]
     return BlockHead(mean, scale, clf.coef_[order], clf.intercept_[order], LABELS, encoder=recipe.encoder,
                      blocks=recipe.blocks, prosody=recipe.prosody)
@@ -124,15 +127,17 @@ def train_v3(data: Path, out: Path, *, recipe_name: str = DEFAULT_RECIPE, leave_
     y = np.array([c.label for c in clips])
     corpus = np.array([c.corpus for c in clips])
     x_fit, y_fit, corpus_fit = x[train], y[train], corpus[train]
+    row_weight = None
     if recipe.noisy:
         x_noisy = recipe.features(all_tables(data, sources, cache_dir, noisy=True)[1])
         x_fit, y_fit = np.vstack([x_fit, x_noisy[train]]), np.r_[y_fit, y_fit]
         corpus_fit = np.r_[corpus_fit, corpus_fit]
-    head = fit_block_head(x_fit, y_fit, corpus_fit, recipe, c)
+        row_weight = np.r_[np.ones(int(train.sum())), np.full(int(train.sum()), NOISY_WEIGHT)]
+    head = fit_block_head(x_fit, y_fit, corpus_fit, recipe, c, row_weight)
     corpora = [k for k in ALL_CORPORA if k != leave_out]
     line = "8 kHz mu-law round trip, edge silence trimmed"
     if recipe.noisy:
-        line += "; each clip also on a noisy line (babble or coloured noise, 5-25 dB)"
+        line += f"; each clip also on a noisy line (babble or coloured noise, 5-25 dB), weighted {NOISY_WEIGHT}"
     training: dict[str, Any] = {"corpora": corpora, "leave_out": leave_out,
                 "train_clips": int(train.sum()), "C": c, "class_weight": "balanced", "corpus_balanced": True,
                 "line": line,

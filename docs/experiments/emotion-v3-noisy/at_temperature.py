@@ -1,6 +1,6 @@
 """Offline tone-only figures of saved leave-one-corpus-out posteriors at a given temperature (try 2's check).
 
-    python docs/experiments/emotion-v3-noisy/at_temperature.py var/v3n-probs/v3n.npz 6.08
+python docs/experiments/emotion-v3-noisy/at_temperature.py var/v3n-probs/v3n.npz 6.08
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from select_policy import RIGHT, route_all  # noqa: E402
 from audio_models.calibration import LOG_FLOOR, fit_temperature, temperature_scale  # noqa: E402
 from audio_models.training.corpora import ALL_CORPORA, LABELS  # noqa: E402
 from audio_models.training.feature_tables import all_tables  # noqa: E402
-from audio_models.training.head_v3 import Recipe, fit_block_head, training_rows  # noqa: E402
+from audio_models.training.head_v3 import NOISY_WEIGHT, Recipe, fit_block_head, training_rows  # noqa: E402
 from router.policy import load_policy  # noqa: E402
 
 RECIPES = {"v3": "tiny-b1-4+p", "v3n": "tiny-b1-4+p+n"}
@@ -64,6 +64,9 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--cache-dir", type=Path, default=ROOT / ".cache" / "emotion-features")
     ap.add_argument("--save", type=Path, required=True)
+    ap.add_argument("--noisy-weight", type=float, default=NOISY_WEIGHT,
+                    help="noisy rows' weight (try 1 and 2: 1.0; try 3 and the code since: 0.3)")
+    ap.add_argument("--candidates", default="v3,v3n")
     args = ap.parse_args()
     policy = load_policy()
     sources = ("tiny.en", "prosody")
@@ -72,16 +75,18 @@ def main() -> None:
     y = np.array([c.label for c in clips])
     corpus = np.array([c.corpus for c in clips])
     args.save.mkdir(parents=True, exist_ok=True)
-    for name, recipe_name in RECIPES.items():
+    for name in args.candidates.split(","):
+        recipe_name = RECIPES[name]
         recipe = Recipe.parse(recipe_name)
         x, xn = recipe.features(clean), recipe.features(noisy)
         p_clean, p_noisy = np.zeros((len(y), 4)), np.zeros((len(y), 4))
         for left in ALL_CORPORA:
             train = training_rows(clips, left)
-            xs, ys, cs = x[train], y[train], corpus[train]
+            xs, ys, cs, w = x[train], y[train], corpus[train], None
             if recipe.noisy:
                 xs, ys, cs = np.vstack([xs, xn[train]]), np.r_[ys, ys], np.r_[cs, cs]
-            head = fit_block_head(xs, ys, cs, recipe)
+                w = np.r_[np.ones(int(train.sum())), np.full(int(train.sum()), args.noisy_weight)]
+            head = fit_block_head(xs, ys, cs, recipe, row_weight=w)
             test = corpus == left
             p_clean[test], p_noisy[test] = head.probs(x[test]), head.probs(xn[test])
             print(json.dumps({"candidate": name, "fold": left}), file=sys.stderr, flush=True)
@@ -91,6 +96,7 @@ def main() -> None:
                  keys=np.array([c.key for c in clips]), temperature=t)
         cal_clean, cal_noisy = temperature_scale(p_clean, t, LOG_FLOOR), temperature_scale(p_noisy, t, LOG_FLOOR)
         print(json.dumps({"candidate": name, "recipe": recipe_name, "temperature": t,
+                          "noisy_weight": args.noisy_weight if recipe.noisy else None,
                           "clean": summary(cal_clean, y, corpus, policy),
                           "noisy": summary(cal_noisy, y, corpus, policy)}), flush=True)
 
