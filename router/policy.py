@@ -94,6 +94,13 @@ class IntentModelRules(_Strict):
     # `emoroute train-intents` refuses intents whose held-out examples are read as another this often
     max_overlap: float = Field(0.25, gt=0.0, le=1.0)
 
+    @model_validator(mode="after")
+    def _top_floor_below_the_floor(self) -> IntentModelRules:
+        if self.top_min_probability is not None and self.top_min_probability > self.min_probability:
+            raise ValueError(f"top_min_probability ({self.top_min_probability}) is the lower floor for the likeliest "
+                             f"intent: it cannot exceed min_probability ({self.min_probability})")
+        return self
+
 
 class EscalationRules(_Strict):
     """A caller asking for someone senior: the classifier's signal, which raises the priority."""

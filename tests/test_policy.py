@@ -103,6 +103,14 @@ def test_policy_threshold_out_of_range_is_rejected(tmp_path):
         load_policy(path)
 
 
+def test_a_top_intent_floor_above_the_floor_is_rejected(tmp_path):
+    path = write_policy(tmp_path, lambda p: p["text"]["intent_model"].__setitem__("top_min_probability", 0.7))
+    with pytest.raises(PolicyError, match="top_min_probability .0.7. is the lower floor"):
+        load_policy(path)
+    fine = write_policy(tmp_path, lambda p: p["text"]["intent_model"].__setitem__("top_min_probability", 0.4))
+    assert load_policy(fine).text.intent_model.top_min_probability == 0.4
+
+
 def test_policy_unknown_key_is_rejected(tmp_path):
     path = write_policy(tmp_path, lambda p: p["anger"].__setitem__("min_probabilty", 0.5))
     with pytest.raises(PolicyError, match="min_probabilty"):
