@@ -38,8 +38,9 @@ from router.flow import CallFlow
 from router.history import HistoryStore
 from router.live import CallCoordinator
 from router.metrics import Metrics
+from router.outbox import Outbox
 from router.policy import Policy, load_policy
-from router.store import CallStore, Outbox
+from router.store import CallStore
 from router.tasks import stop_tasks
 from router.text import TextAnalyser, load_text_analyser
 from telephony.actions import CallActions, DryRunActions, TwilioRestActions
