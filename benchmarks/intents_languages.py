@@ -5,7 +5,8 @@ and Polish, two per intent and two general-service requests per language, the in
 English evaluation), each spoken by three espeak-ng voices (m1, f2, m3) and made telephone-like
 (8 kHz mu-law WAV). A second set, benchmarks/data/intents_languages_festival (18 requests in each of
 Italian, Czech and Finnish, spoken by Debian's recorded-diphone festival voices: 2, 3 and 2 per
-language), runs with ``--data`` and ``--serve cs fi``. Every recording goes through what a live call's first utterance goes through:
+language), runs with ``--data`` and ``--serve cs fi``. Every recording goes through what a live
+call's first utterance goes through:
 the shipped transcriber settings behind language identification (the policy's languages), the
 multilingual path when the caller is not English (Whisper base: their words and the English
 translation), and the shipped text analyser on the translation.

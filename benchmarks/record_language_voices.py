@@ -7,8 +7,8 @@ telephone-like with sox (8 kHz, mono, G.711 mu-law WAV, what a call carries) as
 <id>-<voice>.wav. The recordings are committed; only re-recording needs the tools (none of them is
 an EmoRoute dependency):
 
-    apt-get install festival sox festlex-ifd festvox-italp16k festvox-itapc16k \\
-        festvox-czech-dita festvox-czech-machac festvox-czech-ph festvox-suopuhe-lj festvox-suopuhe-mv
+    apt-get install festival sox festlex-ifd festvox-italp16k festvox-itapc16k festvox-czech-dita
+    apt-get install festvox-czech-machac festvox-czech-ph festvox-suopuhe-lj festvox-suopuhe-mv
     python -m benchmarks.record_language_voices
 """
 

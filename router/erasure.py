@@ -1,6 +1,8 @@
-"""What an erasure or an opt-out must reach beyond the live keys: Redis's files and queued jobs.
+"""A caller's erasure: their calls' keys, this process's spooled writes, queued jobs and Redis's files.
 
-This process's outbox spools are reached by ``CallStore.erase_calls``.
+:class:`CallEraser` (``CallStore.erasure``) finds a caller's stored calls and deletes every key
+they left, with the analytics roll-ups of their hours and what this process's outbox spooled for
+them. What lies beyond the live keys is :class:`DiskScrubber`'s:
 
 Deleting keys does not delete what Redis already wrote to disk: the append-only file keeps every
 command (a caller's number, call SID, transcripts) until it is rewritten, and an RDB snapshot
@@ -16,16 +18,97 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from redis.exceptions import RedisError, ResponseError
 
+from router import keys
 from router.asr_jobs import drop_jobs_of_calls
+from router.outbox import Writes
 from router.slots import is_cluster
+from router.stored_calls import StoredCalls
 from router.tasks import stop_tasks
 
 log = logging.getLogger(__name__)
+
+
+class CallEraser:
+    """Finds a caller's stored calls and deletes every trace of them from Redis and this process's outbox."""
+
+    def __init__(self, redis: Any, *, stored: StoredCalls, writes: Writes, queues: Sequence[str],
+                 tombstone_s: int) -> None:
+        """Use the store's client, summaries (``stored``) and ``writes``; ``queues``: every queue's name.
+
+        ``tombstone_s``: how long an erased call's tombstone outlives it (so a write for it still
+        waiting in some process's outbox is dropped when replayed): the store's retention plus the
+        longest call.
+        """
+        self.redis = redis
+        self.stored = stored
+        self.writes = writes
+        self.queues = tuple(queues)
+        self.tombstone_s = tombstone_s
+
+    async def calls_of_caller(self, *, numbers: Sequence[str], number_hashes: Sequence[str]) -> list[dict[str, str]]:
+        """Return (call_sid, status, started_at) of every stored call from ``numbers`` or their salted hashes.
+
+        ``numbers``: the forms one caller's identity may be stored in.
+        """
+        wanted, hashes = set(filter(None, numbers)), set(filter(None, number_hashes))
+        rows = await self.stored.summaries_between(0, math.inf,
+                                                   ("call_sid", "caller", "caller_hash", "status", "started_at"))
+        return [{k: r.get(k, "") for k in ("call_sid", "status", "started_at")} for r in rows
+                if r.get("call_sid") and (r.get("caller") in wanted or r.get("caller_hash") in hashes)]
+
+    async def erase_calls(self, call_sids: Sequence[str], *, numbers: Sequence[str] = ()) -> int:
+        """Delete every stored trace of these calls; return how many summaries were deleted.
+
+        Their summaries, timelines, stream records, index and queue entries go, an agent's pointer
+        to one of them, and the analytics roll-ups of the hours they started in (recounted,
+        without them, when next asked). This process's outbox spool and dead-letter file lose
+        every write naming one of the calls or ``numbers`` (the erased caller's).
+
+        Raises:
+            RedisError: Redis could not answer; what was deleted stays deleted, and repeating the
+                request deletes the rest.
+        """
+        if not call_sids:
+            return 0
+        starts = [await self.redis.hget(keys.call(sid), "started_at") for sid in call_sids]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for sid in call_sids:
+                # the tombstone first: a write for the call still waiting in some process's outbox
+                # (Redis was down for it) is dropped when replayed, not written back
+                pipe.set(keys.erased(sid), "1", ex=self.tombstone_s)
+            for sid in call_sids:
+                pipe.delete(keys.call(sid))
+                for key in (keys.timeline(sid), keys.announced(sid), keys.stream_owner(sid)):
+                    pipe.delete(key)
+                pipe.zrem(keys.calls_index(), sid)
+                pipe.srem(keys.calls_live(), sid)
+                for q in self.queues:
+                    pipe.zrem(keys.queue(q), sid)
+                pipe.delete(keys.settled(sid))
+            replies = await pipe.execute()
+        per_call = 4 + 2 + len(self.queues) + 1
+        deleted = sum(int(replies[len(call_sids) + i * per_call]) for i in range(len(call_sids)))
+        erased = set(call_sids)
+        for agent_id in await self.redis.smembers(keys.agents()):
+            if await self.redis.hget(keys.agent(agent_id), "current_call") in erased:
+                await self.redis.hdel(keys.agent(agent_id), "current_call")
+        await self.drop_rollups(starts)
+        forgotten = await self.writes.forget([*call_sids, *numbers])
+        if forgotten:
+            log.info("erasure: %d spooled writes removed", forgotten)
+        return deleted
+
+    async def drop_rollups(self, starts: Sequence[str | None]) -> None:
+        """Delete the analytics roll-ups of the hours these call start times fall in (recounted when next read)."""
+        for hour in sorted({int(float(t) // 3600) for t in starts if t}):
+            async for name in self.redis.scan_iter(match=keys.analytics_hour_pattern(hour), count=500):
+                await self.redis.delete(name)
 
 
 class DiskScrubber:

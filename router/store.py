@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from redis.exceptions import RedisError
 
 from router import keys
 from router.agent_desk import AgentDesk
+from router.erasure import CallEraser
 from router.logins import Logins
 from router.outbox import REDIS_DOWN, Outbox, Writes
 from router.policy import Decision
@@ -182,6 +182,9 @@ class CallStore:
         self.writes = Writes(client, outbox, cluster=self.cluster, on_replayed=self._replayed)
         # the stored calls' summaries as analytics and exports read them, and the hourly roll-ups
         self.stored = StoredCalls(client, cluster=self.cluster, outbox=outbox)
+        # a caller's calls found and erased (a data subject's right to erasure)
+        self.erasure = CallEraser(client, stored=self.stored, writes=self.writes, queues=self.queues,
+                                  tombstone_s=int(retention_s + max_call_s))
         # dashboard sign-in state: failed-login counters and signed-out sessions
         self.logins = Logins(client)
         # agents, the queues' state and "take next"
@@ -211,7 +214,7 @@ class CallStore:
 
     async def _replayed(self, sids: set[str]) -> None:
         """Drop the roll-ups of the hours replayed calls started in (another process may have counted them)."""
-        await self._drop_rollups([await self.redis.hget(keys.call(sid), "started_at") for sid in sorted(sids)])
+        await self.erasure.drop_rollups([await self.redis.hget(keys.call(sid), "started_at") for sid in sorted(sids)])
 
     @property
     def events_channel(self) -> str:
@@ -221,65 +224,6 @@ class CallStore:
     def events_pubsub(self) -> Any:
         """Return a new pub/sub connection (subscribe it to :attr:`events_channel`)."""
         return self.redis.pubsub()
-
-    async def calls_of_caller(self, *, numbers: Sequence[str], number_hashes: Sequence[str]) -> list[dict[str, str]]:
-        """Return (call_sid, status, started_at) of every stored call from ``numbers`` or their salted hashes.
-
-        ``numbers``: the forms one caller's identity may be stored in.
-        """
-        wanted, hashes = set(filter(None, numbers)), set(filter(None, number_hashes))
-        rows = await self.stored.summaries_between(0, math.inf,
-                                                   ("call_sid", "caller", "caller_hash", "status", "started_at"))
-        return [{k: r.get(k, "") for k in ("call_sid", "status", "started_at")} for r in rows
-                if r.get("call_sid") and (r.get("caller") in wanted or r.get("caller_hash") in hashes)]
-
-    async def erase_calls(self, call_sids: Sequence[str], *, numbers: Sequence[str] = ()) -> int:
-        """Delete every stored trace of these calls; return how many summaries were deleted.
-
-        Their summaries, timelines, stream records, index and queue entries go, an agent's pointer
-        to one of them, and the analytics roll-ups of the hours they started in (recounted,
-        without them, when next asked). This process's outbox spool and dead-letter file lose
-        every write naming one of the calls or ``numbers`` (the erased caller's).
-
-        Raises:
-            RedisError: Redis could not answer; what was deleted stays deleted, and repeating the
-                request deletes the rest.
-        """
-        if not call_sids:
-            return 0
-        starts = [await self.redis.hget(keys.call(sid), "started_at") for sid in call_sids]
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for sid in call_sids:
-                # the tombstone first: a write for the call still waiting in some process's outbox
-                # (Redis was down for it) is dropped when replayed, not written back
-                pipe.set(keys.erased(sid), "1", ex=int(self.retention_s + self.max_call_s))
-            for sid in call_sids:
-                pipe.delete(keys.call(sid))
-                for key in (keys.timeline(sid), keys.announced(sid), keys.stream_owner(sid)):
-                    pipe.delete(key)
-                pipe.zrem(keys.calls_index(), sid)
-                pipe.srem(keys.calls_live(), sid)
-                for q in self.queues:
-                    pipe.zrem(keys.queue(q), sid)
-                pipe.delete(keys.settled(sid))
-            replies = await pipe.execute()
-        per_call = 4 + 2 + len(self.queues) + 1
-        deleted = sum(int(replies[len(call_sids) + i * per_call]) for i in range(len(call_sids)))
-        erased = set(call_sids)
-        for agent_id in await self.redis.smembers(keys.agents()):
-            if await self.redis.hget(keys.agent(agent_id), "current_call") in erased:
-                await self.redis.hdel(keys.agent(agent_id), "current_call")
-        await self._drop_rollups(starts)
-        forgotten = await self.writes.forget([*call_sids, *numbers])
-        if forgotten:
-            log.info("erasure: %d spooled writes removed", forgotten)
-        return deleted
-
-    async def _drop_rollups(self, starts: Sequence[str | None]) -> None:
-        """Delete the analytics roll-ups of the hours these call start times fall in (recounted when next read)."""
-        for hour in sorted({int(float(t) // 3600) for t in starts if t}):
-            async for name in self.redis.scan_iter(match=keys.analytics_hour_pattern(hour), count=500):
-                await self.redis.delete(name)
 
     def _event(self, kind: str, call_sid: str, **data: Any) -> Op:
         payload = json.dumps({"type": kind, "call_sid": call_sid, "ts": time.time(), **data})

@@ -135,7 +135,7 @@ async def test_a_write_for_an_erased_call_waiting_in_an_outbox_is_dropped_when_r
     store.outbox.sync()
     assert len(spool.read_text().splitlines()) == 2
     # meanwhile the caller's erasure runs against Redis, and reaches this process's spool at once
-    assert await store.erase_calls([erased_sid]) == 1
+    assert await store.erasure.erase_calls([erased_sid]) == 1
     store.outbox.sync()
     assert erased_sid not in spool.read_text() and kept_sid in spool.read_text()
     # the replay writes the other call's update; the erased call stays gone

@@ -123,7 +123,7 @@ async def test_a_call_erased_before_its_turn_is_not_archived(redis_url, tmp_path
     archiver = Archiver(store.redis, history, consumer="a1")
     await archiver.ensure_group()
     sid = await finished_call(store, csat=None)
-    await store.erase_calls([sid])
+    await store.erasure.erase_calls([sid])
     assert await archiver.run_once(block_ms=100) == 0
     assert history.call(sid) is None and await store.redis.xlen(keys.archive()) == 0
     history.close()

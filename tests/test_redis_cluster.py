@@ -107,7 +107,7 @@ async def test_calls_are_queued_taken_rerouted_and_erased_with_every_write_in_on
     kinds = [e["type"] for e in await store.get_timeline(sids[1])]
     assert kinds == ["started", "decision", "pickup"], kinds
     # erasure reaches every node
-    assert await store.erase_calls(sids) == len(sids)
+    assert await store.erasure.erase_calls(sids) == len(sids)
     for port in redis_cluster.ports:
         left = [k for k in redis_cluster.keys_on(port) if any(s in k for s in sids) and not k.endswith(":erased")]
         assert not left, (port, left)

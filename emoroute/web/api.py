@@ -152,14 +152,15 @@ def caller_identities(raw: str) -> list[str]:
 async def _erase_caller(raw: str, services: ServicesDep) -> dict[str, Any]:
     forms = caller_identities(raw)
     secret = services.settings.secret_key
-    calls = await services.store.calls_of_caller(numbers=forms, number_hashes=[caller_hash(secret, f) for f in forms])
+    hashes = [caller_hash(secret, f) for f in forms]
+    calls = await services.store.erasure.calls_of_caller(numbers=forms, number_hashes=hashes)
     done = [c["call_sid"] for c in calls if _has_ended(services, c)]
     live = [c["call_sid"] for c in calls if c["call_sid"] not in done]
-    erased = await services.store.erase_calls(done, numbers=forms)
+    erased = await services.store.erasure.erase_calls(done, numbers=forms)
     if services.scrubber is not None:
         await services.scrubber.erased(done)
     # the history store: these calls, and the caller's calls Redis no longer holds
-    archived = await _erase_history(services, done, [caller_hash(secret, f) for f in forms])
+    archived = await _erase_history(services, done, hashes)
     done += [sid for sid in archived if sid not in done]
     log.info("erasure: %d calls of caller %s deleted (%d from the history store), %d still live", erased,
              mask_phone(forms[0]), len(archived), len(live))
@@ -214,7 +215,7 @@ async def erase_call(call_sid: str, services: ServicesDep, _: SupervisorDep) -> 
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no call {call_sid}")
     if not _has_ended(services, call):
         raise HTTPException(status.HTTP_409_CONFLICT, f"call {call_sid} is in progress: erase it once it has ended")
-    await services.store.erase_calls([call_sid], numbers=[call.get("caller", "")] if call.get("caller") else [])
+    await services.store.erasure.erase_calls([call_sid], numbers=[call.get("caller", "")] if call.get("caller") else [])
     if services.scrubber is not None:
         await services.scrubber.erased([call_sid])
     await _erase_history(services, [call_sid], [])
