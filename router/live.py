@@ -8,7 +8,8 @@ Redis never delays a redirect; each call's writes keep their order). Once an age
 call it stays with the agent: later readings and transcripts still reach the timeline and
 the agent's cues, but nothing re-queues or redirects it. One call's failure is logged with
 its SID and never touches another call. What callers say (transcripts, partials, their analysis,
-the first decision's wait for them) is :class:`router.listening.CallListener`'s.
+the first decision's wait for them) is :class:`router.listening.CallListener`'s; where a call goes
+(the decision, redirect, re-routes, raised priority) is :class:`router.routing.CallRouting`'s.
 """
 
 from __future__ import annotations
@@ -31,17 +32,16 @@ from router.flow import CallFlow
 from router.listening import CallListener, said_so_far
 from router.metrics import Metrics
 from router.phases import MANAGER_PHRASES, caller_hash, says_any
-from router.policy import Decision, Policy, TextSignals, TrajectoryPoint, decide, reprioritise
+from router.policy import Decision, Policy, TextSignals, TrajectoryPoint
 from router.redact import mask_phone
+from router.routing import CallRouting
 from router.store import CallStore, ReadingRecord
 from router.text import TextAnalyser
-from telephony.actions import CallActions, RouteSpec
+from telephony.actions import CallActions
 from telephony.events import AudioChunk, CallEnded, CallStarted, StreamEvent
 from telephony.twiml import FlowUrls
 
 log = logging.getLogger(__name__)
-
-
 
 
 class CallCoordinator:
@@ -99,7 +99,9 @@ class CallCoordinator:
         self.caller_secret = caller_secret  # salts the caller hash kept for repeat-caller analytics
         self.on_opt_out = on_opt_out
         self.calls: dict[str, CallState] = {}
-        self.decision_latencies_ms: list[float] = []
+        # where each call goes: its decision, redirect, re-routes and raised priorities
+        self.routing = CallRouting(policy=policy, store=store, actions=actions, metrics=metrics, flow=self.flow,
+                                   persist=self._persist, spawn=self._spawn, enter_phase=self.enter_phase)
 
     async def handle(self, event: StreamEvent) -> None:
         """Process one event from a call's Media Stream."""
@@ -148,7 +150,7 @@ class CallCoordinator:
         if state.decision is None and not state.deciding and state.utterances_in_flight == 0 and (
             state.segmenter.seconds >= self.policy.decision.max_listen_seconds
         ):
-            self._spawn(state, self._decide(state, None, "listening time reached"))
+            self._spawn(state, self.routing.decide(state, None, "listening time reached"))
 
     def _persist(self, state: CallState, write: Callable[[], Coroutine[Any, Any, Any]]) -> asyncio.Task[Any]:
         """Run one store write after the call's previous one (its timeline keeps its order), off the caller's path."""
@@ -282,7 +284,7 @@ class CallCoordinator:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(state.settled.wait(), self.transcript_wait_s + 1.0)
         if state.decision is None and not state.deciding and not state.ended:
-            await self._decide(state, None, "listening time reached (wall clock)")
+            await self.routing.decide(state, None, "listening time reached (wall clock)")
 
     async def _score(self, state: CallState, seg: Segment, received: float) -> None:
         if seg.kind != "utterance":
@@ -315,7 +317,7 @@ class CallCoordinator:
             if listener is not None and asr is not None:
                 await listener.await_text(state, asr, seg.end_s, seg.start_s)
             if seg.kind == "utterance" and state.decision is None:
-                await self._decide(state, received, "emotion model failed", at=seg.end_s)
+                await self.routing.decide(state, received, "emotion model failed", at=seg.end_s)
             return
         text = (await listener.await_text(state, asr, seg.end_s, seg.start_s)
                 if listener is not None and asr is not None else None)
@@ -351,9 +353,9 @@ class CallCoordinator:
                                                             summary_extra=extra))
         if state.decision is None:
             if seg.kind == "utterance":
-                await self._decide(state, received, "first utterance", at=seg.end_s)
+                await self.routing.decide(state, received, "first utterance", at=seg.end_s)
         elif not state.ended:
-            await self._after_decision(state)
+            await self.routing.after_decision(state)
 
     async def _late_text(self, state: CallState, signals: TextSignals, at: float) -> None:
         """Store a transcript that missed the first decision (at its utterance's end), and let it re-route."""
@@ -363,113 +365,7 @@ class CallCoordinator:
             call_sid=state.call_sid, t=at, text=signals.snippet, sentiment=signals.sentiment,
             intents=tuple(sorted(signals.intents)), original=signals.original, language=state.language))
         if state.decision is not None and not state.ended:
-            await self._after_decision(state, late=True)
-
-
-    async def _decide(self, state: CallState, closed_at: float | None, trigger: str, at: float | None = None) -> None:
-        """Route the call; ``at`` is the call time (s) of what triggered it, default the audio heard so far.
-
-        The redirect goes out first; the decision is stored after it, in the call's write order.
-        Without any reading (the model failed or the caller never spoke) the policy's safe default
-        queue is what ``decide`` returns.
-        """
-        if state.decision is not None or state.deciding or state.opted_out:
-            return
-        state.deciding = True
-        decision = decide(state.points, said_so_far(state), self.policy, language=state.language)
-        state.decision = decision
-        state.language_routed = bool(state.language)
-        state.arrival = time.time()
-        t = at if at is not None else state.segmenter.seconds
-        if state.ended or state.with_agent:
-            log.info("call %s: %s before routing; decision stored, no redirect", state.call_sid,
-                     "caller hung up" if state.ended else "an agent has the call")
-        else:
-            self._spawn(state, self._send_route(state, decision, menu=decision.rule == "default"))
-            if decision.rule != "default":  # the keypad menu is still part of the greeting
-                self.enter_phase(state.call_sid, "identification" if self.policy.identification else "queue", t)
-        latency_ms = (time.perf_counter() - closed_at) * 1000 if closed_at is not None else None
-        if latency_ms is not None:
-            self.metrics.decision_latency.observe(latency_ms / 1000)
-            self.decision_latencies_ms.append(latency_ms)
-        self.metrics.decisions.labels(decision.queue, decision.rule).inc()
-        log.info("call %s -> %s priority %d (%s; %s)", state.call_sid, decision.queue, decision.priority,
-                 decision.reason, trigger)
-        # identification follows a routed decision (not the keypad menu): the wait starts after it
-        enqueued = decision.rule == "default" or not self.policy.identification
-        applied = await self._persist(state, lambda: self.store.record_decision(
-            call_sid=state.call_sid, decision=decision, t=t, arrival=state.arrival, latency_ms=latency_ms,
-            enqueued=enqueued))
-        if applied is False:
-            log.info("call %s: decision not queued (the call ended or an agent has it)", state.call_sid)
-
-    async def _send_route(self, state: CallState, decision: Decision, *, menu: bool = False,
-                          identify: bool = True, opting_out: bool = False) -> None:
-        """Redirect the call: its first route (identification, then the queue), a re-route, or the keypad menu."""
-        last = state.points[-1] if state.points else None
-        emotion = max(last.probs, key=lambda k: last.probs[k]) if last and not opting_out else "unknown"
-        lead = self.policy.opt_out.confirmation if opting_out else ""
-        spec: RouteSpec = self.flow.route_spec(state.call_sid, decision, emotion, menu=menu, identify=identify,
-                                               lead=lead, stop_stream=opting_out, language=state.language)
-        try:
-            await self.actions.route_call(state.call_sid, spec)
-        except Exception:  # noqa: BLE001 - the TwiML <Redirect> fallback still enqueues the caller
-            self.metrics.errors.labels("twilio_rest").inc()
-            log.exception("call %s: Twilio redirect failed; the call falls back to the default queue",
-                          state.call_sid)
-
-    async def _requeue(self, state: CallState, decision: Decision, kind: str) -> bool:
-        """Store a re-route or new priority if the call is still queued; return whether it was applied.
-
-        Redis decides atomically (router.store.CALL_SIDE_LUA and PLACE_CALL_LUA): a call with an agent, or ended, is
-        never re-queued. When Redis cannot say (outage), nothing is sent to Twilio either.
-        """
-        applied = await self._persist(state, lambda: self.store.record_decision(
-            call_sid=state.call_sid, decision=decision, t=state.points[-1].t, arrival=state.arrival,
-            latency_ms=None, kind=kind))
-        if applied is False:
-            state.with_agent = True
-            log.info("call %s: %s not applied: the call is no longer queued (with an agent or ended)",
-                     state.call_sid, kind)
-        return bool(applied)
-
-    async def _after_decision(self, state: CallState, *, late: bool = False) -> None:
-        """Re-route when the caller later says something that routes elsewhere; else maybe raise priority.
-
-        ``late``: the transcript of the utterance the call was decided on arrived after the decision
-        (taken on tone alone); a re-route it causes says so on the timeline.
-        """
-        assert state.decision is not None
-        if state.with_agent or state.ended:
-            return
-        fresh = decide(state.points, said_so_far(state), self.policy, language=state.language)
-        if late and not state.decision.rule.startswith("text"):
-            fresh = Decision(fresh.queue, fresh.priority, f"{fresh.reason} (late transcript; the call was first "
-                             f"routed on tone: {state.decision.reason})", fresh.rule)
-        # a language identified after the call was routed: its route (queue, skill, hold message) applies now
-        language_news = (not state.language_routed and self.policy.languages.route(state.language) is not None)
-        if (fresh.queue != state.decision.queue and fresh.rule.startswith("text")) or language_news:
-            state.language_routed = bool(state.language)
-            if not await self._requeue(state, fresh, "reroute"):
-                return
-            state.decision = fresh
-            await self._send_route(state, fresh, identify=False)
-            log.info("call %s re-routed to %s (%s)", state.call_sid, fresh.queue, fresh.reason)
-            return
-        new_priority = reprioritise(state.decision.priority, state.points, self.policy)
-        if new_priority <= state.decision.priority:
-            return
-        raised = Decision(state.decision.queue, new_priority,
-                          f"{state.decision.reason}; anger rising while waiting", state.decision.rule)
-        if not await self._requeue(state, raised, "reprioritise"):
-            return
-        state.decision = raised
-        try:
-            await self.actions.update_priority(state.call_sid, new_priority)
-        except Exception:  # noqa: BLE001 - our own queue already holds the new priority
-            self.metrics.errors.labels("twilio_rest").inc()
-            log.exception("call %s: TaskRouter priority update failed", state.call_sid)
-        log.info("call %s: priority raised to %d", state.call_sid, new_priority)
+            await self.routing.after_decision(state, late=True)
 
     async def _speech_opt_out(self, state: CallState, text: TextSignals) -> bool:
         """Opt the caller out if what they said refuses the analysis; return whether they did.
@@ -494,7 +390,7 @@ class CallCoordinator:
             await self._persist(state, lambda: self.store.record_decision(
                 call_sid=state.call_sid, decision=decision, t=state.segmenter.seconds, arrival=state.arrival,
                 latency_ms=None))
-            await self._send_route(state, state.decision, menu=True, opting_out=True)
+            await self.routing.send_route(state, state.decision, menu=True, opting_out=True)
         else:
             self._spawn(state, self._stop_stream(state))
         return True
