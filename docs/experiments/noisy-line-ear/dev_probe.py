@@ -1,3 +1,12 @@
+"""Development probe for the noisy-line ear (issue #30): tiny.en against Whisper base (English) under babble.
+
+Set 2's first four requests per intent in the given voices, 0.3 s / 0.5 s of line around each,
+babble of four RAVDESS actors from ``first_actor`` (9: never the benchmark's 5-8) at each SNR,
+through the 8 kHz mu-law line; exact intent from each recogniser's transcript.
+
+    PYTHONPATH=. python docs/experiments/noisy-line-ear/dev_probe.py benchmarks/data/intents_eval_2 \
+        flite-awb,flite-rms,flite-kal16,festival-slt-hts clean,5 9
+"""
 import csv, sys, time, json
 from collections import defaultdict
 from pathlib import Path
