@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from audio_models.emotion_types import ModelLoadError
+from audio_models.line_quality import assess
 from audio_models.threads import single_thread_numpy_blas
 from audio_models.transcribe import (
     MAX_TOKENS,
@@ -43,6 +44,7 @@ from audio_models.transcribe import (
     TOKENS_PER_SECOND,
     Transcriber,
     TranscriptSegment,
+    WhisperTranscriber,
     _check,
     _Decoded,
     finish_segments,
@@ -207,6 +209,20 @@ class MultilingualWhisper:
             return self.head.choose(scores, candidates)
         return choose_language(scores, candidates)
 
+    def english(self, like: Transcriber) -> WhisperTranscriber:
+        """Return English transcription on this model, decoded as ``like`` decodes (a tiny.en transcriber).
+
+        The vocabulary prompt, beam, confidence floor and next-best readings are ``like``'s (when it
+        is a :class:`WhisperTranscriber`); the band extender is never put on this shared model.
+        """
+        settings: dict[str, Any] = {}
+        if isinstance(like, WhisperTranscriber):
+            settings = {"min_confidence": like.min_confidence, "vocabulary": like.vocabulary or "",
+                        "beam_size": like.beam_size, "window_s": like.window_frames / 100,
+                        "alternatives": like.alternatives, "alternative_margin": like.alternative_margin}
+        return WhisperTranscriber(model=self._model, name=f"{self.name} (English)", word_timestamps=False,
+                                  workers=self.workers, **settings)
+
     def _tokenizer(self, language: str, task: str) -> Any:
         from faster_whisper.tokenizer import Tokenizer
 
@@ -271,52 +287,78 @@ class LanguageAwareTranscriber:
     """English callers through tiny.en; a caller identified as speaking another language through Whisper base."""
 
     def __init__(self, english: Transcriber, multilingual: MultilingualWhisper, *, min_probability: float = 0.5,
-                 english_confidence: float = ENGLISH_CONFIDENCE) -> None:
+                 english_confidence: float = ENGLISH_CONFIDENCE, noisy_below_db: float | None = None) -> None:
         """Switch from English only when identification is at least ``min_probability`` sure.
 
         ``english_confidence``: a first utterance tiny.en transcribes at least this confidently is
         taken as English (English-only Whisper is unsure of other languages: 90 % of the nine
         corpora's other-language training clips fall under 0.5, and every natural English voice of
         the intent evaluation above it; docs/experiments/2026-12-07-language-id-rule.md, try 4).
+        ``noisy_below_db``: an utterance whose line estimate (speech over background,
+        :func:`audio_models.line_quality.assess`) is below this has its English transcribed by
+        Whisper base instead of tiny.en, the stronger ear where the words must decide (None: never;
+        docs/experiments/2026-12-07-noisy-line-ear-rule.md).
         """
         self.english = english
         self.multilingual = multilingual
         self.min_probability = min_probability
         self.english_confidence = english_confidence
+        self.noisy_below_db = noisy_below_db
+        self.noisy_ear = multilingual.english(english) if noisy_below_db is not None else None
         self.workers = getattr(english, "workers", 1)
         self.name = f"{english.name} + {multilingual.name} ({', '.join(multilingual.languages)})"
+
+    def noisy(self, wave: np.ndarray) -> bool:
+        """Whether ``wave`` came over a line below the floor (its English then goes to Whisper base)."""
+        if self.noisy_ear is None or self.noisy_below_db is None:
+            return False
+        audio = _check(wave)
+        return audio is not None and assess(audio).snr_db < self.noisy_below_db
 
     def transcribe(self, wave: np.ndarray, language: str = "") -> TranscriptSegment:
         """Return the transcript in English; ``language`` "" identifies it from this utterance first."""
         if language and language != "en":  # the call's language, identified on an earlier utterance
             return replace(self.multilingual.transcribe(wave, language), language_probability=1.0)
+        noisy = self.noisy(wave)
         if language == "en":
-            return replace(self.english.transcribe(wave), language="en", language_probability=1.0)
-        heard, english = self.first_utterance(wave)
+            ear = self.noisy_ear if noisy and self.noisy_ear is not None else self.english
+            return replace(ear.transcribe(wave), language="en", language_probability=1.0)
+        heard, english = self.first_utterance(wave, noisy=noisy)
         if heard is None or heard.code == "en":
             return english if heard is None else replace(english, language="en",
                                                           language_probability=heard.probability)
         return replace(self.multilingual.transcribe(wave, heard.code), language_probability=heard.probability)
 
-    def first_utterance(self, wave: np.ndarray) -> tuple[LanguageGuess | None, TranscriptSegment]:
-        """Return the language a call's first utterance is taken to be in, and tiny.en's transcript of it.
+    def first_utterance(self, wave: np.ndarray, *, noisy: bool = False) -> tuple[LanguageGuess | None,
+                                                                                 TranscriptSegment]:
+        """Return the language a call's first utterance is taken to be in, and its English transcript.
 
         tiny.en goes first: a transcript it is at least ``english_confidence`` sure of is English,
         and such a caller pays nothing more. Otherwise the identifier decides: another language
         when it is at least ``min_probability`` sure of it, else English, as unsure as it was.
+        On a ``noisy`` line (with a noisy-line ear) the identifier goes first and English is Whisper
+        base's; the transcript is empty when the caller is taken for another language.
         """
-        english = self.english.transcribe(wave)
-        if english.text and english.confidence >= self.english_confidence:
-            return LanguageGuess("en", english.confidence), english
+        ear = self.noisy_ear if noisy else None
+        if ear is None:
+            english = self.english.transcribe(wave)
+            if english.text and english.confidence >= self.english_confidence:
+                return LanguageGuess("en", english.confidence), english
         guess = self.multilingual.identify(wave)
-        if guess is None or guess.code == "en" or guess.probability >= self.min_probability:
+        other = guess is not None and guess.code != "en" and guess.probability >= self.min_probability
+        if ear is not None:
+            english = TranscriptSegment("", engine=ear.name) if other else ear.transcribe(wave)
+        if guess is None or guess.code == "en" or other:
             return guess, english
         return LanguageGuess("en", round(1.0 - guess.probability, 3)), english
 
 
-def load_multilingual(english: Transcriber, languages: Iterable[str], *, min_probability: float = 0.5
-                      ) -> LanguageAwareTranscriber:
-    """Return ``english`` with language identification and the multilingual path for ``languages``."""
+def load_multilingual(english: Transcriber, languages: Iterable[str], *, min_probability: float = 0.5,
+                      noisy_below_db: float | None = None) -> LanguageAwareTranscriber:
+    """Return ``english`` with language identification and the multilingual path for ``languages``.
+
+    ``noisy_below_db``: English heard over a line below this goes to Whisper base (None: never).
+    """
     workers = getattr(english, "workers", 1)
     return LanguageAwareTranscriber(english, MultilingualWhisper(languages=languages, workers=workers),
-                                    min_probability=min_probability)
+                                    min_probability=min_probability, noisy_below_db=noisy_below_db)

