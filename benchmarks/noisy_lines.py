@@ -20,11 +20,11 @@ and angry clip (80), clean and under babble at 0, 5 and 10 dB: calm callers sent
 angry callers reaching it, with the floor and with tone trusted.
 
 The words come from the live transcriber (language identification included, as a live call's first
-utterance), with its noisy-line ear (Whisper base for English below the line floor) off and on:
-``--ear off|on|both`` (figures prefixed ``off_`` / ``on_``), plus the share of English callers
-taken for another language and the time per transcription. A third population is plain speech
-(no request): the same RAVDESS actors' clips under babble at 5 and 10 dB, the calls given an intent
-by each ear.
+utterance), with its noisy-line ear (Whisper base for English below the line floor; judged and not
+shipped) off as shipped, or on, or both: ``--ear off|on|both`` (figures prefixed ``off_`` / ``on_``),
+plus the share of English callers taken for another language and the time per transcription. A
+third population is plain speech (no request): the same RAVDESS actors' clips under babble at 5 and
+10 dB, the calls given an intent by each ear.
 
 Prints one JSON line: per condition, right queue, calm callers sent to retention, intents heard,
 the share of readings whose tone was set aside, with the tone-trusted figures beside them; the
@@ -167,8 +167,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, required=True, help="the corpora root (shared/data): the babble talkers")
     ap.add_argument("--model", type=Path, help="an emotion model directory (default: the shipped default)")
-    ap.add_argument("--ear", choices=("off", "on", "both"), default="both",
-                    help="the noisy-line ear (Whisper base for English below the line floor): off, on or both")
+    ap.add_argument("--ear", choices=("off", "on", "both"), default="off",
+                    help="the noisy-line ear (Whisper base for English below the line floor; not shipped, "
+                         "docs/experiments/2026-12-07-noisy-line-ear-rule.md): off (as shipped), on or both")
     args = ap.parse_args()
     torch.set_num_threads(1)
     policy = load_policy()
