@@ -287,33 +287,37 @@ class LanguageAwareTranscriber:
     """English callers through tiny.en; a caller identified as speaking another language through Whisper base."""
 
     def __init__(self, english: Transcriber, multilingual: MultilingualWhisper, *, min_probability: float = 0.5,
-                 english_confidence: float = ENGLISH_CONFIDENCE, noisy_below_db: float | None = None) -> None:
+                 english_confidence: float = ENGLISH_CONFIDENCE, line_floor_db: float | None = None,
+                 noisy_ear: bool = False, noisy_min_probability: float | None = None) -> None:
         """Switch from English only when identification is at least ``min_probability`` sure.
 
         ``english_confidence``: a first utterance tiny.en transcribes at least this confidently is
         taken as English (English-only Whisper is unsure of other languages: 90 % of the nine
         corpora's other-language training clips fall under 0.5, and every natural English voice of
         the intent evaluation above it; docs/experiments/2026-12-07-language-id-rule.md, try 4).
-        ``noisy_below_db``: an utterance whose line estimate (speech over background,
-        :func:`audio_models.line_quality.assess`) is below this has its English transcribed by
-        Whisper base instead of tiny.en, the stronger ear where the words must decide (None: never;
-        docs/experiments/2026-12-07-noisy-line-ear-rule.md).
+        ``line_floor_db``: an utterance whose line estimate (speech over background,
+        :func:`audio_models.line_quality.assess`) is below this is on a noisy line (None: none is).
+        On a noisy line, ``noisy_ear`` has Whisper base transcribe English instead of tiny.en
+        (judged and not shipped: docs/experiments/2026-12-07-noisy-line-ear-rule.md), and
+        ``noisy_min_probability`` (None: ``min_probability``) is how sure the identifier must be to
+        take a first utterance for another language.
         """
         self.english = english
         self.multilingual = multilingual
         self.min_probability = min_probability
         self.english_confidence = english_confidence
-        self.noisy_below_db = noisy_below_db
-        self.noisy_ear = multilingual.english(english) if noisy_below_db is not None else None
+        self.line_floor_db = line_floor_db
+        self.noisy_ear = multilingual.english(english) if noisy_ear and line_floor_db is not None else None
+        self.noisy_min_probability = noisy_min_probability
         self.workers = getattr(english, "workers", 1)
         self.name = f"{english.name} + {multilingual.name} ({', '.join(multilingual.languages)})"
 
     def noisy(self, wave: np.ndarray) -> bool:
-        """Whether ``wave`` came over a line below the floor (its English then goes to Whisper base)."""
-        if self.noisy_ear is None or self.noisy_below_db is None:
+        """Whether ``wave`` came over a line below the floor."""
+        if self.line_floor_db is None:
             return False
         audio = _check(wave)
-        return audio is not None and assess(audio).snr_db < self.noisy_below_db
+        return audio is not None and assess(audio).snr_db < self.line_floor_db
 
     def transcribe(self, wave: np.ndarray, language: str = "") -> TranscriptSegment:
         """Return the transcript in English; ``language`` "" identifies it from this utterance first."""
@@ -336,8 +340,9 @@ class LanguageAwareTranscriber:
         tiny.en goes first: a transcript it is at least ``english_confidence`` sure of is English,
         and such a caller pays nothing more. Otherwise the identifier decides: another language
         when it is at least ``min_probability`` sure of it, else English, as unsure as it was.
-        On a ``noisy`` line (with a noisy-line ear) the identifier goes first and English is Whisper
-        base's; the transcript is empty when the caller is taken for another language.
+        On a ``noisy`` line the identifier must be ``noisy_min_probability`` sure instead, and with
+        a noisy-line ear it goes first and English is Whisper base's (the transcript is empty when
+        the caller is taken for another language).
         """
         ear = self.noisy_ear if noisy else None
         if ear is None:
@@ -345,7 +350,10 @@ class LanguageAwareTranscriber:
             if english.text and english.confidence >= self.english_confidence:
                 return LanguageGuess("en", english.confidence), english
         guess = self.multilingual.identify(wave)
-        other = guess is not None and guess.code != "en" and guess.probability >= self.min_probability
+        floor = self.min_probability
+        if noisy and self.noisy_min_probability is not None:
+            floor = self.noisy_min_probability
+        other = guess is not None and guess.code != "en" and guess.probability >= floor
         if ear is not None:
             english = TranscriptSegment("", engine=ear.name) if other else ear.transcribe(wave)
         if guess is None or guess.code == "en" or other:
@@ -354,11 +362,11 @@ class LanguageAwareTranscriber:
 
 
 def load_multilingual(english: Transcriber, languages: Iterable[str], *, min_probability: float = 0.5,
-                      noisy_below_db: float | None = None) -> LanguageAwareTranscriber:
+                      **noisy: Any) -> LanguageAwareTranscriber:
     """Return ``english`` with language identification and the multilingual path for ``languages``.
 
-    ``noisy_below_db``: English heard over a line below this goes to Whisper base (None: never).
+    ``noisy``: :class:`LanguageAwareTranscriber`'s line_floor_db, noisy_ear, noisy_min_probability.
     """
     workers = getattr(english, "workers", 1)
     return LanguageAwareTranscriber(english, MultilingualWhisper(languages=languages, workers=workers),
-                                    min_probability=min_probability, noisy_below_db=noisy_below_db)
+                                    min_probability=min_probability, **noisy)

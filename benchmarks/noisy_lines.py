@@ -177,7 +177,7 @@ def main() -> None:
     multilingual = MultilingualWhisper(languages=policy.languages.routes)
     ears = {ear: LanguageAwareTranscriber(shipped_recogniser(), multilingual,
                                           min_probability=policy.languages.min_probability,
-                                          noisy_below_db=policy.line.min_snr_db if ear == "on" else None)
+                                          line_floor_db=policy.line.min_snr_db, noisy_ear=ear == "on")
             for ear in (("off", "on") if args.ear == "both" else (args.ear,))}
     analyser = load_text_analyser(policy.text)
     order = list(policy.text.intent_routes)
