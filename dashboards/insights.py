@@ -220,6 +220,22 @@ class Tally:
 
     def analytics(self, queues: list[str]) -> dict[str, Any]:
         """Return the routing figures (calls per queue, emotions, escalation, priority, wait, evolution)."""
+        return TallyFigures(self.d).analytics(queues)
+
+    def insights(self, queues: list[str]) -> dict[str, Any]:
+        """Return phases, topics, escalation, opt-outs and CSAT (repeat callers: ``repeat_figures``)."""
+        return TallyFigures(self.d).insights(queues)
+
+
+class TallyFigures:
+    """What a tally's sums say: the figures the analytics API, its CSV export and the dashboards show."""
+
+    def __init__(self, d: dict[str, Any]) -> None:
+        """Read the sums ``d`` (a :class:`Tally`'s ``to_dict``); nothing is changed."""
+        self.d = d
+
+    def analytics(self, queues: list[str]) -> dict[str, Any]:
+        """Return the routing figures (calls per queue, emotions, escalation, priority, wait, evolution)."""
         d, n = self.d, self.d["n"]
         per_queue = d["queue"]
         return {
