@@ -12,27 +12,16 @@ from __future__ import annotations
 
 import csv
 import json
-import re
+import sys
 from collections import Counter
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SET = HERE.parents[2] / "benchmarks" / "data" / "intents_languages_festival" / "sentences.csv"
+sys.path.insert(0, str(HERE.parents[2]))
+sys.path.insert(0, str(HERE.parent / "languages-instrument"))
 
-
-def _norm(text: str) -> str:
-    return re.sub(r"[^\w ]", "", text.lower()).strip()
-
-
-def cer(ref: str, hyp: str) -> float:
-    """Character error rate (Levenshtein distance over the reference's length), punctuation and case ignored."""
-    a, b = _norm(ref), _norm(hyp)
-    row = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        prev, row[0] = row[0], i
-        for j, cb in enumerate(b, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
-    return row[-1] / max(1, len(a))
+from real_speakers import cer  # noqa: E402  (the instrument record's character error rate)
 
 
 def main() -> None:
