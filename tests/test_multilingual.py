@@ -176,3 +176,14 @@ def test_english_on_a_noisy_line_is_heard_by_whisper_base_and_a_clean_line_keeps
     # without the ear the same line keeps tiny.en
     plain = LanguageAwareTranscriber(whisper, multilingual, min_probability=load_policy().languages.min_probability)
     assert plain.transcribe(noisy, "en").engine == whisper.name
+
+
+def test_a_floor_for_noisy_lines_applies_only_to_a_first_utterance_on_a_noisy_line(whisper, multilingual):
+    # the option judged and not shipped (docs/experiments/2026-12-07-noisy-line-language-rule.md)
+    strict = LanguageAwareTranscriber(whisper, multilingual, min_probability=load_policy().languages.min_probability,
+                                      line_floor_db=load_policy().line.min_snr_db, noisy_min_probability=1.01)
+    spanish = load_audio(LANGUAGES / "es-c2-espeak-m1.wav")  # identified as Spanish on a clean line
+    assert not strict.noisy(spanish)
+    assert strict.transcribe(spanish).language == "es"
+    heard, _ = strict.first_utterance(spanish, noisy=True)  # the same words, taken as heard on a noisy line
+    assert heard is not None and heard.code == "en" and heard.probability < 0.6, heard  # left unsure: asked again
