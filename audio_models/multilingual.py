@@ -24,6 +24,7 @@ a caller identified as speaking another language.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import zlib
@@ -51,6 +52,7 @@ from audio_models.transcribe import (
     speech_ratio,
 )
 
+log = logging.getLogger(__name__)
 LANGUAGE_HEAD_FILE = "language_head.npz"
 DEFAULT_LANGUAGE_MODEL = Path(__file__).parent / "models" / "language-id-v1"
 # Whisper's own top guess, when it is a language the head never learned, is taken from this sure: 0.5 for a
@@ -181,6 +183,13 @@ class MultilingualWhisper:
         self.name = "whisper-base-ct2-int8"
         self.whisper_languages = tuple(known)
         self.head = LanguageHead.load(head_dir / LANGUAGE_HEAD_FILE) if head_dir is not None else None
+        # a served language the head never heard is identified only from Whisper's own top guess
+        self.unheard = tuple(c for c in self.languages if self.head is not None and c not in self.head.classes)
+        if self.unheard:
+            log.info("language identification: the head never heard %s; callers speaking %s are identified only "
+                     "when Whisper base's own guess is at least %.1f sure (Czech on recorded-diphone voices: 0.444 "
+                     "identified; docs/experiments/2026-12-07-languages-festival-rule.md)",
+                     ", ".join(self.unheard), "it" if len(self.unheard) == 1 else "them", CANDIDATE_MIN_PROBABILITY)
         self._tokenizers: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
 

@@ -187,3 +187,13 @@ def test_a_floor_for_noisy_lines_applies_only_to_a_first_utterance_on_a_noisy_li
     assert strict.transcribe(spanish).language == "es"
     heard, _ = strict.first_utterance(spanish, noisy=True)  # the same words, taken as heard on a noisy line
     assert heard is not None and heard.code == "en" and heard.probability < 0.6, heard  # left unsure: asked again
+
+
+def test_a_served_language_the_head_never_heard_is_named_at_start(caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="audio_models.multilingual"):
+        model = MultilingualWhisper(languages=["it", "cs", "fi"])
+    assert model.unheard == ("cs", "fi")  # Italian is one of the head's seven
+    assert "never heard cs, fi" in caplog.text
+    assert MultilingualWhisper(languages=["pl"], head_dir=None).unheard == ()  # no head: nothing to say
