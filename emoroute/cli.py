@@ -215,7 +215,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def _cmd_worker(args: argparse.Namespace) -> int:
     from audio_models.transcribe import load_transcriber
     from emoroute.redis_clients import sync_client
-    from emoroute.services import with_languages
+    from emoroute.services import freeze_loaded_objects, with_languages
     from emoroute.settings import Settings, weak_secret_key
     from emoroute.worker import InferenceWorker, install_drain
     from router.asr_jobs import JobCipher
@@ -252,6 +252,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
                              worker_id=args.id or f"worker-{new_process_id()}",
                              claim_idle_ms=settings.asr_claim_idle_ms, metrics_port=args.metrics_port)
     install_drain(worker)
+    freeze_loaded_objects()  # the models' objects out of the collector's walks (emoroute.services)
     worker.run()
     return 0
 
