@@ -40,7 +40,7 @@ import torch
 from audio_models.audio_io import load_audio
 from audio_models.g711 import telephone_round_trip
 from audio_models.multilingual import LanguageAwareTranscriber, MultilingualWhisper
-from audio_models.training.corpora import ALL_CORPORA, held_out_speakers, list_corpora
+from audio_models.training.corpora import ALL_CORPORA, Clip, held_out_speakers, list_corpora
 from audio_models.training.language_id import CORPUS_LANGUAGE, PER_SPEAKER
 from benchmarks.common import shipped_recogniser
 from router.policy import load_policy
@@ -71,18 +71,27 @@ def _score(model: MultilingualWhisper, waves: list[tuple[str, np.ndarray]],
     return shares(hits), shares(decided), times
 
 
-def held_out_waves(root: Path) -> list[tuple[str, np.ndarray]]:
-    """Return (language, 3 s phone-band wave) for up to PER_SPEAKER clips of every held-out speaker."""
+def held_out_clips(root: Path) -> dict[str, list[Clip]]:
+    """Return every held-out speaker's clips of the nine corpora, by speaker (sorted), each list sorted by key."""
     held = {s for speakers in held_out_speakers().values() for s in speakers}
-    by_speaker: dict[str, list] = defaultdict(list)
+    by_speaker: dict[str, list[Clip]] = defaultdict(list)
     for clip in list_corpora(root, ALL_CORPORA):
         if clip.speaker in held:
             by_speaker[clip.speaker].append(clip)
+    return {speaker: sorted(by_speaker[speaker], key=lambda c: c.key) for speaker in sorted(by_speaker)}
+
+
+def held_out_sample(clips: list[Clip], rnd: random.Random) -> list[Clip]:
+    """Return the benchmark's sample of one speaker's clips (up to PER_SPEAKER, drawn by ``rnd`` in turn)."""
+    return rnd.sample(clips, min(PER_SPEAKER, len(clips)))
+
+
+def held_out_waves(root: Path) -> list[tuple[str, np.ndarray]]:
+    """Return (language, 3 s phone-band wave) for up to PER_SPEAKER clips of every held-out speaker."""
     rnd = random.Random(11)
     out = []
-    for speaker in sorted(by_speaker):
-        clips = sorted(by_speaker[speaker], key=lambda c: c.key)
-        for clip in rnd.sample(clips, min(PER_SPEAKER, len(clips))):
+    for clips in held_out_clips(root).values():
+        for clip in held_out_sample(clips, rnd):
             out.append((CORPUS_LANGUAGE[clip.corpus], telephone_round_trip(load_audio(clip.path))[:48000]))
     return out
 

@@ -35,9 +35,9 @@ from audio_models.multilingual import (
     LanguageHead,
     MultilingualWhisper,
 )
-from audio_models.training.corpora import ALL_CORPORA, held_out_speakers, list_corpora
-from audio_models.training.language_id import CORPUS_LANGUAGE, PER_SPEAKER
+from audio_models.training.language_id import CORPUS_LANGUAGE
 from benchmarks.common import shipped_recogniser
+from benchmarks.language_id import held_out_clips, held_out_sample
 from benchmarks.noisy_lines import SR, babble, mix, street
 from router.policy import load_policy
 
@@ -49,16 +49,10 @@ VOICES = ("flite-awb", "flite-rms", "flite-slt", "flite-kal16", "festival-slt-ht
 
 def fresh_held_out(root: Path) -> list[tuple[str, np.ndarray]]:
     """(language, speech) for up to eight clips per held-out speaker outside language_id's sample."""
-    held = {s for speakers in held_out_speakers().values() for s in speakers}
-    by_speaker: dict[str, list] = defaultdict(list)
-    for clip in list_corpora(root, ALL_CORPORA):
-        if clip.speaker in held:
-            by_speaker[clip.speaker].append(clip)
     rnd, fresh = random.Random(11), random.Random(31)
     out = []
-    for speaker in sorted(by_speaker):
-        clips = sorted(by_speaker[speaker], key=lambda c: c.key)
-        taken = {c.key for c in rnd.sample(clips, min(PER_SPEAKER, len(clips)))}  # language_id's, in its order
+    for clips in held_out_clips(root).values():
+        taken = {c.key for c in held_out_sample(clips, rnd)}  # language_id's, drawn in its order
         rest = [c for c in clips if c.key not in taken]
         for clip in fresh.sample(rest, min(8, len(rest))):
             wave = load_audio(clip.path)
