@@ -21,11 +21,11 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from noisy_features import noisy_line  # beside this script: the training lines' noise, drawn the same way
 
-from audio_models.g711 import telephone_round_trip
 from audio_models.multilingual import DEFAULT_LANGUAGE_MODEL, LANGUAGE_HEAD_FILE, LanguageHead, MultilingualWhisper
 from benchmarks.language_id import SEVEN, english_natural_waves, held_out_waves
-from benchmarks.noisy_lines import babble, mix, street
+from benchmarks.noisy_lines import babble
 from router.policy import load_policy
 
 CONDITIONS = [("clean", None, None)] + [(f"{kind} {snr} dB", kind, snr) for kind in ("babble", "street", "white")
@@ -52,12 +52,7 @@ def main() -> None:
         for population, waves in populations.items():
             for language, wave in waves:
                 if kind is not None:
-                    if kind == "babble":
-                        start = int(rng.integers(0, len(talkers) - len(wave)))
-                        noise = talkers[start:start + len(wave)]
-                    else:
-                        noise = street(len(wave), rng) if kind == "street" else rng.normal(size=len(wave))
-                    wave = telephone_round_trip(np.clip(mix(wave, noise.astype(np.float32), snr), -1, 1))
+                    wave = noisy_line(wave, kind, snr, talkers, rng)
                 scores = model.language_scores(wave)
                 for h, head in heads.items():
                     guess = head.choose(scores, SEVEN)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from noisy_features import noisy_line  # beside this script: the training lines' noise, drawn the same way
 
 from audio_models.audio_io import load_audio
 from audio_models.g711 import telephone_round_trip
@@ -38,7 +39,7 @@ from audio_models.multilingual import (
 from audio_models.training.language_id import CORPUS_LANGUAGE
 from benchmarks.common import shipped_recogniser
 from benchmarks.language_id import held_out_clips, held_out_sample
-from benchmarks.noisy_lines import SR, babble, mix, street
+from benchmarks.noisy_lines import SR, babble
 from router.policy import load_policy
 
 REPO = Path(__file__).resolve().parents[3]
@@ -109,14 +110,8 @@ def main() -> None:
     for name, kind, snr in CONDITIONS:
         kept: dict[str, dict[str, list[bool]]] = {h: defaultdict(list) for h in heads}
         for language, speech in callers:
-            if kind is not None:
-                if kind == "babble":
-                    start = int(rng.integers(0, len(talkers) - len(speech)))
-                    noise = talkers[start:start + len(speech)]
-                else:
-                    noise = street(len(speech), rng) if kind == "street" else rng.normal(size=len(speech))
-                speech = mix(speech, noise.astype(np.float32), snr)
-            wave = telephone_round_trip(np.clip(speech, -1, 1))
+            wave = (noisy_line(speech, kind, snr, talkers, rng) if kind is not None
+                    else telephone_round_trip(np.clip(speech, -1, 1)))
             seg = tiny.transcribe(wave)
             scores = model.language_scores(wave)
             for h, head in heads.items():
