@@ -45,4 +45,8 @@ class CallState:
     stream_gone: bool = False  # an opted-out caller's stream stopped; the call goes on
     language: str = ""  # the caller's language once identified ("" until then; "en" for English)
     language_routed: bool = False  # the route sent to Twilio already carried that language
+    # the first utterance's transcription and when the frame that closed it came (perf_counter):
+    # the words' latency (router.metrics first_words_latency) is measured from there
+    first_asr: asyncio.Task[Any] | None = None
+    first_closed_at: float = 0.0
     dropped: list[tuple[float, int]] = field(default_factory=list)  # (call time s, ms lost in transit)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from typing import Any
@@ -176,10 +177,20 @@ class CallListener:
             log.exception("call %s: transcription failed", state.call_sid)
             return None
         if segment.empty:
+            self._time_first_words(state, task, segment)
             return None
         signals = await self.analyse(state, segment, at)
+        self._time_first_words(state, task, segment)
         state.texts.append(signals)
         return signals
+
+    def _time_first_words(self, state: CallState, task: asyncio.Task[TranscriptSegment],
+                          segment: TranscriptSegment) -> None:
+        """Time the words the call is first routed by (analysed, or found empty) from the end of its first utterance."""
+        if task is state.first_asr and state.first_closed_at > 0:
+            language = "en" if segment.language in ("", "en") else "other"
+            self.metrics.first_words_latency.labels(language).observe(time.perf_counter() - state.first_closed_at)
+            state.first_closed_at = 0.0
 
     def _transcript_late(self, state: CallState, task: asyncio.Task[TranscriptSegment], at: float,
                          start_s: float | None) -> TextSignals | None:

@@ -305,6 +305,8 @@ class CallCoordinator:
             asyncio.create_task(listener.transcribe(state, seg.audio, URGENT if state.decision is None else NORMAL,
                                                     seg.start_s))
             if listener is not None and seg.kind == "utterance" else None)
+        if asr is not None and state.first_asr is None and state.decision is None:
+            state.first_asr, state.first_closed_at = asr, received
         try:
             reading = await self.scorer.score(seg.audio, droppable=seg.kind != "utterance")
         except WorkDropped:

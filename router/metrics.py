@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+FIRST_WORDS_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 4.0, 5.0, 7.5, 10.0)
+
 
 class Metrics:
     """The service's counters, gauges and histograms."""
@@ -23,6 +25,11 @@ class Metrics:
             "emoroute_decision_latency_seconds",
             "From the frame that closed the first utterance to the routing action",
             buckets=(0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5), registry=r)
+        self.first_words_latency = Histogram(
+            "emoroute_first_words_seconds",
+            "From the frame that closed a call's first utterance to its transcript, analysed or found empty (in "
+            "time for the first decision or late), by the caller's language: en, or other (the multilingual path)",
+            ["language"], buckets=FIRST_WORDS_BUCKETS, registry=r)
         self.opt_outs = Counter("emoroute_opt_outs_total", "Callers who refused the analysis", registry=r)
         self.keys = Counter("emoroute_keypad_total", "Keypad webhook results", ["stage", "result"], registry=r)
         self.surveys = Counter("emoroute_survey_total", "Post-call survey results", ["result"], registry=r)

@@ -4,6 +4,7 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 import redis
@@ -50,6 +51,10 @@ async def test_a_spanish_caller_is_understood_and_put_through_to_spanish_speakin
     with thread:
         # espeak-ng, Spanish, through the phone line: "Quiero cancelar mi contrato de teléfono."
         summary = await simulate_call(target, load_audio(LANGUAGES / "es-c2-espeak-m1.wav"))
+        metrics = httpx.get(target.url + "/metrics", timeout=5).text
+    # the words the call was routed by, timed from the end of the caller's first utterance, as another language's
+    assert 'emoroute_first_words_seconds_count{language="other"} 1.0' in metrics, metrics
+    assert 'emoroute_first_words_seconds_count{language="en"}' not in metrics
     assert summary["queue"] == "retention" and "said 'cancel'" in summary["reason"], (summary["reason"], summary)
     assert summary["reason"].endswith("speaks Spanish"), summary
     r = redis.Redis.from_url(redis_url, decode_responses=True)

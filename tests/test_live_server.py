@@ -407,6 +407,9 @@ async def test_a_late_transcript_reroutes_a_call_first_routed_on_tone(server_fac
         # the caller stays on the line (silence) until the re-route: a caller who hung up is not re-routed
         sid = await stream_call(ws_url(server), audio, max_hold_seconds=60.0, hold_until=lambda s: any(
             f["type"] == "reroute" for _, f in r.xrange(keys.timeline(s))))
+        metrics = httpx.get(server.url + "/metrics").text
+    # the words that came too late for the first decision are still timed from the end of the utterance
+    assert 'emoroute_first_words_seconds_count{language="en"} 1.0' in metrics, metrics
     entries = [f for _, f in r.xrange(keys.timeline(sid))]
     first = next(e for e in entries if e["type"] == "decision")
     reroute = next(e for e in entries if e["type"] == "reroute")
