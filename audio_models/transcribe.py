@@ -173,11 +173,15 @@ class WhisperTranscriber:
             self.name += "+band-extension"
         self._tokenizer: Any = None  # faster_whisper.tokenizer.Tokenizer, made on first use
 
-    def transcribe(self, wave: np.ndarray, language: str = "") -> TranscriptSegment:
-        """Return the transcript; low-confidence or no-speech output comes back empty (English only)."""
+    def transcribe(self, wave: np.ndarray, language: str = "", *,
+                   speech_share: float | None = None) -> TranscriptSegment:
+        """Return the transcript; low-confidence or no-speech output comes back empty (English only).
+
+        ``speech_share``: :func:`speech_ratio` of ``wave``, when the caller has it already (None: measured here).
+        """
         audio = _check(wave)
         # Whisper, primed with a vocabulary, will "hear" words in noise or music: decode only speech.
-        if audio is None or speech_ratio(audio) < MIN_SPEECH_RATIO:
+        if audio is None or (speech_ratio(audio) if speech_share is None else speech_share) < MIN_SPEECH_RATIO:
             return TranscriptSegment("", engine=self.name)
         max_new = min(MAX_TOKENS, int(TOKENS_PER_SECOND * len(audio) / SAMPLE_RATE) + 8)
         # An utterance that fits the window (with 1 s to spare) takes the short path; a longer one
