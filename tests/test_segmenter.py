@@ -60,3 +60,19 @@ def test_open_utterance_is_readable_while_it_is_spoken(angry_audio):
     assert len(so_far) == round(seg.open_seconds * 16000)
     (last,) = seg.flush()
     assert abs(last.start_s - seg.open_start_s) < 1e-9 and np.array_equal(last.audio[: len(so_far)], so_far)
+
+
+def test_the_vad_reads_what_silero_vads_own_wrapper_reads_chunk_by_chunk(angry_audio, neutral_audio):
+    import pytest
+    import torch
+    from silero_vad import load_silero_vad
+
+    call = np.concatenate([angry_audio, np.zeros(8000, dtype=np.float32), neutral_audio])
+    chunks = [call[i : i + 512] for i in range(0, len(call) - 511, 512)]
+    reference = load_silero_vad(onnx=True)
+    expected = [float(reference(torch.from_numpy(c.copy()), 16000)) for c in chunks]
+    ours = SileroVAD()
+    assert [ours.speech_probability(c) for c in chunks] == expected  # state and context carried the same way
+    assert max(expected) > 0.9 and min(expected) < 0.1
+    with pytest.raises(ValueError, match="512 samples"):
+        ours.speech_probability(np.zeros(320, dtype=np.float32))
