@@ -77,7 +77,8 @@ class CallerScript:
 
     ``key`` is pressed during the question (a menu key, or the opt-out key) after ``key_after_s``
     of audio; ``menu_key`` when the keypad menu is offered (None: no key); ``account_digits`` at
-    identification ("" just presses hash); ``agent`` takes the call from the queue (a signed
+    identification ("" just presses hash); ``language_key`` at the language check of a caller taken
+    for another language; ``agent`` takes the call from the queue (a signed
     TaskRouter ``reservation.accepted``; None: the caller hangs up while waiting), while the caller
     says ``agent_audio``; the agent leg then ends and ``survey_score`` is keyed (None: no key).
     """
@@ -89,6 +90,8 @@ class CallerScript:
     agent: str | None = None
     agent_audio: np.ndarray | None = None
     survey_score: str | None = None
+    language_key: str | None = None  # keyed at the language check (None: no key, the language stays)
+    language_s: float = 1.0  # call time the caller listens to the language check before keying
     identify_s: float = 1.5  # call time the caller takes to key the account number
     queue_wait_s: float = 2.0  # call time waiting in the queue before the agent answers (or hanging up)
     survey_s: float = 2.0  # call time listening to the survey question before keying
@@ -211,6 +214,9 @@ async def _follow(twilio: _Twilio, line: _Line, twiml: str | None, script: Calle
             path = urlsplit(action).path
             if path.endswith("/twilio/keypad"):
                 digits = script.menu_key or ""
+            elif path.endswith("/twilio/language"):
+                digits = script.language_key or ""
+                await line.pause(script.language_s)
             elif path.endswith("/twilio/identify"):
                 digits = script.account_digits
                 await line.pause(script.identify_s)

@@ -45,6 +45,7 @@ class CallState:
     stream_gone: bool = False  # an opted-out caller's stream stopped; the call goes on
     language: str = ""  # the caller's language once identified ("" until then; "en" for English)
     language_routed: bool = False  # the route sent to Twilio already carried that language
+    language_checked: bool = False  # the caller was asked (by a key) whether they speak English
     # the first utterance's transcription and when the frame that closed it came (perf_counter):
     # the words' latency (router.metrics first_words_latency) is measured from there
     first_asr: asyncio.Task[Any] | None = None

@@ -16,6 +16,7 @@ from telephony.twiml import (
     enqueue_twiml,
     identify_twiml,
     keypad_menu_twiml,
+    language_check_twiml,
     survey_twiml,
     with_stream_stopped,
 )
@@ -63,6 +64,31 @@ class CallFlow:
         return (self.identify(0, decision.queue, decision.priority, language)
                 or self.enqueue(call_sid, decision.queue, decision.priority, extra, language))
 
+    def checks_language(self, language: str) -> bool:
+        """Return whether a caller taken for ``language`` is asked whether they speak English."""
+        return self.policy.languages.check.enabled and self.policy.languages.route(language) is not None
+
+    def language_check(self, queue: str, priority: int, language: str, then: str) -> str | None:
+        """Return the check a caller taken for ``language`` hears first (None: English, or checks are off).
+
+        ``then``: what follows it, ``identify`` (a first route) or ``queue`` (a re-route).
+        """
+        if not self.checks_language(language):
+            return None
+        rules = self.policy.languages
+        route = rules.route(language)
+        assert route is not None
+        voice = self.policy.prompts.voice
+        return language_check_twiml(own=route.confirm or "", own_voice=route.voice or voice,
+                                    own_language=route.say_language, english=rules.check.english_prompt, voice=voice,
+                                    action_url=self.urls.language(queue, priority, language, then),
+                                    timeout_s=rules.check.timeout_seconds)
+
+    def after_language_check(self, call_sid: str, queue: str, priority: int, language: str, then: str) -> str:
+        """Return what follows the language check: identification (``then`` identify) or the queue."""
+        nxt = self.identify(0, queue, priority, language) if then == "identify" else None
+        return nxt or self.enqueue(call_sid, queue, priority, self.language_attributes(language), language)
+
     def language_attributes(self, language: str) -> dict[str, str]:
         """Return the task attributes a caller's language adds (its code, and the route's skill)."""
         if not language:
@@ -90,19 +116,25 @@ class CallFlow:
                             timeout_s=s.timeout_seconds, lead=s.retry if attempt else "")
 
     def route_spec(self, call_sid: str, decision: Decision, emotion: str, *, menu: bool = False,
-                   identify: bool = True, lead: str = "", stop_stream: bool = False, language: str = "") -> RouteSpec:
+                   identify: bool = True, lead: str = "", stop_stream: bool = False, language: str = "",
+                   check_language: bool = False) -> RouteSpec:
         """Return the REST redirect of a decided call.
 
         ``menu``: nothing usable was heard, offer the keypad menu; ``identify``: a first route goes
         through the identification steps (a re-route goes straight to its queue); ``lead`` and
         ``stop_stream``: an opt-out heard in speech stops the stream and confirms first. ``language``:
         the caller's, when not English (the task carries it and its skill; the hold message is in it).
+        ``check_language``: the language check comes first, when the policy asks it (once a call).
         """
         p = self.policy
         attributes = {"call_sid": call_sid, "reason": decision.reason, "emotion": emotion,
                       **self.language_attributes(language)}
+        check = None if menu or stop_stream or not check_language else self.language_check(
+            decision.queue, decision.priority, language, "identify" if identify else "queue")
         if menu:
             twiml = self.keypad_menu(call_sid, lead=lead, stop_stream=stop_stream)
+        elif check is not None:
+            twiml = check
         elif identify:
             twiml = self.after_decision(call_sid, decision, attributes, language)
         else:

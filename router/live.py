@@ -183,8 +183,20 @@ class CallCoordinator:
                                 str(d.get("rule", "keypad"))))
         elif action == "opt_out":
             await self.opt_out(call_sid, str(request.get("via", "key"))[:16])
+        elif action == "speaks_english":
+            self.speaks_english(call_sid)
         else:
             log.warning("unknown control request %s", request)
+
+    def speaks_english(self, call_sid: str) -> None:
+        """The caller keyed at the language check that they speak English: what they say next is heard as English."""
+        state = self.calls.get(call_sid)
+        if state is None or state.ended:
+            return
+        state.language, state.language_routed = "en", True
+        log.info("call %s: the caller keyed that they speak English", call_sid)
+        self._persist(state, lambda: self.store.set_language(call_sid=call_sid, language="en", probability=1.0,
+                                                             t=state.segmenter.seconds, route="keyed"))
 
     def mark_with_agent(self, call_sid: str) -> None:
         """An agent has the call (picked here, or TaskRouter said so): it is never re-queued or redirected."""

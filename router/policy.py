@@ -335,6 +335,21 @@ class LanguageRoute(_Strict):
     say_language: str | None = Field(None, pattern=r"^[a-z]{2}(-[A-Z]{2})?$")  # <Say language=...>
     voice: str | None = None  # a voice that speaks it (e.g. Polly.Lucia); the prompts' voice otherwise
     hold: str | None = Field(None, min_length=1, max_length=300)  # what they hear while queued
+    confirm: str | None = Field(None, min_length=1, max_length=200)  # the language check's sentence, in it
+
+
+class LanguageCheck(_Strict):
+    """What a caller taken for another language hears before the queue: that language, and a key for English.
+
+    The route's ``confirm`` sentence (in its ``say_language``, when given) then ``english_prompt``;
+    ``english_key`` within ``timeout_seconds`` says the caller speaks English (the call goes on in
+    English, without the language's skill); no key, or another, keeps the language.
+    """
+
+    enabled: bool = True
+    english_prompt: str = Field("If you speak English, press 2.", min_length=1, max_length=200)
+    english_key: str = Field("2", pattern=r"^[0-9]$")
+    timeout_seconds: int = Field(4, ge=1, le=15)
 
 
 class LanguageRules(_Strict):
@@ -344,12 +359,14 @@ class LanguageRules(_Strict):
     caller identified as speaking one goes by its route. ``fallback``: where a caller in any other
     language goes (nobody here speaks it: an interpreter line, say). ``detect`` false: every
     caller is taken to speak English (tiny.en only, the multilingual model not loaded).
+    ``check``: a caller taken for another language can say by a key that they speak English.
     """
 
     detect: bool = True
     min_probability: float = Field(0.6, gt=0.0, le=1.0)
     routes: dict[str, LanguageRoute] = Field(default_factory=dict)
     fallback: LanguageRoute | None = None
+    check: LanguageCheck = Field(default_factory=LanguageCheck)
 
     @model_validator(mode="after")
     def _codes(self) -> LanguageRules:

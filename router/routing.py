@@ -86,8 +86,12 @@ class CallRouting:
         last = state.points[-1] if state.points else None
         emotion = max(last.probs, key=lambda k: last.probs[k]) if last and not opting_out else "unknown"
         lead = self.policy.opt_out.confirmation if opting_out else ""
+        # the language check is asked once a call: a later re-route goes straight to its queue
+        checking = not (menu or opting_out or state.language_checked) and self.flow.checks_language(state.language)
+        state.language_checked = state.language_checked or checking
         spec: RouteSpec = self.flow.route_spec(state.call_sid, decision, emotion, menu=menu, identify=identify,
-                                               lead=lead, stop_stream=opting_out, language=state.language)
+                                               lead=lead, stop_stream=opting_out, language=state.language,
+                                               check_language=checking)
         try:
             await self.actions.route_call(state.call_sid, spec)
         except Exception:  # noqa: BLE001 - the TwiML <Redirect> fallback still enqueues the caller

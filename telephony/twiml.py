@@ -42,6 +42,11 @@ class FlowUrls:
         return self._url("/twilio/identify", {"step": step, "queue": queue, "priority": priority,
                                               **({"language": language} if language else {})})
 
+    def language(self, queue: str, priority: int, language: str, then: str) -> str:
+        """Where the language check's key goes; the route and the step after it (identify or queue) travel with it."""
+        return self._url("/twilio/language", {"queue": queue, "priority": priority, "language": language,
+                                              "then": then})
+
     @property
     def queue_result(self) -> str:
         """The <Enqueue> action: Twilio requests it when the call leaves the queue (after the agent leg)."""
@@ -123,6 +128,22 @@ def identify_twiml(*, prompt: str, voice: str, action_url: str, input_kind: str,
     gather = resp.gather(input=input_kind, action=action_url, method="POST", finish_on_key=finish_on_key,
                          num_digits=max_digits, timeout=timeout_s, action_on_empty_result=True)
     gather.say(prompt, voice=voice)
+    resp.redirect(action_url, method="POST")  # not reached when the gather submits (empty result included)
+    return str(resp)
+
+
+def language_check_twiml(*, own: str, own_voice: str, own_language: str | None, english: str, voice: str,
+                         action_url: str, timeout_s: int) -> str:
+    """Return the language check: a sentence in the caller's language (if any), then the English key's prompt.
+
+    No key is an answer too (the language stays): the action is requested with an empty result.
+    """
+    resp = VoiceResponse()
+    gather = resp.gather(input="dtmf", action=action_url, method="POST", num_digits=1, timeout=timeout_s,
+                         action_on_empty_result=True)
+    if own:
+        gather.say(own, voice=own_voice, **({"language": own_language} if own_language else {}))
+    gather.say(english, voice=voice)
     resp.redirect(action_url, method="POST")  # not reached when the gather submits (empty result included)
     return str(resp)
 

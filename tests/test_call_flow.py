@@ -15,6 +15,7 @@ import redis
 from audio_models.audio_io import load_audio
 from emoroute.simulate import CallerScript, SimTarget, simulate_call
 from router import keys
+from router.policy import load_policy
 from tests.helpers import ACCOUNT, new_call_sid, signed_post, wait_for
 
 SUPERVISOR = {"Authorization": "Bearer dev-supervisor-token"}
@@ -137,6 +138,37 @@ def test_the_fallback_and_unknown_keys_offer_the_menu_again(live_server):
     assert ET.fromstring(survey.text).find("Gather").get("action").endswith("/twilio/survey?attempt=1")
     bad = signed_post(live_server.url, live_server.url, "/twilio/identify?step=0&queue=nowhere&priority=5", form)
     assert bad.status_code == 400
+
+
+def test_the_language_check_keeps_the_language_or_goes_on_in_english_on_the_key(live_server, redis_url):
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    path = "/twilio/language?queue=retention&priority=7&language=es&then=queue"
+    kept_sid, english_sid = new_call_sid(), new_call_sid()
+    kept = signed_post(live_server.url, live_server.url, path, {"CallSid": kept_sid, "AccountSid": ACCOUNT})
+    # (the task's language and skill with a TaskRouter workflow: test_language_flow)
+    root = ET.fromstring(kept.text)
+    assert kept.status_code == 200 and root.find("Enqueue").text == "retention"
+    assert root.find("Say").get("language") == "es-ES"  # the Spanish hold message
+    english = signed_post(live_server.url, live_server.url, path,
+                          {"CallSid": english_sid, "AccountSid": ACCOUNT, "Digits": "2"})
+    root = ET.fromstring(english.text)
+    assert root.find("Enqueue").text == "retention"
+    assert root.find("Say").text == load_policy().prompts.hold and root.find("Say").get("language") is None
+    # no process holds these calls: the web process stores the answer itself
+    wait_for(lambda: r.hget(keys.call(english_sid), "language") == "en", what="language stored")
+    check = next(e for e in timeline(r, english_sid) if e["type"] == "language_check")
+    assert (check["language"], check["english"]) == ("es", "1")
+    wait_for(lambda: r.hget(keys.call(kept_sid), "language_check") == "kept", what="kept stored")
+    assert r.hget(keys.call(kept_sid), "language") is None
+    metrics = httpx.get(live_server.url + "/metrics").text
+    assert 'emoroute_keypad_total{result="english",stage="language"} 1.0' in metrics
+    for bad in ("/twilio/language?queue=nowhere&priority=7&language=es&then=queue",
+                "/twilio/language?queue=retention&priority=7&language=en&then=queue",
+                "/twilio/language?queue=retention&priority=7&language=Spanish&then=queue",
+                "/twilio/language?queue=retention&priority=7&language=es&then=survey"):
+        assert signed_post(live_server.url, live_server.url, bad, {"CallSid": kept_sid, "AccountSid": ACCOUNT}
+                           ).status_code == 400, bad
+    r.close()
 
 
 async def test_an_opt_out_stops_the_stream_and_leaves_no_analysis_of_the_call(live_server, redis_url, angry_audio):

@@ -1,6 +1,7 @@
 """A caller in another language: the task carries it and its skill, the hold message is in it."""
 
 import xml.etree.ElementTree as ET
+from urllib.parse import parse_qs, urlsplit
 
 from router.flow import CallFlow
 from router.policy import Decision, load_policy
@@ -44,3 +45,48 @@ def test_a_language_nobody_speaks_gets_the_fallback_skill():
     spec = flow().route_spec(CALL, Decision("general", 3, "neutral tone", "neutral"), "neutral", identify=False,
                              language="de")
     assert spec.attributes["skill"] == "interpreter" and spec.attributes["language"] == "de"
+
+
+def _says(root: ET.Element) -> list[tuple[str, str | None, str | None]]:
+    return [(say.text, say.get("language"), say.get("voice")) for say in root.iter("Say")]
+
+
+def test_a_caller_taken_for_another_language_hears_it_first_and_a_key_for_english():
+    decision = Decision("retention", 7, "said 'cancel'; speaks Spanish", "text")
+    spec = flow().route_spec(CALL, decision, "neutral", language="es", check_language=True)
+    assert spec.attributes["skill"] == "spanish"  # the REST fallback still carries the language
+    root = ET.fromstring(spec.twiml)
+    gather = root.find("Gather")
+    url = urlsplit(gather.get("action"))
+    assert url.path == "/twilio/language"
+    assert parse_qs(url.query) == {"queue": ["retention"], "priority": ["7"], "language": ["es"], "then": ["identify"]}
+    assert (gather.get("numDigits"), gather.get("actionOnEmptyResult"), gather.get("input")) == ("1", "true", "dtmf")
+    check = POLICY.languages.check
+    assert _says(gather) == [(POLICY.languages.routes["es"].confirm, "es-ES", "Polly.Lucia"),
+                             (check.english_prompt, None, POLICY.prompts.voice)]
+    assert root.find("Redirect").text == gather.get("action") and root.find("Enqueue") is None
+    # a re-route after it was asked goes straight to the queue
+    again = flow().route_spec(CALL, decision, "neutral", identify=False, language="es", check_language=False)
+    assert ET.fromstring(again.twiml).find("Enqueue") is not None
+
+
+def test_after_the_check_the_call_goes_on_in_the_language_kept_or_in_english():
+    kept = ET.fromstring(flow().after_language_check(CALL, "retention", 7, "es", "queue"))
+    assert '"skill": "spanish"' in kept.find("Enqueue/Task").text
+    assert _says(kept)[0][:2] == (POLICY.languages.routes["es"].hold, "es-ES")
+    english = ET.fromstring(flow().after_language_check(CALL, "retention", 7, "", "queue"))
+    assert '"skill"' not in english.find("Enqueue/Task").text and '"language"' not in english.find("Enqueue/Task").text
+    assert _says(english)[0] == (POLICY.prompts.hold, None, POLICY.prompts.voice)
+    identify = ET.fromstring(flow().after_language_check(CALL, "retention", 7, "es", "identify"))
+    assert "/twilio/identify" in identify.find("Gather").get("action") and "language=es" in identify.find(
+        "Gather").get("action")
+
+
+def test_a_language_without_a_sentence_of_its_own_hears_only_the_english_key_and_english_is_never_asked():
+    amharic = ET.fromstring(flow().language_check("general", 3, "am", "queue"))
+    assert _says(amharic) == [(POLICY.languages.check.english_prompt, None, POLICY.prompts.voice)]
+    assert flow().language_check("general", 3, "en", "queue") is None
+    assert flow().language_check("general", 3, "", "queue") is None
+    off = POLICY.model_copy(update={"languages": POLICY.languages.model_copy(
+        update={"check": POLICY.languages.check.model_copy(update={"enabled": False})})})
+    assert CallFlow(off, FlowUrls("https://emoroute.example")).language_check("general", 3, "es", "queue") is None

@@ -14,7 +14,7 @@ from audio_models.multilingual import LanguageAwareTranscriber, MultilingualWhis
 from benchmarks.noisy_lines import babble, mix
 from emoroute.app import create_app
 from emoroute.redis_server import free_port
-from emoroute.simulate import SimTarget, simulate_call
+from emoroute.simulate import CallerScript, SimTarget, simulate_call
 from router import keys
 from router.policy import load_policy
 from telephony.actions import DryRunActions
@@ -65,9 +65,35 @@ async def test_a_spanish_caller_is_understood_and_put_through_to_spanish_speakin
     spoken = next(e for e in timeline if e["type"] == "reading" and e.get("original"))
     assert "cancelar" in spoken["original"].lower() and "cancel" in spoken["transcript"].lower()
     assert r.hget(keys.call(sid), "language") == "es"
-    # the redirect's identification step carries the language on to the queue's Task
+    # the redirect asks first, in Spanish, whether the caller speaks English; no key keeps Spanish,
+    # and the language goes on through identification to the queue's Task
     gather = ET.fromstring(actions.requests[0].form["Twiml"]).find("Gather")
-    assert "language=es" in gather.get("action")
+    assert "/twilio/language?" in gather.get("action") and "language=es" in gather.get("action")
+    assert gather.find("Say").get("language") == "es-ES"
+    check = next(e for e in timeline if e["type"] == "language_check")
+    assert (check["language"], check["english"]) == ("es", "0")
+    assert "steps" in summary and any(step.startswith("language") for step in summary["steps"]), summary["steps"]
+    r.close()
+
+
+async def test_a_caller_taken_for_another_language_keys_english_and_the_call_goes_on_in_english(
+        redis_url, tmp_path, emotion_model, caller_aware):
+    thread, target, actions = _serve(redis_url, tmp_path, emotion_model, caller_aware, transcript_wait_ms=6000.0,
+                                     twilio_workflow_sid="WW" + "1" * 32, twilio_workspace_sid="WS" + "2" * 32)
+    with thread:
+        summary = await simulate_call(target, load_audio(LANGUAGES / "es-c2-espeak-m1.wav"),
+                                      script=CallerScript(language_key="2"))
+        r = redis.Redis.from_url(redis_url, decode_responses=True)
+        sid = summary["call_sid"]
+        wait_for(lambda: r.hget(keys.call(sid), "language") == "en", what="language keyed")
+    timeline = [f for _, f in r.xrange(keys.timeline(sid))]
+    languages = [(e["language"], e["route"]) for e in timeline if e["type"] == "language"]
+    assert languages == [("es", "Spanish"), ("en", "keyed")], languages
+    # written by the coordinator holding the stream (at its call time; the web process alone writes t=0),
+    # which hears what the caller says next as English
+    assert float([e for e in timeline if e["type"] == "language"][1]["t"]) > 0
+    check = next(e for e in timeline if e["type"] == "language_check")
+    assert check["english"] == "1"
     r.close()
 
 

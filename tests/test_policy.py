@@ -336,6 +336,9 @@ def test_a_language_route_with_its_own_queue_overrides_the_queue(tmp_path):
     (lambda p: p["languages"]["routes"].__setitem__("Spanish", {"name": "Spanish"}), "language codes"),
     (lambda p: p["languages"]["routes"].__setitem__("en", {"name": "English"}), "language codes"),
     (lambda p: p["line"].__setitem__("min_snr_db", 80), "min_snr_db"),
+    (lambda p: p["languages"]["check"].__setitem__("english_key", "#"), "english_key"),
+    (lambda p: p["languages"]["check"].__setitem__("english_key", "22"), "english_key"),
+    (lambda p: p["languages"]["routes"]["es"].__setitem__("confirm", ""), "confirm"),
 ])
 def test_bad_language_and_line_rules_are_refused(tmp_path, mutate, message):
     with pytest.raises(PolicyError, match=message):

@@ -305,6 +305,41 @@ async def identify(request: Request, services: ServicesDep, step: int = 0, queue
     return Response(nxt, media_type=XML)
 
 
+@router.post("/twilio/language")
+async def language_check(request: Request, services: ServicesDep, queue: str = "", priority: int = 0,
+                         language: str = "", then: str = "queue") -> Response:
+    """The language check answered: the English key (the call goes on in English), or none or another (it stays)."""
+    params = await _verified_params(request, services)
+    call_sid = _call_ids(params, services)
+    _budget()
+    policy, flow = services.policy, services.coordinator.flow
+    if queue not in policy.queues or not 1 <= priority <= 10 or then not in ("identify", "queue"):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "language: unknown queue, priority or next step")
+    if not re.fullmatch(LANGUAGE_CODE, language) or language == "en":
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "language: must be a language code other than en (es, ...)")
+    digits = params.get("Digits", "")
+    opting_out = policy.opt_out.key in digits
+    if opting_out:
+        await _opt_out(services, call_sid, "key")
+        digits = digits.replace(policy.opt_out.key, "")
+    english = digits == policy.languages.check.english_key
+    services.metrics.keys.labels("language", "english" if english else "kept" if not digits else "other_key").inc()
+    _later(lambda: services.store.mark(call_sid=call_sid, fields={"language_check": "english" if english else "kept"},
+                                       entry={"type": "language_check", "language": language, "english": int(english)}))
+    if english:
+        route = policy.languages.route(language)
+        if route is not None and route.queue == queue:  # the language's own queue: tone and words' queue unknown here
+            queue = policy.default_queue
+        if not await _to_holder(services, call_sid, {"action": "speaks_english"}):
+            _later(lambda: services.store.set_language(call_sid=call_sid, language="en", probability=1.0, t=0.0,
+                                                       route="keyed"))
+        language = ""
+    nxt = flow.after_language_check(call_sid, queue, priority, language, then)
+    if opting_out:
+        nxt = with_stream_stopped(nxt, policy.opt_out.confirmation, policy.prompts.voice)
+    return Response(nxt, media_type=XML)
+
+
 @router.post("/twilio/queue-result")
 async def queue_result(request: Request, services: ServicesDep) -> Response:
     """The ``<Enqueue>`` action: the call left the queue.
