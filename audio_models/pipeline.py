@@ -52,8 +52,12 @@ class SegmenterConfig:
 class StreamSegmenter:
     """Feed 16 kHz audio in any chunk size; get back the segments it completes."""
 
-    def __init__(self, speech_prob: Callable[[np.ndarray], float], cfg: SegmenterConfig | None = None):
-        """Use ``speech_prob`` (e.g. ``SileroVAD().speech_probability``) on 512-sample chunks."""
+    def __init__(self, speech_prob: Callable[[np.ndarray], float] | None, cfg: SegmenterConfig | None = None):
+        """Use ``speech_prob`` (e.g. ``SileroVAD().speech_probability``) on 512-sample chunks.
+
+        ``speech_prob`` None: the caller scores the chunks itself (:meth:`chunks`, then
+        :meth:`advance`; the live path scores every call's chunks together, audio_models.vad.BatchedVAD).
+        """
         self.cfg = cfg or SegmenterConfig()
         self._speech_prob = speech_prob
         self._pending = np.zeros(0, dtype=np.float32)
@@ -91,11 +95,24 @@ class StreamSegmenter:
 
     def feed(self, samples: np.ndarray) -> list[Segment]:
         """Return the segments completed by these samples."""
+        if self._speech_prob is None:
+            raise TypeError("this segmenter's chunks are scored by its caller: use chunks() and advance()")
+        chunks = self.chunks(samples)
+        return self.advance(chunks, [self._speech_prob(chunk) for chunk in chunks])
+
+    def chunks(self, samples: np.ndarray) -> list[np.ndarray]:
+        """Take ``samples`` in; return the whole VAD chunks now ready (the rest waits for more audio)."""
         self._pending = np.concatenate([self._pending, samples.astype(np.float32)])
+        n = len(self._pending) // VAD_CHUNK
+        ready = [self._pending[i * VAD_CHUNK : (i + 1) * VAD_CHUNK] for i in range(n)]
+        self._pending = self._pending[n * VAD_CHUNK :]
+        return ready
+
+    def advance(self, chunks: list[np.ndarray], speech_probs: list[float]) -> list[Segment]:
+        """Return the segments completed by ``chunks`` (from :meth:`chunks`, in order) and their P(speech)."""
         out: list[Segment] = []
-        while len(self._pending) >= VAD_CHUNK:
-            chunk, self._pending = self._pending[:VAD_CHUNK], self._pending[VAD_CHUNK:]
-            out.extend(self._step(chunk, self._speech_prob(chunk) >= self.cfg.speech_threshold))
+        for chunk, prob in zip(chunks, speech_probs, strict=True):
+            out.extend(self._step(chunk, prob >= self.cfg.speech_threshold))
         return out
 
     def flush(self) -> list[Segment]:

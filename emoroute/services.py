@@ -244,7 +244,7 @@ async def start_services(
     scrubber = DiskScrubber(client, jobs_redis=raw_client, delay_s=settings.erasure_rewrite_delay_s)
     scrubber.start()
     coordinator = CallCoordinator(policy=policy, store=store, scorer=scorer, actions=actions,
-                                  vad_factory=lambda: SileroVAD().speech_probability, metrics=metrics,
+                                  vad_factory=SileroVAD, metrics=metrics,
                                   text_analyser=text_analyser, transcribe=transcribe,
                                   transcript_wait_s=settings.transcript_wait_ms / 1000,
                                   partial_every_s=settings.partial_transcript_s,

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from audio_models.pipeline import StreamSegmenter
+from audio_models.vad import SileroVAD
 from router.phases import PhaseTrack
 from router.policy import Decision, TextSignals, TrajectoryPoint
 
@@ -19,6 +20,7 @@ class CallState:
     caller: str
     started_wall: float
     segmenter: StreamSegmenter
+    vad: SileroVAD  # the call's VAD state (its chunks are scored with other calls': router.live)
     points: list[TrajectoryPoint] = field(default_factory=list)
     texts: list[TextSignals] = field(default_factory=list)
     decision: Decision | None = None

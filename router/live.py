@@ -27,6 +27,7 @@ from audio_models.asr_queue import NORMAL, URGENT
 from audio_models.line_quality import assess
 from audio_models.pipeline import BatchingScorer, Segment, SegmenterConfig, StreamSegmenter, WorkDropped
 from audio_models.transcribe import TranscriptSegment
+from audio_models.vad import BatchedVAD, SileroVAD
 from router.call_state import CallState
 from router.flow import CallFlow
 from router.listening import CallListener, said_so_far
@@ -54,7 +55,7 @@ class CallCoordinator:
         store: CallStore,
         scorer: BatchingScorer,
         actions: CallActions,
-        vad_factory: Callable[[], Callable[[np.ndarray], float]],
+        vad_factory: Callable[[], SileroVAD],
         metrics: Metrics,
         text_analyser: TextAnalyser,
         transcribe: Callable[[np.ndarray, int, str, bool, str], Coroutine[Any, Any, TranscriptSegment]] | None = None,
@@ -83,7 +84,10 @@ class CallCoordinator:
         self.store = store
         self.scorer = scorer
         self.actions = actions
-        self.vad_factory = vad_factory
+        self.vad_factory = vad_factory  # each call's VAD state; every call's chunks are scored together
+        self.vad = BatchedVAD()
+        metrics.vad_chunks.set_function(lambda: self.vad.chunks)
+        metrics.vad_runs.set_function(lambda: self.vad.runs)
         self.metrics = metrics
         self.segmenter_cfg = segmenter_cfg or SegmenterConfig()
         self.text_analyser = text_analyser
@@ -121,7 +125,8 @@ class CallCoordinator:
             call_sid=event.call_sid,
             caller=event.custom_parameters.get("caller", ""),
             started_wall=time.time(),
-            segmenter=StreamSegmenter(vad, self.segmenter_cfg),
+            segmenter=StreamSegmenter(None, self.segmenter_cfg),
+            vad=vad,
         )
         self.calls[event.call_sid] = state
         self.metrics.calls.inc()
@@ -139,8 +144,13 @@ class CallCoordinator:
         received = time.perf_counter()
         if event.lost_ms:
             state.dropped.append((state.segmenter.seconds, event.lost_ms))
-        # silero's ONNX VAD costs ~0.25 ms per 32 ms of audio: cheaper inline than a thread hop.
-        segments = state.segmenter.feed(event.samples)
+        # silero's VAD, on the event loop (cheaper than a thread hop), with every call's chunks that
+        # came in the same turn of the loop: 0.05 ms a chunk for 16 calls, 0.13 ms for one
+        chunks = state.segmenter.chunks(event.samples)
+        probs = await self.vad.score(state.vad, chunks)
+        if state.ended or state.opted_out:
+            return
+        segments = state.segmenter.advance(chunks, probs)
         for seg in segments:
             self._spawn(state, self._score(state, seg, received))
         if self.listener is not None and self.listener.partial_every_s > 0:

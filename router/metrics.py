@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
 FIRST_WORDS_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 4.0, 5.0, 7.5, 10.0)
 
@@ -14,7 +14,12 @@ class Metrics:
         """Register everything in a fresh registry."""
         self.registry = CollectorRegistry()
         r = self.registry
+        ProcessCollector(registry=r)  # process_cpu_seconds_total, resident memory, open files
         self.frames = Counter("emoroute_stream_frames_total", "Media Stream messages received", registry=r)
+        self.vad_chunks = Gauge("emoroute_vad_chunks_scored", "32 ms chunks the VAD has scored since start (only "
+                                "rises; over emoroute_vad_runs: how many calls' chunks a run takes on average)",
+                                registry=r)
+        self.vad_runs = Gauge("emoroute_vad_runs", "VAD model runs since start (only rises)", registry=r)
         self.rejected = Counter("emoroute_stream_rejected_total", "Media Stream messages rejected",
                                 ["reason"], registry=r)
         self.calls = Counter("emoroute_calls_total", "Calls whose stream started", registry=r)

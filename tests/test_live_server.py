@@ -410,6 +410,11 @@ async def test_a_late_transcript_reroutes_a_call_first_routed_on_tone(server_fac
         metrics = httpx.get(server.url + "/metrics").text
     # the words that came too late for the first decision are still timed from the end of the utterance
     assert 'emoroute_first_words_seconds_count{language="en"} 1.0' in metrics, metrics
+    # the call's audio went through the VAD (every call's chunks scored together) and the process reports its CPU
+    samples = dict(line.rsplit(" ", 1) for line in metrics.splitlines() if line and not line.startswith("#"))
+    assert float(samples["emoroute_vad_chunks_scored"]) >= len(audio) // 512
+    assert 1 <= float(samples["emoroute_vad_runs"]) <= float(samples["emoroute_vad_chunks_scored"])
+    assert float(samples["process_cpu_seconds_total"]) > 0
     entries = [f for _, f in r.xrange(keys.timeline(sid))]
     first = next(e for e in entries if e["type"] == "decision")
     reroute = next(e for e in entries if e["type"] == "reroute")

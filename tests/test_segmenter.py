@@ -76,3 +76,40 @@ def test_the_vad_reads_what_silero_vads_own_wrapper_reads_chunk_by_chunk(angry_a
     assert max(expected) > 0.9 and min(expected) < 0.1
     with pytest.raises(ValueError, match="512 samples"):
         ours.speech_probability(np.zeros(320, dtype=np.float32))
+
+
+async def test_calls_scored_side_by_side_read_what_each_reads_alone(angry_audio, neutral_audio):
+    import asyncio
+
+    import pytest
+
+    from audio_models.vad import BatchedVAD
+
+    calls = [angry_audio, neutral_audio, np.concatenate([np.zeros(4000, dtype=np.float32), angry_audio])]
+    alone = []
+    for audio in calls:
+        vad = SileroVAD()
+        alone.append([vad.speech_probability(audio[i : i + 512]) for i in range(0, len(audio) - 511, 512)])
+    batch = BatchedVAD()
+
+    async def stream(audio: np.ndarray) -> tuple[list[float], list]:
+        segmenter, vad, probs, segments = StreamSegmenter(None), SileroVAD(), [], []
+        for i in range(0, len(audio), 320):  # Twilio's 20 ms frames, every call's arriving together
+            chunks = segmenter.chunks(audio[i : i + 320])
+            got = await batch.score(vad, chunks)
+            probs += got
+            segments += segmenter.advance(chunks, got)
+        return probs, segments
+
+    together = await asyncio.gather(*(stream(audio) for audio in calls))
+    for audio, own, (probs, segments) in zip(calls, alone, together, strict=True):
+        assert len(probs) == len(own) and np.allclose(probs, own, atol=1e-5)
+        assert [p >= 0.5 for p in probs] == [p >= 0.5 for p in own]
+        # the same segments as the segmenter that scores its own chunks
+        expected = feed_in_frames(StreamSegmenter(SileroVAD().speech_probability), audio)
+        assert [(s.kind, s.start_s, s.end_s) for s in segments] == [(s.kind, s.start_s, s.end_s) for s in expected]
+    assert batch.chunks == sum(map(len, alone)) and batch.runs <= 0.4 * batch.chunks  # three calls a run
+    with pytest.raises(ValueError, match="512 samples"):
+        await batch.score(SileroVAD(), [np.zeros(100, dtype=np.float32)])
+    with pytest.raises(TypeError, match="chunks"):
+        StreamSegmenter(None).feed(angry_audio)
