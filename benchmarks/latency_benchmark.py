@@ -95,6 +95,7 @@ def main() -> None:
             (Path(tmp) / "policy.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True))
             env["EMOROUTE_POLICY_FILE"] = str(Path(tmp) / "policy.yaml")
         with served(env) as target:
+            before = _counters(httpx.get(target.url + "/metrics", timeout=5).text)
             started = time.perf_counter()
             results = asyncio.run(_run(target, _clips(args.data, args.callers), args.calls, args.concurrency,
                                        not args.fast, args.arrival_spread_s))
@@ -118,6 +119,10 @@ def main() -> None:
         "transcript_timeouts": int(counters.get('emoroute_errors_total{where="transcript_timeout"}', 0)),
         "partial_decided": int(counters.get('emoroute_transcripts_total{kind="partial_decided"}', 0)),
         "partials": int(counters.get('emoroute_transcripts_total{kind="partial"}', 0)),
+        # the server's CPU time over the load (both cores count), and how many calls' chunks a VAD run took
+        "server_cpu_s": round(counters["process_cpu_seconds_total"] - before["process_cpu_seconds_total"], 1),
+        "vad_chunks_per_run": round((counters["emoroute_vad_chunks_scored"] - before["emoroute_vad_chunks_scored"])
+                                    / max(1.0, counters["emoroute_vad_runs"] - before["emoroute_vad_runs"]), 2),
         # from the frame that closed a call's first utterance to its analysed transcript, whether it
         # came in time for the first decision or re-routed it later (router.metrics first_words_latency)
         "first_words": {language: _histogram(counters, "emoroute_first_words_seconds", language)
