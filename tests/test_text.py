@@ -184,7 +184,11 @@ async def test_a_card_named_in_one_utterance_masks_short_numbers_in_the_next(red
     listener = CallListener(policy=policy, store=store, metrics=Metrics(), text_analyser=TextAnalyser(policy.text),
                             transcribe=no_transcriber, persist=lambda *_: None,  # type: ignore[arg-type,return-value]
                             spawn=lambda *_: None, on_late_text=no_late_text)  # type: ignore[arg-type,return-value]
-    state = CallState(call_sid="CA" + "1" * 32, caller="", started_wall=0.0, segmenter=None)  # type: ignore[arg-type]
+    from audio_models.pipeline import StreamSegmenter
+    from audio_models.vad import SileroVAD
+
+    state = CallState(call_sid="CA" + "1" * 32, caller="", started_wall=0.0, segmenter=StreamSegmenter(None),
+                      vad=SileroVAD())
     before = await listener.analyse(state, TranscriptSegment("I moved here 2 years ago"), 2.0)
     named = await listener.analyse(state, TranscriptSegment("I'll read you my card details"), 5.0)
     group = await listener.analyse(state, TranscriptSegment("4 1 1 1"), 8.0)
