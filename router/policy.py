@@ -416,10 +416,16 @@ class Policy(_Strict):
         """The longest a caller can take over the identification steps, in seconds.
 
         Per step: its prompt read at 2.5 words a second, then Twilio's <Gather> waiting up to
-        ``timeout_seconds`` for each of ``max_digits`` keys and the finishing key.
+        ``timeout_seconds`` for each of ``max_digits`` keys and the finishing key. A caller taken for
+        another language hears the language check first (its longest sentence, then its wait).
         """
-        return sum(len(s.prompt.split()) / 2.5 + (s.max_digits + 1) * s.timeout_seconds
-                   for s in self.identification)
+        steps = sum(len(s.prompt.split()) / 2.5 + (s.max_digits + 1) * s.timeout_seconds for s in self.identification)
+        rules = self.languages
+        routes = [*rules.routes.values(), *([rules.fallback] if rules.fallback else [])]
+        if not self.identification or not rules.check.enabled or not routes:
+            return steps
+        words = max(len((r.confirm or "").split()) for r in routes) + len(rules.check.english_prompt.split())
+        return steps + words / 2.5 + rules.check.timeout_seconds
 
     @model_validator(mode="after")
     def _queues_exist(self) -> Policy:

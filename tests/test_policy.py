@@ -216,7 +216,14 @@ def test_identification_max_s_bounds_the_time_a_caller_can_spend_keying():
     # the hash, each with Twilio's 5 s <Gather> timeout
     (step,) = POLICY.identification
     assert len(step.prompt.split()) == 17 and step.max_digits == 12 and step.timeout_seconds == 5
-    assert POLICY.identification_max_s == pytest.approx(17 / 2.5 + 13 * 5)
+    # ... after the language check a caller taken for another language hears first: the longest
+    # route sentence and the English prompt, then its wait
+    check = POLICY.languages.check
+    longest = max(len((r.confirm or "").split()) for r in POLICY.languages.routes.values())
+    assert longest == 5 and len(check.english_prompt.split()) == 6 and check.timeout_seconds == 4
+    assert POLICY.identification_max_s == pytest.approx(17 / 2.5 + 13 * 5 + 11 / 2.5 + 4)
+    off = POLICY.languages.model_copy(update={"check": check.model_copy(update={"enabled": False})})
+    assert POLICY.model_copy(update={"languages": off}).identification_max_s == pytest.approx(17 / 2.5 + 13 * 5)
     assert POLICY.model_copy(update={"identification": []}).identification_max_s == 0
 
 
