@@ -350,7 +350,7 @@ class LanguageAwareTranscriber:
             return english if heard is None else replace(english, language="en",
                                                           language_probability=heard.probability)
         return replace(self.multilingual.transcribe(wave, heard.code, speech_share=share),
-                       language_probability=heard.probability)
+                       language_probability=heard.probability, english=english.text)
 
     def first_utterance(self, wave: np.ndarray, *, noisy: bool = False,
                         speech_share: float | None = None) -> tuple[LanguageGuess | None, TranscriptSegment]:

@@ -57,6 +57,9 @@ class TranscriptSegment:
     language: str = ""
     language_probability: float = 0.0
     original: str = ""
+    # when the caller was taken for another language: what the English recogniser heard, kept in
+    # case the caller says (by a key) that they speak English after all
+    english: str = ""
 
     @property
     def empty(self) -> bool:

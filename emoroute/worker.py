@@ -184,7 +184,8 @@ def _redacted(segment: TranscriptSegment, *, sensitive: bool) -> TranscriptSegme
     sensitive = sensitive or names_secret(segment.text) or any(names_secret(a) for a in segment.alternatives)
     return dataclasses.replace(segment, text=redact(segment.text, sensitive=sensitive), words=(),
                                alternatives=tuple(redact(a, sensitive=sensitive) for a in segment.alternatives),
-                               original=redact(segment.original, sensitive=sensitive))
+                               original=redact(segment.original, sensitive=sensitive),
+                               english=redact(segment.english, sensitive=sensitive))
 
 
 def install_drain(worker: InferenceWorker) -> None:

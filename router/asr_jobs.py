@@ -112,7 +112,7 @@ def job_fields(cipher: JobCipher, *, job_id: str, reply: str, deadline: float, a
 def segment_fields(segment: TranscriptSegment, cipher: JobCipher, job_id: str) -> dict[str, str | bytes]:
     """Return a (redacted) transcript as the fields of a result entry, its words sealed."""
     words = json.dumps({"text": segment.text, "alternatives": list(segment.alternatives),
-                        "original": segment.original})
+                        "original": segment.original, "english": segment.english})
     return {"id": job_id, "words": cipher.seal(words.encode(), job_id), "confidence": str(segment.confidence),
             "engine": segment.engine, "language": segment.language,
             "language_probability": str(segment.language_probability)}
@@ -129,7 +129,7 @@ def segment_of(fields: dict[bytes, bytes], cipher: JobCipher) -> TranscriptSegme
     return TranscriptSegment(text=str(words.get("text", "")), confidence=float(fields.get(b"confidence", b"0") or 0),
                              engine=fields.get(b"engine", b"").decode(),
                              alternatives=tuple(words.get("alternatives", ())),
-                             original=str(words.get("original", "")),
+                             original=str(words.get("original", "")), english=str(words.get("english", "")),
                              language=fields.get(b"language", b"").decode()[:8],
                              language_probability=float(fields.get(b"language_probability", b"0") or 0))
 

@@ -48,6 +48,9 @@ class CallState:
     language: str = ""  # the caller's language once identified ("" until then; "en" for English)
     language_routed: bool = False  # the route sent to Twilio already carried that language
     language_checked: bool = False  # the caller was asked (by a key) whether they speak English
+    # what the English recogniser heard of utterances taken for another language: (call time s,
+    # text, whether short numbers are masked), heard again if the caller keys that they speak English
+    english_readings: list[tuple[float, str, bool]] = field(default_factory=list)
     # the first utterance's transcription and when the frame that closed it came (perf_counter):
     # the words' latency (router.metrics first_words_latency) is measured from there
     first_asr: asyncio.Task[Any] | None = None

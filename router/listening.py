@@ -32,6 +32,7 @@ from router.store import CallStore
 from router.text import TextAnalyser
 
 log = logging.getLogger(__name__)
+MAX_ENGLISH_READINGS = 5  # utterances taken for another language whose English reading is kept
 SENSITIVE_WINDOW_S = 30.0  # how long (call audio time) short numbers stay masked after a card/PIN is named
 
 Transcribe = Callable[[np.ndarray, int, str, bool, str], Coroutine[Any, Any, TranscriptSegment]]
@@ -131,12 +132,36 @@ class CallListener:
             state.sensitive_until = max(state.sensitive_until, at + SENSITIVE_WINDOW_S)
         sensitive = at <= state.sensitive_until or names_secret(segment.original)
         self._note_language(state, segment, at)
+        if segment.english and len(state.english_readings) < MAX_ENGLISH_READINGS:
+            state.english_readings.append((at, segment.english, sensitive))
         # off the event loop: the semantic intent classifier runs a sentence encoder (60-90 ms a reading)
         signals = await asyncio.to_thread(self.text_analyser.analyse, segment.text, segment.alternatives,
                                           sensitive=sensitive)
         if segment.original:
             signals = replace(signals, original=redact(segment.original, sensitive=sensitive))
         return signals
+
+    async def heard_in_english(self, state: CallState) -> list[TextSignals]:
+        """Return what the caller said so far as the English recogniser heard it (they keyed English).
+
+        The analyses of those utterances from another language's translation are set aside; the
+        timeline gets each English reading as a transcript.
+        """
+        readings, state.english_readings = state.english_readings, []
+        heard = []
+        for at, text, sensitive in readings:
+            signals = await asyncio.to_thread(self.text_analyser.analyse, text, (), sensitive=sensitive)
+            heard.append(signals)
+            self.persist(state, self._transcript_write(state, at, signals))
+        state.texts = heard
+        return heard
+
+    def _transcript_write(self, state: CallState, at: float, signals: TextSignals
+                          ) -> Callable[[], Coroutine[Any, Any, Any]]:
+        """Return the store write of an English reading heard again (a transcript on the timeline)."""
+        return lambda: self.store.add_transcript(call_sid=state.call_sid, t=at, text=signals.snippet,
+                                                 sentiment=signals.sentiment, intents=tuple(sorted(signals.intents)),
+                                                 language="en", heard_again=True)
 
     def _note_language(self, state: CallState, segment: TranscriptSegment, at: float) -> None:
         """Keep the caller's language once a transcript identifies it surely enough (the timeline says which)."""

@@ -207,6 +207,15 @@ class CallCoordinator:
         log.info("call %s: the caller keyed that they speak English", call_sid)
         self._persist(state, lambda: self.store.set_language(call_sid=call_sid, language="en", probability=1.0,
                                                              t=state.segmenter.seconds, route="keyed"))
+        if self.listener is not None:
+            self._spawn(state, self._hear_again_in_english(state))
+
+    async def _hear_again_in_english(self, state: CallState) -> None:
+        """Route by what the English recogniser heard of the caller so far (they keyed that they speak English)."""
+        assert self.listener is not None
+        await self.listener.heard_in_english(state)
+        if state.decision is not None and not state.ended:
+            await self.routing.after_decision(state, reheard=True)
 
     def mark_with_agent(self, call_sid: str) -> None:
         """An agent has the call (picked here, or TaskRouter said so): it is never re-queued or redirected."""

@@ -114,11 +114,13 @@ class CallRouting:
                      state.call_sid, kind)
         return bool(applied)
 
-    async def after_decision(self, state: CallState, *, late: bool = False) -> None:
+    async def after_decision(self, state: CallState, *, late: bool = False, reheard: bool = False) -> None:
         """Re-route when the caller later says something that routes elsewhere; else maybe raise priority.
 
         ``late``: the transcript of the utterance the call was decided on arrived after the decision
-        (taken on tone alone); a re-route it causes says so on the timeline.
+        (taken on tone alone); a re-route it causes says so on the timeline. ``reheard``: the
+        caller's words were heard again in English (they keyed it): the call goes where they lead
+        now, whatever rule decided it before (the words it was decided on were a mistranslation).
         """
         assert state.decision is not None
         if state.with_agent or state.ended:
@@ -129,7 +131,9 @@ class CallRouting:
                              f"routed on tone: {state.decision.reason})", fresh.rule)
         # a language identified after the call was routed: its route (queue, skill, hold message) applies now
         language_news = (not state.language_routed and self.policy.languages.route(state.language) is not None)
-        if (fresh.queue != state.decision.queue and fresh.rule.startswith("text")) or language_news:
+        if reheard:
+            fresh = Decision(fresh.queue, fresh.priority, f"{fresh.reason} (heard again in English)", fresh.rule)
+        if (fresh.queue != state.decision.queue and (fresh.rule.startswith("text") or reheard)) or language_news:
             state.language_routed = bool(state.language)
             if not await self._requeue(state, fresh, "reroute"):
                 return

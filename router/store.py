@@ -343,11 +343,17 @@ class CallStore:
 
     async def add_transcript(
         self, *, call_sid: str, t: float, text: str, sentiment: float | None, intents: tuple[str, ...],
-        original: str = "", language: str = "",
+        original: str = "", language: str = "", heard_again: bool = False,
     ) -> bool:
-        """Append a (redacted) transcript that arrived after its emotion reading (``original``: before translation)."""
+        """Append a (redacted) transcript that arrived after its emotion reading (``original``: before translation).
+
+        ``heard_again``: the English recogniser's reading of an utterance first taken for another
+        language (the caller keyed that they speak English).
+        """
         fields: dict[str, Any] = {"type": "transcript", "t": round(t, 3), "transcript": text,
                                   "intents": ",".join(intents)}
+        if heard_again:
+            fields["heard_again"] = "1"
         summary: dict[str, Any] = {"transcript": text, "partial_transcript": "", "original_transcript": original}
         if original:
             fields.update({"original": original, "language": language})

@@ -113,3 +113,31 @@ async def test_an_angry_voice_on_a_noisy_line_is_routed_by_what_was_said(
     assert max(float(json.loads(f["line"])["snr_db"]) for f in readings) < POLICY.line.min_snr_db
     assert r.hget(keys.call(sid), "noisy_line") == "1"
     r.close()
+
+
+async def test_a_caller_who_keys_english_is_heard_again_in_english_and_rerouted_by_it(
+        redis_url, tmp_path, emotion_model, caller_aware):
+    # espeak-ng's Italian voice (m3) reading English: "I want to make a complaint about my bill." Through
+    # the line the identifier takes the caller for Bangla and the translation finds no request ("She
+    # wants to make her come to my mouth my ears."); the English recogniser heard "... make a complaint"
+    audio = load_audio(Path(__file__).parent / "data" / "english-in-an-italian-accent-complaint.wav")
+    thread, target, actions = _serve(redis_url, tmp_path, emotion_model, caller_aware, transcript_wait_ms=6000.0)
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    with thread:
+        summary = await simulate_call(target, audio, script=CallerScript(language_key="2"))
+        sid = summary["call_sid"]
+        wait_for(lambda: any(f["type"] == "reroute" for _, f in r.xrange(keys.timeline(sid))), what="re-route")
+    timeline = [f for _, f in r.xrange(keys.timeline(sid))]
+    first = next(e for e in timeline if e["type"] == "decision")
+    assert first["queue"] != "retention" and "speaks Bangla" in first["reason"], first
+    assert "complaint" not in next(e for e in timeline if e["type"] == "reading")["intents"]
+    reheard = [e for e in timeline if e["type"] == "transcript" and e.get("heard_again") == "1"]
+    assert len(reheard) == 1 and "complaint" in reheard[0]["intents"].split(","), reheard
+    reroute = next(e for e in timeline if e["type"] == "reroute")
+    assert reroute["queue"] == "retention" and "heard again in English" in reroute["reason"], reroute
+    assert "complaint" in reroute["reason"] and "Bangla" not in reroute["reason"]
+    assert r.hget(keys.call(sid), "queue") == "retention" and r.hget(keys.call(sid), "language") == "en"
+    # the re-route's redirect carries no Bangla skill, hold message or language check
+    twiml = actions.requests[-1].form["Twiml"]
+    assert "bangla" not in twiml.lower() and "bn-IN" not in twiml and "/twilio/language" not in twiml
+    r.close()

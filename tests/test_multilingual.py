@@ -133,6 +133,12 @@ def test_an_inference_worker_answers_a_spanish_job_with_the_language_and_both_te
         assert b"cancelar" not in b"".join(fields.values())  # the caller's words travel sealed, like the text
     # the first was identified (how sure, from the head); the later one was told the call's language
     assert 0.6 <= answers["first"][1].language_probability < 1.0 == answers["later"][1].language_probability
+    # the English recogniser's reading of the identified utterance comes back too (kept in case the
+    # caller keys English); none when the call's language was given
+    english = answers["first"][1].english
+    assert english and english == caller_aware.transcribe(audio).english
+    assert english.encode() not in b"".join(answers["first"][0].values())  # sealed with the rest of the words
+    assert answers["later"][1].english == ""
     raw.close()
 
 
