@@ -151,6 +151,8 @@ class CallListener:
         heard = []
         for at, text, sensitive in readings:
             signals = await asyncio.to_thread(self.text_analyser.analyse, text, (), sensitive=sensitive)
+            if state.opted_out:  # refused while this was analysed: nothing more is kept
+                return []
             heard.append(signals)
             self.persist(state, self._transcript_write(state, at, signals))
         state.texts = heard

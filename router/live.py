@@ -207,14 +207,14 @@ class CallCoordinator:
         log.info("call %s: the caller keyed that they speak English", call_sid)
         self._persist(state, lambda: self.store.set_language(call_sid=call_sid, language="en", probability=1.0,
                                                              t=state.segmenter.seconds, route="keyed"))
-        if self.listener is not None:
+        if self.listener is not None and not state.opted_out:  # an opted-out caller's words are not analysed
             self._spawn(state, self._hear_again_in_english(state))
 
     async def _hear_again_in_english(self, state: CallState) -> None:
         """Route by what the English recogniser heard of the caller so far (they keyed that they speak English)."""
         assert self.listener is not None
         await self.listener.heard_in_english(state)
-        if state.decision is not None and not state.ended:
+        if state.decision is not None and not state.ended and not state.opted_out:
             await self.routing.after_decision(state, reheard=True)
 
     def mark_with_agent(self, call_sid: str) -> None:
@@ -287,6 +287,7 @@ class CallCoordinator:
         state.opted_out = True
         state.points.clear()
         state.texts.clear()
+        state.english_readings.clear()
         state.partial = None
         t = state.segmenter.seconds
         self.metrics.opt_outs.inc()
