@@ -324,7 +324,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     script = CallerScript(key=args.press, key_after_s=args.press_after, menu_key=args.menu_key,
                           account_digits=args.account_digits, agent=args.agent,
                           agent_audio=_load_audio_or_none(args.agent_audio) if args.agent_audio else None,
-                          survey_score=args.survey)
+                          survey_score=args.survey, language_key=args.language_key)
     results = asyncio.run(simulate_many(target, audios, calls=args.calls, realtime=args.realtime, scripts=[script]))
     for r in results:
         if args.json:
@@ -399,6 +399,8 @@ def build_parser() -> argparse.ArgumentParser:
     flow.add_argument("--press-after", type=float, default=1.0, metavar="S", help="... after S s of audio")
     flow.add_argument("--menu-key", metavar="KEY", help="press KEY when the keypad menu is offered (default none)")
     flow.add_argument("--account-digits", default="", help="keyed at identification (default: just #; * refuses)")
+    flow.add_argument("--language-key", metavar="KEY", help="press KEY at the language check of a caller taken for "
+                                                           "another language (2: they speak English; default none)")
     flow.add_argument("--agent", help="an agent with this name takes the call (TaskRouter's reservation.accepted); "
                                       "without it the caller hangs up while queued")
     flow.add_argument("--agent-audio", type=Path, help="what the caller says to the agent")
