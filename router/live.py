@@ -9,7 +9,9 @@ call it stays with the agent: later readings and transcripts still reach the tim
 the agent's cues, but nothing re-queues or redirects it. One call's failure is logged with
 its SID and never touches another call. What callers say (transcripts, partials, their analysis,
 the first decision's wait for them) is :class:`router.listening.CallListener`'s; where a call goes
-(the decision, redirect, re-routes, raised priority) is :class:`router.routing.CallRouting`'s.
+(the decision, redirect, re-routes, raised priority) is :class:`router.routing.CallRouting`'s; what
+callers chose besides speaking (a menu key, an opt-out, English at the language check) is
+:class:`router.choices.CallerChoices`'s.
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ from audio_models.pipeline import BatchingScorer, Segment, SegmenterConfig, Stre
 from audio_models.transcribe import TranscriptSegment
 from audio_models.vad import BatchedVAD, SileroVAD
 from router.call_state import CallState
+from router.choices import CallerChoices
 from router.flow import CallFlow
-from router.listening import CallListener, said_so_far
+from router.listening import CallListener
 from router.metrics import Metrics
 from router.phases import MANAGER_PHRASES, caller_hash, says_any
 from router.policy import Decision, Policy, TextSignals, TrajectoryPoint
@@ -106,6 +109,10 @@ class CallCoordinator:
         # where each call goes: its decision, redirect, re-routes and raised priorities
         self.routing = CallRouting(policy=policy, store=store, actions=actions, metrics=metrics, flow=self.flow,
                                    persist=self._persist, spawn=self._spawn, enter_phase=self.enter_phase)
+        # what each caller chose besides speaking: a menu key, refusing the analysis, English at the language check
+        self.choices = CallerChoices(policy=policy, store=store, actions=actions, metrics=metrics, calls=self.calls,
+                                     routing=self.routing, listener=self.listener, persist=self._persist,
+                                     spawn=self._spawn, enter_phase=self.enter_phase, on_opt_out=on_opt_out)
 
     async def handle(self, event: StreamEvent) -> None:
         """Process one event from a call's Media Stream."""
@@ -188,34 +195,15 @@ class CallCoordinator:
             self.enter_phase(call_sid, str(request.get("phase", "")))
         elif action == "keyed":
             d = request.get("decision") or {}
-            self.keyed(call_sid, str(request.get("key", "")),
+            self.choices.keyed(call_sid, str(request.get("key", "")),
                        Decision(str(d.get("queue")), int(d.get("priority", 3)), str(d.get("reason", "")),
                                 str(d.get("rule", "keypad"))))
         elif action == "opt_out":
-            await self.opt_out(call_sid, str(request.get("via", "key"))[:16])
+            await self.choices.opt_out(call_sid, str(request.get("via", "key"))[:16])
         elif action == "speaks_english":
-            self.speaks_english(call_sid)
+            self.choices.speaks_english(call_sid)
         else:
             log.warning("unknown control request %s", request)
-
-    def speaks_english(self, call_sid: str) -> None:
-        """The caller keyed at the language check that they speak English: what they say next is heard as English."""
-        state = self.calls.get(call_sid)
-        if state is None or state.ended:
-            return
-        state.language, state.language_routed = "en", True
-        log.info("call %s: the caller keyed that they speak English", call_sid)
-        self._persist(state, lambda: self.store.set_language(call_sid=call_sid, language="en", probability=1.0,
-                                                             t=state.segmenter.seconds, route="keyed"))
-        if self.listener is not None and not state.opted_out:  # an opted-out caller's words are not analysed
-            self._spawn(state, self._hear_again_in_english(state))
-
-    async def _hear_again_in_english(self, state: CallState) -> None:
-        """Route by what the English recogniser heard of the caller so far (they keyed that they speak English)."""
-        assert self.listener is not None
-        await self.listener.heard_in_english(state)
-        if state.decision is not None and not state.ended and not state.opted_out:
-            await self.routing.after_decision(state, reheard=True)
 
     def mark_with_agent(self, call_sid: str) -> None:
         """An agent has the call (picked here, or TaskRouter said so): it is never re-queued or redirected."""
@@ -245,57 +233,6 @@ class CallCoordinator:
         """Return the live call's trajectory so far (None if this process does not hold it)."""
         state = self.calls.get(call_sid)
         return None if state is None or state.opted_out else list(state.points)
-
-    def keyed(self, call_sid: str, key: str, decision: Decision) -> None:
-        """The caller pressed a menu key and the keypad webhook routed the call by it (``decision``).
-
-        Twilio already has the keypad webhook's answer, so nothing is redirected from here; the
-        decision is stored in the call's write order and later tone only raises its priority.
-        """
-        state = self.calls.get(call_sid)
-        if state is None or state.ended:
-            return
-        first = state.decision is None
-        state.key, state.decision = key, decision
-        state.arrival = time.time()
-        if state.timer is not None:
-            state.timer.cancel()
-        t = state.segmenter.seconds
-        self.metrics.decisions.labels(decision.queue, decision.rule).inc()
-        log.info("call %s keyed %s -> %s priority %d", call_sid, key, decision.queue, decision.priority)
-        fields = {"keypad": key}
-        keyed_intent = self.policy.keypad.menu[key].intent if key in self.policy.keypad.menu else None
-        if keyed_intent and not state.opted_out:  # the agent's card and topic analytics see the stated intent
-            said = said_so_far(state)
-            fields["intents"] = ",".join(sorted({keyed_intent, *(said.intents if said else ())}))
-        self._persist(state, lambda: self.store.mark(call_sid=call_sid, fields=fields,
-                                                     entry={"type": "key", "key": key, "t": round(t, 3)}))
-        self._persist(state, lambda: self.store.record_decision(
-            call_sid=call_sid, decision=decision, t=t, arrival=state.arrival, latency_ms=None,
-            kind="decision" if first else "keypad", enqueued=not self.policy.identification))
-        self.enter_phase(call_sid, "identification" if self.policy.identification else "queue")
-
-    async def opt_out(self, call_sid: str, via: str) -> bool:
-        """The caller refused the analysis: stop scoring, delete what was stored; False if not held here.
-
-        Writes already queued for the call land first (its write order), then the deletion; nothing
-        analysed is written after it.
-        """
-        state = self.calls.get(call_sid)
-        if state is None or state.opted_out:
-            return state is not None
-        state.opted_out = True
-        state.points.clear()
-        state.texts.clear()
-        state.english_readings.clear()
-        state.partial = None
-        t = state.segmenter.seconds
-        self.metrics.opt_outs.inc()
-        log.info("call %s: caller opted out of analysis (%s)", call_sid, via)
-        await self._persist(state, lambda: self.store.opt_out(call_sid=call_sid, t=t, via=via))
-        if self.on_opt_out is not None:
-            await self.on_opt_out(call_sid)
-        return True
 
     def _spawn(self, state: CallState, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(coro)
@@ -357,7 +294,7 @@ class CallCoordinator:
                 if listener is not None and asr is not None else None)
         if state.opted_out:
             return
-        if text is not None and await self._speech_opt_out(state, text):
+        if text is not None and await self.choices.speech_opt_out(state, text):
             return
         self.metrics.readings.labels(seg.kind).inc()
         line = assess(seg.audio, dropped_ms=sum(ms for t, ms in state.dropped if seg.start_s <= t <= seg.end_s))
@@ -393,49 +330,13 @@ class CallCoordinator:
 
     async def _late_text(self, state: CallState, signals: TextSignals, at: float) -> None:
         """Store a transcript that missed the first decision (at its utterance's end), and let it re-route."""
-        if await self._speech_opt_out(state, signals):
+        if await self.choices.speech_opt_out(state, signals):
             return
         await self._persist(state, lambda: self.store.add_transcript(
             call_sid=state.call_sid, t=at, text=signals.snippet, sentiment=signals.sentiment,
             intents=tuple(sorted(signals.intents)), original=signals.original, language=state.language))
         if state.decision is not None and not state.ended:
             await self.routing.after_decision(state, late=True)
-
-    async def _speech_opt_out(self, state: CallState, text: TextSignals) -> bool:
-        """Opt the caller out if what they said refuses the analysis; return whether they did.
-
-        Before routing, the call is redirected (stream stopped, confirmation, keypad menu). Once it
-        is queued or with an agent, only the stream is stopped (Twilio's Stream resource), so the
-        caller keeps their place in the queue or their conversation; the agent's card says so.
-        """
-        if not says_any(text.snippet, self.policy.opt_out.phrases):
-            return False
-        await self.opt_out(state.call_sid, "speech")
-        if state.timer is not None:
-            state.timer.cancel()
-        if state.ended:
-            return True
-        if state.decision is None and not state.with_agent:
-            # routed by keypad (the menu follows the confirmation) or, with no key, the default queue
-            state.decision = Decision(self.policy.default_queue, self.policy.default_priority,
-                                      "caller opted out of analysis", "opt_out")
-            state.arrival = time.time()
-            decision = state.decision
-            await self._persist(state, lambda: self.store.record_decision(
-                call_sid=state.call_sid, decision=decision, t=state.segmenter.seconds, arrival=state.arrival,
-                latency_ms=None))
-            await self.routing.send_route(state, state.decision, menu=True, opting_out=True)
-        else:
-            self._spawn(state, self._stop_stream(state))
-        return True
-
-    async def _stop_stream(self, state: CallState) -> None:
-        """Stop the call's stream where it is; a failure leaves audio arriving, which is ignored."""
-        try:
-            await self.actions.stop_stream(state.call_sid)
-        except Exception:  # noqa: BLE001 - the coordinator already ignores an opted-out call's audio
-            self.metrics.errors.labels("twilio_rest").inc()
-            log.exception("call %s: stopping the stream failed; its audio is ignored", state.call_sid)
 
     async def end_call(self, call_sid: str, reason: str) -> None:
         """Finish a call (stream stop, socket closed, or status callback); idempotent.
