@@ -43,6 +43,7 @@ from audio_models.transcribe import (
     MIN_SPEECH_RATIO,
     SAMPLE_RATE,
     TOKENS_PER_SECOND,
+    TOP_KEPT,
     Transcriber,
     TranscriptSegment,
     WhisperTranscriber,
@@ -88,7 +89,8 @@ class LanguageGuess:
 
     code: str  # ISO 639-1, as Whisper names languages ("en", "es", "pl", ...)
     probability: float
-    top: tuple[tuple[str, float], ...] = ()  # the likeliest few, for the timeline and the benchmark
+    # the likeliest few (at most TOP_KEPT), likeliest first: the language check offers the runners-up by a key
+    top: tuple[tuple[str, float], ...] = ()
 
 
 class LanguageHead:
@@ -134,7 +136,9 @@ class LanguageHead:
         top, p_top = max(scores.items(), key=lambda kv: kv[1]) if scores else ("en", 0.0)
         candidate = candidates is not None and top in candidates
         if top not in self.classes and p_top >= (CANDIDATE_MIN_PROBABILITY if candidate else OTHER_MIN_PROBABILITY):
-            return LanguageGuess(top, round(float(p_top), 3), ((top, round(float(p_top), 3)),))
+            ranked = choose_language(scores, candidates).top if candidate else ()  # Whisper's own order after it
+            return LanguageGuess(top, round(float(p_top), 3),
+                                 ((top, round(float(p_top), 3)), *((c, p) for c, p in ranked if c != top)))
         posterior = self.posterior(scores)
         pool = {c: p for c, p in posterior.items() if candidates is None or c in candidates} or posterior
         return choose_language(pool, None)
@@ -293,7 +297,7 @@ def choose_language(scores: dict[str, float], candidates: Sequence[str] | None) 
     if total <= 0 or not math.isfinite(total):
         return LanguageGuess("en", 0.0)
     ranked = sorted(((code, p / total) for code, p in pool.items()), key=lambda kv: -kv[1])
-    return LanguageGuess(ranked[0][0], round(ranked[0][1], 3), tuple((c, round(p, 3)) for c, p in ranked[:3]))
+    return LanguageGuess(ranked[0][0], round(ranked[0][1], 3), tuple((c, round(p, 3)) for c, p in ranked[:TOP_KEPT]))
 
 
 ENGLISH_CONFIDENCE = 0.5  # tiny.en this sure of its transcript: the caller speaks English, whatever the identifier says
@@ -350,7 +354,8 @@ class LanguageAwareTranscriber:
             return english if heard is None else replace(english, language="en",
                                                           language_probability=heard.probability)
         return replace(self.multilingual.transcribe(wave, heard.code, speech_share=share),
-                       language_probability=heard.probability, english=english.text)
+                       language_probability=heard.probability, english=english.text,
+                       runners_up=tuple(c for c, _ in heard.top if c not in (heard.code, "en")))
 
     def first_utterance(self, wave: np.ndarray, *, noisy: bool = False,
                         speech_share: float | None = None) -> tuple[LanguageGuess | None, TranscriptSegment]:

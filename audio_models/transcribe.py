@@ -40,6 +40,9 @@ class Word:
     confidence: float
 
 
+TOP_KEPT = 8  # languages an identification ranks (the served ones and English are seven here: all of them)
+
+
 @dataclass(frozen=True)
 class TranscriptSegment:
     """What was said in one stretch of audio."""
@@ -56,6 +59,8 @@ class TranscriptSegment:
     # when it is not English, ``text`` is the English translation and ``original`` what was said.
     language: str = ""
     language_probability: float = 0.0
+    # the languages the identifier ranked next after ``language``, likeliest first (the language check offers them)
+    runners_up: tuple[str, ...] = ()
     original: str = ""
     # when the caller was taken for another language: what the English recogniser heard, kept in
     # case the caller says (by a key) that they speak English after all

@@ -400,7 +400,8 @@ def build_parser() -> argparse.ArgumentParser:
     flow.add_argument("--menu-key", metavar="KEY", help="press KEY when the keypad menu is offered (default none)")
     flow.add_argument("--account-digits", default="", help="keyed at identification (default: just #; * refuses)")
     flow.add_argument("--language-key", metavar="KEY", help="press KEY at the language check of a caller taken for "
-                                                           "another language (2: they speak English; default none)")
+                                                           "another language (2: they speak English; a language "
+                                                           "route's key: that language; default none)")
     flow.add_argument("--agent", help="an agent with this name takes the call (TaskRouter's reservation.accepted); "
                                       "without it the caller hangs up while queued")
     flow.add_argument("--agent-audio", type=Path, help="what the caller says to the agent")

@@ -25,6 +25,7 @@ import hmac
 import json
 import logging
 import os
+import re
 import time
 import uuid
 from collections.abc import Iterable
@@ -37,7 +38,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from redis.exceptions import RedisError, ResponseError
 
 from audio_models.asr_queue import NORMAL, SPARE, URGENT
-from audio_models.transcribe import TranscriptSegment
+from audio_models.transcribe import TOP_KEPT, TranscriptSegment
 from router import keys
 from router.tasks import stop_tasks
 
@@ -115,7 +116,7 @@ def segment_fields(segment: TranscriptSegment, cipher: JobCipher, job_id: str) -
                         "original": segment.original, "english": segment.english})
     return {"id": job_id, "words": cipher.seal(words.encode(), job_id), "confidence": str(segment.confidence),
             "engine": segment.engine, "language": segment.language,
-            "language_probability": str(segment.language_probability)}
+            "language_probability": str(segment.language_probability), "runners_up": ",".join(segment.runners_up)}
 
 
 def segment_of(fields: dict[bytes, bytes], cipher: JobCipher) -> TranscriptSegment:
@@ -131,7 +132,9 @@ def segment_of(fields: dict[bytes, bytes], cipher: JobCipher) -> TranscriptSegme
                              alternatives=tuple(words.get("alternatives", ())),
                              original=str(words.get("original", "")), english=str(words.get("english", "")),
                              language=fields.get(b"language", b"").decode()[:8],
-                             language_probability=float(fields.get(b"language_probability", b"0") or 0))
+                             language_probability=float(fields.get(b"language_probability", b"0") or 0),
+                             runners_up=tuple(c for c in fields.get(b"runners_up", b"").decode().split(",")
+                                              if re.fullmatch(r"[a-z]{2,3}", c))[:TOP_KEPT])
 
 
 async def drop_jobs_of_calls(redis: Any, call_sids: Iterable[str]) -> int:

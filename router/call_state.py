@@ -47,7 +47,8 @@ class CallState:
     stream_gone: bool = False  # an opted-out caller's stream stopped; the call goes on
     language: str = ""  # the caller's language once identified ("" until then; "en" for English)
     language_routed: bool = False  # the route sent to Twilio already carried that language
-    language_checked: bool = False  # the caller was asked (by a key) whether they speak English
+    language_checked: bool = False  # the caller was asked (by a key) whether they speak English or another
+    runners_up: tuple[str, ...] = ()  # the languages the identifier ranked next (the check offers them)
     # what the English recogniser heard of utterances taken for another language: (call time s,
     # text, whether short numbers are masked), heard again if the caller keys that they speak English
     english_readings: list[tuple[float, str, bool]] = field(default_factory=list)

@@ -6,7 +6,8 @@ another web process through router.cluster), and a refusal said in words through
 A menu key routes the call at once (Twilio already has the keypad webhook's answer). An opt-out
 stops scoring and deletes what was stored, in the call's write order. A caller who keys at the
 language check that they speak English is heard as English from then on, and what they said so
-far is heard again in English and may re-route the call.
+far is heard again in English and may re-route the call; one who keys another served language is
+heard in it from their next utterance.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 
 
 class CallerChoices:
-    """Menu keys, opt-outs and the language check's English key (the calls' state is the coordinator's)."""
+    """Menu keys, opt-outs and the language check's keys (the calls' state is the coordinator's)."""
 
     def __init__(self, *, policy: Policy, store: CallStore, actions: CallActions, metrics: Metrics,
                  calls: dict[str, CallState], routing: CallRouting, listener: CallListener | None,
@@ -102,16 +103,24 @@ class CallerChoices:
             await self.on_opt_out(call_sid)
         return True
 
-    def speaks_english(self, call_sid: str) -> None:
-        """The caller keyed at the language check that they speak English: what they say next is heard as English."""
+    def speaks_language(self, call_sid: str, language: str) -> None:
+        """The caller keyed at the language check the language they speak: what they say next is heard in it.
+
+        English: what they said so far is heard again by the English recogniser (and may re-route
+        the call). Another served language: what was heard so far was translated from a language
+        they do not speak, so its words are set aside; the next utterance is transcribed in theirs.
+        """
         state = self.calls.get(call_sid)
-        if state is None or state.ended:
+        if state is None or state.ended or (language != "en" and language not in self.policy.languages.routes):
             return
-        state.language, state.language_routed = "en", True
-        log.info("call %s: the caller keyed that they speak English", call_sid)
-        self._persist(state, lambda: self.store.set_language(call_sid=call_sid, language="en", probability=1.0,
+        state.language, state.language_routed, state.runners_up = language, True, ()
+        log.info("call %s: the caller keyed that they speak %s", call_sid, language)
+        self._persist(state, lambda: self.store.set_language(call_sid=call_sid, language=language, probability=1.0,
                                                              t=state.segmenter.seconds, route="keyed"))
-        if self.listener is not None and not state.opted_out:  # an opted-out caller's words are not analysed
+        if language != "en":
+            state.texts, state.partial = [], None
+            state.english_readings.clear()
+        elif self.listener is not None and not state.opted_out:  # an opted-out caller's words are not analysed
             self._spawn(state, self._hear_again_in_english(state))
 
     async def _hear_again_in_english(self, state: CallState) -> None:

@@ -6,6 +6,7 @@ layer's webhooks (they answer Twilio with the document directly), so both send t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,7 @@ from router.policy import Decision, Policy
 from telephony.actions import RouteSpec
 from telephony.twiml import (
     FlowUrls,
+    Spoken,
     enqueue_twiml,
     identify_twiml,
     keypad_menu_twiml,
@@ -68,10 +70,13 @@ class CallFlow:
         """Return whether a caller taken for ``language`` is asked whether they speak English."""
         return self.policy.languages.check.enabled and self.policy.languages.route(language) is not None
 
-    def language_check(self, queue: str, priority: int, language: str, then: str) -> str | None:
+    def language_check(self, queue: str, priority: int, language: str, then: str,
+                       runners_up: Sequence[str] = ()) -> str | None:
         """Return the check a caller taken for ``language`` hears first (None: English, or checks are off).
 
         ``then``: what follows it, ``identify`` (a first route) or ``queue`` (a re-route).
+        ``runners_up``: the languages the identifier ranked next, likeliest first (the policy's
+        ``offer_others`` of them with a key are offered, each in its own language).
         """
         if not self.checks_language(language):
             return None
@@ -79,8 +84,10 @@ class CallFlow:
         route = rules.route(language)
         assert route is not None
         voice = self.policy.prompts.voice
-        return language_check_twiml(own=route.confirm or "", own_voice=route.voice or voice,
-                                    own_language=route.say_language, english=rules.check.english_prompt, voice=voice,
+        offers = [Spoken(r.offer or "", r.voice or voice, r.say_language)
+                  for _, r in rules.offers(language, runners_up)]
+        return language_check_twiml(own=Spoken(route.confirm or "", route.voice or voice, route.say_language),
+                                    english=Spoken(rules.check.english_prompt, voice), offers=offers,
                                     action_url=self.urls.language(queue, priority, language, then),
                                     timeout_s=rules.check.timeout_seconds)
 
@@ -117,20 +124,21 @@ class CallFlow:
 
     def route_spec(self, call_sid: str, decision: Decision, emotion: str, *, menu: bool = False,
                    identify: bool = True, lead: str = "", stop_stream: bool = False, language: str = "",
-                   check_language: bool = False) -> RouteSpec:
+                   check_language: bool = False, runners_up: Sequence[str] = ()) -> RouteSpec:
         """Return the REST redirect of a decided call.
 
         ``menu``: nothing usable was heard, offer the keypad menu; ``identify``: a first route goes
         through the identification steps (a re-route goes straight to its queue); ``lead`` and
         ``stop_stream``: an opt-out heard in speech stops the stream and confirms first. ``language``:
         the caller's, when not English (the task carries it and its skill; the hold message is in it).
-        ``check_language``: the language check comes first, when the policy asks it (once a call).
+        ``check_language``: the language check comes first, when the policy asks it (once a call),
+        offering ``runners_up`` (the identifier's next languages) besides English.
         """
         p = self.policy
         attributes = {"call_sid": call_sid, "reason": decision.reason, "emotion": emotion,
                       **self.language_attributes(language)}
         check = None if menu or stop_stream or not check_language else self.language_check(
-            decision.queue, decision.priority, language, "identify" if identify else "queue")
+            decision.queue, decision.priority, language, "identify" if identify else "queue", runners_up)
         if menu:
             twiml = self.keypad_menu(call_sid, lead=lead, stop_stream=stop_stream)
         elif check is not None:

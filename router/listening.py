@@ -170,7 +170,7 @@ class CallListener:
         rules = self.policy.languages
         if state.language or not segment.language or segment.language_probability < rules.min_probability:
             return
-        state.language = segment.language
+        state.language, state.runners_up = segment.language, segment.runners_up
         route = rules.route(segment.language)
         log.info("call %s: caller speaks %s (P=%.2f)", state.call_sid, segment.language, segment.language_probability)
         self.persist(state, lambda: self.store.set_language(

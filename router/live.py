@@ -10,7 +10,7 @@ the agent's cues, but nothing re-queues or redirects it. One call's failure is l
 its SID and never touches another call. What callers say (transcripts, partials, their analysis,
 the first decision's wait for them) is :class:`router.listening.CallListener`'s; where a call goes
 (the decision, redirect, re-routes, raised priority) is :class:`router.routing.CallRouting`'s; what
-callers chose besides speaking (a menu key, an opt-out, English at the language check) is
+callers chose besides speaking (a menu key, an opt-out, their language at the language check) is
 :class:`router.choices.CallerChoices`'s.
 """
 
@@ -109,7 +109,7 @@ class CallCoordinator:
         # where each call goes: its decision, redirect, re-routes and raised priorities
         self.routing = CallRouting(policy=policy, store=store, actions=actions, metrics=metrics, flow=self.flow,
                                    persist=self._persist, spawn=self._spawn, enter_phase=self.enter_phase)
-        # what each caller chose besides speaking: a menu key, refusing the analysis, English at the language check
+        # what each caller chose besides speaking: a menu key, refusing the analysis, their language at the check
         self.choices = CallerChoices(policy=policy, store=store, actions=actions, metrics=metrics, calls=self.calls,
                                      routing=self.routing, listener=self.listener, persist=self._persist,
                                      spawn=self._spawn, enter_phase=self.enter_phase, on_opt_out=on_opt_out)
@@ -200,8 +200,10 @@ class CallCoordinator:
                                 str(d.get("rule", "keypad"))))
         elif action == "opt_out":
             await self.choices.opt_out(call_sid, str(request.get("via", "key"))[:16])
-        elif action == "speaks_english":
-            self.choices.speaks_english(call_sid)
+        elif action == "speaks_english":  # from a web process before speaks_language (a rolling upgrade)
+            self.choices.speaks_language(call_sid, "en")
+        elif action == "speaks_language":
+            self.choices.speaks_language(call_sid, str(request.get("language", ""))[:3])
         else:
             log.warning("unknown control request %s", request)
 

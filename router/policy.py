@@ -336,20 +336,33 @@ class LanguageRoute(_Strict):
     voice: str | None = None  # a voice that speaks it (e.g. Polly.Lucia); the prompts' voice otherwise
     hold: str | None = Field(None, min_length=1, max_length=300)  # what they hear while queued
     confirm: str | None = Field(None, min_length=1, max_length=200)  # the language check's sentence, in it
+    # the language check offers this language by this key, saying ``offer`` in it ("Para español, pulse 3."),
+    # to a caller taken for another language that the identifier ranked this one just behind
+    key: str | None = Field(None, pattern=r"^[0-9]$")
+    offer: str | None = Field(None, min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _offer_with_key(self) -> LanguageRoute:
+        if (self.key is None) != (self.offer is None):
+            raise ValueError(f"language route {self.name!r}: key and offer go together (the offer says the key)")
+        return self
 
 
 class LanguageCheck(_Strict):
-    """What a caller taken for another language hears before the queue: that language, and a key for English.
+    """What a caller taken for another language hears before the queue: that language, and keys to change it.
 
-    The route's ``confirm`` sentence (in its ``say_language``, when given) then ``english_prompt``;
-    ``english_key`` within ``timeout_seconds`` says the caller speaks English (the call goes on in
-    English, without the language's skill); no key, or another, keeps the language.
+    The route's ``confirm`` sentence (in its ``say_language``, when given), ``english_prompt``, then
+    the ``offer`` of up to ``offer_others`` served languages the identifier ranked next (each in its
+    own language and voice). ``english_key`` within ``timeout_seconds`` says the caller speaks
+    English (the call goes on in English, without the language's skill); a route's ``key`` moves
+    the call to that language (offered or not); no key, or another, keeps the language.
     """
 
     enabled: bool = True
     english_prompt: str = Field("If you speak English, press 2.", min_length=1, max_length=200)
     english_key: str = Field("2", pattern=r"^[0-9]$")
     timeout_seconds: int = Field(4, ge=1, le=15)
+    offer_others: int = Field(2, ge=0, le=5)
 
 
 class LanguageRules(_Strict):
@@ -373,7 +386,25 @@ class LanguageRules(_Strict):
         bad = [code for code in self.routes if not re.match(LANGUAGE_CODE, code) or code == "en"]
         if bad:
             raise ValueError(f"languages.routes keys must be language codes other than en (es, pl, ...): {bad}")
+        keys = [(code, r.key) for code, r in self.routes.items() if r.key is not None]
+        taken = [k for _, k in keys] + [self.check.english_key]
+        clash = sorted({f"{code}: {k}" for code, k in keys if taken.count(k) > 1})
+        if clash:
+            raise ValueError(f"languages.routes keys must differ from each other and from check.english_key "
+                             f"{self.check.english_key}: {clash}")
+        if self.fallback is not None and self.fallback.key is not None:
+            raise ValueError("languages.fallback cannot have a key (a caller keys a language this centre serves)")
         return self
+
+    def keyed(self, key: str) -> str | None:
+        """Return the served language whose route has ``key`` (None: no route has it)."""
+        return next((code for code, r in self.routes.items() if key and r.key == key), None)
+
+    def offers(self, language: str, ranking: Sequence[str]) -> list[tuple[str, LanguageRoute]]:
+        """Return the languages the check offers a caller taken for ``language``: ``ranking``'s next ones with a key."""
+        found = [(code, r) for code in dict.fromkeys(ranking) if code not in ("en", language)
+                 and (r := self.routes.get(code)) is not None and r.key is not None]
+        return found[: self.check.offer_others]
 
     def route(self, code: str) -> LanguageRoute | None:
         """Return the route of a caller speaking ``code`` (None for English or an unknown language)."""
@@ -407,6 +438,17 @@ class Policy(_Strict):
     languages: LanguageRules = LanguageRules(detect=False)
     line: LineRules = LineRules(negative_words_priority=5)
 
+    def language_queue(self, queue: str, old: str, new: str) -> str:
+        """Return the queue of a call moved at the language check from language ``old`` to ``new``.
+
+        The new language's own queue if its route has one; the default queue if the call was in
+        the old language's own queue (the queue tone and words chose is not known there); else ``queue``.
+        """
+        before, after = self.languages.route(old), self.languages.route(new)
+        if after is not None and after.queue:
+            return after.queue
+        return self.default_queue if before is not None and before.queue == queue else queue
+
     def key_intents(self) -> dict[str, str]:
         """Return the topic each keypad menu key states (key -> intent; keys without one left out)."""
         return {k: c.intent for k, c in self.keypad.menu.items() if c.intent}
@@ -424,7 +466,9 @@ class Policy(_Strict):
         routes = [*rules.routes.values(), *([rules.fallback] if rules.fallback else [])]
         if not self.identification or not rules.check.enabled or not routes:
             return steps
-        words = max(len((r.confirm or "").split()) for r in routes) + len(rules.check.english_prompt.split())
+        offers = sorted((len((r.offer or "").split()) for r in rules.routes.values()), reverse=True)
+        words = (max(len((r.confirm or "").split()) for r in routes) + len(rules.check.english_prompt.split())
+                 + sum(offers[: rules.check.offer_others]))
         return steps + words / 2.5 + rules.check.timeout_seconds
 
     @model_validator(mode="after")

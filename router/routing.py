@@ -91,7 +91,7 @@ class CallRouting:
         state.language_checked = state.language_checked or checking
         spec: RouteSpec = self.flow.route_spec(state.call_sid, decision, emotion, menu=menu, identify=identify,
                                                lead=lead, stop_stream=opting_out, language=state.language,
-                                               check_language=checking)
+                                               check_language=checking, runners_up=state.runners_up)
         try:
             await self.actions.route_call(state.call_sid, spec)
         except Exception:  # noqa: BLE001 - the TwiML <Redirect> fallback still enqueues the caller

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -132,18 +133,29 @@ def identify_twiml(*, prompt: str, voice: str, action_url: str, input_kind: str,
     return str(resp)
 
 
-def language_check_twiml(*, own: str, own_voice: str, own_language: str | None, english: str, voice: str,
-                         action_url: str, timeout_s: int) -> str:
-    """Return the language check: a sentence in the caller's language (if any), then the English key's prompt.
+@dataclass(frozen=True)
+class Spoken:
+    """A sentence said in one voice (and language, for ``<Say language=...>``; None: the voice's own)."""
 
-    No key is an answer too (the language stays): the action is requested with an empty result.
+    text: str
+    voice: str
+    language: str | None = None
+
+
+def language_check_twiml(*, own: Spoken, english: Spoken, offers: Sequence[Spoken] = (), action_url: str,
+                         timeout_s: int) -> str:
+    """Return the language check: the caller's language, the English key, other languages' keys.
+
+    A sentence in the caller's language (if any), the English key's prompt, then each other
+    language's offer of its key, in that language. No key is an answer too (the language stays):
+    the action is requested with an empty result.
     """
     resp = VoiceResponse()
     gather = resp.gather(input="dtmf", action=action_url, method="POST", num_digits=1, timeout=timeout_s,
                          action_on_empty_result=True)
-    if own:
-        gather.say(own, voice=own_voice, **({"language": own_language} if own_language else {}))
-    gather.say(english, voice=voice)
+    for line in (own, english, *offers):
+        if line.text:
+            gather.say(line.text, voice=line.voice, **({"language": line.language} if line.language else {}))
     resp.redirect(action_url, method="POST")  # not reached when the gather submits (empty result included)
     return str(resp)
 

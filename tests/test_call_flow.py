@@ -160,8 +160,28 @@ def test_the_language_check_keeps_the_language_or_goes_on_in_english_on_the_key(
     assert (check["language"], check["english"]) == ("es", "1")
     wait_for(lambda: r.hget(keys.call(kept_sid), "language_check") == "kept", what="kept stored")
     assert r.hget(keys.call(kept_sid), "language") is None
+    # a Polish caller taken for Spanish keys Polish: the Polish skill and hold message, the language stored as keyed
+    polish_sid = new_call_sid()
+    polish_key = load_policy().languages.routes["pl"].key
+    polish = signed_post(live_server.url, live_server.url, path,
+                         {"CallSid": polish_sid, "AccountSid": ACCOUNT, "Digits": polish_key})
+    root = ET.fromstring(polish.text)
+    assert root.find("Enqueue").text == "retention" and root.find("Say").get("language") == "pl-PL"  # Polish hold
+    wait_for(lambda: r.hget(keys.call(polish_sid), "language") == "pl", what="keyed language stored")
+    stored = [(e["language"], e["route"]) for e in timeline(r, polish_sid) if e["type"] == "language"]
+    assert stored == [("pl", "keyed")]
+    assert (r.hget(keys.call(polish_sid), "language_check"), r.hget(keys.call(polish_sid), "language_checked")) == (
+        "pl", "es")
+    check = next(e for e in timeline(r, polish_sid) if e["type"] == "language_check")
+    assert (check["language"], check["english"], check["keyed"]) == ("es", "0", "pl")
+    # a key no language has keeps Spanish
+    other = signed_post(live_server.url, live_server.url, path, {"CallSid": new_call_sid(), "AccountSid": ACCOUNT,
+                                                                 "Digits": "9"})
+    assert ET.fromstring(other.text).find("Say").get("language") == "es-ES"
     metrics = httpx.get(live_server.url + "/metrics").text
     assert 'emoroute_keypad_total{result="english",stage="language"} 1.0' in metrics
+    assert 'emoroute_keypad_total{result="switched",stage="language"} 1.0' in metrics
+    assert 'emoroute_keypad_total{result="other_key",stage="language"} 1.0' in metrics
     for bad in ("/twilio/language?queue=nowhere&priority=7&language=es&then=queue",
                 "/twilio/language?queue=retention&priority=7&language=en&then=queue",
                 "/twilio/language?queue=retention&priority=7&language=Spanish&then=queue",

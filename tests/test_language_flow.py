@@ -3,8 +3,11 @@
 import xml.etree.ElementTree as ET
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
+import yaml
+
 from router.flow import CallFlow
-from router.policy import Decision, load_policy
+from router.policy import DEFAULT_POLICY_FILE, Decision, PolicyError, load_policy
 from telephony.twiml import FlowUrls
 
 POLICY = load_policy()
@@ -90,3 +93,38 @@ def test_a_language_without_a_sentence_of_its_own_hears_only_the_english_key_and
     off = POLICY.model_copy(update={"languages": POLICY.languages.model_copy(
         update={"check": POLICY.languages.check.model_copy(update={"enabled": False})})})
     assert CallFlow(off, FlowUrls("https://emoroute.example")).language_check("general", 3, "es", "queue") is None
+
+
+def test_the_check_offers_the_identifiers_next_served_languages_each_in_its_own():
+    decision = Decision("general", 4, "neutral tone", "default")
+    ranked = ("en", "am", "pl", "it", "es", "el")  # English has its key; Amharic has no key of its own here
+    spec = flow().route_spec(CALL, decision, "neutral", language="ar", check_language=True, runners_up=ranked)
+    gather = ET.fromstring(spec.twiml).find("Gather")
+    routes, check = POLICY.languages.routes, POLICY.languages.check
+    assert check.offer_others == 3
+    assert _says(gather) == [(routes["ar"].confirm, "ar-AE", routes["ar"].voice),
+                             (check.english_prompt, None, POLICY.prompts.voice),
+                             (routes["pl"].offer, "pl-PL", "Polly.Ewa"), (routes["it"].offer, "it-IT", "Polly.Carla"),
+                             (routes["es"].offer, "es-ES", "Polly.Lucia")]
+    assert routes["pl"].key in routes["pl"].offer and routes["it"].key in routes["it"].offer
+    # nothing ranked (an older worker's transcript): English only
+    plain = ET.fromstring(flow().language_check("general", 4, "ar", "queue")).find("Gather")
+    assert len(_says(plain)) == 2
+
+
+def test_language_keys_are_checked_and_a_keyed_language_brings_its_own_queue(tmp_path):
+    data = yaml.safe_load(DEFAULT_POLICY_FILE.read_text())
+    routes = data["languages"]["routes"]
+    for change, match in (({"pl": {**routes["pl"], "key": routes["es"]["key"]}}, "must differ"),
+                          ({"pl": {**routes["pl"], "key": data["languages"]["check"]["english_key"]}}, "must differ"),
+                          ({"pl": {k: v for k, v in routes["pl"].items() if k != "offer"}}, "go together")):
+        bad = {**data, "languages": {**data["languages"], "routes": {**routes, **change}}}
+        (tmp_path / "policy.yaml").write_text(yaml.safe_dump(bad, allow_unicode=True))
+        with pytest.raises(PolicyError, match=match):
+            load_policy(tmp_path / "policy.yaml")
+    assert POLICY.languages.keyed(routes["pl"]["key"]) == "pl" and POLICY.languages.keyed("9") is None
+    own = POLICY.model_copy(update={"languages": POLICY.languages.model_copy(update={"routes": {
+        **POLICY.languages.routes, "pl": POLICY.languages.routes["pl"].model_copy(update={"queue": "sales"})}})})
+    assert own.language_queue("retention", "es", "pl") == "sales"
+    assert own.language_queue("sales", "pl", "en") == POLICY.default_queue  # Polish's own queue left for English
+    assert POLICY.language_queue("retention", "es", "pl") == "retention"

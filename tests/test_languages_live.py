@@ -70,30 +70,37 @@ async def test_a_spanish_caller_is_understood_and_put_through_to_spanish_speakin
     gather = ET.fromstring(actions.requests[0].form["Twiml"]).find("Gather")
     assert "/twilio/language?" in gather.get("action") and "language=es" in gather.get("action")
     assert gather.find("Say").get("language") == "es-ES"
+    # then the English key, then the two served languages the identifier ranked next, each in its own
+    offers = {say.text for say in gather.findall("Say")[2:]}
+    others = {r.offer for code, r in POLICY.languages.routes.items() if r.offer and code != "es"}
+    assert len(offers) == POLICY.languages.check.offer_others and offers <= others, offers
     check = next(e for e in timeline if e["type"] == "language_check")
     assert (check["language"], check["english"]) == ("es", "0")
     assert "steps" in summary and any(step.startswith("language") for step in summary["steps"]), summary["steps"]
     r.close()
 
 
-async def test_a_caller_taken_for_another_language_keys_english_and_the_call_goes_on_in_english(
-        redis_url, tmp_path, emotion_model, caller_aware):
+@pytest.mark.parametrize("keyed", ["en", "it"])
+async def test_a_caller_taken_for_another_language_keys_theirs_and_the_call_goes_on_in_it(
+        redis_url, tmp_path, emotion_model, caller_aware, keyed):
     thread, target, actions = _serve(redis_url, tmp_path, emotion_model, caller_aware, transcript_wait_ms=6000.0,
                                      twilio_workflow_sid="WW" + "1" * 32, twilio_workspace_sid="WS" + "2" * 32)
+    key = POLICY.languages.check.english_key if keyed == "en" else POLICY.languages.routes[keyed].key
     with thread:
         summary = await simulate_call(target, load_audio(LANGUAGES / "es-c2-espeak-m1.wav"),
-                                      script=CallerScript(language_key="2"))
+                                      script=CallerScript(language_key=key))
         r = redis.Redis.from_url(redis_url, decode_responses=True)
         sid = summary["call_sid"]
-        wait_for(lambda: r.hget(keys.call(sid), "language") == "en", what="language keyed")
+        wait_for(lambda: r.hget(keys.call(sid), "language") == keyed, what="language keyed")
     timeline = [f for _, f in r.xrange(keys.timeline(sid))]
     languages = [(e["language"], e["route"]) for e in timeline if e["type"] == "language"]
-    assert languages == [("es", "Spanish"), ("en", "keyed")], languages
+    assert languages == [("es", "Spanish"), (keyed, "keyed")], languages
     # written by the coordinator holding the stream (at its call time; the web process alone writes t=0),
-    # which hears what the caller says next as English
+    # which hears what the caller says next in the keyed language
     assert float([e for e in timeline if e["type"] == "language"][1]["t"]) > 0
     check = next(e for e in timeline if e["type"] == "language_check")
-    assert check["english"] == "1"
+    assert (check["english"], check.get("keyed")) == (("1", None) if keyed == "en" else ("0", keyed))
+    assert (r.hget(keys.call(sid), "language_check"), r.hget(keys.call(sid), "language_checked")) == (keyed, "es")
     r.close()
 
 

@@ -139,6 +139,10 @@ def test_an_inference_worker_answers_a_spanish_job_with_the_language_and_both_te
     assert english and english == caller_aware.transcribe(audio).english
     assert english.encode() not in b"".join(answers["first"][0].values())  # sealed with the rest of the words
     assert answers["later"][1].english == ""
+    # and the languages the identifier ranked next, for the language check's offers (none when told)
+    ranked = answers["first"][1].runners_up
+    assert ranked == caller_aware.transcribe(audio).runners_up and len(ranked) >= 3 and not {"es", "en"} & set(ranked)
+    assert answers["later"][1].runners_up == ()
     raw.close()
 
 

@@ -217,11 +217,13 @@ def test_identification_max_s_bounds_the_time_a_caller_can_spend_keying():
     (step,) = POLICY.identification
     assert len(step.prompt.split()) == 17 and step.max_digits == 12 and step.timeout_seconds == 5
     # ... after the language check a caller taken for another language hears first: the longest
-    # route sentence and the English prompt, then its wait
+    # route sentence, the English prompt and the three longest offers of other languages, then its wait
     check = POLICY.languages.check
     longest = max(len((r.confirm or "").split()) for r in POLICY.languages.routes.values())
     assert longest == 5 and len(check.english_prompt.split()) == 6 and check.timeout_seconds == 4
-    assert POLICY.identification_max_s == pytest.approx(17 / 2.5 + 13 * 5 + 11 / 2.5 + 4)
+    offers = sorted((len((r.offer or "").split()) for r in POLICY.languages.routes.values()), reverse=True)
+    assert check.offer_others == 3 and offers[:3] == [6, 4, 4]
+    assert POLICY.identification_max_s == pytest.approx(17 / 2.5 + 13 * 5 + (11 + 14) / 2.5 + 4)
     off = POLICY.languages.model_copy(update={"check": check.model_copy(update={"enabled": False})})
     assert POLICY.model_copy(update={"languages": off}).identification_max_s == pytest.approx(17 / 2.5 + 13 * 5)
     assert POLICY.model_copy(update={"identification": []}).identification_max_s == 0

@@ -308,7 +308,10 @@ async def identify(request: Request, services: ServicesDep, step: int = 0, queue
 @router.post("/twilio/language")
 async def language_check(request: Request, services: ServicesDep, queue: str = "", priority: int = 0,
                          language: str = "", then: str = "queue") -> Response:
-    """The language check answered: the English key (the call goes on in English), or none or another (it stays)."""
+    """The language check answered: a language's key (the call goes on in it), or none or another (it stays).
+
+    The English key: the call goes on in English; another served language's key: in that one.
+    """
     params = await _verified_params(request, services)
     call_sid = _call_ids(params, services)
     _budget()
@@ -322,18 +325,22 @@ async def language_check(request: Request, services: ServicesDep, queue: str = "
     if opting_out:
         await _opt_out(services, call_sid, "key")
         digits = digits.replace(policy.opt_out.key, "")
-    english = digits == policy.languages.check.english_key
-    services.metrics.keys.labels("language", "english" if english else "kept" if not digits else "other_key").inc()
-    _later(lambda: services.store.mark(call_sid=call_sid, fields={"language_check": "english" if english else "kept"},
-                                       entry={"type": "language_check", "language": language, "english": int(english)}))
-    if english:
-        route = policy.languages.route(language)
-        if route is not None and route.queue == queue:  # the language's own queue: tone and words' queue unknown here
-            queue = policy.default_queue
-        if not await _to_holder(services, call_sid, {"action": "speaks_english"}):
-            _later(lambda: services.store.set_language(call_sid=call_sid, language="en", probability=1.0, t=0.0,
-                                                       route="keyed"))
-        language = ""
+    rules = policy.languages
+    chosen = "en" if digits == rules.check.english_key else rules.keyed(digits)
+    outcome = "kept" if chosen in (None, language) else "english" if chosen == "en" else "switched"
+    services.metrics.keys.labels("language", "other_key" if outcome == "kept" and digits else outcome).inc()
+    _later(lambda: services.store.mark(
+        call_sid=call_sid, fields={"language_check": chosen if outcome != "kept" else "kept",
+                                   "language_checked": language},
+        entry={"type": "language_check", "language": language, "english": int(outcome == "english"),
+               **({"keyed": chosen} if outcome == "switched" else {})}))
+    if outcome != "kept":
+        assert chosen is not None
+        queue = policy.language_queue(queue, language, chosen)
+        if not await _to_holder(services, call_sid, {"action": "speaks_language", "language": chosen}):
+            _later(lambda: services.store.set_language(call_sid=call_sid, language=chosen, probability=1.0,
+                                                       t=0.0, route="keyed"))
+        language = "" if chosen == "en" else chosen
     nxt = flow.after_language_check(call_sid, queue, priority, language, then)
     if opting_out:
         nxt = with_stream_stopped(nxt, policy.opt_out.confirmation, policy.prompts.voice)
