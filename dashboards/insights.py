@@ -20,12 +20,18 @@ from router.phases import PHASES, parse_phase_stats
 Stats = dict[str, tuple[int, float, float]]  # phase -> (readings, mean P(angry), mean valence)
 INSIGHT_FIELDS = ("call_sid", "queue", "started_at", "first_valence", "last_valence", "first_emotion", "emotion",
                   "intents", "keypad", "phase_stats", "peak_anger", "asked_manager", "anger_rose", "rerouted",
-                  "language", "caller_hash", "opted_out", "csat", "agent")
+                  "language", "language_check", "language_checked", "caller_hash", "opted_out", "csat", "agent")
 WORSE_BY = 0.2  # a mean valence drop larger than this from one phase to the next counts as worsened
 MIN_CALLS = 3  # a phase change seen in fewer calls is not named as the one that hurts most
 ANGRY_PEAK = 0.6  # a call whose P(angry) reached this counts as having been angry
 ESCALATIONS = ("anger_rose", "rerouted", "asked_manager")
 UNIDENTIFIED = "unidentified"  # a call whose language was never identified
+CHECK_OUTCOMES = ("kept", "english", "switched")  # the language check's answers (no key or another: kept)
+
+
+def check_outcome(answer: str) -> str:
+    """Return what a language check's stored answer (``kept``, ``en`` or a language's code) was."""
+    return "kept" if answer in ("", "kept") else "english" if answer == "en" else "switched"
 
 
 def _f(row: dict[str, str], key: str) -> float | None:
@@ -60,12 +66,13 @@ class Tally:
     points and disagreements keep the first ``max_points``/``max_listed`` calls in the order added.
     """
 
-    VERSION = 3  # bump when what a stored tally holds changes (3: calls per language)
+    VERSION = 4  # bump when what a stored tally holds changes (3: calls per language; 4: language checks)
 
     def __init__(self, key_intents: dict[str, str], *, max_points: int = 2000, max_listed: int = 50) -> None:
         """Count topics with ``key_intents`` (keypad key -> intent)."""
         self.key_intents, self.max_points, self.max_listed = key_intents, max_points, max_listed
-        self.d: dict[str, Any] = {"n": 0, "queue": {}, "language": {}, "emo_queue": {}, "emo_hour": {}, "evolution": {},
+        self.d: dict[str, Any] = {"n": 0, "queue": {}, "language": {}, "checks": {}, "emo_queue": {}, "emo_hour": {},
+                                  "evolution": {},
                                   "escalated": 0, "priority": [0, 0.0], "wait": [0, 0.0], "phase": {},
                                   "steps": {}, "worse": {}, "topic": {}, "topic_hour": {}, "topic_day": {},
                                   "topic_queue": {}, "topic_emotion": {}, "topic_anger": {}, "esc": {},
@@ -86,6 +93,8 @@ class Tally:
         d["n"] += 1
         _inc(d["queue"], queue)
         _inc(d["language"], r.get("language") or UNIDENTIFIED)
+        if r.get("language_checked"):  # asked at the language check: taken for this language, then what they keyed
+            _inc(d["checks"].setdefault(r["language_checked"], {}), check_outcome(r.get("language_check", "")))
         ts = _f(r, "started_at")
         hour, day = _buckets(ts) if ts is not None else ("", "")
         first = r.get("first_emotion", "")
@@ -244,6 +253,10 @@ class TallyFigures:
                                 if per_queue.get(q, 0) or q in queues},
             # the caller's language as identified ("unidentified": detection off, or never sure enough)
             "calls_per_language": dict(sorted(d.get("language", {}).items(), key=lambda kv: (-kv[1], kv[0]))),
+            # callers asked at the language check, per language they were taken for: no key (kept), English
+            # keyed, another served language keyed (switched); English and switched are the identifier's mistakes
+            "language_checks": {lang: {k: checks.get(k, 0) for k in CHECK_OUTCOMES} for lang, checks in sorted(
+                d.get("checks", {}).items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))},
             "emotion_by_queue": {q: dict(c) for q, c in d["emo_queue"].items()},
             "emotion_by_hour": {h: dict(d["emo_hour"][h]) for h in sorted(d["emo_hour"])},
             "share_escalated": round(d["escalated"] / n, 3) if n else 0.0,

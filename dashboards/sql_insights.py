@@ -23,6 +23,7 @@ from dashboards.insights import (
     UNIDENTIFIED,
     WORSE_BY,
     Tally,
+    check_outcome,
     hour_and_day,
     insights_from,
     mark_repeats,
@@ -153,6 +154,11 @@ class SqlTally:
         for language, n in self.q(f"SELECT COALESCE(language, '{UNIDENTIFIED}'), count(*) FROM calls "  # noqa: S608
                                   f"WHERE {IN_PERIOD} GROUP BY 1"):
             d["language"][language] = d["language"].get(language, 0) + n
+        for language, answer, n in self.q("SELECT language_checked, language_check, count(*) FROM calls "  # noqa: S608
+                                          f"WHERE {IN_PERIOD} AND language_checked IS NOT NULL GROUP BY 1, 2"):
+            checks = d["checks"].setdefault(language, {})
+            outcome = check_outcome(answer or "")
+            checks[outcome] = checks.get(outcome, 0) + n
         for queue, emotion, n in self.q(f"SELECT {QUEUE}, first_emotion, count(*) FROM calls "  # noqa: S608
                                         f"WHERE {IN_PERIOD} GROUP BY 1, 2"):
             d["queue"][queue] = d["queue"].get(queue, 0) + n

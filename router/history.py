@@ -35,9 +35,13 @@ SCHEMA_VERSION = 2
 # or phase mean, and ``call_topics``: a figure over millions of calls is then one scan, no JSON
 ANALYTIC_COLUMNS = ("first_valence", "last_valence", "peak_anger", "asked_manager", "anger_rose", "rerouted",
                     "keypad", "intents", "decided_at", "enqueued_at", "picked_at", "synthetic",
-                    *(f"{p}_{m}" for p in PHASES for m in ("readings", "anger", "valence")), "language")
+                    *(f"{p}_{m}" for p in PHASES for m in ("readings", "anger", "valence")), "language",
+                    "language_checked", "language_check")
+# (language_checked / language_check, added without a version: the language a caller was taken for at the
+# language check and what they keyed, "kept", "en" or a language's code; NULL before they were recorded)
 _ANALYTIC_TYPES = {"asked_manager": "BOOLEAN", "anger_rose": "BOOLEAN", "rerouted": "BOOLEAN", "synthetic": "BOOLEAN",
-                   "keypad": "TEXT", "intents": "TEXT", "language": "TEXT",
+                   "keypad": "TEXT", "intents": "TEXT", "language": "TEXT", "language_checked": "TEXT",
+                   "language_check": "TEXT",
                    **{f"{p}_readings": "INTEGER" for p in PHASES}}
 CALL_COLUMNS = ("call_sid", "caller_hash", "started_at", "ended_at", "status", "queue", "priority", "reason",
                 "rule", "agent", "first_emotion", "emotion", "decision_latency_ms", "opted_out", "csat",
@@ -125,7 +129,7 @@ class CallRecord:
         stats = parse_phase_stats(s.get("phase_stats"))
         for phase in PHASES:
             values += list(stats[phase]) if phase in stats else [None, None, None]
-        return [*values, s.get("language") or None]
+        return [*values, s.get("language") or None, s.get("language_checked") or None, s.get("language_check") or None]
 
     def topic_rows(self, key_intents: dict[str, str]) -> list[tuple[Any, ...]]:
         """Return the call's ``call_topics`` rows (one per topic, or one ``(none)``; column order: TOPIC_COLUMNS)."""

@@ -16,15 +16,18 @@ def test_analytics_figures():
         {"queue": "retention", "first_emotion": "angry", "started_at": "0", "priority": "9", "escalated": "1",
          "first_valence": "-0.7", "last_valence": "0.1", "enqueued_at": "10", "picked_at": "40"},
         {"queue": "sales", "first_emotion": "happy", "started_at": "3600", "priority": "5", "language": "es",
-         "first_valence": "0.6", "last_valence": "0.65", "enqueued_at": "3610", "picked_at": "3620"},
+         "first_valence": "0.6", "last_valence": "0.65", "enqueued_at": "3610", "picked_at": "3620",
+         "language_checked": "es", "language_check": "kept"},
         {"queue": "retention", "first_emotion": "sad", "started_at": "3700", "priority": "4", "language": "en",
-         "first_valence": "0.2", "last_valence": "-0.5"},
+         "first_valence": "0.2", "last_valence": "-0.5", "language_checked": "es", "language_check": "en"},
         {"started_at": "3800"},
     ]
     a = analytics_of(rows, QUEUES)
     assert a["calls"] == 4
     assert a["calls_per_queue"] == {"retention": 2, "sales": 1, "general": 0, "undecided": 1}
     assert a["calls_per_language"] == {"unidentified": 2, "en": 1, "es": 1}
+    # two callers taken for Spanish at the language check: one kept it, one keyed English
+    assert a["language_checks"] == {"es": {"kept": 1, "english": 1, "switched": 0}}
     assert a["emotion_by_queue"] == {"retention": {"angry": 1, "sad": 1}, "sales": {"happy": 1}}
     assert a["emotion_by_hour"] == {"1970-01-01 00:00": {"angry": 1}, "1970-01-01 01:00": {"happy": 1, "sad": 1}}
     assert a["share_escalated"] == 0.25

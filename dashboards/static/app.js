@@ -214,6 +214,10 @@ async function loadAnalytics() {
   const langs = Object.keys(a.calls_per_language || {});
   Plotly.react("per-language", [{ x: langs.map(plain), y: langs.map((l) => a.calls_per_language[l]), type: "bar", marker: { color: "#00796b" } }],
     { title: { text: "Calls per caller language" }, margin: { t: 40, b: 60 } }, SMALL_CHART);
+  const checked = Object.keys(a.language_checks || {});
+  const answers = [["kept", "no key: kept", "#00796b"], ["english", "keyed English", "#f9a825"], ["switched", "keyed another", "#c62828"]];
+  Plotly.react("language-checks", answers.map(([k, name, colour]) => ({ x: checked.map(plain), y: checked.map((l) => a.language_checks[l][k]), name, type: "bar", marker: { color: colour } })),
+    { barmode: "stack", title: { text: "Language check, per language the caller was taken for" }, margin: { t: 40, b: 60 } }, SMALL_CHART);
   stacked("emotion-queue", a.emotion_by_queue, "First emotion heard, per queue");
   stacked("emotion-hour", a.emotion_by_hour, "First emotion heard, per hour (UTC)");
   drawInsights(a, tile);
