@@ -136,7 +136,8 @@ class LanguageHead:
         top, p_top = max(scores.items(), key=lambda kv: kv[1]) if scores else ("en", 0.0)
         candidate = candidates is not None and top in candidates
         if top not in self.classes and p_top >= (CANDIDATE_MIN_PROBABILITY if candidate else OTHER_MIN_PROBABILITY):
-            ranked = choose_language(scores, candidates).top if candidate else ()  # Whisper's own order after it
+            # the served languages in Whisper's own order after it (the language check offers them)
+            ranked = choose_language(scores, candidates).top if candidates else ()
             return LanguageGuess(top, round(float(p_top), 3),
                                  ((top, round(float(p_top), 3)), *((c, p) for c, p in ranked if c != top)))
         posterior = self.posterior(scores)

@@ -85,11 +85,14 @@ def test_whispers_sure_guess_wins_for_a_language_the_head_never_learned(multilin
     assert "es" not in head.classes and {"en", "pl", "am", "bn", "ar", "it", "el"} <= set(head.classes)
     spanish = {code: 0.001 for code in head.whisper_languages} | {"es": 0.6, "it": 0.3}
     # Spanish served (a candidate): Whisper's 0.6 is enough
-    assert head.choose(spanish, ("en", "es", "it")).code == "es"
+    guess = head.choose(spanish, ("en", "es", "it"))
+    assert guess.code == "es" and [c for c, _ in guess.top] == ["es", "it", "en"]  # then Whisper's order of the rest
     # not served: it takes 0.9, so the head decides among the candidates it knows
     assert head.choose(spanish, ("en", "it", "pl")).code in ("en", "it", "pl")
     german = {code: 0.001 for code in head.whisper_languages} | {"de": 0.95}
-    assert head.choose(german, ("en", "it")).code == "de"  # nobody speaks it here: named, for the fallback
+    german_guess = head.choose(german, ("en", "it"))
+    assert german_guess.code == "de"  # nobody speaks it here: named, for the fallback
+    assert [c for c, _ in german_guess.top][0] == "de" and {c for c, _ in german_guess.top[1:]} == {"en", "it"}
 
 
 def test_choosing_among_candidates_renormalises():
