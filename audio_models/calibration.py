@@ -8,12 +8,15 @@ under which a posterior's log is taken (``log_floor``; 1e-8 when absent). That f
 sure model's calibrated readings: v3 at T = 6.08 cannot pass 0.874, so a policy floor above that is
 never reached. Raising nothing (``NO_CAP_LOG_FLOOR``) was tried and not adopted: with the floors
 chosen for it, it routed fresh callers 0.03 worse
-(docs/experiments/2026-12-07-emotion-v3-routing-choice-rule.md, try 3).
+(docs/experiments/2026-12-07-emotion-v3-routing-choice-rule.md, try 3). ``log_prior`` (optional)
+adds an offset per class to the log posterior before the temperature: a class-prior shift that
+moves the operating point between two classes whose mistakes do not cost the same.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,24 +34,49 @@ class Calibration:
 
     temperature: float
     log_floor: float = LOG_FLOOR
+    log_prior: tuple[tuple[str, float], ...] = ()  # (class, offset) added to log P(class) before the temperature
+
+    def prior(self, labels: Sequence[str]) -> np.ndarray | None:
+        """Return the offsets in ``labels`` order (None when there are none); a class not in ``labels`` is an error."""
+        if not self.log_prior:
+            return None
+        unknown = [name for name, _ in self.log_prior if name not in labels]
+        if unknown:
+            raise ValueError(f"log_prior names classes the model does not have: {unknown}")
+        offsets = dict(self.log_prior)
+        return np.array([offsets.get(lab, 0.0) for lab in labels], dtype=np.float64)
 
 
-def temperature_scale(probs: np.ndarray, temperature: float, log_floor: float = LOG_FLOOR) -> np.ndarray:
+def temperature_scale(probs: np.ndarray, temperature: float, log_floor: float = LOG_FLOOR,
+                      prior: np.ndarray | None = None) -> np.ndarray:
     """Return ``probs`` (rows sum to 1) sharpened (T < 1) or softened (T > 1).
 
-    A posterior under ``log_floor`` is raised to it before the log is taken.
+    A posterior under ``log_floor`` is raised to it before the log is taken; ``prior`` (one offset
+    a class) is added to the logs before the temperature.
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
-    logp = np.log(np.clip(probs, log_floor, 1.0)) / temperature
+    logp = np.log(np.clip(probs, log_floor, 1.0))
+    if prior is not None:
+        logp = logp + prior
+    logp = logp / temperature
     logp -= logp.max(axis=1, keepdims=True)
     out = np.exp(logp)
     return out / out.sum(axis=1, keepdims=True)
 
 
-def highest_reading(temperature: float, log_floor: float = LOG_FLOOR, classes: int = 4) -> float:
-    """Return the highest probability a calibrated reading can reach (the cap the log floor sets)."""
-    return 1.0 / (1.0 + (classes - 1) * log_floor ** (1.0 / temperature))
+def highest_reading(temperature: float, log_floor: float = LOG_FLOOR, classes: int = 4,
+                    prior: np.ndarray | None = None, of: int | None = None) -> float:
+    """Return the highest probability a calibrated reading can reach (the cap the log floor sets).
+
+    With a ``prior`` the caps differ by class (each sure, every other at the floor): class ``of``'s,
+    or the highest of them.
+    """
+    if prior is None:
+        return 1.0 / (1.0 + (classes - 1) * log_floor ** (1.0 / temperature))
+    weights = np.exp(prior / temperature)
+    caps = weights / (weights + log_floor ** (1.0 / temperature) * (weights.sum() - weights))
+    return float(caps[of] if of is not None else caps.max())
 
 
 def nll(probs: np.ndarray, truth: np.ndarray, log_floor: float = LOG_FLOOR) -> float:
@@ -89,7 +117,10 @@ def load_calibration(model_dir: Path) -> Calibration | None:
     log_floor = float(data.get("log_floor", LOG_FLOOR))
     if not 0 < log_floor < 1e-3:
         raise ValueError(f"{path}: log_floor {log_floor} out of range")
-    return Calibration(temperature, log_floor)
+    prior = data.get("log_prior", {})
+    if not isinstance(prior, dict) or not all(isinstance(k, str) and -5 <= float(v) <= 5 for k, v in prior.items()):
+        raise ValueError(f"{path}: log_prior must map class names to offsets within +-5, got {prior!r}")
+    return Calibration(temperature, log_floor, tuple((k, float(v)) for k, v in sorted(prior.items())))
 
 
 def load_temperature(model_dir: Path) -> float | None:

@@ -79,7 +79,7 @@ class WhisperHeadEmotionModel:
     """The ``whisper-head`` backend: multilingual Whisper base blocks -> calibrated linear head."""
 
     def __init__(self, head: BlockHead, embedder: WhisperLayerEmbedder, hparams: dict[str, Any],
-                 temperature: float | None, log_floor: float = LOG_FLOOR) -> None:
+                 temperature: float | None, log_floor: float = LOG_FLOOR, prior: np.ndarray | None = None) -> None:
         """Combine a head, the encoder it reads and the directory's hyper-parameters; use :meth:`from_dir`."""
         if embedder.dim * len(head.blocks) + (24 if head.prosody else 0) != head.mean.size:
             raise ModelLoadError(f"the head reads {head.mean.size} values; blocks {head.blocks} of "
@@ -88,6 +88,7 @@ class WhisperHeadEmotionModel:
         self.labels = head.labels
         self.temperature = temperature
         self.log_floor = log_floor  # calibration.json's (audio_models.calibration)
+        self.prior = prior  # calibration.json's log_prior in ``labels`` order (None: none)
         self.anchors: dict[str, list[float]] = hparams["affect_anchors"]
         self.name = str(hparams.get("version", "emotion-v3")) + (f"+T{temperature:g}" if temperature else "")
 
@@ -107,19 +108,31 @@ class WhisperHeadEmotionModel:
         embedder = WhisperLayerEmbedder(max(head.blocks), encoder=head.encoder)
         if calibration is None:
             return cls(head, embedder, hparams, None)
-        return cls(head, embedder, hparams, calibration.temperature, calibration.log_floor)
+        try:
+            prior = calibration.prior(head.labels)
+        except ValueError as exc:
+            raise ModelLoadError(f"{src / CALIBRATION_FILE}: {exc}") from exc
+        return cls(head, embedder, hparams, calibration.temperature, calibration.log_floor, prior)
 
     @property
     def highest_probability(self) -> float:
         """The highest probability one of its readings can reach (below 1 when the calibration caps it)."""
-        return highest_reading(self.temperature, self.log_floor, len(self.labels)) if self.temperature else 1.0
+        if not self.temperature:
+            return 1.0
+        return highest_reading(self.temperature, self.log_floor, len(self.labels), self.prior)
+
+    def highest_of(self, label: str) -> float:
+        """The highest probability its readings can give ``label`` (a prior moves the classes' caps apart)."""
+        if not self.temperature:
+            return 1.0
+        return highest_reading(self.temperature, self.log_floor, len(self.labels), self.prior, self.labels.index(label))
 
     def class_probs(self, prepared: Sequence[np.ndarray]) -> np.ndarray:
         """Return calibrated posteriors (rows in ``labels`` order) of conditioned waveforms."""
         means = self.embedder.embed_batch(prepared, all_blocks=True)
         prosody = prosody_batch(list(prepared)) if self.head.prosody else None
         probs = self.head.probs(self.head.features(means, prosody))
-        return temperature_scale(probs, self.temperature, self.log_floor) if self.temperature else probs
+        return temperature_scale(probs, self.temperature, self.log_floor, self.prior) if self.temperature else probs
 
     def classify_batch(self, waves: Sequence[np.ndarray]) -> list[EmotionReading]:
         """Return one reading per waveform (16 kHz mono float32)."""

@@ -170,10 +170,11 @@ def _async_transcribe(
 
 def _warn_unreachable_floors(model: EmotionModel, policy: Policy) -> None:
     """Log a tone floor of the policy that the model's calibrated readings can never reach."""
-    cap = float(getattr(model, "highest_probability", 1.0))
     rules = policy.emotion_routing
-    for name, floor, queue in (("retention_min_anger", rules.retention_min_anger, "retention"),
-                               ("sales_min_happy", rules.sales_min_happy, "sales")):
+    for name, floor, queue, label in (("retention_min_anger", rules.retention_min_anger, "retention", "angry"),
+                                      ("sales_min_happy", rules.sales_min_happy, "sales", "happy")):
+        of = getattr(model, "highest_of", None)
+        cap = float(of(label) if of is not None else getattr(model, "highest_probability", 1.0))
         if rules.cost_aware and floor > cap:
             log.warning("emotion_routing.%s is %.2f but the emotion model's readings stop at %.3f: no caller "
                         "reaches %s on tone alone (docs/MODEL_CARD.md, v3's limits)", name, floor, cap, queue)

@@ -211,6 +211,31 @@ def test_the_calibration_floor_caps_a_sure_reading_and_its_file_may_name_another
         load_calibration(tmp_path)
 
 
+def test_a_log_prior_moves_the_operating_point_toward_its_class(tmp_path):
+    import json
+
+    import numpy as np
+
+    from audio_models.calibration import highest_reading, load_calibration, temperature_scale
+
+    labels = ("angry", "happy", "neutral", "sad")
+    (tmp_path / "calibration.json").write_text(json.dumps({"temperature": 6.08, "log_prior": {"sad": 1.5}}))
+    prior = load_calibration(tmp_path).prior(labels)  # type: ignore[union-attr]
+    assert prior.tolist() == [0.0, 0.0, 0.0, 1.5]
+    # a clip the head reads as neutral by less than e^1.5 to 1 is read as sad; a clearer one stays neutral
+    close, clear = np.array([[0.05, 0.05, 0.55, 0.35]]), np.array([[0.05, 0.05, 0.8, 0.1]])
+    assert temperature_scale(close, 6.08).argmax() == 2 and temperature_scale(close, 6.08, prior=prior).argmax() == 3
+    assert temperature_scale(clear, 6.08, prior=prior).argmax() == 2
+    # a sure sad reading can now pass the symmetric cap; none of the other classes can reach it
+    sure_sad = temperature_scale(np.array([[1e-30, 1e-30, 1e-30, 1 - 3e-30]]), 6.08, prior=prior)[0, 3]
+    assert sure_sad == pytest.approx(highest_reading(6.08, prior=prior)) and sure_sad > highest_reading(6.08)
+    with pytest.raises(ValueError, match="classes the model does not have"):
+        load_calibration(tmp_path).prior(("angry", "happy", "neutral"))  # type: ignore[union-attr]
+    (tmp_path / "calibration.json").write_text(json.dumps({"temperature": 6.08, "log_prior": {"sad": 9}}))
+    with pytest.raises(ValueError, match="log_prior"):
+        load_calibration(tmp_path)
+
+
 def test_identification_max_s_bounds_the_time_a_caller_can_spend_keying():
     # the shipped step: a 17-word prompt (6.8 s at 2.5 words a second), then up to 12 digits and
     # the hash, each with Twilio's 5 s <Gather> timeout
