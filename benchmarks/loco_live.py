@@ -2,8 +2,9 @@ r"""Tone-only routing of callers from corpora the model never heard, on the live
 
 For each of the nine corpora in ``../shared/data``, its callers are scored by emotion model v3
 trained on the *other eight* (``emoroute train-emotion-v3 --leave-out CORPUS``, the shipped model's
-recipe and temperature; trained here into ``--models-dir`` when missing). Each caller is a real
-Twilio call to a real server (``emoroute serve``, embedded Redis, no transcriber: tone alone): the
+recipe, temperature and class prior; trained here into ``--models-dir`` when missing, a cached one
+given the shipped calibration). Each caller is a real Twilio call to a real server (``emoroute
+serve``, embedded Redis, no transcriber: tone alone): the
 Media Stream frames, the VAD, the windows, the first decision of the shipped policy. Callers: up to
 ``--per-class`` clips of each of the four classes per corpus, every speaker of the corpus, chosen by
 a fixed stride. Per corpus: right queue (angry -> retention, happy -> sales, neutral and sad ->
@@ -32,7 +33,7 @@ import numpy as np
 from audio_models.audio_io import load_audio
 from audio_models.calibration import LOG_FLOOR, load_calibration
 from audio_models.training.corpora import ALL_CORPORA, LABELS, Clip, list_corpora
-from audio_models.training.head_v3 import train_v3
+from audio_models.training.head_v3 import train_v3, write_calibration
 from benchmarks.common import served
 from emoroute.simulate import SimTarget, simulate_many
 
@@ -66,28 +67,35 @@ async def _stream(target: SimTarget, clips: list[Clip], at_once: int) -> list[di
     return out
 
 
-Recipe = tuple[str, float, float | None, float]  # name, head C, temperature, log floor
+Recipe = tuple[str, float, float | None, float, dict[str, float]]  # name, head C, temperature, log floor, prior
 
 
 def shipped_recipe() -> Recipe:
-    """Return the shipped v3's recipe, head C, temperature and the log floor it was fitted with."""
+    """Return the shipped v3's recipe, head C, temperature, and the log floor and class prior it was fitted with."""
     import yaml
 
     hparams = yaml.safe_load((V3_DIR / "hparams.yaml").read_text())
     calibration = load_calibration(V3_DIR)
     return (hparams["recipe"], float(hparams["training"].get("C", 1.0)),
-            calibration.temperature if calibration else None, calibration.log_floor if calibration else LOG_FLOOR)
+            calibration.temperature if calibration else None, calibration.log_floor if calibration else LOG_FLOOR,
+            dict(calibration.log_prior) if calibration else {})
 
 
 def fold_model(data: Path, corpus: str, models_dir: Path, recipe: Recipe | None = None) -> Path:
     """Return the v3 model that never heard ``corpus``, training it (seconds, from cached features) if missing.
 
-    ``recipe`` is (recipe name, C, temperature, log floor); the shipped v3's by default.
+    ``recipe`` is (recipe name, C, temperature, log floor, class prior); the shipped v3's by default.
     """
     out = models_dir / f"without-{corpus}"
+    name, c, temperature, log_floor, prior = recipe or shipped_recipe()
     if not (out / "head.npz").is_file():
-        name, c, temperature, log_floor = recipe or shipped_recipe()
-        train_v3(data, out, recipe_name=name, leave_out=corpus, temperature=temperature, c=c, log_floor=log_floor)
+        train_v3(data, out, recipe_name=name, leave_out=corpus, temperature=temperature, c=c, log_floor=log_floor,
+                 log_prior=prior)
+    elif temperature is not None:
+        stored = load_calibration(out)
+        if stored is None or (stored.temperature, stored.log_floor, dict(stored.log_prior)) != (
+                temperature, log_floor, prior):  # a head trained before: its calibration is the recipe's now
+            write_calibration(out, temperature, log_floor, prior)
     return out
 
 
@@ -136,10 +144,10 @@ def main() -> None:
     ap.add_argument("--log-floor", type=float, help="the floor the candidate's temperature was fitted with "
                                                      "(default: the shipped v3's; audio_models.calibration)")
     args = ap.parse_args()
-    name, c, temperature, log_floor = shipped_recipe()
+    name, c, temperature, log_floor, prior = shipped_recipe()
     recipe = (args.recipe or name, c if args.c is None else args.c,
               temperature if args.temperature is None else args.temperature,
-              log_floor if args.log_floor is None else args.log_floor)
+              log_floor if args.log_floor is None else args.log_floor, prior)
     per_corpus: dict[str, object] = {}
     for corpus in args.corpora.split(","):
         clips = callers(args.data, corpus, args.per_class, args.offset)
@@ -162,7 +170,7 @@ def main() -> None:
     print(json.dumps({
         "benchmark": "loco_live", "model": str(args.model) if args.model else "emotion-v3 leave-one-corpus-out",
         "recipe": None if args.model else {"recipe": recipe[0], "C": recipe[1], "temperature": recipe[2],
-                                           "log_floor": recipe[3]},
+                                           "log_floor": recipe[3], "log_prior": recipe[4]},
         "transcriber": "none", "per_class": args.per_class, "offset": args.offset,
         "mean_right_queue": mean("right_queue"), "max_non_angry_to_retention": worst("non_angry_to_retention"),
         "max_angry_to_sales": worst("angry_to_sales"), "mean_angry_to_retention": mean("angry_to_retention"),

@@ -8,6 +8,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from emoroute.console import err as _err
 from emoroute.console import out as _out
 from emoroute.console import say as _say
 
@@ -88,8 +89,17 @@ def _cmd_train_v3(args: argparse.Namespace) -> int:
     from audio_models.emotion_types import ModelLoadError
     from audio_models.training.head_v3 import train_v3
 
+    prior: dict[str, float] = {}
+    for item in args.log_prior:
+        name, _, value = item.partition("=")
+        try:
+            prior[name] = float(value)
+        except ValueError:
+            _err(f"--log-prior wants CLASS=OFFSET (sad=1.5), got {item!r}")
+            return 2
     return _train(args.data, lambda: train_v3(args.data, args.out, recipe_name=args.recipe, leave_out=args.leave_out,
-                                              temperature=args.temperature, cache_dir=args.cache_dir, c=args.c),
+                                              temperature=args.temperature, cache_dir=args.cache_dir, c=args.c,
+                                              log_prior=prior),
                   (ModelLoadError, ValueError, FileNotFoundError))
 
 
@@ -233,6 +243,9 @@ def add_model_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
     p.add_argument("--temperature", type=float, help="the calibration temperature to store (from out-of-corpus "
                                                       "posteriors: docs/experiments/emotion-v3/select_policy.py)")
     p.add_argument("--c", type=float, default=1.0, help="inverse regularisation strength (default: %(default)s)")
+    p.add_argument("--log-prior", action="append", default=[], metavar="CLASS=OFFSET",
+                   help="a class offset stored with the temperature, added to its log posterior before it (the "
+                        "shipped v3: sad=1.5, docs/experiments/2026-12-07-emotion-v3-sad-prior-rule.md); repeatable")
     p.set_defaults(func=_cmd_train_v3)
 
     p = sub.add_parser("train-band-extender",

@@ -234,6 +234,13 @@ def test_a_log_prior_moves_the_operating_point_toward_its_class(tmp_path):
     (tmp_path / "calibration.json").write_text(json.dumps({"temperature": 6.08, "log_prior": {"sad": 9}}))
     with pytest.raises(ValueError, match="log_prior"):
         load_calibration(tmp_path)
+    # what training writes (emoroute train-emotion-v3 --log-prior sad=1.5; loco_live's fold models) reads back
+    from audio_models.training.head_v3 import write_calibration
+
+    write_calibration(tmp_path, 6.08, log_prior={"sad": 1.5})
+    assert load_calibration(tmp_path).log_prior == (("sad", 1.5),)  # type: ignore[union-attr]
+    write_calibration(tmp_path, 6.08)
+    assert load_calibration(tmp_path).log_prior == ()  # type: ignore[union-attr]
 
 
 def test_identification_max_s_bounds_the_time_a_caller_can_spend_keying():

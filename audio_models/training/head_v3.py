@@ -92,7 +92,8 @@ def training_rows(clips: list[Clip], leave_out: str | None) -> np.ndarray:
 
 
 def write_model_dir(out: Path, head: BlockHead, *, recipe_name: str, temperature: float | None,
-                    training: dict[str, Any], log_floor: float = LOG_FLOOR) -> None:
+                    training: dict[str, Any], log_floor: float = LOG_FLOOR,
+                    log_prior: dict[str, float] | None = None) -> None:
     """Write ``head.npz``, ``hparams.yaml`` and (with a temperature) ``calibration.json`` into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     head.save(out / HEAD_FILE)
@@ -102,19 +103,28 @@ def write_model_dir(out: Path, head: BlockHead, *, recipe_name: str, temperature
                "split": {"test_speakers": {k: list(v) for k, v in held_out_speakers().items()}}}
     (out / "hparams.yaml").write_text(yaml.safe_dump(hparams, sort_keys=False))
     if temperature is not None:
-        (out / CALIBRATION_FILE).write_text(json.dumps(
-            {"temperature": temperature, **({"log_floor": log_floor} if log_floor != LOG_FLOOR else {}),
-             "fitted_on": "leave-one-corpus-out posteriors of the nine corpora "
-                          "(each clip scored by the head that never heard its corpus)"},
-            indent=1))
+        write_calibration(out, temperature, log_floor, log_prior)
+
+
+def write_calibration(out: Path, temperature: float, log_floor: float = LOG_FLOOR,
+                      log_prior: dict[str, float] | None = None) -> None:
+    """Write ``calibration.json``: the temperature, the floor it was fitted with, the class prior (if any)."""
+    (out / CALIBRATION_FILE).write_text(json.dumps(
+        {"temperature": temperature, **({"log_floor": log_floor} if log_floor != LOG_FLOOR else {}),
+         **({"log_prior": dict(log_prior)} if log_prior else {}),
+         "fitted_on": "leave-one-corpus-out posteriors of the nine corpora "
+                      "(each clip scored by the head that never heard its corpus)"},
+        indent=1))
 
 
 def train_v3(data: Path, out: Path, *, recipe_name: str = DEFAULT_RECIPE, leave_out: str | None = None,
              temperature: float | None = None, cache_dir: Path = Path(".cache/emotion-features"),
-             c: float = DEFAULT_C, log_floor: float = LOG_FLOOR) -> dict[str, Any]:
+             c: float = DEFAULT_C, log_floor: float = LOG_FLOOR,
+             log_prior: dict[str, float] | None = None) -> dict[str, Any]:
     """Fit the head on the nine corpora (all but ``leave_out``), write the model directory, return its record.
 
-    ``log_floor`` is stored with the temperature: the floor it was fitted with (audio_models.calibration).
+    ``log_floor`` is stored with the temperature: the floor it was fitted with; ``log_prior`` beside
+    them: the class offsets added before it (audio_models.calibration; the shipped v3: sad 1.5).
     """
     started = time.time()
     if leave_out is not None and leave_out not in ALL_CORPORA:
@@ -143,7 +153,7 @@ def train_v3(data: Path, out: Path, *, recipe_name: str = DEFAULT_RECIPE, leave_
                 "line": line,
                 "train_speakers": sorted({clips[i].speaker for i in np.flatnonzero(train)})}
     write_model_dir(out, head, recipe_name=recipe_name, temperature=temperature, training=training,
-                    log_floor=log_floor)
+                    log_floor=log_floor, log_prior=log_prior)
     # held-out speakers of every corpus the head trained on (argmax: the temperature does not move it)
     held = {s for group in held_out_speakers().values() for s in group}
     metrics: dict[str, Any] = {"recipe": recipe_name, "train_clips": int(train.sum()), "held_out": {}}
