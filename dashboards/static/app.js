@@ -126,7 +126,7 @@ const plain = (value) => String(value ?? "").replace(/&/g, "&amp;").replace(/</g
 
 function drawTimeline(data) {
   const summary = data.call;
-  const fields = ["caller", "status", "phase", "queue", "priority", "reason", "language", "keypad", "agent", "csat",
+  const fields = ["caller", "status", "phase", "queue", "priority", "reason", "language", "language_checked", "language_check", "keypad", "agent", "csat",
     "opted_out", "decision_latency_ms", "model"];
   $("#summary").replaceChildren(...fields.flatMap((f) => [el("dt", {}, f), el("dd", {}, summary[f] ?? "–")]));
   const readings = data.timeline.filter((e) => e.type === "reading");
