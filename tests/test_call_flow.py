@@ -178,7 +178,12 @@ def test_the_language_check_keeps_the_language_or_goes_on_in_english_on_the_key(
     other = signed_post(live_server.url, live_server.url, path, {"CallSid": new_call_sid(), "AccountSid": ACCOUNT,
                                                                  "Digits": "9"})
     assert ET.fromstring(other.text).find("Say").get("language") == "es-ES"
+    # Spanish's own key keeps Spanish, counted as kept (like no key)
+    own = signed_post(live_server.url, live_server.url, path, {"CallSid": new_call_sid(), "AccountSid": ACCOUNT,
+                                                               "Digits": load_policy().languages.routes["es"].key})
+    assert ET.fromstring(own.text).find("Say").get("language") == "es-ES"
     metrics = httpx.get(live_server.url + "/metrics").text
+    assert 'emoroute_keypad_total{result="kept",stage="language"} 2.0' in metrics
     assert 'emoroute_keypad_total{result="english",stage="language"} 1.0' in metrics
     assert 'emoroute_keypad_total{result="switched",stage="language"} 1.0' in metrics
     assert 'emoroute_keypad_total{result="other_key",stage="language"} 1.0' in metrics

@@ -328,7 +328,8 @@ async def language_check(request: Request, services: ServicesDep, queue: str = "
     rules = policy.languages
     chosen = "en" if digits == rules.check.english_key else rules.keyed(digits)
     outcome = "kept" if chosen in (None, language) else "english" if chosen == "en" else "switched"
-    services.metrics.keys.labels("language", "other_key" if outcome == "kept" and digits else outcome).inc()
+    # a key no language has: other_key (the caller's own language's key is "kept", like no key)
+    services.metrics.keys.labels("language", "other_key" if digits and chosen is None else outcome).inc()
     _later(lambda: services.store.mark(
         call_sid=call_sid, fields={"language_check": chosen if outcome != "kept" else "kept",
                                    "language_checked": language},
