@@ -174,9 +174,9 @@ def test_the_language_check_keeps_the_language_or_goes_on_in_english_on_the_key(
         "pl", "es")
     check = next(e for e in timeline(r, polish_sid) if e["type"] == "language_check")
     assert (check["language"], check["english"], check["keyed"]) == ("es", "0", "pl")
-    # a key no language has keeps Spanish
+    # a key no language has (0) keeps Spanish
     other = signed_post(live_server.url, live_server.url, path, {"CallSid": new_call_sid(), "AccountSid": ACCOUNT,
-                                                                 "Digits": "9"})
+                                                                 "Digits": "0"})
     assert ET.fromstring(other.text).find("Say").get("language") == "es-ES"
     # Spanish's own key keeps Spanish, counted as kept (like no key)
     own = signed_post(live_server.url, live_server.url, path, {"CallSid": new_call_sid(), "AccountSid": ACCOUNT,

@@ -86,8 +86,9 @@ def test_after_the_check_the_call_goes_on_in_the_language_kept_or_in_english():
 
 
 def test_a_language_without_a_sentence_of_its_own_hears_only_the_english_key_and_english_is_never_asked():
-    amharic = ET.fromstring(flow().language_check("general", 3, "am", "queue"))
-    assert _says(amharic) == [(POLICY.languages.check.english_prompt, None, POLICY.prompts.voice)]
+    # German: nobody here speaks it (the fallback, an interpreter line, has no sentence of its own)
+    german = ET.fromstring(flow().language_check("general", 3, "de", "queue"))
+    assert _says(german) == [(POLICY.languages.check.english_prompt, None, POLICY.prompts.voice)]
     assert flow().language_check("general", 3, "en", "queue") is None
     assert flow().language_check("general", 3, "", "queue") is None
     off = POLICY.model_copy(update={"languages": POLICY.languages.model_copy(
@@ -97,7 +98,7 @@ def test_a_language_without_a_sentence_of_its_own_hears_only_the_english_key_and
 
 def test_the_check_offers_the_identifiers_next_served_languages_each_in_its_own():
     decision = Decision("general", 4, "neutral tone", "default")
-    ranked = ("en", "am", "pl", "it", "es", "el")  # English has its key; Amharic has no key of its own here
+    ranked = ("en", "de", "pl", "it", "es", "el")  # English has its key; German is served by nobody here
     spec = flow().route_spec(CALL, decision, "neutral", language="ar", check_language=True, runners_up=ranked)
     gather = ET.fromstring(spec.twiml).find("Gather")
     routes, check = POLICY.languages.routes, POLICY.languages.check
@@ -107,6 +108,9 @@ def test_the_check_offers_the_identifiers_next_served_languages_each_in_its_own(
                              (routes["pl"].offer, "pl-PL", "Polly.Ewa"), (routes["it"].offer, "it-IT", "Polly.Carla"),
                              (routes["es"].offer, "es-ES", "Polly.Lucia")]
     assert routes["pl"].key in routes["pl"].offer and routes["it"].key in routes["it"].offer
+    # an Amharic speaker taken for Arabic (the commonest wrong take on real speakers) hears Amharic's offer in it
+    amharic = ET.fromstring(flow().language_check("general", 4, "ar", "queue", ("am", "en"))).find("Gather")
+    assert _says(amharic)[2:] == [(routes["am"].offer, "am-ET", "Google.am-ET-Standard-A")]
     # nothing ranked (an older worker's transcript): English only
     plain = ET.fromstring(flow().language_check("general", 4, "ar", "queue")).find("Gather")
     assert len(_says(plain)) == 2
@@ -122,7 +126,7 @@ def test_language_keys_are_checked_and_a_keyed_language_brings_its_own_queue(tmp
         (tmp_path / "policy.yaml").write_text(yaml.safe_dump(bad, allow_unicode=True))
         with pytest.raises(PolicyError, match=match):
             load_policy(tmp_path / "policy.yaml")
-    assert POLICY.languages.keyed(routes["pl"]["key"]) == "pl" and POLICY.languages.keyed("9") is None
+    assert POLICY.languages.keyed(routes["pl"]["key"]) == "pl" and POLICY.languages.keyed("0") is None
     own = POLICY.model_copy(update={"languages": POLICY.languages.model_copy(update={"routes": {
         **POLICY.languages.routes, "pl": POLICY.languages.routes["pl"].model_copy(update={"queue": "sales"})}})})
     assert own.language_queue("retention", "es", "pl") == "sales"
