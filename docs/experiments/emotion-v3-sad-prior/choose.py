@@ -1,4 +1,6 @@
-"""Nested choice of a sad prior offset on v3's out-of-corpus posteriors (rule: ../2026-12-07-emotion-v3-sad-prior-rule.md).
+"""Nested choice of a sad prior offset on v3's out-of-corpus posteriors.
+
+The rule: ../2026-12-07-emotion-v3-sad-prior-rule.md. Prints one JSON object:
 
     PYTHONPATH=. python docs/experiments/emotion-v3-sad-prior/choose.py var/v3r-probs/tiny-b1-4+p.npz \
         > docs/experiments/emotion-v3-sad-prior/choose.json
