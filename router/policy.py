@@ -362,7 +362,7 @@ class LanguageCheck(_Strict):
     english_prompt: str = Field("If you speak English, press 2.", min_length=1, max_length=200)
     english_key: str = Field("2", pattern=r"^[0-9]$")
     timeout_seconds: int = Field(4, ge=1, le=15)
-    offer_others: int = Field(2, ge=0, le=5)
+    offer_others: int = Field(3, ge=0, le=5)  # 3: chosen by docs/experiments/2026-12-07-language-check-offers-rule.md
 
 
 class LanguageRules(_Strict):
