@@ -28,7 +28,7 @@ import logging
 import math
 import threading
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -75,6 +75,10 @@ MAX_COMPRESSION_RATIO = 2.4
 # so by the rule written before that run it stays at the transcriber's 0.3 (the same record, check 3
 # follow-up); a better intent classifier for plain statements would let it come down
 TRANSLATION_MIN_CONFIDENCE = 0.3
+# the most tokens a second of audio a caller's own words may take, per language; a language not named
+# keeps English's TOKENS_PER_SECOND. Empty: larger bounds measured per language were judged and cost
+# more time than they saved (docs/experiments/2026-12-07-multilingual-token-budget-rule.md, try 1)
+TOKEN_RATES: dict[str, float] = {}
 
 
 def compression_ratio(text: str) -> float:
@@ -165,10 +169,12 @@ class MultilingualWhisper:
 
     def __init__(self, *, threads: int = 1, workers: int = 1, languages: Iterable[str] = (), beam_size: int = 5,
                  min_confidence: float = 0.3, translation_min_confidence: float = TRANSLATION_MIN_CONFIDENCE,
-                 head_dir: Path | None = DEFAULT_LANGUAGE_MODEL) -> None:
+                 head_dir: Path | None = DEFAULT_LANGUAGE_MODEL,
+                 token_rates: Mapping[str, float] | None = None) -> None:
         """Load the model; ``languages``: the ones the contact centre expects besides English (empty: any).
 
         ``head_dir``: the language head's directory (None: Whisper's own posterior only).
+        ``token_rates``: the decoding bound per language, tokens a second of audio (None: :data:`TOKEN_RATES`).
         """
         from faster_whisper import WhisperModel
 
@@ -182,6 +188,7 @@ class MultilingualWhisper:
         if unknown:
             raise ValueError(f"Whisper does not know the language codes {unknown}")
         self.beam_size = beam_size
+        self.token_rates = dict(TOKEN_RATES if token_rates is None else token_rates)
         self.min_confidence = min_confidence
         self.translation_min_confidence = translation_min_confidence
         self.workers = workers
@@ -247,6 +254,10 @@ class MultilingualWhisper:
                 self._tokenizers[(language, task)] = tok
             return tok
 
+    def max_new_tokens(self, language: str, seconds: float) -> int:
+        """Return the most tokens one decode of ``seconds`` of audio in ``language`` may write."""
+        return min(MAX_TOKENS, int(self.token_rates.get(language, TOKENS_PER_SECOND) * seconds) + 8)
+
     def transcribe(self, wave: np.ndarray, language: str, *, speech_share: float | None = None) -> TranscriptSegment:
         """Return the English translation of ``wave`` spoken in ``language``, what was said kept as ``original``.
 
@@ -260,17 +271,22 @@ class MultilingualWhisper:
             return TranscriptSegment("", engine=self.name, language=language)
         audio = audio[: (MAX_WINDOW_FRAMES - 100) * SAMPLE_RATE // 100]
         frames = min(MAX_WINDOW_FRAMES, max(MIN_WINDOW_FRAMES, int(len(audio) / SAMPLE_RATE * 100) + 100))
-        max_new = min(MAX_TOKENS, int(TOKENS_PER_SECOND * len(audio) / SAMPLE_RATE) + 8)
+        max_new = self.max_new_tokens(language, len(audio) / SAMPLE_RATE)
         encoded = np.asarray(self._encode(audio, frames))
         tasks = ("transcribe", "translate")
         toks = [self._tokenizer(language, task) for task in tasks]
         prompts = [self._model.get_prompt(tok, [], without_timestamps=True) for tok in toks]
-        # both readings in one batch over the same encoding (each item's beam is its own: the same
-        # words as two calls, measured on 18 of 18 requests, at about 10 % less decoding time)
-        results = self._model.model.generate(
-            ctranslate2.StorageView.from_array(np.ascontiguousarray(np.concatenate([encoded, encoded]))), prompts,
-            beam_size=self.beam_size, length_penalty=1.0, max_length=len(prompts[0]) + max_new, return_scores=True,
-            return_no_speech_prob=True, suppress_blank=True, suppress_tokens=get_suppressed_tokens(toks[0], [-1]))
+        # the caller's words may run to the whole bound; the translation keeps the bound every translation
+        # figure was measured with (docs/experiments/2026-12-07-multilingual-token-budget-rule.md, try 3):
+        # allowed to run on, translations of speech Whisper barely knows loop and are blanked
+        features = ctranslate2.StorageView.from_array(np.ascontiguousarray(encoded))
+        options = {"beam_size": self.beam_size, "length_penalty": 1.0, "return_scores": True,
+                   "return_no_speech_prob": True, "suppress_blank": True,
+                   "suppress_tokens": get_suppressed_tokens(toks[0], [-1])}
+        results = [self._model.model.generate(features, [prompts[0]], **options,
+                                              max_length=generation_length(len(prompts[0]), max_new))[0],
+                   self._model.model.generate(features, [prompts[1]], **options,
+                                              max_length=len(prompts[1]) + max_new)[0]]
         decoded: dict[str, _Decoded] = {}
         for task, tok, result in zip(tasks, toks, results, strict=True):
             tokens = [t for t in result.sequences_ids[0] if t < tok.eot]
@@ -289,6 +305,17 @@ class MultilingualWhisper:
         if english.empty:
             return TranscriptSegment("", confidence=said.confidence, engine=self.name, language=language)
         return replace(english, original=said.text, confidence=said.confidence, language=language)
+
+
+def generation_length(prompt_length: int, max_new: int) -> int:
+    """Return the ``max_length`` to ask of CTranslate2 so that a decode may write ``max_new`` tokens.
+
+    CTranslate2 4.8.5 stops after min(max_length - prompt + 1, max_length // 2) tokens
+    (docs/experiments/multilingual-token-budget/ct2_length.py), so behind this path's 4-token prompt
+    ``prompt + max_new`` let a decode write about half of ``max_new``: nearly every Greek and Polish
+    transcript was cut short (docs/experiments/2026-12-07-multilingual-token-budget-rule.md, try 2).
+    """
+    return max(prompt_length + max_new, 2 * max_new)
 
 
 def choose_language(scores: dict[str, float], candidates: Sequence[str] | None) -> LanguageGuess:

@@ -14,6 +14,7 @@ from audio_models.multilingual import (
     MultilingualWhisper,
     choose_language,
     compression_ratio,
+    generation_length,
 )
 from audio_models.training.corpora import list_corpora
 from benchmarks.noisy_lines import babble
@@ -73,6 +74,21 @@ def test_silence_and_bad_input_identify_nothing_and_transcribe_empty(multilingua
     assert multilingual.identify(np.full(8000, np.nan, dtype=np.float32)) is None
     assert caller_aware.transcribe(np.zeros(32000, dtype=np.float32)).empty
     assert multilingual.transcribe(np.zeros(32000, dtype=np.float32), "es").empty
+
+
+def test_a_callers_whole_sentence_comes_back_not_the_half_an_english_bound_allowed(multilingual):
+    # mbrola's Italian it4 voice: "Voglio fare reclamo per come mi ha trattato il vostro operatore." (3.2 s);
+    # with max_length = prompt + max_new CTranslate2 wrote half the bound and stopped at "... mi ha adrattato il"
+    wave = load_audio(LANGUAGES.parent / "intents_languages_mbrola" / "it-p2-mbrola-it4.wav")
+    heard = multilingual.transcribe(wave, "it").original.lower()
+    assert "reclam" in heard or "clama" in heard
+    assert "operatore" in heard, heard
+
+
+def test_the_generation_length_lets_a_short_prompt_write_its_whole_bound():
+    assert generation_length(4, 30) == 60  # CTranslate2 stops at min(length - prompt + 1, length // 2)
+    assert min(generation_length(4, 30) - 4 + 1, generation_length(4, 30) // 2) == 30
+    assert generation_length(53, 20) == 73  # behind a long prompt the sum already allows it
 
 
 def test_an_unknown_language_code_is_refused_at_load():
