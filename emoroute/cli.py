@@ -116,13 +116,18 @@ def _cmd_prepare_models(args: argparse.Namespace) -> int:
     from router.semantic import SemanticModelError
     from router.text import load_text_analyser
 
+    def text_models() -> None:
+        # the own-words model is fitted in the background when the examples changed: wait, so it is cached
+        analyser = load_text_analyser(policy.text, args.policy, model_cache_dir=args.model_cache_dir)
+        if analyser.own_words is not None:
+            analyser.own_words.wait()
+
     # the emotion backend and directory the server would load (secrets play no part here)
     settings = Settings(environment="development")
     try:
         policy = load_policy(args.policy)
         steps = {
-            "sentence encoder": lambda: load_text_analyser(policy.text, args.policy,
-                                                           model_cache_dir=args.model_cache_dir),
+            "sentence encoders": text_models,
             f"emotion model ({settings.emotion_backend})": lambda: load_emotion_model(
                 settings.emotion_backend, settings.emotion_model_dir or DEFAULT_MODEL_DIR),
             "transcriber": lambda: load_transcriber("whisper", vocabulary=policy.text.asr_vocabulary,

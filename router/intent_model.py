@@ -37,12 +37,12 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import yaml
 
-from router.semantic import SemanticModelError, SentenceEncoder
+from router.semantic import SemanticModelError
 
 log = logging.getLogger(__name__)
 NONE = "none"
@@ -56,6 +56,18 @@ _FOLDS = 5
 # the request gate's floor lets through all but this share of intent-bearing training rows (out of fold)
 _GATE_MISS = 0.01
 _GATE_STEP = 0.05
+
+
+class Encoder(Protocol):
+    """A sentence encoder: router.semantic.SentenceEncoder, or router.multilingual_encoder's."""
+
+    name: str
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Return one unit-length row per text."""
+
+    def encode_cached(self, texts: list[str]) -> np.ndarray:
+        """Like encode, but kept on disk by content."""
 
 
 class IntentVocabularyError(ValueError):
@@ -137,9 +149,11 @@ class _Words:
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         self.terms, self.idf = list(terms), np.asarray(idf, dtype=np.float64)
-        self._vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, preprocessor=transcript_form,
-                                    vocabulary={t: i for i, t in enumerate(self.terms)})
-        self._vec.idf_ = self.idf
+        self._vec = None if not self.terms else TfidfVectorizer(
+            ngram_range=(1, 2), sublinear_tf=True, preprocessor=transcript_form,
+            vocabulary={t: i for i, t in enumerate(self.terms)})
+        if self._vec is not None:
+            self._vec.idf_ = self.idf
 
     @classmethod
     def fit(cls, rows: Sequence[str]) -> _Words:
@@ -151,6 +165,8 @@ class _Words:
         return cls(terms, vec.idf_)
 
     def transform(self, texts: Sequence[str]) -> np.ndarray:
+        if self._vec is None:  # no vocabulary: a model on the embedding alone (another language's words)
+            return np.zeros((len(texts), 0), dtype=np.float32)
         return np.asarray(self._vec.transform(texts).toarray(), dtype=np.float32) * _TFIDF_WEIGHT
 
 
@@ -234,7 +250,7 @@ class IntentModel:
     encoder_name: str
     words: _Words
     gate: RequestGate | None = None
-    encoder: SentenceEncoder | None = field(default=None, repr=False)
+    encoder: Encoder | None = field(default=None, repr=False)
 
     def features(self, texts: Sequence[str]) -> np.ndarray:
         """Return each text's embedding followed by its word weights."""
@@ -293,10 +309,14 @@ class IntentModel:
             return None
 
 
-def fit_intent_model(examples: IntentExamples, encoder: SentenceEncoder) -> IntentModel:
-    """Fit one calibrated logistic regression per intent on every example (and its variants)."""
+def fit_intent_model(examples: IntentExamples, encoder: Encoder, *, word_weights: bool = True) -> IntentModel:
+    """Fit one calibrated logistic regression per intent on every example (and its variants).
+
+    ``word_weights=False``: on the embedding alone, with no English word weights (a multilingual encoder
+    reading callers' own words in other languages).
+    """
     rows, owner = _variants(examples.texts)
-    words = _Words.fit(rows)
+    words = _Words.fit(rows) if word_weights else _Words([], np.zeros(0))
     x = np.hstack([encoder.encode_cached(rows), words.transform(rows)])
     owner_arr = np.array(owner)
     fold_of_row = _folds(len(examples.texts), _FOLDS)[owner_arr]
@@ -352,7 +372,7 @@ def co_occurring(examples: IntentExamples, intent: str, share: float = 0.2) -> s
     return {k for k, n in counts.items() if n >= share * max(len(mine), 1)}
 
 
-def validate(examples: IntentExamples, encoder: SentenceEncoder, *, min_probability: float,
+def validate(examples: IntentExamples, encoder: Encoder, *, min_probability: float,
              max_overlap: float = 0.25, held_out_fold: int = 0) -> Validation:
     """Fit on four fifths of the sentences and score the fifth; name pairs of intents that overlap.
 
@@ -407,8 +427,8 @@ def validate(examples: IntentExamples, encoder: SentenceEncoder, *, min_probabil
     return Validation(per_intent, confusion, overlaps, round(time.time() - started, 1), gate)
 
 
-def load_or_fit(examples: IntentExamples, encoder: SentenceEncoder, *, shipped: Path | None,
-                cache_dir: Path) -> IntentModel:
+def load_or_fit(examples: IntentExamples, encoder: Encoder, *, shipped: Path | None,
+                cache_dir: Path, word_weights: bool = True) -> IntentModel:
     """Return the shipped or cached fit of exactly these examples, else fit (seconds) and cache it."""
     cached = cache_dir / "intent-models" / f"{encoder.name}-{examples.digest}.npz"
     for path in (shipped, cached):
@@ -419,7 +439,7 @@ def load_or_fit(examples: IntentExamples, encoder: SentenceEncoder, *, shipped: 
                 return model
     log.info("fitting the intent classifier on %d sentences (examples changed since the shipped fit)",
              len(examples.texts))
-    model = fit_intent_model(examples, encoder)
+    model = fit_intent_model(examples, encoder, word_weights=word_weights)
     try:
         model.save(cached)
     except OSError as exc:

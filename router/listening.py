@@ -136,7 +136,7 @@ class CallListener:
             state.english_readings.append((at, segment.english, sensitive))
         # off the event loop: the semantic intent classifier runs a sentence encoder (60-90 ms a reading)
         signals = await asyncio.to_thread(self.text_analyser.analyse, segment.text, segment.alternatives,
-                                          sensitive=sensitive)
+                                          sensitive=sensitive, original=segment.original)
         if segment.original:
             signals = replace(signals, original=redact(segment.original, sensitive=sensitive))
         return signals

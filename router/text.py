@@ -21,6 +21,7 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from router.intent_model import IntentExamples, IntentModel, IntentVocabularyError, load_or_fit, read_examples
 from router.model_bundles import default_cache_dir
+from router.own_words import OwnWordsReader
 from router.policy import TextRules, TextSignals
 from router.redact import redact
 from router.semantic import SemanticModelError, SentenceEncoder
@@ -123,10 +124,15 @@ class IntentClassifier:
 class TextAnalyser:
     """Turns a transcript into TextSignals; phrases and negation come from the policy file."""
 
-    def __init__(self, rules: TextRules, *, classifier: IntentClassifier | None = None) -> None:
-        """Compile the policy's intent phrases; ``classifier`` names intents by meaning beside them."""
+    def __init__(self, rules: TextRules, *, classifier: IntentClassifier | None = None,
+                 own_words: OwnWordsReader | None = None) -> None:
+        """Compile the policy's intent phrases; ``classifier`` names intents by meaning beside them.
+
+        ``own_words`` reads a non-English caller's own words (``analyse(original=...)``).
+        """
         self.rules = rules
         self.classifier = classifier
+        self.own_words = own_words
         self._phrases = [_Phrase(intent, _phrase_words(p)) for intent, phrases in rules.intents.items()
                          for p in phrases]
         # phrases that name no intent: they consume their words, so a shorter intent phrase inside
@@ -240,6 +246,16 @@ class TextAnalyser:
                 return found, reading
         return frozenset(), ""
 
+    def _own_words(self, original: str) -> frozenset[str]:
+        """The intents a non-English caller's own words name, or none (no reader, not ready, or it failed)."""
+        if self.own_words is None:
+            return frozenset()
+        try:
+            return self.own_words.intents(original)
+        except Exception:  # noqa: BLE001 - the translation's reading stands: a caller is routed regardless
+            log.exception("own-words intent reading failed; using the translation's")
+            return frozenset()
+
     def _guesses(self, texts: list[str], negated: list[frozenset[str]]) -> list[frozenset[str]]:
         """The classifier's intents for each text, or none (no classifier, or it failed)."""
         if self.classifier is None or not texts:
@@ -250,19 +266,25 @@ class TextAnalyser:
             log.exception("intent classifier failed; using the phrases' answer")
             return [frozenset()] * len(texts)
 
-    def analyse(self, text: str, alternatives: Sequence[str] = (), *, sensitive: bool = False) -> TextSignals:
+    def analyse(self, text: str, alternatives: Sequence[str] = (), *, sensitive: bool = False,
+                original: str = "") -> TextSignals:
         """Return sentiment, intents (with any topics) and the redacted snippet of a transcript.
 
         ``alternatives`` are other readings of the same audio, likeliest first; when one of them
         names the intents or the topics, the snippet shows it too ("… [or: …]") so a reader sees why.
         ``sensitive``: the call's recent speech named a card, PIN, security code or account
-        number, so short digit runs are masked too (router.redact).
+        number, so short digit runs are masked too (router.redact). ``original``: what a caller
+        in another language said, of which ``text`` is the translation; the intents it names
+        (router.own_words) replace the translation's, which stand when it names none.
         """
         clean = redact(text, sensitive=sensitive)
         if not clean.strip():
             return TextSignals(None, frozenset(), "")
         others = [redact(a, sensitive=sensitive) for a in alternatives]
         intents, reading = self.intents_of_readings(clean, others)
+        own = self._own_words(redact(original, sensitive=sensitive)) if original else frozenset()
+        if own:
+            intents, reading = own, ""
         topics, topic_reading = self.topics_of_readings(clean, others)
         shown = [r for r in dict.fromkeys((reading, topic_reading)) if r]
         snippet = "".join([clean, *(f" [or: {r}]" for r in shown)])
@@ -303,5 +325,8 @@ def load_text_analyser(rules: TextRules, policy_file: Path | None = None, *,
     encoder = SentenceEncoder(rules.intent_model.encoder, cache_dir=model_cache_dir)
     model = load_or_fit(examples, encoder, shipped=SHIPPED_INTENT_MODEL,
                         cache_dir=model_cache_dir or default_cache_dir())
+    own_words = OwnWordsReader(examples, rules.intent_model.min_probability,
+                               cache_dir=model_cache_dir or default_cache_dir())
     return TextAnalyser(rules, classifier=IntentClassifier(model, rules.intent_model.min_probability,
-                                                                 rules.intent_model.top_min_probability))
+                                                                 rules.intent_model.top_min_probability),
+                        own_words=own_words)

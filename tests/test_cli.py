@@ -92,7 +92,7 @@ def test_prepare_models_loads_every_default_model():
     proc = run_cli("prepare-models")
     assert proc.returncode == 0, proc.stderr
     assert [line.split(":")[0] for line in proc.stdout.splitlines()] == [
-        "sentence encoder", "emotion model (whisper-head)", "transcriber", "voice activity detector"]
+        "sentence encoders", "emotion model (whisper-head)", "transcriber", "voice activity detector"]
 
 
 def test_prepare_models_checks_the_emotion_backend_the_server_is_configured_for(tmp_path):

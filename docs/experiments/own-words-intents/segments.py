@@ -1,0 +1,69 @@
+"""Transcribe a set of other-language recordings, or plain corpus calls, as the shipped path does (issue #30).
+
+``set DIR``: every <id>-<voice>.wav of DIR's sentences.csv; ``plain``: the held-out speakers of the
+six other languages' corpora, up to 15 clips each (the token-budget verdict's clips). One JSON line
+per recording: what was heard (language, own words, translation) beside the truth.
+Rule: docs/experiments/2026-12-07-own-words-intents-rule.md.
+
+    PYTHONPATH=. python docs/experiments/own-words-intents/segments.py set benchmarks/data/intents_languages_mbrola
+    PYTHONPATH=. python docs/experiments/own-words-intents/segments.py plain
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(REPO))
+
+from audio_models.audio_io import load_audio  # noqa: E402
+from audio_models.g711 import telephone_round_trip  # noqa: E402
+from audio_models.multilingual import load_multilingual  # noqa: E402
+from audio_models.training.corpora import held_out_speakers, list_corpora  # noqa: E402
+from audio_models.training.language_id import CORPUS_LANGUAGE  # noqa: E402
+from benchmarks.common import shipped_recogniser  # noqa: E402
+from router.policy import load_policy  # noqa: E402
+
+DATA = Path(os.environ.get("EMOROUTE_CORPORA", REPO.parent / "shared" / "data"))
+CORPORA = ("nemo", "ased", "bangla", "eyase", "emovo", "aesdd")
+
+
+def main() -> None:
+    """Print one JSON line per recording."""
+    torch.set_num_threads(1)
+    policy = load_policy()
+    serve = ["cs", "fi"] if len(sys.argv) > 2 and "festival" in sys.argv[2] else []
+    transcriber = load_multilingual(shipped_recogniser(), [*policy.languages.routes, *serve],
+                                    min_probability=policy.languages.min_probability)
+    items: list[tuple[dict[str, str], object]] = []
+    if sys.argv[1] == "set":
+        data = Path(sys.argv[2])
+        for row in csv.DictReader((data / "sentences.csv").open(encoding="utf-8")):
+            items += [({**row, "voice": p.stem}, load_audio(p)) for p in sorted(data.glob(f"{row['id']}-*.wav"))]
+    else:
+        held = held_out_speakers()
+        for corpus in CORPORA:
+            by_speaker: dict[str, list] = defaultdict(list)
+            for clip in list_corpora(DATA, (corpus,)):
+                if clip.speaker in held[corpus]:
+                    by_speaker[clip.speaker].append(clip)
+            for clips in by_speaker.values():
+                chosen = clips[:: max(1, len(clips) // 15)][:15]
+                items += [({"id": c.key, "language": CORPUS_LANGUAGE[corpus], "intent": "none", "queue": "general",
+                            "voice": corpus}, telephone_round_trip(load_audio(c.path))) for c in chosen]
+    for row, wave in items:
+        seg = transcriber.transcribe(wave)
+        print(json.dumps({**row, "heard_language": seg.language, "language_probability": seg.language_probability,
+                          "original": seg.original, "translation": seg.text,
+                          "alternatives": list(seg.alternatives)}, ensure_ascii=False), flush=True)
+
+
+if __name__ == "__main__":
+    main()

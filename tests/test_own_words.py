@@ -1,0 +1,41 @@
+"""A non-English caller's own words read for intents by the multilingual encoder (router.own_words), real models."""
+
+from __future__ import annotations
+
+import pytest
+
+from router.policy import load_policy
+from router.text import load_text_analyser
+
+
+@pytest.fixture(scope="module")
+def analyser(tmp_path_factory):
+    text = load_text_analyser(load_policy().text, model_cache_dir=tmp_path_factory.mktemp("cache"))
+    assert text.own_words is not None
+    assert text.own_words.wait(60), "the shipped own-words fit did not load"
+    return text
+
+
+@pytest.mark.parametrize(("said", "intent"), [
+    ("Voglio disdire il mio abbonamento alla palestra.", "cancel"),
+    ("Chcę złożyć reklamację, obsługa w waszym salonie jest fatalna.", "complaint"),
+    ("Quiero comprar un teléfono nuevo para mi hija.", "purchase"),
+])
+def test_own_words_name_the_intent_in_the_callers_language(analyser, said, intent):
+    assert intent in analyser.own_words.intents(said)
+
+
+def test_a_plain_remark_in_another_language_names_no_intent(analyser):
+    assert analyser.own_words.intents("Dzisiaj jest bardzo ładna pogoda.") == frozenset()
+
+
+def test_own_words_replace_a_translation_that_lost_the_request(analyser):
+    # Whisper base's translation of "Ich möchte meinen Handyvertrag kündigen, er ist viel zu teuer."
+    lost = "I want my hand to be able to carry them, because he is too expensive."
+    assert "cancel" not in analyser.analyse(lost).intents
+    assert "cancel" in analyser.analyse(lost, original="Ich möchte meinen Handyvertrag kündigen, er ist viel zu teuer.").intents
+
+
+def test_the_translation_stands_when_the_own_words_name_nothing(analyser):
+    translation = "I want to cancel my contract from next month."
+    assert "cancel" in analyser.analyse(translation, original="Dzisiaj jest bardzo ładna pogoda.").intents
