@@ -10,7 +10,6 @@ queries ("query: ..."), unit length.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from router.model_bundles import default_cache_dir
-from router.semantic import SemanticModelError
+from router.semantic import SemanticModelError, cached_vectors
 
 NAME = "multilingual-e5-small-q4"
 
@@ -51,18 +50,4 @@ class MultilingualEncoder:
 
     def encode_cached(self, texts: list[str]) -> np.ndarray:
         """Like encode, but kept on disk by content (fitting then takes no encoding at start)."""
-        key = hashlib.sha256("\n".join([self.name, *texts]).encode()).hexdigest()[:20]
-        path = self._cache_dir / f"{self.name}-{key}.npy"
-        try:
-            cached = np.load(path)
-            if cached.shape[0] == len(texts):
-                return np.asarray(cached, dtype=np.float32)
-        except (OSError, ValueError):
-            pass
-        vectors = self.encode(texts)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            np.save(path, vectors)
-        except OSError:
-            pass
-        return vectors
+        return cached_vectors(self.name, self._cache_dir, texts, self.encode)

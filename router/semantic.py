@@ -13,6 +13,7 @@ import hashlib
 import logging
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -89,21 +90,26 @@ class SentenceEncoder:
 
     def encode_cached(self, texts: list[str]) -> np.ndarray:
         """Like encode, but kept on disk by content: fitting on the examples then takes no encoding at start."""
-        key = hashlib.sha256("\n".join([self.name, *texts]).encode()).hexdigest()[:20]
-        path = self._cache_dir / f"{self.name}-{key}.npy"
-        try:
-            cached = np.load(path)
-            if cached.shape[0] == len(texts):
-                return np.asarray(cached, dtype=np.float32)
-        except (OSError, ValueError):
-            pass  # absent or unreadable: encode afresh
-        vectors = self.encode(texts)
-        try:
-            self._cache_dir.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
-            np.save(tmp, vectors)
-            tmp.replace(path)
-        except OSError as exc:
-            log.warning("cannot cache example embeddings in %s (%s); they are encoded at every start",
-                        self._cache_dir, exc)
-        return vectors
+        return cached_vectors(self.name, self._cache_dir, texts, self.encode)
+
+
+def cached_vectors(name: str, cache_dir: Path, texts: list[str],
+                   encode: Callable[[list[str]], np.ndarray]) -> np.ndarray:
+    """Return ``encode(texts)``, kept under ``cache_dir`` by encoder ``name`` and content (a failed write is logged)."""
+    key = hashlib.sha256("\n".join([name, *texts]).encode()).hexdigest()[:20]
+    path = cache_dir / f"{name}-{key}.npy"
+    try:
+        cached = np.load(path)
+        if cached.shape[0] == len(texts):
+            return np.asarray(cached, dtype=np.float32)
+    except (OSError, ValueError):
+        pass  # absent or unreadable: encode afresh
+    vectors = encode(texts)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+        np.save(tmp, vectors)
+        tmp.replace(path)
+    except OSError as exc:
+        log.warning("cannot cache example embeddings in %s (%s); they are encoded at every start", cache_dir, exc)
+    return vectors

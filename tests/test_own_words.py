@@ -33,9 +33,20 @@ def test_own_words_replace_a_translation_that_lost_the_request(analyser):
     # Whisper base's translation of "Ich möchte meinen Handyvertrag kündigen, er ist viel zu teuer."
     lost = "I want my hand to be able to carry them, because he is too expensive."
     assert "cancel" not in analyser.analyse(lost).intents
-    assert "cancel" in analyser.analyse(lost, original="Ich möchte meinen Handyvertrag kündigen, er ist viel zu teuer.").intents
+    said = "Ich möchte meinen Handyvertrag kündigen, er ist viel zu teuer."
+    assert "cancel" in analyser.analyse(lost, original=said).intents
 
 
 def test_the_translation_stands_when_the_own_words_name_nothing(analyser):
     translation = "I want to cancel my contract from next month."
     assert "cancel" in analyser.analyse(translation, original="Dzisiaj jest bardzo ładna pogoda.").intents
+
+
+def test_the_shipped_own_words_fit_is_the_fit_of_the_shipped_examples():
+    from router.intent_model import IntentModel
+    from router.own_words import SHIPPED_OWN_WORDS_MODEL
+    from router.text import intent_examples
+
+    shipped = IntentModel.load(SHIPPED_OWN_WORDS_MODEL, digest=intent_examples(load_policy().text).digest)
+    assert shipped is not None, "refit router/intents/own-words.npz after changing the training examples"
+    assert shipped.encoder_name == "multilingual-e5-small-q4" and shipped.words.terms == []

@@ -51,16 +51,22 @@ def cer(reference: str, hypothesis: str) -> float:
     return row[-1] / max(1, len(ref))
 
 
-def main() -> None:
-    """Transcribe both sources, print the JSON line."""
-    torch.set_num_threads(1)
-    whisper = MultilingualWhisper(languages=["pl"])
-    rows = [r for r in csv.DictReader((NEMO / "labels.tsv").open(encoding="utf-8"), delimiter="\t")
+def neutral_rows(nemo: Path = NEMO) -> dict[str, list[dict[str, str]]]:
+    """Return nEMO's first PER_SPEAKER neutral rows of labels.tsv per speaker (the clips this check reads)."""
+    rows = [r for r in csv.DictReader((nemo / "labels.tsv").open(encoding="utf-8"), delimiter="\t")
             if r["emotion"] == "neutral"]
     chosen: dict[str, list[dict[str, str]]] = defaultdict(list)
     for row in rows:
         if len(chosen[row["speaker"]]) < PER_SPEAKER:
             chosen[row["speaker"]].append(row)
+    return chosen
+
+
+def main() -> None:
+    """Transcribe both sources, print the JSON line."""
+    torch.set_num_threads(1)
+    whisper = MultilingualWhisper(languages=["pl"])
+    chosen = neutral_rows()
     scores: dict[str, list[float]] = defaultdict(list)
     empty: dict[str, int] = defaultdict(int)
     examples = []

@@ -15,7 +15,6 @@ docs/experiments/2026-12-07-multilingual-token-budget-rule.md.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -31,7 +30,7 @@ REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "docs" / "experiments" / "languages-instrument"))
 
-from real_speakers import PER_SPEAKER, cer  # noqa: E402
+from real_speakers import cer, neutral_rows  # noqa: E402
 
 from audio_models import multilingual  # noqa: E402
 from audio_models.audio_io import load_audio  # noqa: E402
@@ -130,12 +129,7 @@ def judge(whisper: MultilingualWhisper, rates: dict[str, float]) -> None:
         for speaker_clips in by_speaker.values():
             verdict += [(CORPUS_LANGUAGE[corpus], telephone_round_trip(load_audio(c.path)))
                         for c in stride(speaker_clips, 15)]
-    nemo_rows = [r for r in csv.DictReader((DATA / "nemo" / "labels.tsv").open(encoding="utf-8"), delimiter="\t")
-                 if r["emotion"] == "neutral"]
-    chosen: dict[str, list[dict[str, str]]] = defaultdict(list)
-    for row in nemo_rows:
-        if len(chosen[row["speaker"]]) < PER_SPEAKER:
-            chosen[row["speaker"]].append(row)
+    chosen = neutral_rows(DATA / "nemo")
     nemo = [(r["text"], telephone_round_trip(load_audio(DATA / "nemo" / r["file"])))
             for rows in chosen.values() for r in rows]
     counter = counted(whisper)
