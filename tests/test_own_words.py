@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from router.policy import load_policy
@@ -50,3 +52,13 @@ def test_the_shipped_own_words_fit_is_the_fit_of_the_shipped_examples():
     shipped = IntentModel.load(SHIPPED_OWN_WORDS_MODEL, digest=intent_examples(load_policy().text).digest)
     assert shipped is not None, "refit router/intents/own-words.npz after changing the training examples"
     assert shipped.encoder_name == "multilingual-e5-small-q4" and shipped.words.terms == []
+
+
+def test_loading_the_multilingual_encoder_leaves_the_process_thread_settings_alone(monkeypatch):
+    from router.multilingual_encoder import MultilingualEncoder
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    encoder = MultilingualEncoder(threads=1)
+    assert "OMP_NUM_THREADS" not in os.environ
+    vectors = encoder.encode(["Voglio disdire il mio abbonamento.", "I want to cancel my subscription."])
+    assert vectors.shape == (2, 384) and float(vectors[0] @ vectors[1]) > 0.8
