@@ -7,6 +7,9 @@ Rule: docs/experiments/2026-12-07-own-words-intents-rule.md.
 
     PYTHONPATH=. python docs/experiments/own-words-intents/segments.py set benchmarks/data/intents_languages_mbrola
     PYTHONPATH=. python docs/experiments/own-words-intents/segments.py plain
+
+``--vocabulary FILE`` (first): prime the decode of the caller's own words with FILE's line for their
+language (docs/experiments/2026-12-07-own-words-vocabulary-rule.md); the translation is unchanged.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import torch
+import yaml
 
 REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO))
@@ -35,13 +39,33 @@ DATA = Path(os.environ.get("EMOROUTE_CORPORA", REPO.parent / "shared" / "data"))
 CORPORA = ("nemo", "ased", "bangla", "eyase", "emovo", "aesdd")
 
 
+def prime(transcriber: object, vocabulary: dict[str, str]) -> None:
+    """Make the multilingual model's own-words decodes start from ``vocabulary``'s line for their language."""
+    model = transcriber.multilingual._model  # type: ignore[attr-defined]
+    plain = model.get_prompt
+
+    def primed(tok: object, previous: list[int], **kwargs: object) -> list[int]:
+        words = vocabulary.get(tok.language_code, "")  # type: ignore[attr-defined]
+        if words and not previous and tok.task == tok.transcribe:  # type: ignore[attr-defined]
+            previous = tok.encode(" " + words)  # type: ignore[attr-defined]
+        return plain(tok, previous, **kwargs)
+
+    model.get_prompt = primed
+
+
 def main() -> None:
     """Print one JSON line per recording."""
     torch.set_num_threads(1)
+    vocabulary: dict[str, str] = {}
+    if sys.argv[1] == "--vocabulary":
+        vocabulary = yaml.safe_load(Path(sys.argv[2]).read_text(encoding="utf-8"))
+        del sys.argv[1:3]
     policy = load_policy()
     serve = ["cs", "fi"] if len(sys.argv) > 2 and "festival" in sys.argv[2] else []
     transcriber = load_multilingual(shipped_recogniser(), [*policy.languages.routes, *serve],
                                     min_probability=policy.languages.min_probability)
+    if vocabulary:
+        prime(transcriber, vocabulary)
     items: list[tuple[dict[str, str], object]] = []
     if sys.argv[1] == "set":
         data = Path(sys.argv[2])
