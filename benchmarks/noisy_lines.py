@@ -50,6 +50,7 @@ from audio_models.backends import load_emotion_model
 from audio_models.g711 import telephone_round_trip
 from audio_models.line_quality import assess
 from audio_models.multilingual import LanguageAwareTranscriber, MultilingualWhisper
+from audio_models.transcribe import heard_confidence
 from benchmarks.common import shipped_recogniser
 from benchmarks.transcription_benchmark import primary_intent
 from router.policy import TrajectoryPoint, decide, load_policy
@@ -156,7 +157,8 @@ def _plain_speech(root: Path, ears: dict[str, LanguageAwareTranscriber], analyse
             wave = telephone_round_trip(np.clip(mix(speech, babble(root, len(speech)), snr), -1, 1))
             for ear, transcriber in ears.items():
                 seg = transcriber.transcribe(wave)
-                heard = primary_intent(analyser, seg.text, order, seg.alternatives) if seg.text else "general"
+                heard = (primary_intent(analyser, seg.text, order, seg.alternatives, heard_confidence(seg))
+                         if seg.text else "general")
                 tally[f"{ear}_given_an_intent"].append(heard != "general")
         out[f"babble {snr} dB"] = {k: int(np.sum(v)) for k, v in sorted(tally.items())} | {"calls": len(clips)}
     return out
@@ -211,8 +213,9 @@ def main() -> None:
                     start = time.perf_counter()
                     seg = transcriber.transcribe(wave)
                     tally[f"{ear}_seconds"].append(time.perf_counter() - start)
-                    text = analyser.analyse(seg.text, seg.alternatives) if seg.text else None
-                    heard = primary_intent(analyser, seg.text, order, seg.alternatives) if seg.text else "general"
+                    sure = heard_confidence(seg)
+                    text = analyser.analyse(seg.text, seg.alternatives, confidence=sure) if seg.text else None
+                    heard = primary_intent(analyser, seg.text, order, seg.alternatives, sure) if seg.text else "general"
                     language = seg.language if seg.language != "en" else ""
                     for tag, set_aside in (("floor", noisy), ("trusted", False)):
                         point = TrajectoryPoint(1.0, reading.probs, reading.arousal, reading.valence, noisy=set_aside)
