@@ -169,19 +169,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, required=True, help="the corpora root (shared/data): the babble talkers")
     ap.add_argument("--model", type=Path, help="an emotion model directory (default: the shipped default)")
+    ap.add_argument("--policy", type=Path, help="policy file (default: the shipped one; its intent_model.training "
+                                                "path must be absolute when the file lies elsewhere)")
     ap.add_argument("--ear", choices=("off", "on", "both"), default="off",
                     help="the noisy-line ear (Whisper base for English below the line floor; not shipped, "
                          "docs/experiments/2026-12-07-noisy-line-ear-rule.md): off (as shipped), on or both")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    policy = load_policy()
+    policy = load_policy(args.policy)
     model = load_emotion_model() if args.model is None else load_emotion_model(source=args.model)
     multilingual = MultilingualWhisper(languages=policy.languages.routes)
     ears = {ear: LanguageAwareTranscriber(shipped_recogniser(), multilingual,
                                           min_probability=policy.languages.min_probability,
                                           line_floor_db=policy.line.min_snr_db, noisy_ear=ear == "on")
             for ear in (("off", "on") if args.ear == "both" else (args.ear,))}
-    analyser = load_text_analyser(policy.text)
+    analyser = load_text_analyser(policy.text, args.policy)
     order = list(policy.text.intent_routes)
     rows = list(csv.DictReader((DATA / "sentences.csv").open()))
     by_class: dict[str, list[dict[str, str]]] = defaultdict(list)
@@ -234,6 +236,7 @@ def main() -> None:
     tone_only = _tone_only(args.data, model, policy, rng)
     plain = _plain_speech(args.data, ears, analyser, order)
     print(json.dumps({"benchmark": "noisy_lines", "model": str(args.model or "default"),
+                      "policy": str(args.policy or "shipped"),
                       "callers": len(chosen) * len(VOICES), "voices": list(VOICES),
                       "line_floor_db": policy.line.min_snr_db, "conditions": out,
                       "ears": list(ears), "tone_only_ravdess_held_out": tone_only,
