@@ -306,11 +306,6 @@ class PocketSphinxTranscriber:
         return TranscriptSegment(text, words, confidence, True, self.name)
 
 
-def heard_confidence(segment: TranscriptSegment) -> float | None:
-    """Return how sure Whisper was of ``segment``'s words (mean token probability), None from another engine."""
-    return None if segment.engine.startswith("pocketsphinx") else segment.confidence
-
-
 @dataclass
 class IncrementalTranscript:
     """Live use on one call: partial results while speech goes on, a final one per utterance."""

@@ -26,7 +26,6 @@ from pathlib import Path
 import torch
 
 from audio_models.audio_io import load_audio
-from audio_models.transcribe import heard_confidence
 from benchmarks.common import shipped_recogniser
 from benchmarks.record_natural_voices import VOICES
 from benchmarks.transcription_benchmark import primary_intent
@@ -38,10 +37,7 @@ NATURAL = ("flite", "festival", "piper")
 
 
 def transcripts(data: Path, rows: list[dict[str, str]], keep: Path | None) -> dict[str, list]:
-    """Return {recording: [text, alternatives, confidence]}, transcribing what ``keep`` does not already hold.
-
-    A kept transcript without its confidence (written before 2026-12-08) is read as heard surely.
-    """
+    """Return {recording: [text, alternatives]}, transcribing what ``keep`` does not already hold."""
     heard: dict[str, list] = json.loads(keep.read_text()) if keep and keep.is_file() else {}
     whisper = None
     for row in rows:
@@ -50,7 +46,7 @@ def transcripts(data: Path, rows: list[dict[str, str]], keep: Path | None) -> di
             if name not in heard:
                 whisper = whisper or shipped_recogniser()
                 seg = whisper.transcribe(load_audio(data / f"{name}.wav"))
-                heard[name] = [seg.text, list(seg.alternatives), heard_confidence(seg)]
+                heard[name] = [seg.text, list(seg.alternatives)]
     if keep:
         keep.parent.mkdir(parents=True, exist_ok=True)
         keep.write_text(json.dumps(heard, indent=0))
@@ -84,8 +80,8 @@ def main() -> None:
         label = "general" if row["intent"] == "none" else row["intent"]
         count("text", primary_intent(analyser, row["text"], order) == label)
         for voice, family in VOICES.items():
-            text, alternatives, *sure = heard[f"{row['id']}-{voice}"]
-            pred = primary_intent(analyser, text, order, tuple(alternatives), sure[0] if sure else None)
+            text, alternatives = heard[f"{row['id']}-{voice}"]
+            pred = primary_intent(analyser, text, order, tuple(alternatives))
             count(f"{voice}", pred == label)
             if family in NATURAL:
                 count("natural", pred == label)

@@ -40,7 +40,6 @@ import torch
 
 from audio_models.audio_io import load_audio
 from audio_models.multilingual import load_multilingual
-from audio_models.transcribe import heard_confidence
 from benchmarks.common import shipped_recogniser
 from router.policy import load_policy
 from router.text import load_text_analyser
@@ -56,12 +55,10 @@ def main() -> None:
     ap.add_argument("--serve", nargs="*", default=[], metavar="CODE",
                     help="languages served besides the policy's (as a centre with those agents would add "
                          "to policy.yaml's languages), e.g. cs fi")
-    ap.add_argument("--policy", type=Path, help="policy file (default: the shipped one; its intent_model.training "
-                                                "path must be absolute when the file lies elsewhere)")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    policy = load_policy(args.policy)
-    analyser = load_text_analyser(policy.text, args.policy)
+    policy = load_policy()
+    analyser = load_text_analyser(policy.text)
     if analyser.own_words is not None:
         analyser.own_words.wait()
     transcriber = load_multilingual(shipped_recogniser(), [*policy.languages.routes, *args.serve],
@@ -83,8 +80,7 @@ def main() -> None:
             start = time.perf_counter()
             seg = transcriber.transcribe(wave)
             seconds.append(time.perf_counter() - start)
-            found = analyser.analyse(seg.text, seg.alternatives, original=seg.original,
-                                     confidence=heard_confidence(seg)).intents
+            found = analyser.analyse(seg.text, seg.alternatives, original=seg.original).intents
             pred = next((name for name in order if name in found), "general")
             heard_as = seg.language if seg.language_probability >= policy.languages.min_probability else "en"
             for key in ("all", lang, voice):

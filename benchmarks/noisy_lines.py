@@ -50,7 +50,6 @@ from audio_models.backends import load_emotion_model
 from audio_models.g711 import telephone_round_trip
 from audio_models.line_quality import assess
 from audio_models.multilingual import LanguageAwareTranscriber, MultilingualWhisper
-from audio_models.transcribe import heard_confidence
 from benchmarks.common import shipped_recogniser
 from benchmarks.transcription_benchmark import primary_intent
 from router.policy import TrajectoryPoint, decide, load_policy
@@ -157,8 +156,7 @@ def _plain_speech(root: Path, ears: dict[str, LanguageAwareTranscriber], analyse
             wave = telephone_round_trip(np.clip(mix(speech, babble(root, len(speech)), snr), -1, 1))
             for ear, transcriber in ears.items():
                 seg = transcriber.transcribe(wave)
-                heard = (primary_intent(analyser, seg.text, order, seg.alternatives, heard_confidence(seg))
-                         if seg.text else "general")
+                heard = primary_intent(analyser, seg.text, order, seg.alternatives) if seg.text else "general"
                 tally[f"{ear}_given_an_intent"].append(heard != "general")
         out[f"babble {snr} dB"] = {k: int(np.sum(v)) for k, v in sorted(tally.items())} | {"calls": len(clips)}
     return out
@@ -169,21 +167,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, required=True, help="the corpora root (shared/data): the babble talkers")
     ap.add_argument("--model", type=Path, help="an emotion model directory (default: the shipped default)")
-    ap.add_argument("--policy", type=Path, help="policy file (default: the shipped one; its intent_model.training "
-                                                "path must be absolute when the file lies elsewhere)")
     ap.add_argument("--ear", choices=("off", "on", "both"), default="off",
                     help="the noisy-line ear (Whisper base for English below the line floor; not shipped, "
                          "docs/experiments/2026-12-07-noisy-line-ear-rule.md): off (as shipped), on or both")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    policy = load_policy(args.policy)
+    policy = load_policy()
     model = load_emotion_model() if args.model is None else load_emotion_model(source=args.model)
     multilingual = MultilingualWhisper(languages=policy.languages.routes)
     ears = {ear: LanguageAwareTranscriber(shipped_recogniser(), multilingual,
                                           min_probability=policy.languages.min_probability,
                                           line_floor_db=policy.line.min_snr_db, noisy_ear=ear == "on")
             for ear in (("off", "on") if args.ear == "both" else (args.ear,))}
-    analyser = load_text_analyser(policy.text, args.policy)
+    analyser = load_text_analyser(policy.text)
     order = list(policy.text.intent_routes)
     rows = list(csv.DictReader((DATA / "sentences.csv").open()))
     by_class: dict[str, list[dict[str, str]]] = defaultdict(list)
@@ -215,9 +211,8 @@ def main() -> None:
                     start = time.perf_counter()
                     seg = transcriber.transcribe(wave)
                     tally[f"{ear}_seconds"].append(time.perf_counter() - start)
-                    sure = heard_confidence(seg)
-                    text = analyser.analyse(seg.text, seg.alternatives, confidence=sure) if seg.text else None
-                    heard = primary_intent(analyser, seg.text, order, seg.alternatives, sure) if seg.text else "general"
+                    text = analyser.analyse(seg.text, seg.alternatives) if seg.text else None
+                    heard = primary_intent(analyser, seg.text, order, seg.alternatives) if seg.text else "general"
                     language = seg.language if seg.language != "en" else ""
                     for tag, set_aside in (("floor", noisy), ("trusted", False)):
                         point = TrajectoryPoint(1.0, reading.probs, reading.arousal, reading.valence, noisy=set_aside)
@@ -236,7 +231,6 @@ def main() -> None:
     tone_only = _tone_only(args.data, model, policy, rng)
     plain = _plain_speech(args.data, ears, analyser, order)
     print(json.dumps({"benchmark": "noisy_lines", "model": str(args.model or "default"),
-                      "policy": str(args.policy or "shipped"),
                       "callers": len(chosen) * len(VOICES), "voices": list(VOICES),
                       "line_floor_db": policy.line.min_snr_db, "conditions": out,
                       "ears": list(ears), "tone_only_ravdess_held_out": tone_only,

@@ -28,13 +28,7 @@ import torch
 from audio_models.audio_io import load_audio
 from audio_models.g711 import telephone_round_trip
 from audio_models.training.corpora import list_ravdess, list_tess
-from audio_models.transcribe import (
-    PocketSphinxTranscriber,
-    Transcriber,
-    WhisperTranscriber,
-    heard_confidence,
-    word_error_rate,
-)
+from audio_models.transcribe import PocketSphinxTranscriber, Transcriber, WhisperTranscriber, word_error_rate
 from router.policy import load_policy
 from router.text import TextAnalyser, load_text_analyser
 
@@ -42,13 +36,9 @@ INTENTS = Path(__file__).resolve().parent / "data" / "intents"
 HELD_OUT = {"ravdess-01", "ravdess-02", "ravdess-23", "ravdess-24"}
 
 
-def primary_intent(analyser: TextAnalyser, text: str, order: list[str], alternatives: tuple[str, ...] = (),
-                   confidence: float | None = None) -> str:
-    """Return the routing-order first intent found in ``text`` (else its alternative readings), else 'general'.
-
-    ``confidence``: the recogniser's, when ``text`` was heard (the policy's ``min_heard_confidence`` applies).
-    """
-    found, _ = analyser.intents_of_readings(text, alternatives, classify=analyser.sure_of(confidence))
+def primary_intent(analyser: TextAnalyser, text: str, order: list[str], alternatives: tuple[str, ...] = ()) -> str:
+    """Return the routing-order first intent found in ``text`` (else its alternative readings), else 'general'."""
+    found, _ = analyser.intents_of_readings(text, alternatives)
     return next((name for name in order if name in found), "general")
 
 
@@ -107,14 +97,14 @@ def main() -> None:
         heard = whisper.transcribe(wave)
         text = heard.text
         labelled.append({"id": row["id"], "set": row["set"], "label": row["intent"],
-                         "pred": primary_intent(analyser, text, order, heard.alternatives, heard_confidence(heard)),
+                         "pred": primary_intent(analyser, text, order, heard.alternatives),
                          "from_text": primary_intent(analyser, row["text"], order), "heard": text,
                          "phrases_only": primary_intent(phrases_only, text, order, heard.alternatives),
                          "phrases_only_text": primary_intent(phrases_only, row["text"], order),
                          "cpu_s": time.process_time() - start, "audio_s": len(wave) / 16000})
-    real = [primary_intent(analyser, seg.text, order, seg.alternatives, heard_confidence(seg))
+    real = [primary_intent(analyser, seg.text, order, seg.alternatives)
             for seg in (whisper.transcribe(w) for w in waves["ravdess_heldout"])]
-    tess_heard = [primary_intent(analyser, seg.text, order, seg.alternatives, heard_confidence(seg))
+    tess_heard = [primary_intent(analyser, seg.text, order, seg.alternatives)
                   for seg in (whisper.transcribe(w) for w in waves["tess_sample"])]
     tess_general = [primary_intent(analyser, t, order) for t in sorted({c.transcript for c in list_tess(args.data)})]
 

@@ -65,7 +65,7 @@ def _cmd_classify(args: argparse.Namespace) -> int:
 def _cmd_transcribe(args: argparse.Namespace) -> int:
     from audio_models.audio_io import AudioLoadError, load_audio
     from audio_models.g711 import telephone_round_trip
-    from audio_models.transcribe import heard_confidence, load_transcriber
+    from audio_models.transcribe import load_transcriber
     from router.policy import PolicyError, load_policy
     from router.semantic import SemanticModelError
     from router.text import load_text_analyser
@@ -92,7 +92,7 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
             _err(f"error: {exc}")
             failed += 1
             continue
-        signals = analyser.analyse(segment.text, segment.alternatives, confidence=heard_confidence(segment))
+        signals = analyser.analyse(segment.text, segment.alternatives)
         intents = [name for name in order if name in signals.intents]
         if args.json:
             _out({"file": str(path), "text": signals.snippet, "confidence": round(segment.confidence, 3),

@@ -23,7 +23,7 @@ import numpy as np
 
 from audio_models.asr_queue import SPARE
 from audio_models.pipeline import WorkDropped
-from audio_models.transcribe import TranscriptSegment, heard_confidence
+from audio_models.transcribe import TranscriptSegment
 from router.call_state import CallState
 from router.metrics import Metrics
 from router.policy import Policy, TextSignals
@@ -136,8 +136,7 @@ class CallListener:
             state.english_readings.append((at, segment.english, sensitive))
         # off the event loop: the semantic intent classifier runs a sentence encoder (60-90 ms a reading)
         signals = await asyncio.to_thread(self.text_analyser.analyse, segment.text, segment.alternatives,
-                                          sensitive=sensitive, original=segment.original,
-                                          confidence=heard_confidence(segment))
+                                          sensitive=sensitive, original=segment.original)
         if segment.original:
             signals = replace(signals, original=redact(segment.original, sensitive=sensitive))
         return signals

@@ -93,10 +93,6 @@ class IntentModelRules(_Strict):
     top_min_probability: float | None = Field(None, gt=0, le=1)
     # `emoroute train-intents` refuses intents whose held-out examples are read as another this often
     max_overlap: float = Field(0.25, gt=0.0, le=1.0)
-    # an English transcript the recogniser is less sure of than this (Whisper's mean token probability) names
-    # intents by the policy's phrases only (None: every transcript is read by the classifier too);
-    # docs/experiments/2026-12-08-intent-heard-confidence-rule.md
-    min_heard_confidence: float | None = Field(None, ge=0.0, le=1.0)
 
     @model_validator(mode="after")
     def _top_floor_below_the_floor(self) -> IntentModelRules:

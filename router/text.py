@@ -89,11 +89,6 @@ class _Phrase:
         return j - i
 
 
-def _no_guesses(texts: list[str], negated: list[frozenset[str]]) -> list[frozenset[str]]:
-    """The classifier's place when it is not consulted: no intent for any reading."""
-    return [frozenset()] * len(texts)
-
-
 class IntentClassifier:
     """The trained model with the policy's threshold: text -> the intents it names."""
 
@@ -222,13 +217,7 @@ class TextAnalyser:
         """Return VADER's compound sentiment in [-1, 1]."""
         return float(self._vader.polarity_scores(text)["compound"])
 
-    def sure_of(self, confidence: float | None) -> bool:
-        """Whether words heard with ``confidence`` (None: unknown) are read by meaning, not by phrases alone."""
-        floor = self.rules.intent_model.min_heard_confidence if self.rules.intent_model else None
-        return confidence is None or floor is None or confidence >= floor
-
-    def intents_of_readings(self, text: str, alternatives: Sequence[str] = (), *,
-                            classify: bool = True) -> tuple[frozenset[str], str]:
+    def intents_of_readings(self, text: str, alternatives: Sequence[str] = ()) -> tuple[frozenset[str], str]:
         """Return the intents of ``text``, else of the first alternative reading that names any.
 
         Each reading is read as ``intents`` reads one (phrases, else meaning). The second value is
@@ -237,7 +226,6 @@ class TextAnalyser:
         often hold the word the best one misheard ("I think I've been built while" / "I think I've
         been billed twice"); measured on the labelled caller utterances, looking in them gains 6%
         from audio (docs/MODEL_CARD.md). The readings the classifier must see go to it in one batch.
-        ``classify`` False: the phrases alone (words the recogniser was unsure of).
         """
         if not text.strip():
             return frozenset(), ""
@@ -246,13 +234,12 @@ class TextAnalyser:
         # An intent the best reading negates ("I don't want to cancel") is not taken from a
         # reading that lost the negation.
         negated_by_best = phrases[0][1]
-        guess = self._guesses if classify else _no_guesses
-        best = phrases[0][0] | guess([text], [negated_by_best])[0]
+        best = phrases[0][0] | self._guesses([text], [negated_by_best])[0]
         if best or not alternatives:
             return best, ""
         # only when the best reading names nothing are the others read (one batch: the common
         # case costs one encoder call)
-        meaning = guess(list(alternatives), [negated | negated_by_best for _, negated in phrases[1:]])
+        meaning = self._guesses(list(alternatives), [negated | negated_by_best for _, negated in phrases[1:]])
         for reading, (said, _), guessed in zip(alternatives, phrases[1:], meaning, strict=True):
             found = (said | guessed) - negated_by_best
             if found:
@@ -280,7 +267,7 @@ class TextAnalyser:
             return [frozenset()] * len(texts)
 
     def analyse(self, text: str, alternatives: Sequence[str] = (), *, sensitive: bool = False,
-                original: str = "", confidence: float | None = None) -> TextSignals:
+                original: str = "") -> TextSignals:
         """Return sentiment, intents (with any topics) and the redacted snippet of a transcript.
 
         ``alternatives`` are other readings of the same audio, likeliest first; when one of them
@@ -289,19 +276,13 @@ class TextAnalyser:
         number, so short digit runs are masked too (router.redact). ``original``: what a caller
         in another language said, of which ``text`` is the translation; the intents it names
         (router.own_words) replace the translation's, which stand when it names none.
-        ``confidence``: how sure the recogniser was of the words (Whisper's mean token probability;
-        None: unknown); an English reading (no ``original``) heard less surely than the policy's
-        ``min_heard_confidence`` names intents by its phrases only. A translation is read whatever
-        its confidence: the floor was chosen on English readings, and the other languages'
-        requests are heard less surely (docs/experiments/2026-12-08-intent-heard-confidence-rule.md).
         """
         clean = redact(text, sensitive=sensitive)
         if not clean.strip():
             return TextSignals(None, frozenset(), "")
         others = [redact(a, sensitive=sensitive) for a in alternatives]
-        sure = bool(original) or self.sure_of(confidence)
-        intents, reading = self.intents_of_readings(clean, others, classify=sure)
-        own = self._own_words(redact(original, sensitive=sensitive)) if original and sure else frozenset()
+        intents, reading = self.intents_of_readings(clean, others)
+        own = self._own_words(redact(original, sensitive=sensitive)) if original else frozenset()
         if own:
             intents, reading = own, ""
         topics, topic_reading = self.topics_of_readings(clean, others)

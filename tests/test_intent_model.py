@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import yaml
 
-from audio_models.transcribe import TranscriptSegment, heard_confidence
 from router.intent_model import (
     IntentModel,
     IntentVocabularyError,
@@ -141,32 +140,6 @@ def test_a_negated_phrase_is_never_taken_from_the_classifier(analyser):
     text = "I'm not going to cancel"
     assert analyser.phrase_intents(text) == (frozenset(), frozenset({"cancel"}))
     assert analyser.intents(text) == frozenset()
-
-
-def test_words_heard_unsurely_name_intents_by_phrases_only(analyser):
-    """`min_heard_confidence`: Whisper's garbled readings of plain speech are where false intents come from."""
-    floor = POLICY.text.intent_model.min_heard_confidence
-    assert floor is not None and 0.5 <= floor <= 0.7
-    meaning = "The app crashes every time I try to log in."  # the classifier's complaint: no phrase names it
-    assert analyser.analyse(meaning, confidence=floor).intents == frozenset({"complaint"})
-    assert analyser.analyse(meaning).intents == frozenset({"complaint"})  # typed, or confidence unknown
-    assert analyser.analyse(meaning, confidence=floor - 0.01).intents == frozenset()
-    # nor from a next-best reading, when the words were heard unsurely
-    assert analyser.analyse("The app crashed.", [meaning], confidence=floor - 0.01).intents == frozenset()
-    assert analyser.analyse("The app crashed.", [meaning], confidence=floor).intents == frozenset({"complaint"})
-    # a translation is read whatever its confidence (the floor was chosen on English readings)
-    polish = "Aplikacja zawiesza się za każdym razem, gdy próbuję się zalogować."
-    assert analyser.analyse(meaning, original=polish, confidence=0.3).intents == frozenset({"complaint"})
-    # a phrase is heard whatever the confidence: a caller who says "cancel" is taken at their word
-    said = "I want to cancel my contract."
-    assert "cancel" in analyser.phrase_intents(said)[0]
-    assert "cancel" in analyser.analyse(said, confidence=0.4).intents
-
-
-def test_heard_confidence_is_whispers_only():
-    whisper = TranscriptSegment("words", confidence=0.42, engine="faster-whisper-tiny.en")
-    assert heard_confidence(whisper) == 0.42
-    assert heard_confidence(dataclasses.replace(whisper, engine="pocketsphinx-en-us")) is None  # another kind of score
 
 
 def test_the_likeliest_intent_has_its_own_floor(analyser):

@@ -3,8 +3,8 @@
 The rule's regression check 3 (docs/experiments/2026-12-08-intent-heard-confidence-rule.md): every
 recording of a set goes through what ``benchmarks/intents_languages.py`` does (the shipped
 transcriber behind language identification), once; the shipped analyser reads it with the
-recogniser's confidence (C) and without (B). One JSON line per set: recordings, exact intent
-and queue group for B and C.
+recogniser's confidence (C; since try 3 only where the line is good) and without (B). One JSON
+line per set: recordings, exact intent and queue group for B and C.
 
     PYTHONPATH=. python docs/experiments/intent-confidence/languages.py benchmarks/data/intents_languages_mbrola ...
 """
@@ -25,6 +25,7 @@ def main() -> None:
     import torch
 
     from audio_models.audio_io import load_audio
+    from audio_models.line_quality import assess
     from audio_models.multilingual import load_multilingual
     from audio_models.transcribe import heard_confidence
     from benchmarks.common import shipped_recogniser
@@ -47,9 +48,10 @@ def main() -> None:
         for row in csv.DictReader((data / "sentences.csv").open(encoding="utf-8")):
             label = "general" if row["intent"] == "none" else row["intent"]
             for path in sorted(data.glob(f"{row['id']}-*.wav")):
-                seg = transcriber.transcribe(load_audio(path))
+                seg = transcriber.transcribe(wave := load_audio(path))
                 tally["recordings"] += 1
-                for side, sure in (("B", None), ("C", heard_confidence(seg))):
+                good = policy.line.good(assess(wave), len(wave) / 16000)
+                for side, sure in (("B", None), ("C", heard_confidence(seg) if good else None)):
                     found = analyser.analyse(seg.text, seg.alternatives, original=seg.original, confidence=sure).intents
                     pred = next((n for n in order if n in found), "general")
                     tally[f"{side}_exact"] += pred == label
