@@ -19,7 +19,6 @@ import csv
 import json
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
@@ -29,12 +28,9 @@ sys.path.insert(0, str(REPO / "docs" / "experiments" / "own-words-intents"))
 
 def recordings(kind: str, data: Path | None) -> list[tuple[dict[str, str], object]]:
     """Return (row, wave) for a set's recordings, or the plain calls of held-out real speakers."""
-    from segments import CORPORA, DATA  # the own-words rule's plain population
+    from segments import plain_population  # the own-words rule's plain population
 
     from audio_models.audio_io import load_audio
-    from audio_models.g711 import telephone_round_trip
-    from audio_models.training.corpora import held_out_speakers, list_corpora
-    from audio_models.training.language_id import CORPUS_LANGUAGE
 
     items: list[tuple[dict[str, str], object]] = []
     if kind == "set":
@@ -45,18 +41,7 @@ def recordings(kind: str, data: Path | None) -> list[tuple[dict[str, str], objec
             items += [({**row, "set": data.name, "voice": p.stem}, load_audio(p))
                       for p in sorted(data.glob(f"{row['id']}-*.wav"))]
         return items
-    held = held_out_speakers()
-    for corpus in CORPORA:
-        by_speaker: dict[str, list] = defaultdict(list)
-        for clip in list_corpora(DATA, (corpus,)):
-            if clip.speaker in held[corpus]:
-                by_speaker[clip.speaker].append(clip)
-        for clips in by_speaker.values():
-            chosen = clips[:: max(1, len(clips) // 15)][:15]
-            items += [({"id": c.key, "language": CORPUS_LANGUAGE[corpus], "intent": "none", "queue": "general",
-                        "set": "plain", "voice": corpus}, telephone_round_trip(load_audio(c.path)))
-                      for c in chosen]
-    return items
+    return [({**row, "set": "plain"}, wave) for row, wave in plain_population()]
 
 
 def collect(kind: str, data: Path | None) -> None:

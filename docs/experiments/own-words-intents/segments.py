@@ -89,6 +89,22 @@ def prime(transcriber: object, vocabulary: dict[str, str]) -> None:
     model.get_prompt = primed
 
 
+def plain_population() -> list[tuple[dict[str, str], object]]:
+    """Return (row, wave through the line) for up to 15 clips of each held-out speaker of the six corpora."""
+    items: list[tuple[dict[str, str], object]] = []
+    held = held_out_speakers()
+    for corpus in CORPORA:
+        by_speaker: dict[str, list] = defaultdict(list)
+        for clip in list_corpora(DATA, (corpus,)):
+            if clip.speaker in held[corpus]:
+                by_speaker[clip.speaker].append(clip)
+        for clips in by_speaker.values():
+            chosen = clips[:: max(1, len(clips) // 15)][:15]
+            items += [({"id": c.key, "language": CORPUS_LANGUAGE[corpus], "intent": "none", "queue": "general",
+                        "voice": corpus}, telephone_round_trip(load_audio(c.path))) for c in chosen]
+    return items
+
+
 def main() -> None:
     """Print one JSON line per recording."""
     torch.set_num_threads(1)
@@ -113,16 +129,7 @@ def main() -> None:
         for row in csv.DictReader((data / "sentences.csv").open(encoding="utf-8")):
             items += [({**row, "voice": p.stem}, load_audio(p)) for p in sorted(data.glob(f"{row['id']}-*.wav"))]
     else:
-        held = held_out_speakers()
-        for corpus in CORPORA:
-            by_speaker: dict[str, list] = defaultdict(list)
-            for clip in list_corpora(DATA, (corpus,)):
-                if clip.speaker in held[corpus]:
-                    by_speaker[clip.speaker].append(clip)
-            for clips in by_speaker.values():
-                chosen = clips[:: max(1, len(clips) // 15)][:15]
-                items += [({"id": c.key, "language": CORPUS_LANGUAGE[corpus], "intent": "none", "queue": "general",
-                            "voice": corpus}, telephone_round_trip(load_audio(c.path))) for c in chosen]
+        items = plain_population()
     for row, wave in items:
         seg = transcriber.transcribe(wave)
         print(json.dumps({**row, "heard_language": seg.language, "language_probability": seg.language_probability,
